@@ -1,0 +1,522 @@
+"""The InstrumentationPolicy API (libinject.dev/v1alpha1), as typed, frozen dataclasses.
+
+Every description here becomes `kubectl explain` text; every constraint becomes both an OpenAPI
+keyword in the CRD and a Python check (see `fields`). Edit this file, then `make crds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar
+
+from libinject.api.fields import Quantity, Rule, describe
+
+GROUP = "libinject.dev"
+VERSION = "v1alpha1"
+KIND = "InstrumentationPolicy"
+PLURAL = "instrumentationpolicies"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+# A released library version: 1, 1.2, 1.2.3, optionally with a pre-release suffix (1.2.3-rc.1).
+VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,2}(-[0-9A-Za-z][-0-9A-Za-z.]*)?$"
+# What a pod may ask for: an exact version, or a prefix ending in ".*" (2.*, 2.9.*), or "*".
+VERSION_GLOB_PATTERN = (
+    r"^(\*|[0-9]+(\.[0-9]+){0,2}(\.\*)?|[0-9]+(\.[0-9]+){0,2}-[0-9A-Za-z][-0-9A-Za-z.]*)$"
+)
+IMAGE_PATTERN = r"^[a-z0-9][^\s@]*(@sha256:[a-f0-9]{64})?$"
+URL_PATTERN = r"^(http|https|unix)://[^\s]+$"
+
+# Variables libinject sets to make a runtime load its library. A policy's `env` cannot set them:
+# their values are built per container (prepended or appended to the user's own value).
+LOAD_VARIABLES = (
+    "PYTHONPATH",
+    "JAVA_TOOL_OPTIONS",
+    "NODE_OPTIONS",
+    "RUBYOPT",
+    "PHP_INI_SCAN_DIR",
+    "CORECLR_ENABLE_PROFILING",
+    "CORECLR_PROFILER",
+    "CORECLR_PROFILER_PATH",
+    "DOTNET_STARTUP_HOOKS",
+    "DOTNET_ADDITIONAL_DEPS",
+    "DOTNET_SHARED_STORE",
+    "DD_DOTNET_TRACER_HOME",
+    "OTEL_DOTNET_AUTO_HOME",
+)
+
+
+class Language(StrEnum):
+    PYTHON = "python"
+    JAVA = "java"
+    NODEJS = "nodejs"
+    DOTNET = "dotnet"
+    RUBY = "ruby"
+    PHP = "php"
+
+
+class Flavor(StrEnum):
+    DDTRACE = "ddtrace"
+    OPENTELEMETRY = "opentelemetry"
+
+
+class Mode(StrEnum):
+    AUTO = "auto"
+    INIT_CONTAINER = "init-container"
+    CSI = "csi"
+    IMAGE_VOLUME = "image-volume"
+
+
+class AgentMode(StrEnum):
+    HOST_IP = "hostIP"
+    SERVICE = "service"
+    URL = "url"
+
+
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+def _values_fit_operator(req: LabelSelectorRequirement) -> bool:
+    wants_values = req.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
+    return bool(req.values) == wants_values
+
+
+@dataclass(frozen=True)
+class LabelSelectorRequirement:
+    """One condition on labels: a key, an operator and (for In and NotIn) values."""
+
+    key: str = field(
+        metadata=describe("The label key the condition tests.", pattern=LABEL_KEY, max_length=317)
+    )
+    operator: SelectorOperator = field(
+        metadata=describe(
+            "In: the label's value is one of values. NotIn: it is not (or the label is absent). "
+            "Exists / DoesNotExist: the key is present / absent, whatever its value."
+        )
+    )
+    values: tuple[str, ...] = field(
+        default=(),
+        metadata=describe(
+            "The values for In and NotIn; must be empty for Exists and DoesNotExist.",
+            item_pattern=LABEL_VALUE,
+            max_items=64,
+            list_type="set",
+        ),
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)"
+            " : (!has(self.values) || size(self.values) == 0)",
+            message="values must be non-empty for In and NotIn, and empty for Exists and "
+            "DoesNotExist",
+            check=_values_fit_operator,
+            field_path=".values",
+        ),
+    )
+
+
+_MATCH_LABELS = describe(
+    "Labels that must all be present with exactly these values.",
+    value_pattern=LABEL_VALUE,
+    value_max_length=63,
+    max_properties=64,
+)
+_MATCH_EXPRESSIONS = describe(
+    "Conditions that must all hold. Combined with matchLabels by AND.", max_items=64
+)
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """Selects objects by their labels. Empty: selects every object."""
+
+    match_labels: Mapping[str, str] = field(default_factory=dict, metadata=_MATCH_LABELS)
+    match_expressions: tuple[LabelSelectorRequirement, ...] = field(
+        default=(), metadata=_MATCH_EXPRESSIONS
+    )
+
+
+def _names_or_labels(sel: NamespaceSelector) -> bool:
+    return not (sel.match_names and (sel.match_labels or sel.match_expressions))
+
+
+@dataclass(frozen=True)
+class NamespaceSelector:
+    """Which namespaces the policy applies to: by name, or by labels, not both. Empty: every
+    namespace where injection is enabled (label libinject.dev/inject=enabled)."""
+
+    match_names: tuple[str, ...] = field(
+        default=(),
+        metadata=describe(
+            "Namespaces selected by name.",
+            item_pattern=DNS_LABEL,
+            max_items=256,
+            list_type="set",
+        ),
+    )
+    match_labels: Mapping[str, str] = field(default_factory=dict, metadata=_MATCH_LABELS)
+    match_expressions: tuple[LabelSelectorRequirement, ...] = field(
+        default=(), metadata=_MATCH_EXPRESSIONS
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!(has(self.matchNames) && size(self.matchNames) > 0 && "
+            "((has(self.matchLabels) && size(self.matchLabels) > 0) || "
+            "(has(self.matchExpressions) && size(self.matchExpressions) > 0)))",
+            message="matchNames cannot be combined with matchLabels or matchExpressions",
+            check=_names_or_labels,
+        ),
+    )
+
+
+def _pinned_image_has_no_choices(lib: LibrarySpec) -> bool:
+    return lib.image is None or not lib.allowed_versions
+
+
+@dataclass(frozen=True)
+class LibrarySpec:
+    """A tracing library to inject into pods of one language."""
+
+    language: Language = field(metadata=describe("The runtime this library instruments."))
+    version: str = field(
+        metadata=describe(
+            "The library version injected by default (1, 1.2, 1.2.3 or 1.2.3-rc.1). It also "
+            "picks the default image's tag.",
+            pattern=VERSION_PATTERN,
+            max_length=64,
+        )
+    )
+    flavor: Flavor = field(
+        default=Flavor.DDTRACE,
+        metadata=describe(
+            "Which tracer: ddtrace (Datadog, sends to a Datadog agent) or opentelemetry "
+            "(OpenTelemetry auto-instrumentation, sends OTLP)."
+        ),
+    )
+    image: str | None = field(
+        default=None,
+        metadata=describe(
+            "A full image reference that replaces the default "
+            "<library registry>/<language>-<flavor>:<version>. The image must hold the library "
+            "under /libinject and a static /bin/busybox for the copy step.",
+            pattern=IMAGE_PATTERN,
+            max_length=512,
+        ),
+    )
+    allowed_versions: tuple[str, ...] = field(
+        default=(),
+        metadata=describe(
+            "Versions a pod may request with the annotation libinject.dev/<language>.version: "
+            "exact versions, prefixes such as 2.* or 2.9.*, or * for any. Empty: pods cannot "
+            "choose.",
+            item_pattern=VERSION_GLOB_PATTERN,
+            max_items=32,
+            list_type="set",
+        ),
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.image) || !has(self.allowedVersions) || size(self.allowedVersions) == 0",
+            message="allowedVersions cannot be used with image: a pinned image has one version",
+            check=_pinned_image_has_no_choices,
+            field_path=".allowedVersions",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ResourceRequirements:
+    """Compute resources of the injected init containers."""
+
+    requests: Mapping[str, Quantity] = field(
+        default_factory=dict,
+        metadata=describe("Minimum resources, by name (cpu, memory).", max_properties=8),
+    )
+    limits: Mapping[str, Quantity] = field(
+        default_factory=dict,
+        metadata=describe("Maximum resources, by name (cpu, memory).", max_properties=8),
+    )
+
+
+def _resources_need_init_container(spec: InjectionSpec) -> bool:
+    return spec.resources is None or spec.mode in (Mode.AUTO, Mode.INIT_CONTAINER)
+
+
+@dataclass(frozen=True)
+class InjectionSpec:
+    """How the library reaches the pod."""
+
+    mode: Mode = field(
+        default=Mode.AUTO,
+        metadata=describe(
+            "init-container: an init container copies the library into an emptyDir. csi: a "
+            "read-only volume served from the node's cache by the libinject CSI driver. "
+            "image-volume: the library image mounted read-only (Kubernetes 1.33+). auto: the "
+            "operator's default mode."
+        ),
+    )
+    resources: ResourceRequirements | None = field(
+        default=None,
+        metadata=describe(
+            "Resources of the copy init containers. Default: as much as the pod already "
+            "reserves (the biggest init container, or the sum of the app containers and native "
+            "sidecars), so the pod's footprint does not grow."
+        ),
+    )
+    size_limit: Quantity = field(
+        default=Quantity("256Mi"),
+        metadata=describe("Size limit of each library's emptyDir (init-container mode)."),
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.resources) || self.mode in ['auto', 'init-container']",
+            message="resources apply only to the init-container and auto modes",
+            check=_resources_need_init_container,
+            field_path=".resources",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """An environment variable added to instrumented containers (never overriding theirs)."""
+
+    name: str = field(metadata=describe("Variable name.", pattern=ENV_NAME, max_length=256))
+    value: str = field(default="", metadata=describe("Variable value.", max_length=4096))
+
+
+@dataclass(frozen=True)
+class ServiceRef:
+    """A Service in the cluster that receives traces."""
+
+    name: str = field(metadata=describe("Service name.", pattern=DNS_LABEL, max_length=63))
+    namespace: str = field(
+        metadata=describe("Service namespace.", pattern=DNS_LABEL, max_length=63)
+    )
+    port: int | None = field(
+        default=None,
+        metadata=describe(
+            "Service port. Default: 8126 for ddtrace, 4318 for opentelemetry.",
+            minimum=1,
+            maximum=65535,
+        ),
+    )
+
+
+def _agent_fields_fit_mode(agent: AgentSpec) -> bool:
+    return (agent.service is not None) == (agent.mode is AgentMode.SERVICE) and (
+        agent.url is not None
+    ) == (agent.mode is AgentMode.URL)
+
+
+def _port_only_for_host_ip(agent: AgentSpec) -> bool:
+    return agent.port is None or agent.mode is AgentMode.HOST_IP
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Where instrumented apps send traces: the agent on their node, a Service, or a URL."""
+
+    mode: AgentMode = field(
+        default=AgentMode.HOST_IP,
+        metadata=describe(
+            "hostIP: the agent on the pod's node (status.hostIP). service: the Service named in "
+            "service. url: the URL in url."
+        ),
+    )
+    port: int | None = field(
+        default=None,
+        metadata=describe(
+            "Agent port on the node (hostIP mode). Default: 8126 for ddtrace, 4318 for "
+            "opentelemetry.",
+            minimum=1,
+            maximum=65535,
+        ),
+    )
+    service: ServiceRef | None = field(
+        default=None, metadata=describe("The Service (service mode only).")
+    )
+    url: str | None = field(
+        default=None,
+        metadata=describe(
+            "The full agent or collector URL (url mode only).",
+            pattern=URL_PATTERN,
+            max_length=2048,
+        ),
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.service) == (self.mode == 'service') && "
+            "has(self.url) == (self.mode == 'url')",
+            message="service is required in service mode and url in url mode, and neither is "
+            "allowed in any other mode",
+            check=_agent_fields_fit_mode,
+        ),
+        Rule(
+            cel="!has(self.port) || self.mode == 'hostIP'",
+            message="port applies only to hostIP mode",
+            check=_port_only_for_host_ip,
+            field_path=".port",
+        ),
+    )
+
+
+def _env_leaves_load_variables(spec: PolicySpec) -> bool:
+    return not any(var.name in LOAD_VARIABLES for var in spec.env)
+
+
+_LOAD_VARIABLES_CEL = ", ".join(f"'{name}'" for name in LOAD_VARIABLES)
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """Which pods get which tracing libraries, and how."""
+
+    libraries: tuple[LibrarySpec, ...] = field(
+        metadata=describe(
+            "The libraries to inject, at most one per language.",
+            min_items=1,
+            max_items=6,
+            list_type="map",
+            list_map_keys=("language",),
+        )
+    )
+    namespace_selector: NamespaceSelector = field(
+        default_factory=NamespaceSelector,
+        metadata=describe(
+            "Namespaces the policy applies to (by name or by labels). Only namespaces where "
+            "injection is enabled are ever considered."
+        ),
+    )
+    pod_selector: LabelSelector = field(
+        default_factory=LabelSelector,
+        metadata=describe("Pods the policy applies to, by labels. Empty: every pod."),
+    )
+    container_names: tuple[str, ...] = field(
+        default=(),
+        metadata=describe(
+            "Only these containers are instrumented. Empty: every app container (native "
+            "sidecars and init containers are instrumented only when named here).",
+            item_pattern=DNS_LABEL,
+            max_items=64,
+            list_type="set",
+        ),
+    )
+    injection: InjectionSpec = field(
+        default_factory=InjectionSpec, metadata=describe("How the library reaches the pod.")
+    )
+    env: tuple[EnvVar, ...] = field(
+        default=(),
+        metadata=describe(
+            "Extra environment for instrumented containers, for example tracer settings. A "
+            "variable the container already sets is left as the container has it.",
+            max_items=64,
+            list_type="map",
+            list_map_keys=("name",),
+        ),
+    )
+    agent: AgentSpec = field(
+        default_factory=AgentSpec,
+        metadata=describe("Where instrumented apps send traces."),
+    )
+    priority: int = field(
+        default=0,
+        metadata=describe(
+            "When several policies match a pod for the same language, the highest priority "
+            "wins; equal priorities are broken by name (alphabetical first).",
+            minimum=-1000,
+            maximum=1000,
+        ),
+    )
+    paused: bool = field(
+        default=False,
+        metadata=describe("A paused policy injects nothing; pods already injected keep it."),
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=f"!has(self.env) || self.env.all(e, !(e.name in [{_LOAD_VARIABLES_CEL}]))",
+            message="env cannot set a variable that loads a library ("
+            + ", ".join(LOAD_VARIABLES)
+            + "): libinject builds those per container",
+            check=_env_leaves_load_variables,
+            field_path=".env",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The state of one aspect of the policy (the standard Kubernetes condition shape)."""
+
+    type: str = field(metadata=describe("Condition type, such as Ready.", max_length=316))
+    status: ConditionStatus = field(metadata=describe("True, False or Unknown."))
+    reason: str = field(
+        metadata=describe("A CamelCase code for the condition's last change.", max_length=1024)
+    )
+    message: str = field(
+        default="", metadata=describe("What happened, for people.", max_length=32768)
+    )
+    last_transition_time: str | None = field(
+        default=None,
+        metadata=describe("When the status last changed.", date_time=True),
+    )
+    observed_generation: int | None = field(
+        default=None,
+        metadata=describe("The spec generation the condition was set from.", minimum=0),
+    )
+
+
+@dataclass(frozen=True)
+class PolicyStatus:
+    """What the operator observed about the policy."""
+
+    observed_generation: int | None = field(
+        default=None,
+        metadata=describe("The spec generation the status reflects.", minimum=0),
+    )
+    matched_namespaces: int | None = field(
+        default=None,
+        metadata=describe("How many injection-enabled namespaces the policy selects.", minimum=0),
+    )
+    conditions: tuple[Condition, ...] = field(
+        default=(),
+        metadata=describe(
+            "Ready is True when the policy is valid and in use; its reason and message say why "
+            "not otherwise.",
+            max_items=16,
+            list_type="map",
+            list_map_keys=("type",),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class InstrumentationPolicy:
+    """A parsed policy: its name, generation and spec (status is the operator's, not read)."""
+
+    name: str
+    spec: PolicySpec
+    generation: int = 0

@@ -1,0 +1,90 @@
+"""The per-container step: check, then edit one container's env and mounts.
+
+Checks come first and edit nothing, so a skipped container is left exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from libinject.engine.decision import Code, Reason
+from libinject.engine.environment import EnvEntry
+from libinject.engine.languages import LoadVariable, VariableClashError, combine
+from libinject.engine.patch import clone
+
+
+def _env_by_name(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The container's env entries by name; the last of duplicates wins, as in the kubelet."""
+    return {entry["name"]: entry for entry in container.get("env") or () if "name" in entry}
+
+
+def load_values(
+    container: Mapping[str, Any],
+    *,
+    load: tuple[LoadVariable, ...],
+    root: str,
+    mount: Mapping[str, Any],
+) -> tuple[dict[str, str], Reason]:
+    """The load variables' new values for this container, or (empty, why it is skipped)."""
+    name = container.get("name", "")
+    current = _env_by_name(container)
+    values = {}
+    for rule in load:
+        entry = current.get(rule.name)
+        if entry is not None and "valueFrom" in entry:
+            return {}, Reason(
+                Code.LOAD_VARIABLE_FROM_SOURCE,
+                f"{rule.name} is set with valueFrom, whose value cannot be combined with ours",
+                name,
+            )
+        try:
+            values[rule.name] = combine(
+                rule, rule.for_root(root), entry.get("value") if entry else None
+            )
+        except VariableClashError as clash:
+            return {}, Reason(
+                Code.LOAD_VARIABLE_CONFLICT,
+                f"{rule.name} is already {clash}, which another library or profiler needs",
+                name,
+            )
+    for existing in container.get("volumeMounts") or ():
+        if existing.get("mountPath") == mount["mountPath"] and existing != mount:
+            return {}, Reason(Code.NAME_TAKEN, f"{mount['mountPath']} is already mounted", name)
+    return values, Reason(Code.CONTAINER_INSTRUMENTED, "instrumented", name)
+
+
+def apply(
+    container: dict[str, Any],
+    *,
+    values: Mapping[str, str],
+    mount: dict[str, Any],
+    env: list[EnvEntry],
+) -> None:
+    """Set the load variables, add the mount, and add `env` entries the container lacks."""
+    entries = container.setdefault("env", [])
+    by_name = {entry.get("name"): entry for entry in entries}
+    for name, value in values.items():
+        if name in by_name:
+            by_name[name]["value"] = value
+        else:
+            by_name[name] = {"name": name, "value": value}
+            entries.append(by_name[name])
+    for entry in env:
+        if entry["name"] not in by_name:
+            by_name[entry["name"]] = entry
+            entries.append(clone(entry))
+    mounts = container.setdefault("volumeMounts", [])
+    if mount not in mounts:
+        mounts.append(dict(mount))
+
+
+def env_from_warning(container: Mapping[str, Any], load: tuple[LoadVariable, ...]) -> str | None:
+    """envFrom may hold a load variable we cannot see at admission; ours would shadow it."""
+    if not container.get("envFrom"):
+        return None
+    names = ", ".join(rule.name for rule in load)
+    return (
+        f"container {container.get('name')} uses envFrom: if it sets {names}, the value "
+        "libinject sets takes precedence"
+    )

@@ -1,0 +1,119 @@
+"""Decisions are data: every deciding step yields a `Reason`; the engine returns a `Decision`.
+
+The webhook renders a decision as a patch, annotations, log lines and metrics; `libinject explain`
+prints it; `libinject inject` writes the mutated objects. Nothing decides with a bare bool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from libinject.api.types import Flavor, Language, Mode
+
+
+class Code(StrEnum):
+    # Whether the pod is considered at all (namespace and pod level).
+    NAMESPACE_EXCLUDED = "NamespaceExcluded"
+    NAMESPACE_DISABLED = "NamespaceDisabled"
+    NAMESPACE_NOT_ENABLED = "NamespaceNotEnabled"
+    NAMESPACE_ENABLED = "NamespaceEnabled"
+    POD_OPTED_OUT = "PodOptedOut"
+    WINDOWS_POD = "WindowsPod"
+    NO_CONTAINERS = "NoContainers"
+    # Policy choice, per language.
+    NAMESPACE_NOT_SELECTED = "NamespaceNotSelected"
+    POD_NOT_SELECTED = "PodNotSelected"
+    POLICY_PAUSED = "PolicyPaused"
+    LOWER_PRIORITY = "LowerPriority"
+    SELECTED = "Selected"
+    NO_MATCHING_POLICY = "NoMatchingPolicy"
+    # Versions.
+    VERSION_REQUESTED = "VersionRequested"
+    VERSION_NOT_ALLOWED = "VersionNotAllowed"
+    # Containers.
+    CONTAINER_INSTRUMENTED = "ContainerInstrumented"
+    CONTAINER_NOT_NAMED = "ContainerNotNamed"
+    CONTAINER_NAME_MISSING = "ContainerNameMissing"
+    LOAD_VARIABLE_FROM_SOURCE = "LoadVariableFromSource"
+    LOAD_VARIABLE_CONFLICT = "LoadVariableConflict"
+    NO_CONTAINER_SELECTED = "NoContainerSelected"
+    # Pod-level delivery.
+    NAME_TAKEN = "NameTaken"
+    RESOURCES_TOO_SMALL = "ResourcesTooSmall"
+    INJECTED = "Injected"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A decision and why: a stable code, a message for people, and what it is about."""
+
+    code: Code
+    message: str
+    subject: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class PolicyVerdict:
+    """How one policy fared for one language (explain mode records every candidate)."""
+
+    policy: str
+    priority: int
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class ContainerVerdict:
+    container: str
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class LibraryChoice:
+    """The library one language gets: from which policy, which version and image, how."""
+
+    language: Language
+    flavor: Flavor
+    version: str
+    image: str
+    mode: Mode
+    policy: str
+    version_reason: Reason | None = None
+    containers: tuple[ContainerVerdict, ...] = ()
+    skipped: Reason | None = None
+
+    @property
+    def instrumented(self) -> tuple[str, ...]:
+        return tuple(
+            v.container for v in self.containers if v.reason.code is Code.CONTAINER_INSTRUMENTED
+        )
+
+
+@dataclass(frozen=True)
+class LanguageDecision:
+    language: Language
+    choice: LibraryChoice | None
+    candidates: tuple[PolicyVerdict, ...] = ()
+    reason: Reason | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The whole outcome for one pod."""
+
+    pod: str
+    namespace: str
+    reason: Reason
+    languages: tuple[LanguageDecision, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def injected(self) -> tuple[LibraryChoice, ...]:
+        return tuple(
+            d.choice
+            for d in self.languages
+            if d.choice is not None and d.choice.skipped is None and d.choice.instrumented
+        )

@@ -1,0 +1,105 @@
+"""The environment a flavor needs besides its load variables: service tags and the agent address.
+
+Everything here is added only where the container does not already set the variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from libinject.api.types import AgentMode, AgentSpec, EnvVar, Flavor
+
+EnvEntry = dict[str, Any]
+
+DEFAULT_PORTS = {Flavor.DDTRACE: 8126, Flavor.OPENTELEMETRY: 4318}
+SERVICE_LABELS = ("tags.datadoghq.com/service", "app.kubernetes.io/name")
+VERSION_LABELS = ("tags.datadoghq.com/version", "app.kubernetes.io/version")
+ENV_LABELS = ("tags.datadoghq.com/env",)
+
+
+def _label(labels: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
+    return next((labels[key] for key in keys if labels.get(key)), None)
+
+
+def _value(name: str, value: str) -> EnvEntry:
+    return {"name": name, "value": value}
+
+
+def _field(name: str, path: str) -> EnvEntry:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def flavor_env(
+    flavor: Flavor, *, agent: AgentSpec, labels: Mapping[str, str], container: str
+) -> list[EnvEntry]:
+    """Tags and agent address for one container, in dependency order ($(VAR) after VAR)."""
+    if flavor is Flavor.DDTRACE:
+        return _ddtrace_env(agent, labels)
+    return _otel_env(agent, labels, container)
+
+
+def _ddtrace_env(agent: AgentSpec, labels: Mapping[str, str]) -> list[EnvEntry]:
+    env = [
+        _value(name, value)
+        for name, value in (
+            ("DD_SERVICE", _label(labels, SERVICE_LABELS)),
+            ("DD_ENV", _label(labels, ENV_LABELS)),
+            ("DD_VERSION", _label(labels, VERSION_LABELS)),
+        )
+        if value
+    ]
+    port = str(agent.port or DEFAULT_PORTS[Flavor.DDTRACE])
+    if agent.mode is AgentMode.HOST_IP:
+        env += [_field("DD_AGENT_HOST", "status.hostIP"), _value("DD_TRACE_AGENT_PORT", port)]
+    elif agent.mode is AgentMode.SERVICE and agent.service is not None:
+        svc = agent.service
+        env += [
+            _value("DD_AGENT_HOST", f"{svc.name}.{svc.namespace}.svc"),
+            _value("DD_TRACE_AGENT_PORT", str(svc.port or DEFAULT_PORTS[Flavor.DDTRACE])),
+        ]
+    elif agent.url is not None:
+        env.append(_value("DD_TRACE_AGENT_URL", agent.url))
+    env.append(_field("DD_ENTITY_ID", "metadata.uid"))
+    return env
+
+
+def _otel_env(agent: AgentSpec, labels: Mapping[str, str], container: str) -> list[EnvEntry]:
+    env = [
+        _field("LIBINJECT_POD_NAMESPACE", "metadata.namespace"),
+        _field("LIBINJECT_POD_NAME", "metadata.name"),
+        _field("LIBINJECT_POD_UID", "metadata.uid"),
+    ]
+    service = _label(labels, SERVICE_LABELS)
+    if service:
+        env.append(_value("OTEL_SERVICE_NAME", service))
+    attributes = [
+        "k8s.namespace.name=$(LIBINJECT_POD_NAMESPACE)",
+        "k8s.pod.name=$(LIBINJECT_POD_NAME)",
+        "k8s.pod.uid=$(LIBINJECT_POD_UID)",
+        f"k8s.container.name={container}",
+    ]
+    version, environment = _label(labels, VERSION_LABELS), _label(labels, ENV_LABELS)
+    if version:
+        attributes.append(f"service.version={version}")
+    if environment:
+        attributes.append(f"deployment.environment.name={environment}")
+    env.append(_value("OTEL_RESOURCE_ATTRIBUTES", ",".join(attributes)))
+    port = DEFAULT_PORTS[Flavor.OPENTELEMETRY]
+    if agent.mode is AgentMode.HOST_IP:
+        env.append(_field("LIBINJECT_NODE_IP", "status.hostIP"))
+        endpoint = f"http://$(LIBINJECT_NODE_IP):{agent.port or port}"
+    elif agent.mode is AgentMode.SERVICE and agent.service is not None:
+        svc = agent.service
+        endpoint = f"http://{svc.name}.{svc.namespace}.svc:{svc.port or port}"
+    else:
+        endpoint = agent.url or ""
+    env += [
+        _value("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        _value("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+    ]
+    return env
+
+
+def policy_env(env: tuple[EnvVar, ...]) -> list[EnvEntry]:
+    return [_value(var.name, var.value) for var in env]

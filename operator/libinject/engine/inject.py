@@ -1,0 +1,317 @@
+"""The engine's one entry point: pod + namespace + policies + settings -> patch and decision.
+
+Pure: no I/O, no clients, no Kopf. The webhook and the CLI are shells around `inject`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from libinject.api.types import InstrumentationPolicy, Language, LibrarySpec, Mode
+from libinject.engine import containers, delivery, environment
+from libinject.engine.choice import choose, explain_candidates, library_of
+from libinject.engine.decision import (
+    Code,
+    ContainerVerdict,
+    Decision,
+    LanguageDecision,
+    LibraryChoice,
+    Reason,
+)
+from libinject.engine.eligibility import namespace_reason, pod_reason
+from libinject.engine.index import Namespace, PolicyIndex
+from libinject.engine.languages import load_rules
+from libinject.engine.patch import Operation, clone, diff
+from libinject.engine.resources import copy_resources
+from libinject.engine.settings import EngineSettings
+from libinject.engine.versions import resolve_version
+
+INJECTED_ANNOTATION = "libinject.dev/injected"
+SKIPPED_ANNOTATION = "libinject.dev/injection-skipped"
+INSTRUMENTED_LABEL = "libinject.dev/instrumented"
+PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+
+
+@dataclass(frozen=True)
+class Result:
+    pod: dict[str, Any]
+    patch: list[Operation]
+    decision: Decision
+
+
+def inject(
+    pod: Mapping[str, Any],
+    *,
+    namespace: Namespace,
+    index: PolicyIndex,
+    settings: EngineSettings,
+    explain: bool = False,
+) -> Result:
+    """Decide for one pod (or pod template) and return the mutated copy, its patch and why.
+
+    With `explain`, every policy's verdict is recorded too (slower: it visits every policy).
+    """
+    name = pod_name(pod)
+    ns_reason = namespace_reason(namespace, settings.namespaces)
+    if ns_reason.code is not Code.NAMESPACE_ENABLED:
+        return Result(dict(pod), [], Decision(name, namespace.name, ns_reason))
+    mutated = clone(pod)
+    skip = pod_reason(pod)
+    if skip is not None:
+        return _finish(pod, mutated, Decision(name, namespace.name, skip))
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    winners = choose(index.plan(namespace), labels)
+    languages = _inject_all(mutated, winners=winners, namespace=namespace, settings=settings)
+    if explain:
+        languages = _with_candidates(index, namespace, labels, winners, languages)
+    decision = _decide(name, namespace.name, languages)
+    return _finish(pod, mutated, decision)
+
+
+def pod_name(pod: Mapping[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("name") or (meta.get("generateName") or "<pod template>"))
+
+
+def _inject_all(
+    pod: dict[str, Any],
+    *,
+    winners: Mapping[Language, InstrumentationPolicy],
+    namespace: Namespace,
+    settings: EngineSettings,
+) -> list[LanguageDecision]:
+    decisions = []
+    ours = frozenset(delivery.object_name(language) for language in winners)
+    for language, policy in sorted(winners.items()):
+        choice = _choose_library(pod, policy, language, settings)
+        choice = _deliver(
+            pod, choice, policy=policy, namespace=namespace, settings=settings, ours=ours
+        )
+        decisions.append(LanguageDecision(language, choice))
+    return decisions
+
+
+def _choose_library(
+    pod: Mapping[str, Any],
+    policy: InstrumentationPolicy,
+    language: Language,
+    settings: EngineSettings,
+) -> LibraryChoice:
+    library = library_of(policy, language)
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    version, version_reason = resolve_version(library, annotations)
+    mode = policy.spec.injection.mode
+    return LibraryChoice(
+        language=language,
+        flavor=library.flavor,
+        version=version,
+        image=_image(library, version, settings),
+        mode=settings.libraries.default_mode if mode is Mode.AUTO else mode,
+        policy=policy.name,
+        version_reason=version_reason,
+    )
+
+
+def _image(library: LibrarySpec, version: str, settings: EngineSettings) -> str:
+    if library.image:
+        return library.image
+    return f"{settings.libraries.registry}/{library.language}-{library.flavor}:{version}"
+
+
+def _deliver(
+    pod: dict[str, Any],
+    choice: LibraryChoice,
+    *,
+    policy: InstrumentationPolicy,
+    namespace: Namespace,
+    settings: EngineSettings,
+    ours: frozenset[str],
+) -> LibraryChoice:
+    """Check everything for one library, then edit the pod, or record why not."""
+    spec = pod["spec"]
+    resources, too_small = copy_resources(
+        spec, override=policy.spec.injection.resources, ours=ours, minimums=settings.init_containers
+    )
+    plan = delivery.delivery(
+        language=choice.language,
+        image=choice.image,
+        mode=choice.mode,
+        size_limit=policy.spec.injection.size_limit,
+        resources=resources,
+        security_context=delivery.security_context(
+            restricted=namespace.labels.get(PSA_ENFORCE_LABEL) == "restricted",
+            pod_run_as_user=(spec.get("securityContext") or {}).get("runAsUser"),
+        ),
+        settings=settings.libraries,
+    )
+    targets, verdicts = _containers(pod, choice, policy=policy, mount=plan.mount)
+    choice = replace(choice, containers=tuple(verdicts))
+    skipped = _pod_level_skip(spec, plan, targets=targets, too_small=too_small)
+    if skipped is not None:
+        return replace(choice, skipped=skipped)
+    _add_pod_objects(spec, plan, ours)
+    env = environment.policy_env(policy.spec.env)
+    for container, values in targets:
+        flavor_env = environment.flavor_env(
+            choice.flavor, agent=policy.spec.agent, labels=_labels(pod), container=container["name"]
+        )
+        containers.apply(container, values=values, mount=plan.mount, env=env + flavor_env)
+    return choice
+
+
+def _labels(pod: Mapping[str, Any]) -> Mapping[str, str]:
+    labels: Mapping[str, str] = (pod.get("metadata") or {}).get("labels") or {}
+    return labels
+
+
+def _containers(
+    pod: dict[str, Any],
+    choice: LibraryChoice,
+    *,
+    policy: InstrumentationPolicy,
+    mount: Mapping[str, Any],
+) -> tuple[list[tuple[dict[str, Any], dict[str, str]]], list[ContainerVerdict]]:
+    """Which containers get the library (with their load values), and a verdict for each."""
+    spec = pod["spec"]
+    load = load_rules(choice.language, choice.flavor)
+    root = mount["mountPath"]
+    ours = delivery.object_name(choice.language)
+    candidates = {c["name"]: c for c in spec.get("initContainers") or () if c.get("name") != ours}
+    apps = {c["name"]: c for c in spec["containers"]}
+    wanted = policy.spec.container_names or tuple(apps)
+    verdicts = [
+        ContainerVerdict(name, Reason(Code.CONTAINER_NOT_NAMED, "not in containerNames", name))
+        for name in {**candidates, **apps}
+        if name not in wanted
+    ]
+    targets = []
+    for name in wanted:
+        container = apps.get(name) or candidates.get(name)
+        if container is None:
+            missing = Reason(
+                Code.CONTAINER_NAME_MISSING, "named in containerNames but absent", name
+            )
+            verdicts.append(ContainerVerdict(name, missing))
+            continue
+        values, reason = containers.load_values(container, load=load, root=root, mount=mount)
+        verdicts.append(ContainerVerdict(name, reason))
+        if reason.code is Code.CONTAINER_INSTRUMENTED:
+            targets.append((container, values))
+    return targets, verdicts
+
+
+def _pod_level_skip(
+    spec: Mapping[str, Any],
+    plan: delivery.Delivery,
+    *,
+    targets: list[tuple[dict[str, Any], dict[str, str]]],
+    too_small: Reason | None,
+) -> Reason | None:
+    if not targets:
+        return Reason(Code.NO_CONTAINER_SELECTED, "no container can take the library")
+    if plan.init_container is not None and too_small is not None:
+        return too_small
+    name = plan.volume["name"]
+    for volume in spec.get("volumes") or ():
+        if volume.get("name") == name and volume != plan.volume:
+            return Reason(Code.NAME_TAKEN, f"the pod already has a different volume named {name}")
+    if plan.init_container is not None:
+        for container in _all_containers(spec):
+            if container.get("name") == name and container != plan.init_container:
+                return Reason(Code.NAME_TAKEN, f"the pod already has a container named {name}")
+    return None
+
+
+def _all_containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    kinds = ("initContainers", "containers", "ephemeralContainers")
+    return [c for kind in kinds for c in spec.get(kind) or ()]
+
+
+def _add_pod_objects(spec: dict[str, Any], plan: delivery.Delivery, ours: frozenset[str]) -> None:
+    """Add the volume, and put the copy container first, after our other copy containers:
+    running before every user init container and native sidecar, it needs no extra resources."""
+    volumes = spec.setdefault("volumes", [])
+    if plan.volume not in volumes:
+        volumes.append(plan.volume)
+    init = plan.init_container
+    if init is not None:
+        inits = spec.setdefault("initContainers", [])
+        if init not in inits:
+            position = 0
+            while position < len(inits) and inits[position].get("name") in ours:
+                position += 1
+            inits.insert(position, init)
+
+
+def _with_candidates(
+    index: PolicyIndex,
+    namespace: Namespace,
+    labels: Mapping[str, str],
+    winners: Mapping[Language, InstrumentationPolicy],
+    languages: list[LanguageDecision],
+) -> list[LanguageDecision]:
+    chosen = {d.language: d.choice for d in languages}
+    return [
+        replace(d, choice=chosen.get(d.language))
+        for d in explain_candidates(index, namespace=namespace, pod_labels=labels, winners=winners)
+    ]
+
+
+def _decide(pod: str, namespace: str, languages: list[LanguageDecision]) -> Decision:
+    decision = Decision(pod, namespace, Reason(Code.NO_MATCHING_POLICY, ""), tuple(languages))
+    if decision.injected:
+        summary = ", ".join(f"{c.language} {c.version} from {c.policy}" for c in decision.injected)
+        return replace(decision, reason=Reason(Code.INJECTED, summary))
+    skips = [d.choice for d in languages if d.choice is not None and d.choice.skipped is not None]
+    if skips:
+        parts = [f"{c.language}: {c.skipped}" for c in skips]
+        return replace(decision, reason=Reason(skips[0].skipped.code, "; ".join(parts)))  # type: ignore[union-attr]
+    return replace(
+        decision,
+        reason=Reason(Code.NO_MATCHING_POLICY, "no policy selects this pod for any language"),
+    )
+
+
+def _finish(original: Mapping[str, Any], pod: dict[str, Any], decision: Decision) -> Result:
+    """Record the outcome on the pod, then diff."""
+    meta = pod.setdefault("metadata", {})
+    annotations = meta.setdefault("annotations", {})
+    labels = meta.setdefault("labels", {})
+    if decision.injected:
+        annotations[INJECTED_ANNOTATION] = _injected_record(decision)
+        annotations.pop(SKIPPED_ANNOTATION, None)
+        labels[INSTRUMENTED_LABEL] = "true"
+    else:
+        annotations[SKIPPED_ANNOTATION] = str(decision.reason)
+        labels[INSTRUMENTED_LABEL] = "false"
+    return Result(pod, diff(original, pod), decision)
+
+
+def _injected_record(decision: Decision) -> str:
+    records = []
+    for choice in decision.injected:
+        record: dict[str, Any] = {
+            "language": choice.language.value,
+            "flavor": choice.flavor.value,
+            "version": choice.version,
+            "policy": choice.policy,
+            "mode": choice.mode.value,
+            "containers": list(choice.instrumented),
+        }
+        skipped = {
+            v.container: v.reason.code.value
+            for v in choice.containers
+            if v.reason.code not in (Code.CONTAINER_INSTRUMENTED, Code.CONTAINER_NOT_NAMED)
+        }
+        if skipped:
+            record["skippedContainers"] = skipped
+        if (
+            choice.version_reason is not None
+            and choice.version_reason.code is Code.VERSION_NOT_ALLOWED
+        ):
+            record["versionRefused"] = choice.version_reason.message
+        records.append(record)
+    return json.dumps(records, separators=(",", ":"), sort_keys=True)

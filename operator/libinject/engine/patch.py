@@ -1,0 +1,69 @@
+"""RFC 6902 JSON patches from a before/after pair of JSON-like documents.
+
+The engine edits a copy of the pod and diffs it: one mechanism for every edit. Lists are diffed by
+common prefix and suffix, which turns our appends and prepends into single `add` operations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Operation = dict[str, Any]
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-like data; several times faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {key: clone(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clone(item) for item in value]
+    return value
+
+
+def escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def diff(old: Any, new: Any, path: str = "") -> list[Operation]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return _diff_dicts(old, new, path)
+    if isinstance(old, list) and isinstance(new, list):
+        return _diff_lists(old, new, path)
+    if old == new and type(old) is type(new):
+        return []
+    return [{"op": "replace", "path": path, "value": clone(new)}]
+
+
+def _diff_dicts(old: dict[str, Any], new: dict[str, Any], path: str) -> list[Operation]:
+    ops = [{"op": "remove", "path": f"{path}/{escape(key)}"} for key in old if key not in new]
+    for key, value in new.items():
+        child = f"{path}/{escape(key)}"
+        if key not in old:
+            ops.append({"op": "add", "path": child, "value": clone(value)})
+        elif old[key] is not value:
+            ops.extend(diff(old[key], value, child))
+    return ops
+
+
+def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[Operation]:
+    prefix = 0
+    while prefix < min(len(old), len(new)) and old[prefix] == new[prefix]:
+        prefix += 1
+    suffix = 0
+    while (
+        suffix < min(len(old), len(new)) - prefix
+        and old[len(old) - 1 - suffix] == new[len(new) - 1 - suffix]
+    ):
+        suffix += 1
+    old_mid, new_mid = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
+    paired = min(len(old_mid), len(new_mid))
+    ops: list[Operation] = []
+    for offset in range(paired):
+        ops.extend(diff(old_mid[offset], new_mid[offset], f"{path}/{prefix + offset}"))
+    start = prefix + paired
+    ops += [{"op": "remove", "path": f"{path}/{start}"} for _ in old_mid[paired:]]
+    ops += [
+        {"op": "add", "path": f"{path}/{start + offset}", "value": clone(item)}
+        for offset, item in enumerate(new_mid[paired:])
+    ]
+    return ops

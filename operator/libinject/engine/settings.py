@@ -1,0 +1,61 @@
+"""Operator settings the engine reads. One dataclass per concern, composed by `EngineSettings`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from libinject.api.types import Mode
+
+
+@dataclass(frozen=True)
+class NamespaceSettings:
+    """Which namespaces the engine may mutate."""
+
+    mutate_unlabelled: bool = False
+    """Inject into namespaces without the libinject.dev/inject label (never into 'disabled')."""
+
+    operator_namespace: str = "libinject-system"
+    """The operator's own namespace: never mutated."""
+
+    excluded: frozenset[str] = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+    """Namespaces never mutated, whatever their labels."""
+
+
+@dataclass(frozen=True)
+class LibrarySettings:
+    """Where libraries come from and where they land in the app containers."""
+
+    registry: str = "localhost:5000/libinject"
+    """Registry prefix of the default library images: <registry>/<language>-<flavor>:<version>."""
+
+    default_mode: Mode = Mode.INIT_CONTAINER
+    """The mode a policy's `auto` resolves to."""
+
+    mount_root: str = "/opt/libinject"
+    """Each library is mounted read-only at <mount_root>/<language> in app containers."""
+
+    image_pull_policy: str = "IfNotPresent"
+    """Pull policy of injected init containers and image volumes."""
+
+    csi_driver: str = "csi.libinject.dev"
+    """The CSI driver name used in csi mode."""
+
+
+@dataclass(frozen=True)
+class InitContainerSettings:
+    """Resources below which a copy init container cannot do its job."""
+
+    min_cpu_millis: int = 50
+    """Smallest CPU limit (millicores) that can copy a library in reasonable time."""
+
+    min_memory_bytes: int = 100 * 1024 * 1024
+    """Smallest memory limit that copies a library without being OOM-killed."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Everything the engine needs besides the pod, its namespace and the policies."""
+
+    namespaces: NamespaceSettings = field(default_factory=NamespaceSettings)
+    libraries: LibrarySettings = field(default_factory=LibrarySettings)
+    init_containers: InitContainerSettings = field(default_factory=InitContainerSettings)
