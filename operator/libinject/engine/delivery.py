@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libinject.api.types import Language, Mode
+from libinject.engine.patch import clone
 from libinject.engine.settings import LibrarySettings
 
 # The library image contract: the library under /libinject and a static busybox for the copy.
@@ -110,8 +111,8 @@ def _copy_container(
 def security_context(*, restricted: bool, pod_run_as_user: int | None) -> dict[str, Any]:
     """The copy container's context; restricted namespaces get the full restricted profile."""
     if not restricted:
-        return dict(HARDENED_CONTEXT)
-    context = dict(RESTRICTED_CONTEXT)
+        return clone(HARDENED_CONTEXT)  # type: ignore[no-any-return]
+    context: dict[str, Any] = clone(RESTRICTED_CONTEXT)
     if not pod_run_as_user:
         context["runAsUser"] = NONROOT_UID
     return context

@@ -147,7 +147,7 @@ def _deliver(
         ),
         settings=settings.libraries,
     )
-    targets, verdicts = _containers(pod, choice, policy=policy, mount=plan.mount)
+    targets, verdicts = _containers(pod, choice, policy=policy, mount=plan.mount, ours=ours)
     choice = replace(choice, containers=tuple(verdicts))
     skipped = _pod_level_skip(spec, plan, targets=targets, too_small=too_small)
     if skipped is not None:
@@ -173,13 +173,13 @@ def _containers(
     *,
     policy: InstrumentationPolicy,
     mount: Mapping[str, Any],
+    ours: frozenset[str],
 ) -> tuple[list[tuple[dict[str, Any], dict[str, str]]], list[ContainerVerdict]]:
     """Which containers get the library (with their load values), and a verdict for each."""
     spec = pod["spec"]
     load = load_rules(choice.language, choice.flavor)
     root = mount["mountPath"]
-    ours = delivery.object_name(choice.language)
-    candidates = {c["name"]: c for c in spec.get("initContainers") or () if c.get("name") != ours}
+    candidates = {c["name"]: c for c in spec.get("initContainers") or () if c["name"] not in ours}
     apps = {c["name"]: c for c in spec["containers"]}
     wanted = policy.spec.container_names or tuple(apps)
     verdicts = [

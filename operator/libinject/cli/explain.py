@@ -1,0 +1,61 @@
+"""Rendering decisions for people (text) and for tools (JSON)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from enum import Enum
+from typing import Any
+
+from libinject.engine.decision import Code, Decision, LanguageDecision, LibraryChoice
+
+
+def to_json(label: str, decision: Decision) -> dict[str, Any]:
+    return {"object": label, **_plain(dataclasses.asdict(decision))}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def to_text(label: str, decision: Decision) -> str:
+    lines = [f"{label} (pod {decision.pod}, namespace {decision.namespace})"]
+    lines.append(f"  result: {decision.reason}")
+    for language in decision.languages:
+        lines.extend(_language_lines(language))
+    lines.extend(f"  warning: {warning}" for warning in decision.warnings)
+    return "\n".join(lines)
+
+
+def _language_lines(decision: LanguageDecision) -> list[str]:
+    choice = decision.choice
+    if choice is None:
+        lines = [f"  {decision.language}: not injected ({decision.reason})"]
+    else:
+        lines = [f"  {decision.language}: policy {choice.policy} wins"]
+    for verdict in decision.candidates:
+        if verdict.reason.code is not Code.SELECTED:
+            lines.append(f"    - {verdict.policy}: {verdict.reason}")
+    if choice is not None:
+        lines.extend(_choice_lines(choice))
+    return lines
+
+
+def _choice_lines(choice: LibraryChoice) -> list[str]:
+    lines = [f"    library: {choice.flavor} {choice.version} ({choice.image}), mode {choice.mode}"]
+    if choice.version_reason is not None:
+        lines.append(f"    version: {choice.version_reason}")
+    lines.extend(f"    container {v.container}: {v.reason}" for v in choice.containers)
+    if choice.skipped is not None:
+        lines.append(f"    skipped: {choice.skipped}")
+    return lines
+
+
+def dumps(records: list[dict[str, Any]]) -> str:
+    return json.dumps(records, indent=2)

@@ -1,0 +1,154 @@
+"""`libinject`: the offline commands (inject, explain) and the CRD generator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from libinject.api.crd import crd
+from libinject.api.types import Mode
+from libinject.cli import explain as render
+from libinject.cli.documents import dump_documents, load_documents, read_source
+from libinject.cli.errors import InputError
+from libinject.cli.policies import load_policies
+from libinject.cli.workloads import namespace_of, pod_slots
+from libinject.engine.decision import Decision
+from libinject.engine.index import Namespace, PolicyIndex
+from libinject.engine.inject import inject
+from libinject.engine.settings import EngineSettings, LibrarySettings, NamespaceSettings
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        output = args.run(args)
+    except InputError as error:
+        print(f"libinject: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(output)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="libinject", description="Inject tracing libraries into Kubernetes pods."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    inject_cmd = commands.add_parser(
+        "inject", help="write the manifests as the webhook would mutate them"
+    )
+    _offline_arguments(inject_cmd)
+    inject_cmd.set_defaults(run=_run_inject)
+    explain_cmd = commands.add_parser("explain", help="say which policy wins for each pod, and why")
+    _offline_arguments(explain_cmd)
+    explain_cmd.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    explain_cmd.set_defaults(run=_run_explain)
+    crd_cmd = commands.add_parser("crd", help="print the InstrumentationPolicy CRD")
+    crd_cmd.set_defaults(run=_run_crd)
+    return parser
+
+
+def _offline_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("-f", "--filename", required=True, help="manifests: a file, a directory or -")
+    cmd.add_argument("--policies", required=True, help="InstrumentationPolicy file or directory")
+    cmd.add_argument("--namespace", default="default", help="namespace of objects that name none")
+    cmd.add_argument(
+        "--namespace-labels",
+        default="libinject.dev/inject=enabled",
+        help="labels of namespaces not defined in the input, as k=v,k=v "
+        "(default: libinject.dev/inject=enabled)",
+    )
+    cmd.add_argument("--registry", default=LibrarySettings.registry, help="library image registry")
+    cmd.add_argument(
+        "--default-mode",
+        choices=[m.value for m in Mode if m is not Mode.AUTO],
+        default=LibrarySettings.default_mode.value,
+        help="what a policy's 'auto' mode means",
+    )
+    cmd.add_argument(
+        "--mutate-unlabelled-namespaces",
+        action="store_true",
+        help="also inject into namespaces without the libinject.dev/inject label",
+    )
+
+
+@dataclass
+class Outcome:
+    documents: list[Any]
+    decisions: list[tuple[str, Decision]]
+
+
+def _process(args: argparse.Namespace, *, explain: bool) -> Outcome:
+    """Read everything first (any error exits before output), then run the engine per pod."""
+    index = PolicyIndex(load_policies(args.policies))
+    settings = _settings(args)
+    default_labels = _parse_labels(args.namespace_labels)
+    sources = [(name, load_documents(name, text)) for name, text in read_source(args.filename)]
+    namespaces = _declared_namespaces(doc for _, docs in sources for doc in docs)
+    outcome = Outcome([], [])
+    for name, documents in sources:
+        for number, doc in enumerate(documents, start=1):
+            for slot in list(pod_slots(doc, source=name, document=number)):
+                ns_name = namespace_of(slot.owner, args.namespace)
+                namespace = Namespace(ns_name, namespaces.get(ns_name, default_labels))
+                result = inject(
+                    slot.pod, namespace=namespace, index=index, settings=settings, explain=explain
+                )
+                slot.replace(result.pod)
+                outcome.decisions.append((slot.label, result.decision))
+            outcome.documents.append(doc)
+    return outcome
+
+
+def _declared_namespaces(documents: Any) -> dict[str, dict[str, str]]:
+    """Namespace objects in the input give their own labels."""
+    return {
+        doc["metadata"]["name"]: dict(doc["metadata"].get("labels") or {})
+        for doc in documents
+        if doc.get("kind") == "Namespace" and (doc.get("metadata") or {}).get("name")
+    }
+
+
+def _settings(args: argparse.Namespace) -> EngineSettings:
+    return EngineSettings(
+        libraries=LibrarySettings(registry=args.registry, default_mode=Mode(args.default_mode)),
+        namespaces=NamespaceSettings(mutate_unlabelled=args.mutate_unlabelled_namespaces),
+    )
+
+
+def _parse_labels(text: str) -> dict[str, str]:
+    labels = {}
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError("--namespace-labels", f"{pair!r} is not key=value")
+        labels[key] = value
+    return labels
+
+
+def _run_inject(args: argparse.Namespace) -> str:
+    outcome = _process(args, explain=False)
+    for label, decision in outcome.decisions:
+        print(f"{label}: {decision.reason}", file=sys.stderr)
+    return dump_documents(outcome.documents)
+
+
+def _run_explain(args: argparse.Namespace) -> str:
+    outcome = _process(args, explain=True)
+    if args.output == "json":
+        return render.dumps([render.to_json(label, d) for label, d in outcome.decisions]) + "\n"
+    return "\n\n".join(render.to_text(label, d) for label, d in outcome.decisions) + "\n"
+
+
+def _run_crd(args: argparse.Namespace) -> str:
+    del args
+    return dump_documents([crd()])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

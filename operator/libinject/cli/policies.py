@@ -1,0 +1,40 @@
+"""Loading InstrumentationPolicy objects from files for the offline commands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from libinject.api.parse import InvalidPolicyError, parse_policy
+from libinject.api.types import KIND, InstrumentationPolicy
+from libinject.cli.documents import load_documents, read_source
+from libinject.cli.errors import InputError
+
+
+def load_policies(source: str) -> list[InstrumentationPolicy]:
+    """Every policy in a file or directory (Lists unwrapped); anything else is an error."""
+    policies: dict[str, InstrumentationPolicy] = {}
+    for name, text in read_source(source):
+        for index, doc in enumerate(load_documents(name, text), start=1):
+            for obj in _unwrap(doc):
+                policy = _parse(obj, name, index)
+                if policy.name in policies:
+                    raise InputError(name, f"policy {policy.name} is defined twice", document=index)
+                policies[policy.name] = policy
+    return list(policies.values())
+
+
+def _unwrap(doc: Mapping[str, Any]) -> list[Any]:
+    if doc.get("kind") == "List" or str(doc.get("kind", "")).endswith("PolicyList"):
+        return list(doc.get("items") or [])
+    return [doc]
+
+
+def _parse(obj: Any, name: str, index: int) -> InstrumentationPolicy:
+    if not isinstance(obj, Mapping) or obj.get("kind") != KIND:
+        kind = obj.get("kind") if isinstance(obj, Mapping) else type(obj).__name__
+        raise InputError(name, f"expected an {KIND}, found {kind}", document=index)
+    try:
+        return parse_policy(obj)
+    except InvalidPolicyError as error:
+        raise InputError(name, str(error), document=index) from error
