@@ -68,6 +68,7 @@ def inject(
     if explain:
         languages = _with_candidates(index, namespace, labels, winners, languages)
     decision = _decide(name, namespace.name, languages)
+    decision = replace(decision, warnings=_env_from_warnings(pod, decision.injected))
     return _finish(pod, mutated, decision)
 
 
@@ -223,6 +224,18 @@ def _pod_level_skip(
             if container.get("name") == name and container != plan.init_container:
                 return Reason(Code.NAME_TAKEN, f"the pod already has a container named {name}")
     return None
+
+
+def _env_from_warnings(
+    pod: Mapping[str, Any], injected: tuple[LibraryChoice, ...]
+) -> tuple[str, ...]:
+    by_name = {c["name"]: c for c in _all_containers(pod["spec"])}
+    warnings = (
+        containers.env_from_warning(by_name[name], load_rules(choice.language, choice.flavor))
+        for choice in injected
+        for name in choice.instrumented
+    )
+    return tuple(warning for warning in warnings if warning)
 
 
 def _all_containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -1,0 +1,94 @@
+"""The Python parser accepts what the CRD accepts, rejects what it rejects, and says where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from builders import policy_object
+from invalid_policies import INVALID, INVALID_CASES
+
+from libinject.api.parse import InvalidPolicyError, parse_policy
+from libinject.api.types import AgentMode, Flavor, Mode
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "policies"
+
+
+@pytest.mark.parametrize(("spec", "path"), INVALID_CASES)
+def test_invalid_policy_is_rejected_naming_the_field(spec: dict[str, Any], path: str) -> None:
+    """Each invalid policy raises, and one of its errors is about exactly the broken field."""
+    obj = policy_object("bad")
+    obj["spec"] = spec
+    with pytest.raises(InvalidPolicyError) as caught:
+        parse_policy(obj)
+    assert path in [error.path for error in caught.value.errors], caught.value.errors
+    assert path in str(caught.value)
+
+
+def test_the_invalid_table_is_big_enough() -> None:
+    """The issue asks for at least 15 invalid policies; ids must be unique to be reported."""
+    ids = [case_id for case_id, _, _, _ in INVALID]
+    assert len(ids) >= 15
+    assert len(set(ids)) == len(ids)
+
+
+def test_every_error_is_reported_not_only_the_first() -> None:
+    obj = policy_object(
+        "bad", libraries=[{"language": "go", "version": "x"}], priority=99999, paused="no"
+    )
+    with pytest.raises(InvalidPolicyError) as caught:
+        parse_policy(obj)
+    paths = {error.path for error in caught.value.errors}
+    expected = {"spec.libraries[0].language", "spec.libraries[0].version", "spec.priority"}
+    assert expected | {"spec.paused"} <= paths
+
+
+def test_unknown_fields_are_rejected() -> None:
+    """Like kubectl's strict field validation: a typo is an error, not silently dropped."""
+    obj = policy_object("typo", containerName=["app"])
+    with pytest.raises(InvalidPolicyError, match=r"spec\.containerName: unknown field"):
+        parse_policy(obj)
+
+
+@pytest.mark.parametrize(
+    ("obj", "path"),
+    [
+        pytest.param({**policy_object(), "apiVersion": "v1"}, "apiVersion", id="api-version"),
+        pytest.param({**policy_object(), "kind": "Policy"}, "kind", id="kind"),
+        pytest.param({**policy_object(), "metadata": {}}, "metadata.name", id="no-name"),
+        pytest.param({**policy_object(), "metadata": {"name": "Bad_Name"}}, "metadata.name",
+                     id="bad-name"),
+        pytest.param({k: v for k, v in policy_object().items() if k != "spec"}, "spec",
+                     id="no-spec"),
+    ],
+)  # fmt: skip
+def test_object_envelope_is_checked(obj: dict[str, Any], path: str) -> None:
+    with pytest.raises(InvalidPolicyError) as caught:
+        parse_policy(obj)
+    assert path in [error.path for error in caught.value.errors]
+
+
+def test_defaults_are_applied() -> None:
+    """The defaults the CRD declares are the ones the engine sees."""
+    parsed = parse_policy(policy_object("plain"))
+    spec = parsed.spec
+    assert spec.libraries[0].flavor is Flavor.DDTRACE
+    assert spec.injection.mode is Mode.AUTO
+    assert spec.injection.size_limit == "256Mi"
+    assert spec.agent.mode is AgentMode.HOST_IP
+    assert spec.priority == 0
+    assert spec.paused is False
+    assert spec.namespace_selector.match_names == ()
+
+
+def test_integer_quantities_are_kept_as_strings() -> None:
+    parsed = parse_policy(policy_object("q", injection={"sizeLimit": 1073741824}))
+    assert parsed.spec.injection.size_limit == "1073741824"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_are_valid(path: Path) -> None:
+    for doc in yaml.safe_load_all(path.read_text()):
+        assert parse_policy(doc).name == doc["metadata"]["name"]
