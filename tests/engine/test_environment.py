@@ -1,0 +1,99 @@
+"""Service tags and agent address per flavor; the user's own values always win."""
+
+from __future__ import annotations
+
+import pytest
+from builders import PYTHON, container, env_of, pod, policy, run
+
+DD_LABELS = {
+    "tags.datadoghq.com/service": "checkout",
+    "tags.datadoghq.com/env": "prod",
+    "tags.datadoghq.com/version": "1.4.2",
+}
+OTEL = {**PYTHON, "flavor": "opentelemetry", "version": "0.50.0"}
+
+
+def test_ddtrace_tags_and_agent_from_the_node() -> None:
+    env = env_of(run(pod(labels=DD_LABELS), policy()))
+    assert (env["DD_SERVICE"], env["DD_ENV"], env["DD_VERSION"]) == ("checkout", "prod", "1.4.2")
+    assert env["DD_AGENT_HOST"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
+    assert env["DD_TRACE_AGENT_PORT"] == "8126"
+    assert env["DD_ENTITY_ID"] == {"fieldRef": {"fieldPath": "metadata.uid"}}
+
+
+def test_ddtrace_tags_fall_back_to_recommended_labels() -> None:
+    labels = {"app.kubernetes.io/name": "cart", "app.kubernetes.io/version": "2.0"}
+    env = env_of(run(pod(labels=labels), policy()))
+    assert (env["DD_SERVICE"], env["DD_VERSION"]) == ("cart", "2.0")
+    assert "DD_ENV" not in env, "no label, no tag: the tracer's own default applies"
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        ({"mode": "hostIP", "port": 9126}, {"DD_TRACE_AGENT_PORT": "9126"}),
+        (
+            {"mode": "service", "service": {"name": "agent", "namespace": "datadog"}},
+            {"DD_AGENT_HOST": "agent.datadog.svc", "DD_TRACE_AGENT_PORT": "8126"},
+        ),
+        (
+            {"mode": "url", "url": "unix:///var/run/datadog/apm.socket"},
+            {"DD_TRACE_AGENT_URL": "unix:///var/run/datadog/apm.socket"},
+        ),
+    ],
+)
+def test_ddtrace_agent_modes(agent: dict[str, object], expected: dict[str, str]) -> None:
+    env = env_of(run(pod(), policy(agent=agent)))
+    assert {key: env[key] for key in expected} == expected
+
+
+def test_opentelemetry_resource_attributes_and_endpoint() -> None:
+    env = env_of(run(pod(labels=DD_LABELS), policy(libraries=[OTEL])))
+    assert env["OTEL_SERVICE_NAME"] == "checkout"
+    attributes = dict(pair.split("=", 1) for pair in env["OTEL_RESOURCE_ATTRIBUTES"].split(","))
+    assert attributes == {
+        "k8s.namespace.name": "$(LIBINJECT_POD_NAMESPACE)",
+        "k8s.pod.name": "$(LIBINJECT_POD_NAME)",
+        "k8s.pod.uid": "$(LIBINJECT_POD_UID)",
+        "k8s.container.name": "app",
+        "service.version": "1.4.2",
+        "deployment.environment.name": "prod",
+    }
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://$(LIBINJECT_NODE_IP):4318"
+    assert env["LIBINJECT_NODE_IP"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
+
+
+def test_dependent_variables_come_after_what_they_reference() -> None:
+    """$(VAR) expands only when VAR is defined earlier in the list."""
+    result = run(pod(), policy(libraries=[OTEL]))
+    names = [e["name"] for e in result.pod["spec"]["containers"][0]["env"]]
+    for entry in result.pod["spec"]["containers"][0]["env"]:
+        for referenced in ("LIBINJECT_POD_NAME", "LIBINJECT_NODE_IP"):
+            if f"$({referenced})" in entry.get("value", ""):
+                assert names.index(referenced) < names.index(entry["name"])
+
+
+def test_opentelemetry_to_a_service() -> None:
+    agent = {"mode": "service", "service": {"name": "otel", "namespace": "obs", "port": 4317}}
+    env = env_of(run(pod(), policy(libraries=[OTEL], agent=agent)))
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel.obs.svc:4317"
+    assert "LIBINJECT_NODE_IP" not in env
+
+
+def test_user_env_is_never_overwritten_and_policy_env_beats_defaults() -> None:
+    mine = [
+        {"name": "DD_SERVICE", "value": "mine"},
+        {"name": "DD_AGENT_HOST", "value": "10.0.0.9"},
+    ]
+    extra = [
+        {"name": "DD_TRACE_SAMPLE_RATE", "value": "0.5"},
+        {"name": "DD_TRACE_AGENT_PORT", "value": "9999"},
+        {"name": "DD_SERVICE", "value": "policy"},
+    ]
+    result = run(pod(container(env=mine), labels=DD_LABELS), policy(env=extra))
+    env = env_of(result)
+    assert (env["DD_SERVICE"], env["DD_AGENT_HOST"]) == ("mine", "10.0.0.9")
+    assert env["DD_TRACE_SAMPLE_RATE"] == "0.5"
+    assert env["DD_TRACE_AGENT_PORT"] == "9999", "policy env wins over our defaults"
+    names = [e["name"] for e in result.pod["spec"]["containers"][0]["env"]]
+    assert len(names) == len(set(names)), "no variable is duplicated"
