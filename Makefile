@@ -13,8 +13,13 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The offline path for now: what the webhook would do to the example workloads, and why.
 demo: $(STAMP)
-	$(BIN)/python -m examples.demo
+	@echo "== libinject explain: which policy wins for each pod, and why the others do not"
+	$(BIN)/libinject explain -f examples/workloads --policies examples/policies
+	@echo
+	@echo "== libinject inject: the shop Deployment as the cluster would run it"
+	$(BIN)/libinject inject -f examples/workloads/shop.yaml --policies examples/policies
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -1,0 +1,215 @@
+"""`libinject inject` and `libinject explain`: stdout, document order, and bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from libinject.cli.main import main
+
+ROOT = Path(__file__).parents[2]
+POLICIES = ROOT / "examples" / "policies"
+WORKLOADS = ROOT / "examples" / "workloads"
+POLICY = """\
+apiVersion: libinject.dev/v1alpha1
+kind: InstrumentationPolicy
+metadata: {name: py}
+spec:
+  libraries: [{language: python, version: "3.12.0"}]
+"""
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers: [{name: app, image: registry.example/app:1}]
+"""
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    return path
+
+
+def test_inject_keeps_order_and_passes_other_objects_through(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_cli(capsys, "inject", "-f", str(WORKLOADS / "payments.yaml"),
+                             "--policies", str(POLICIES))  # fmt: skip
+    assert code == 0
+    source = list(yaml.safe_load_all((WORKLOADS / "payments.yaml").read_text()))
+    documents = list(yaml.safe_load_all(out))
+    assert [d["kind"] for d in documents] == [d["kind"] for d in source]
+    assert documents[-1] == source[-1], "a ConfigMap passes through untouched"
+    assert documents[0] == source[0], "so does the Namespace"
+    template = documents[1]["spec"]["jobTemplate"]["spec"]["template"]
+    assert "libinject.dev/injected" in template["metadata"]["annotations"]
+    assert "CronJob payments/settle: Injected" in err, "the summary goes to stderr"
+
+
+def test_inject_reads_stdin(
+    policy_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(POD))
+    code, out, _ = run_cli(capsys, "inject", "-f", "-", "--policies", str(policy_file))
+    assert code == 0
+    assert yaml.safe_load(out)["spec"]["initContainers"][0]["name"] == "libinject-python"
+
+
+def test_namespace_labels_flag_controls_opt_in(
+    policy_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pod_file = tmp_path / "pod.yaml"
+    pod_file.write_text(POD)
+    args = ["inject", "-f", str(pod_file), "--policies", str(policy_file)]
+    code, out, err = run_cli(capsys, *args, "--namespace-labels", "")
+    assert code == 0
+    assert yaml.safe_load(out) == yaml.safe_load(POD)
+    assert "NamespaceNotEnabled" in err
+    code, out, _ = run_cli(capsys, *args, "--namespace-labels", "", "--mutate-unlabelled-namespaces")
+    assert "initContainers" in yaml.safe_load(out)["spec"]
+
+
+def test_registry_and_default_mode_flags(
+    policy_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pod_file = tmp_path / "pod.yaml"
+    pod_file.write_text(POD)
+    _, out, _ = run_cli(capsys, "inject", "-f", str(pod_file), "--policies", str(policy_file),
+                        "--registry", "mirror.example/li", "--default-mode", "csi")  # fmt: skip
+    volume = yaml.safe_load(out)["spec"]["volumes"][0]
+    assert volume["csi"]["volumeAttributes"]["image"] == "mirror.example/li/python-ddtrace:3.12.0"
+
+
+def test_explain_text_says_why_each_policy_lost(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "explain", "-f", str(WORKLOADS), "--policies", str(POLICIES))
+    assert code == 0
+    assert "Deployment shop/checkout" in out
+    assert "python-default: LowerPriority: shop-otel wins" in out
+    assert "nodejs-canary: PolicyPaused" in out
+    assert "container metrics-proxy: ContainerNotNamed" in out
+    assert "Pod payments/debug-shell" in out
+    assert "PodOptedOut" in out
+
+
+def test_explain_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "explain", "-o", "json", "-f", str(WORKLOADS / "shop.yaml"),
+                           "--policies", str(POLICIES))  # fmt: skip
+    assert code == 0
+    (record,) = json.loads(out)
+    assert record["object"] == "Deployment shop/checkout"
+    assert record["reason"]["code"] == "Injected"
+    python = next(lang for lang in record["languages"] if lang["language"] == "python")
+    assert python["choice"]["policy"] == "shop-otel"
+
+
+BAD_INPUTS = [
+    # (id, file name, content, what the message must say)
+    ("unparseable-yaml", "bad.yaml", "kind: Pod\n  metadata: [", "bad.yaml: line"),
+    ("pod-without-containers", "empty.yaml", POD + "---\nkind: Pod\nmetadata: {name: x}\nspec: {}\n",
+     "empty.yaml, document 2: Pod -/x has no containers"),
+    ("container-without-name", "noname.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{image: a}]\n",
+     "noname.yaml, document 1: Pod -/x has a container without a name"),
+    ("not-a-mapping", "scalar.yaml", "just text\n", "scalar.yaml, document 1: not a Kubernetes object"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [c[1:] for c in BAD_INPUTS],
+                         ids=[c[0] for c in BAD_INPUTS])  # fmt: skip
+def test_bad_manifests_exit_2_with_no_output(
+    name: str, content: str, message: str, policy_file: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Bad input names the file and document, and no partial output reaches stdout."""
+    (tmp_path / name).write_text(content)
+    for command in ("inject", "explain"):
+        code, out, err = run_cli(capsys, command, "-f", str(tmp_path / name),
+                                 "--policies", str(policy_file))  # fmt: skip
+        assert (code, out) == (2, "")
+        assert message in err
+
+
+BAD_POLICIES = [
+    ("unknown-language", POLICY.replace("python", "cobol"),
+     'document 1: InstrumentationPolicy \'py\' is invalid: spec.libraries[0].language: Unsupported value: "cobol"'),
+    ("not-a-policy", POD, "document 1: expected an InstrumentationPolicy, found Pod"),
+    ("defined-twice", POLICY + "---\n" + POLICY, "document 2: policy py is defined twice"),
+    ("bad-yaml", "spec: [", "not valid YAML"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("content", "message"), [c[1:] for c in BAD_POLICIES],
+                         ids=[c[0] for c in BAD_POLICIES])  # fmt: skip
+def test_bad_policies_exit_2_with_no_output(
+    content: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "policies.yaml").write_text(content)
+    code, out, err = run_cli(capsys, "inject", "-f", str(WORKLOADS),
+                             "--policies", str(tmp_path / "policies.yaml"))  # fmt: skip
+    assert (code, out) == (2, "")
+    assert "policies.yaml, " + message in err if "document" in message else message in err
+
+
+def test_an_error_late_in_the_input_prints_nothing_before_it(
+    policy_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """All input is read and checked before the first document is written."""
+    (tmp_path / "a.yaml").write_text(POD)
+    (tmp_path / "b.yaml").write_text("kind: Deployment\nmetadata: {name: d}\nspec: {template: {}}\n")
+    code, out, err = run_cli(capsys, "inject", "-f", str(tmp_path), "--policies", str(policy_file))
+    assert (code, out) == (2, "")
+    assert "b.yaml, document 1: Deployment -/d has no containers" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-f", "/nonexistent.yaml"], "/nonexistent.yaml: No such file"),
+        (["-f", "EMPTY_DIR"], "holds no .yaml"),
+        (["--namespace-labels", "novalue"], "'novalue' is not key=value"),
+    ],
+)
+def test_bad_arguments_exit_2(
+    args: list[str], message: str, policy_file: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "pod.yaml").write_text(POD)
+    args = [str(tmp_path / "empty") if a == "EMPTY_DIR" else a for a in args]
+    if "-f" not in args:
+        args += ["-f", str(tmp_path / "pod.yaml")]
+    code, out, err = run_cli(capsys, "inject", "--policies", str(policy_file), *args)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+def test_console_script_runs(policy_file: Path) -> None:
+    """The installed `libinject` entry point works as a process, with the exit code."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "libinject"), "inject", "-f", "-",
+         "--policies", str(policy_file)],
+        input=POD, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "libinject-python" in done.stdout
+
+
+def test_crd_command_prints_the_committed_crd(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "crd")
+    assert code == 0
+    committed = (ROOT / "crds" / "instrumentationpolicies.libinject.dev.yaml").read_text()
+    assert yaml.safe_load(out) == yaml.safe_load(committed)
