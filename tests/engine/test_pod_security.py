@@ -1,0 +1,77 @@
+"""Injected pods pass Pod Security, judged by the upstream pod-security-admission library
+(tests/tools/psacheck), the same code the apiserver's PodSecurity admission runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builders import ENABLED, PYTHON, RESTRICTED, container, pod, policy, run
+from tools.gobuild import go_tool
+
+JAVA = {"language": "java", "version": "1.40.0"}
+COMPLIANT_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+@pytest.fixture(scope="session")
+def psacheck() -> Path:
+    return go_tool("psacheck")
+
+
+def evaluate(checker: Path, level: str, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [str(checker), level], input=json.dumps(pods), capture_output=True, text=True, check=True
+    )
+    results: list[dict[str, Any]] = json.loads(done.stdout)
+    return results
+
+
+def restricted_pods() -> list[dict[str, Any]]:
+    """Pods whose own containers already meet `restricted`, in several shapes."""
+    app = container("app", securityContext=COMPLIANT_CONTAINER)
+    sidecar = container("mesh", restartPolicy="Always", securityContext=COMPLIANT_CONTAINER)
+    limited = container(
+        "app",
+        securityContext=COMPLIANT_CONTAINER,
+        resources={"limits": {"cpu": "1", "memory": "1Gi"}},
+    )
+    return [
+        pod(app),
+        pod(app, initContainers=[sidecar]),
+        pod(limited, securityContext={"runAsUser": 1000}),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["init-container", "csi", "image-volume"])
+def test_restricted_namespace_output_passes_restricted(psacheck: Path, mode: str) -> None:
+    rule = policy(libraries=[PYTHON, JAVA], injection={"mode": mode})
+    injected = [run(p, rule, namespace=RESTRICTED) for p in restricted_pods()]
+    assert all(r.decision.injected for r in injected)
+    for verdict in evaluate(psacheck, "restricted", [r.pod for r in injected]):
+        assert verdict["allowed"], verdict["reasons"]
+
+
+def test_the_check_can_fail_our_output(psacheck: Path) -> None:
+    """Control: outside restricted namespaces the copy container does not claim runAsNonRoot,
+    and the checker does forbid that pod at `restricted`. So the test above can fail."""
+    injected = run(restricted_pods()[0], policy(), namespace=ENABLED)
+    (verdict,) = evaluate(psacheck, "restricted", [injected.pod])
+    assert not verdict["allowed"]
+    assert "libinject-python" in verdict["reasons"][0]
+
+
+@pytest.mark.parametrize("mode", ["init-container", "csi", "image-volume"])
+def test_every_mode_passes_baseline(psacheck: Path, mode: str) -> None:
+    plain = [pod(), pod(container("a"), container("b")), *restricted_pods()]
+    rule = policy(libraries=[PYTHON, JAVA], injection={"mode": mode})
+    injected = [run(p, rule, namespace=ENABLED).pod for p in plain]
+    for verdict in evaluate(psacheck, "baseline", injected):
+        assert verdict["allowed"], verdict["reasons"]
