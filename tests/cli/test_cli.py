@@ -80,7 +80,9 @@ def test_namespace_labels_flag_controls_opt_in(
     assert code == 0
     assert yaml.safe_load(out) == yaml.safe_load(POD)
     assert "NamespaceNotEnabled" in err
-    code, out, _ = run_cli(capsys, *args, "--namespace-labels", "", "--mutate-unlabelled-namespaces")
+    code, out, _ = run_cli(
+        capsys, *args, "--namespace-labels", "", "--mutate-unlabelled-namespaces"
+    )
     assert "initContainers" in yaml.safe_load(out)["spec"]
 
 
@@ -169,7 +171,9 @@ def test_an_error_late_in_the_input_prints_nothing_before_it(
 ) -> None:
     """All input is read and checked before the first document is written."""
     (tmp_path / "a.yaml").write_text(POD)
-    (tmp_path / "b.yaml").write_text("kind: Deployment\nmetadata: {name: d}\nspec: {template: {}}\n")
+    (tmp_path / "b.yaml").write_text(
+        "kind: Deployment\nmetadata: {name: d}\nspec: {template: {}}\n"
+    )
     code, out, err = run_cli(capsys, "inject", "-f", str(tmp_path), "--policies", str(policy_file))
     assert (code, out) == (2, "")
     assert "b.yaml, document 1: Deployment -/d has no containers" in err

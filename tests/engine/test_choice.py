@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from builders import ENABLED, PYTHON, pod, policy, run
 from libinject.api.types import InstrumentationPolicy
 from libinject.engine.decision import Code

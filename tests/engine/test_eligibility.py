@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from builders import container, pod, run
 from libinject.engine.decision import Code
 from libinject.engine.index import Namespace

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from builders import PYTHON, container, env_of, pod, policy, run
 
 DD_LABELS = {

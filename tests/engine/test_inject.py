@@ -7,6 +7,7 @@ from typing import Any
 
 import jsonpatch
 import pytest
+
 from builders import PYTHON, RESTRICTED, container, pod, policy, run
 from libinject.engine.decision import Code
 from libinject.engine.delivery import RESTRICTED_CONTEXT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from builders import container, env_of, pod, policy, run
 from libinject.api.types import LOAD_VARIABLES, Flavor, Language
 from libinject.engine.decision import Code

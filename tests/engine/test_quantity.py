@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import pytest
 from kubernetes.utils import parse_quantity as reference
+
 from libinject.engine.quantity import format_bytes, format_cpu, parse_quantity
 
 SAMPLES = ["1", "0", "100m", "1.5", "250m", "2Gi", "512Mi", "1k", "1M", "1e3", "1.5Gi", ".5",

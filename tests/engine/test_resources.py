@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from builders import container, pod, policy, run
 from libinject.engine.decision import Code
 

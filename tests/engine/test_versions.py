@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from builders import PYTHON, pod, policy, run
 from libinject.engine.decision import Code
 from libinject.engine.versions import allows

@@ -278,10 +278,10 @@ def _decide(pod: str, namespace: str, languages: list[LanguageDecision]) -> Deci
     if decision.injected:
         summary = ", ".join(f"{c.language} {c.version} from {c.policy}" for c in decision.injected)
         return replace(decision, reason=Reason(Code.INJECTED, summary))
-    skips = [d.choice for d in languages if d.choice is not None and d.choice.skipped is not None]
+    skips = [(d.language, d.choice.skipped) for d in languages if d.choice and d.choice.skipped]
     if skips:
-        parts = [f"{c.language}: {c.skipped}" for c in skips]
-        return replace(decision, reason=Reason(skips[0].skipped.code, "; ".join(parts)))  # type: ignore[union-attr]
+        message = "; ".join(f"{language}: {reason}" for language, reason in skips)
+        return replace(decision, reason=Reason(skips[0][1].code, message))
     return replace(
         decision,
         reason=Reason(Code.NO_MATCHING_POLICY, "no policy selects this pod for any language"),
