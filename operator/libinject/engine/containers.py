@@ -11,7 +11,6 @@ from typing import Any
 from libinject.engine.decision import Code, Reason
 from libinject.engine.environment import EnvEntry
 from libinject.engine.languages import LoadVariable, VariableClashError, combine
-from libinject.engine.patch import clone
 
 
 def _env_by_name(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -58,25 +57,31 @@ def apply(
     container: dict[str, Any],
     *,
     values: Mapping[str, str],
-    mount: dict[str, Any],
+    mount: Mapping[str, Any],
     env: list[EnvEntry],
 ) -> None:
-    """Set the load variables, add the mount, and add `env` entries the container lacks."""
-    entries = container.setdefault("env", [])
-    by_name = {entry.get("name"): entry for entry in entries}
+    """Set the load variables, add the mount, and add `env` entries the container lacks.
+
+    The container's env and mount lists may be shared with the caller's pod: they are replaced
+    by new lists, and a changed entry by a new dict, so the original is never modified.
+    """
+    entries = list(container.get("env") or ())
+    position = {entry.get("name"): index for index, entry in enumerate(entries)}
     for name, value in values.items():
-        if name in by_name:
-            by_name[name]["value"] = value
-        else:
-            by_name[name] = {"name": name, "value": value}
-            entries.append(by_name[name])
+        if name not in position:
+            position[name] = len(entries)
+            entries.append({"name": name, "value": value})
+        elif entries[position[name]].get("value") != value:
+            entries[position[name]] = {**entries[position[name]], "value": value}
     for entry in env:
-        if entry["name"] not in by_name:
-            by_name[entry["name"]] = entry
-            entries.append(clone(entry))
-    mounts = container.setdefault("volumeMounts", [])
+        if entry["name"] not in position:
+            position[entry["name"]] = len(entries)
+            entries.append(entry)
+    container["env"] = entries
+    mounts = list(container.get("volumeMounts") or ())
     if mount not in mounts:
         mounts.append(dict(mount))
+    container["volumeMounts"] = mounts
 
 
 def env_from_warning(container: Mapping[str, Any], load: tuple[LoadVariable, ...]) -> str | None:

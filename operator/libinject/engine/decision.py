@@ -6,6 +6,7 @@ prints it; `libinject inject` writes the mutated objects. Nothing decides with a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -85,7 +86,7 @@ class LibraryChoice:
     containers: tuple[ContainerVerdict, ...] = ()
     skipped: Reason | None = None
 
-    @property
+    @functools.cached_property
     def instrumented(self) -> tuple[str, ...]:
         return tuple(
             v.container for v in self.containers if v.reason.code is Code.CONTAINER_INSTRUMENTED
@@ -110,7 +111,7 @@ class Decision:
     languages: tuple[LanguageDecision, ...] = ()
     warnings: tuple[str, ...] = field(default=())
 
-    @property
+    @functools.cached_property
     def injected(self) -> tuple[LibraryChoice, ...]:
         return tuple(
             d.choice

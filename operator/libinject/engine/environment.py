@@ -6,6 +6,7 @@ Everything here is added only where the container does not already set the varia
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from libinject.api.types import AgentMode, AgentSpec, EnvVar, Flavor
@@ -18,8 +19,20 @@ VERSION_LABELS = ("tags.datadoghq.com/version", "app.kubernetes.io/version")
 ENV_LABELS = ("tags.datadoghq.com/env",)
 
 
-def _label(labels: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
-    return next((labels[key] for key in keys if labels.get(key)), None)
+@dataclass(frozen=True)
+class Tags:
+    """Unified service tags, read from the pod's labels once per pod."""
+
+    service: str | None
+    env: str | None
+    version: str | None
+
+
+def service_tags(labels: Mapping[str, str]) -> Tags:
+    def first(keys: tuple[str, ...]) -> str | None:
+        return next((labels[key] for key in keys if labels.get(key)), None)
+
+    return Tags(first(SERVICE_LABELS), first(ENV_LABELS), first(VERSION_LABELS))
 
 
 def _value(name: str, value: str) -> EnvEntry:
@@ -30,22 +43,20 @@ def _field(name: str, path: str) -> EnvEntry:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def flavor_env(
-    flavor: Flavor, *, agent: AgentSpec, labels: Mapping[str, str], container: str
-) -> list[EnvEntry]:
+def flavor_env(flavor: Flavor, *, agent: AgentSpec, tags: Tags, container: str) -> list[EnvEntry]:
     """Tags and agent address for one container, in dependency order ($(VAR) after VAR)."""
     if flavor is Flavor.DDTRACE:
-        return _ddtrace_env(agent, labels)
-    return _otel_env(agent, labels, container)
+        return _ddtrace_env(agent, tags)
+    return _otel_env(agent, tags, container)
 
 
-def _ddtrace_env(agent: AgentSpec, labels: Mapping[str, str]) -> list[EnvEntry]:
+def _ddtrace_env(agent: AgentSpec, tags: Tags) -> list[EnvEntry]:
     env = [
         _value(name, value)
         for name, value in (
-            ("DD_SERVICE", _label(labels, SERVICE_LABELS)),
-            ("DD_ENV", _label(labels, ENV_LABELS)),
-            ("DD_VERSION", _label(labels, VERSION_LABELS)),
+            ("DD_SERVICE", tags.service),
+            ("DD_ENV", tags.env),
+            ("DD_VERSION", tags.version),
         )
         if value
     ]
@@ -64,26 +75,24 @@ def _ddtrace_env(agent: AgentSpec, labels: Mapping[str, str]) -> list[EnvEntry]:
     return env
 
 
-def _otel_env(agent: AgentSpec, labels: Mapping[str, str], container: str) -> list[EnvEntry]:
+def _otel_env(agent: AgentSpec, tags: Tags, container: str) -> list[EnvEntry]:
     env = [
         _field("LIBINJECT_POD_NAMESPACE", "metadata.namespace"),
         _field("LIBINJECT_POD_NAME", "metadata.name"),
         _field("LIBINJECT_POD_UID", "metadata.uid"),
     ]
-    service = _label(labels, SERVICE_LABELS)
-    if service:
-        env.append(_value("OTEL_SERVICE_NAME", service))
+    if tags.service:
+        env.append(_value("OTEL_SERVICE_NAME", tags.service))
     attributes = [
         "k8s.namespace.name=$(LIBINJECT_POD_NAMESPACE)",
         "k8s.pod.name=$(LIBINJECT_POD_NAME)",
         "k8s.pod.uid=$(LIBINJECT_POD_UID)",
         f"k8s.container.name={container}",
     ]
-    version, environment = _label(labels, VERSION_LABELS), _label(labels, ENV_LABELS)
-    if version:
-        attributes.append(f"service.version={version}")
-    if environment:
-        attributes.append(f"deployment.environment.name={environment}")
+    if tags.version:
+        attributes.append(f"service.version={tags.version}")
+    if tags.env:
+        attributes.append(f"deployment.environment.name={tags.env}")
     env.append(_value("OTEL_RESOURCE_ATTRIBUTES", ",".join(attributes)))
     port = DEFAULT_PORTS[Flavor.OPENTELEMETRY]
     if agent.mode is AgentMode.HOST_IP:

@@ -24,8 +24,8 @@ from libinject.engine.decision import (
 from libinject.engine.eligibility import namespace_reason, pod_reason
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.languages import load_rules
-from libinject.engine.patch import Operation, clone, diff
-from libinject.engine.resources import copy_resources
+from libinject.engine.patch import Operation, diff
+from libinject.engine.resources import Resources, copy_resources, pod_share
 from libinject.engine.settings import EngineSettings
 from libinject.engine.versions import resolve_version
 
@@ -58,7 +58,7 @@ def inject(
     ns_reason = namespace_reason(namespace, settings.namespaces)
     if ns_reason.code is not Code.NAMESPACE_ENABLED:
         return Result(dict(pod), [], Decision(name, namespace.name, ns_reason))
-    mutated = clone(pod)
+    mutated = _editable_copy(pod)
     skip = pod_reason(pod)
     if skip is not None:
         return _finish(pod, mutated, Decision(name, namespace.name, skip))
@@ -72,9 +72,39 @@ def inject(
     return _finish(pod, mutated, decision)
 
 
+def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy that owns every dict and list the engine edits and shares everything else with
+    the original. Sharing lets the diff skip untouched subtrees by identity; in exchange, edits
+    must replace a shared object (an env entry, a mount list), never change it in place."""
+    meta = dict(pod.get("metadata") or {})
+    for key in ("annotations", "labels"):
+        meta[key] = dict(meta.get(key) or {})
+    copy = {**pod, "metadata": meta}
+    if "spec" in pod:
+        spec = copy["spec"] = dict(pod["spec"])
+        for kind in ("containers", "initContainers"):
+            if kind in spec:
+                spec[kind] = [dict(container) for container in spec[kind]]
+        if "volumes" in spec:
+            spec["volumes"] = list(spec["volumes"])
+    return copy
+
+
 def pod_name(pod: Mapping[str, Any]) -> str:
     meta = pod.get("metadata") or {}
     return str(meta.get("name") or (meta.get("generateName") or "<pod template>"))
+
+
+@dataclass(frozen=True)
+class _PodContext:
+    """What the delivery of every library into one pod shares, computed once per pod."""
+
+    pod: dict[str, Any]
+    namespace: Namespace
+    settings: EngineSettings
+    ours: frozenset[str]  # the object names of all libraries this pod may get
+    share: Resources  # what the pod already reserves, for the copy containers
+    tags: environment.Tags
 
 
 def _inject_all(
@@ -84,14 +114,21 @@ def _inject_all(
     namespace: Namespace,
     settings: EngineSettings,
 ) -> list[LanguageDecision]:
-    decisions = []
+    if not winners:
+        return []
     ours = frozenset(delivery.object_name(language) for language in winners)
+    context = _PodContext(
+        pod=pod,
+        namespace=namespace,
+        settings=settings,
+        ours=ours,
+        share=pod_share(pod["spec"], ours),
+        tags=environment.service_tags(_labels(pod)),
+    )
+    decisions = []
     for language, policy in sorted(winners.items()):
         choice = _choose_library(pod, policy, language, settings)
-        choice = _deliver(
-            pod, choice, policy=policy, namespace=namespace, settings=settings, ours=ours
-        )
-        decisions.append(LanguageDecision(language, choice))
+        decisions.append(LanguageDecision(language, _deliver(context, choice, policy)))
     return decisions
 
 
@@ -123,18 +160,13 @@ def _image(library: LibrarySpec, version: str, settings: EngineSettings) -> str:
 
 
 def _deliver(
-    pod: dict[str, Any],
-    choice: LibraryChoice,
-    *,
-    policy: InstrumentationPolicy,
-    namespace: Namespace,
-    settings: EngineSettings,
-    ours: frozenset[str],
+    context: _PodContext, choice: LibraryChoice, policy: InstrumentationPolicy
 ) -> LibraryChoice:
     """Check everything for one library, then edit the pod, or record why not."""
-    spec = pod["spec"]
+    spec = context.pod["spec"]
+    settings = context.settings
     resources, too_small = copy_resources(
-        spec, override=policy.spec.injection.resources, ours=ours, minimums=settings.init_containers
+        context.share, override=policy.spec.injection.resources, minimums=settings.init_containers
     )
     plan = delivery.delivery(
         language=choice.language,
@@ -143,23 +175,24 @@ def _deliver(
         size_limit=policy.spec.injection.size_limit,
         resources=resources,
         security_context=delivery.security_context(
-            restricted=namespace.labels.get(PSA_ENFORCE_LABEL) == "restricted",
+            restricted=context.namespace.labels.get(PSA_ENFORCE_LABEL) == "restricted",
             pod_run_as_user=(spec.get("securityContext") or {}).get("runAsUser"),
         ),
         settings=settings.libraries,
     )
-    targets, verdicts = _containers(pod, choice, policy=policy, mount=plan.mount, ours=ours)
+    targets, verdicts = _containers(
+        spec, choice, policy=policy, mount=plan.mount, ours=context.ours
+    )
     choice = replace(choice, containers=tuple(verdicts))
     skipped = _pod_level_skip(spec, plan, targets=targets, too_small=too_small)
     if skipped is not None:
         return replace(choice, skipped=skipped)
-    _add_pod_objects(spec, plan, ours)
-    env = environment.policy_env(policy.spec.env)
+    _add_pod_objects(spec, plan, context.ours)
     for container, values in targets:
-        flavor_env = environment.flavor_env(
-            choice.flavor, agent=policy.spec.agent, labels=_labels(pod), container=container["name"]
-        )
-        containers.apply(container, values=values, mount=plan.mount, env=env + flavor_env)
+        env = environment.policy_env(policy.spec.env) + environment.flavor_env(
+            choice.flavor, agent=policy.spec.agent, tags=context.tags, container=container["name"]
+        )  # built per container: entries are never shared between containers
+        containers.apply(container, values=values, mount=plan.mount, env=env)
     return choice
 
 
@@ -169,7 +202,7 @@ def _labels(pod: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 def _containers(
-    pod: dict[str, Any],
+    spec: dict[str, Any],
     choice: LibraryChoice,
     *,
     policy: InstrumentationPolicy,
@@ -177,7 +210,6 @@ def _containers(
     ours: frozenset[str],
 ) -> tuple[list[tuple[dict[str, Any], dict[str, str]]], list[ContainerVerdict]]:
     """Which containers get the library (with their load values), and a verdict for each."""
-    spec = pod["spec"]
     load = load_rules(choice.language, choice.flavor)
     root = mount["mountPath"]
     candidates = {c["name"]: c for c in spec.get("initContainers") or () if c["name"] not in ours}

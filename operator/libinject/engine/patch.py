@@ -2,6 +2,7 @@
 
 The engine edits a copy of the pod and diffs it: one mechanism for every edit. Lists are diffed by
 common prefix and suffix, which turns our appends and prepends into single `add` operations.
+Operations hold the new document's values, not copies: treat both as read-only.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def diff(old: Any, new: Any, path: str = "") -> list[Operation]:
         return _diff_lists(old, new, path)
     if old == new and type(old) is type(new):
         return []
-    return [{"op": "replace", "path": path, "value": clone(new)}]
+    return [{"op": "replace", "path": path, "value": new}]
 
 
 def _diff_dicts(old: dict[str, Any], new: dict[str, Any], path: str) -> list[Operation]:
@@ -39,7 +40,7 @@ def _diff_dicts(old: dict[str, Any], new: dict[str, Any], path: str) -> list[Ope
     for key, value in new.items():
         child = f"{path}/{escape(key)}"
         if key not in old:
-            ops.append({"op": "add", "path": child, "value": clone(value)})
+            ops.append({"op": "add", "path": child, "value": value})
         elif old[key] is not value:
             ops.extend(diff(old[key], value, child))
     return ops
@@ -63,7 +64,7 @@ def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[Operation]:
     start = prefix + paired
     ops += [{"op": "remove", "path": f"{path}/{start}"} for _ in old_mid[paired:]]
     ops += [
-        {"op": "add", "path": f"{path}/{start + offset}", "value": clone(item)}
+        {"op": "add", "path": f"{path}/{start + offset}", "value": item}
         for offset, item in enumerate(new_mid[paired:])
     ]
     return ops

@@ -6,6 +6,7 @@ slow for the admission path); a test checks this parser against the client's `pa
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -31,12 +32,18 @@ def parse_quantity(text: str | int) -> Fraction:
     return Fraction(number) * _SUFFIXES[suffix or ""]
 
 
-def format_cpu(value: Fraction) -> str:
-    """Cores -> the smallest whole millicore count not below it ('250m')."""
-    return f"{math.ceil(value * 1000)}m"
+@functools.lru_cache(maxsize=4096)
+def to_units(resource: str, text: str | int) -> int:
+    """Whole millicores for cpu, whole bytes for anything else, rounded up. Pods repeat a few
+    quantity strings, so results are cached."""
+    scale = 1000 if resource == "cpu" else 1
+    return math.ceil(parse_quantity(text) * scale)
 
 
-def format_bytes(value: Fraction) -> str:
-    """Bytes -> 'NMi' when whole mebibytes, else a whole byte count."""
-    whole = math.ceil(value)
-    return f"{whole // 2**20}Mi" if whole % 2**20 == 0 else str(whole)
+def format_millicores(value: int) -> str:
+    return f"{value}m"
+
+
+def format_bytes(value: int) -> str:
+    """'NMi' when whole mebibytes, else a whole byte count."""
+    return f"{value // 2**20}Mi" if value % 2**20 == 0 else str(value)
