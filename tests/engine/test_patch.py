@@ -6,6 +6,7 @@ from typing import Any
 
 import jsonpatch
 import pytest
+
 from libinject.engine.patch import diff
 
 CASES = [

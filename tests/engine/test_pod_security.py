@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from builders import ENABLED, PYTHON, RESTRICTED, container, pod, policy, run
 from tools.gobuild import go_tool
 

@@ -38,11 +38,10 @@ def diff(old: Any, new: Any, path: str = "") -> list[Operation]:
 def _diff_dicts(old: dict[str, Any], new: dict[str, Any], path: str) -> list[Operation]:
     ops = [{"op": "remove", "path": f"{path}/{escape(key)}"} for key in old if key not in new]
     for key, value in new.items():
-        child = f"{path}/{escape(key)}"
         if key not in old:
-            ops.append({"op": "add", "path": child, "value": value})
-        elif old[key] is not value:
-            ops.extend(diff(old[key], value, child))
+            ops.append({"op": "add", "path": f"{path}/{escape(key)}", "value": value})
+        elif old[key] is not value:  # shared subtrees (see inject._editable_copy) are skipped
+            ops.extend(diff(old[key], value, f"{path}/{escape(key)}"))
     return ops
 
 
