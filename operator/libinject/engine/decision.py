@@ -100,6 +100,13 @@ class LanguageDecision:
     candidates: tuple[PolicyVerdict, ...] = ()
     reason: Reason | None = None
 
+    @property
+    def injected(self) -> LibraryChoice | None:
+        """The choice, if it was delivered into at least one container."""
+        choice = self.choice
+        ok = choice is not None and choice.skipped is None and bool(choice.instrumented)
+        return choice if ok else None
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -113,8 +120,4 @@ class Decision:
 
     @functools.cached_property
     def injected(self) -> tuple[LibraryChoice, ...]:
-        return tuple(
-            d.choice
-            for d in self.languages
-            if d.choice is not None and d.choice.skipped is None and d.choice.instrumented
-        )
+        return tuple(d.injected for d in self.languages if d.injected is not None)

@@ -67,7 +67,7 @@ def inject(
     languages = _inject_all(mutated, winners=winners, namespace=namespace, settings=settings)
     if explain:
         languages = _with_candidates(index, namespace, labels, winners, languages)
-    decision = _decide(name, namespace.name, languages)
+    decision = Decision(name, namespace.name, _outcome(languages), tuple(languages))
     decision = replace(decision, warnings=_env_from_warnings(pod, decision.injected))
     return _finish(pod, mutated, decision)
 
@@ -305,19 +305,17 @@ def _with_candidates(
     ]
 
 
-def _decide(pod: str, namespace: str, languages: list[LanguageDecision]) -> Decision:
-    decision = Decision(pod, namespace, Reason(Code.NO_MATCHING_POLICY, ""), tuple(languages))
-    if decision.injected:
-        summary = ", ".join(f"{c.language} {c.version} from {c.policy}" for c in decision.injected)
-        return replace(decision, reason=Reason(Code.INJECTED, summary))
+def _outcome(languages: list[LanguageDecision]) -> Reason:
+    """The pod-level reason: what was injected, else why each language was skipped."""
+    injected = [d.injected for d in languages if d.injected is not None]
+    if injected:
+        summary = ", ".join(f"{c.language} {c.version} from {c.policy}" for c in injected)
+        return Reason(Code.INJECTED, summary)
     skips = [(d.language, d.choice.skipped) for d in languages if d.choice and d.choice.skipped]
     if skips:
         message = "; ".join(f"{language}: {reason}" for language, reason in skips)
-        return replace(decision, reason=Reason(skips[0][1].code, message))
-    return replace(
-        decision,
-        reason=Reason(Code.NO_MATCHING_POLICY, "no policy selects this pod for any language"),
-    )
+        return Reason(skips[0][1].code, message)
+    return Reason(Code.NO_MATCHING_POLICY, "no policy selects this pod for any language")
 
 
 def _finish(original: Mapping[str, Any], pod: dict[str, Any], decision: Decision) -> Result:
