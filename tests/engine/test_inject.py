@@ -178,3 +178,21 @@ def test_a_stale_skip_annotation_is_removed_once_injected() -> None:
     target = pod(annotations={"libinject.dev/injection-skipped": "NoMatchingPolicy: old"})
     result = run(target, policy())
     assert "libinject.dev/injection-skipped" not in result.pod["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("field", ["volumes", "initContainers", "ephemeralContainers"])
+def test_null_lists_are_treated_as_empty(field: str) -> None:
+    """`volumes:` with no items is null in YAML: valid, and must not break injection."""
+    target = pod(**{field: None})
+    result = run(target, policy())
+    assert result.decision.reason.code is Code.INJECTED
+    assert jsonpatch.apply_patch(json.loads(json.dumps(target)), result.patch) == result.pod
+
+
+def test_an_instrumented_sidecar_is_edited_in_place_not_renamed() -> None:
+    sidecar = container("mesh", restartPolicy="Always")
+    result = run(pod(initContainers=[sidecar]), policy(containerNames=["app", "mesh"]))
+    paths = [op["path"] for op in result.patch if op["path"].startswith("/spec/initContainers")]
+    assert paths[0] == "/spec/initContainers/0"
+    assert all(p.startswith("/spec/initContainers/1/") for p in paths[1:])
+    assert not any(p.endswith("/name") for p in paths)

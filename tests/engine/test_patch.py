@@ -44,3 +44,27 @@ def test_keys_are_escaped() -> None:
 
 def test_equal_documents_give_no_operation() -> None:
     assert diff({"a": [1, {"b": 2}]}, {"a": [1, {"b": 2}]}) == []
+
+
+def test_an_insert_before_a_changed_named_item_never_renames_it() -> None:
+    """Our copy container goes before a sidecar we also instrument: the patch adds ours and edits
+    the sidecar in place, instead of rewriting the sidecar into ours (audit logs stay true)."""
+    before = {"initContainers": [{"name": "mesh", "env": []}]}
+    after = {"initContainers": [{"name": "ours"}, {"name": "mesh", "env": [{"name": "A"}]}]}
+    ops = diff(before, after)
+    assert ops == [
+        {"op": "add", "path": "/initContainers/0", "value": {"name": "ours"}},
+        {"op": "add", "path": "/initContainers/1/env/0", "value": {"name": "A"}},
+    ]
+    assert jsonpatch.apply_patch(before, ops) == after
+
+
+def test_unnamed_or_reordered_lists_fall_back_to_the_positional_diff() -> None:
+    for before, after in [
+        (
+            {"l": [{"name": "a"}, {"name": "b"}]},
+            {"l": [{"name": "b"}, {"name": "x"}, {"name": "a"}]},
+        ),
+        ({"l": [{"v": 1}, {"v": 2}]}, {"l": [{"v": 0}, {"v": 1}, {"v": 3}]}),
+    ]:
+        assert jsonpatch.apply_patch(before, diff(before, after)) == after

@@ -37,6 +37,12 @@ PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 
 @dataclass(frozen=True)
 class Result:
+    """The mutated pod, the patch from the input to it, and why.
+
+    `pod` shares every subtree the engine left unchanged with the input, and `patch` holds
+    `pod`'s own values: treat the input, `pod` and `patch` as read-only.
+    """
+
     pod: dict[str, Any]
     patch: list[Operation]
     decision: Decision
@@ -73,20 +79,19 @@ def inject(
 
 
 def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy that owns every dict and list the engine edits and shares everything else with
-    the original. Sharing lets the diff skip untouched subtrees by identity; in exchange, edits
-    must replace a shared object (an env entry, a mount list), never change it in place."""
+    """A copy that owns the metadata maps and the container dicts the engine edits, and shares
+    everything else with the original. Sharing lets the diff skip untouched subtrees by identity;
+    in exchange every edit below a container replaces a shared object (a list, an env entry)
+    instead of changing it."""
     meta = dict(pod.get("metadata") or {})
     for key in ("annotations", "labels"):
         meta[key] = dict(meta.get(key) or {})
     copy = {**pod, "metadata": meta}
-    if "spec" in pod:
+    if isinstance(pod.get("spec"), Mapping):
         spec = copy["spec"] = dict(pod["spec"])
         for kind in ("containers", "initContainers"):
-            if kind in spec:
+            if isinstance(spec.get(kind), list):
                 spec[kind] = [dict(container) for container in spec[kind]]
-        if "volumes" in spec:
-            spec["volumes"] = list(spec["volumes"])
     return copy
 
 
@@ -277,18 +282,18 @@ def _all_containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def _add_pod_objects(spec: dict[str, Any], plan: delivery.Delivery, ours: frozenset[str]) -> None:
     """Add the volume, and put the copy container first, after our other copy containers:
-    running before every user init container and native sidecar, it needs no extra resources."""
-    volumes = spec.setdefault("volumes", [])
+    running before every user init container and native sidecar, it needs no extra resources.
+    Both lists are replaced, never changed in place (they may be the caller's)."""
+    volumes = spec.get("volumes") or []
     if plan.volume not in volumes:
-        volumes.append(plan.volume)
+        spec["volumes"] = [*volumes, plan.volume]
     init = plan.init_container
-    if init is not None:
-        inits = spec.setdefault("initContainers", [])
-        if init not in inits:
-            position = 0
-            while position < len(inits) and inits[position].get("name") in ours:
-                position += 1
-            inits.insert(position, init)
+    inits = spec.get("initContainers") or []
+    if init is not None and init not in inits:
+        position = 0
+        while position < len(inits) and inits[position].get("name") in ours:
+            position += 1
+        spec["initContainers"] = [*inits[:position], init, *inits[position:]]
 
 
 def _with_candidates(

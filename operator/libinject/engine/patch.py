@@ -56,6 +56,10 @@ def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[Operation]:
     ):
         suffix += 1
     old_mid, new_mid = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
+    if old_mid and new_mid and len(old_mid) != len(new_mid):
+        by_name = _diff_named(old, new, path)
+        if by_name is not None:
+            return by_name
     paired = min(len(old_mid), len(new_mid))
     ops: list[Operation] = []
     for offset in range(paired):
@@ -67,3 +71,29 @@ def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[Operation]:
         for offset, item in enumerate(new_mid[paired:])
     ]
     return ops
+
+
+def _diff_named(old: list[Any], new: list[Any], path: str) -> list[Operation] | None:
+    """Lists of named objects (containers, volumes): an inserted item is one `add`, and each kept
+    item is diffed against the item of the same name, not against whatever took its index.
+    None when names are missing, repeated, or kept items were removed or reordered."""
+    old_names, new_names = _names(old), _names(new)
+    if old_names is None or new_names is None:
+        return None
+    position = {name: index for index, name in enumerate(old_names)}
+    if [name for name in new_names if name in position] != old_names:
+        return None
+    ops: list[Operation] = []
+    for index, (name, item) in enumerate(zip(new_names, new, strict=True)):
+        if name in position:
+            ops.extend(diff(old[position[name]], item, f"{path}/{index}"))
+        else:
+            ops.append({"op": "add", "path": f"{path}/{index}", "value": item})
+    return ops
+
+
+def _names(items: list[Any]) -> list[str] | None:
+    names = [item.get("name") if isinstance(item, dict) else None for item in items]
+    if None in names or len(set(names)) != len(names):
+        return None
+    return names  # type: ignore[return-value]
