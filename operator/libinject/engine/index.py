@@ -1,8 +1,8 @@
 """Which policies can apply in a namespace, computed once per namespace rather than per pod.
 
-Policies are bucketed by how they select namespaces (by name, by one required label, or neither),
-so a namespace's plan looks at the few policies that could select it. Plans are cached by the
-namespace's name and labels; a new set of policies means a new index.
+Policies are bucketed by how they select namespaces (by name, by a label pair the namespace must
+have, or neither), so a namespace's plan looks at the few policies that could select it. Plans
+are cached by the namespace's name and labels; a new set of policies means a new index.
 """
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from libinject.api.types import InstrumentationPolicy, Language
+from libinject.api.types import (
+    InstrumentationPolicy,
+    Language,
+    NamespaceSelector,
+    SelectorOperator,
+)
 from libinject.engine.selectors import selects_namespace
 
 PLAN_CACHE_SIZE = 65536
@@ -35,6 +40,15 @@ class NamespacePlan:
     by_language: Mapping[Language, tuple[InstrumentationPolicy, ...]]
 
 
+def _required_pairs(selector: NamespaceSelector) -> list[tuple[str, str]]:
+    """For a selector with an `In` expression: every label pair one of which a selected namespace
+    must have. Empty when no expression narrows the namespaces that way."""
+    for requirement in selector.match_expressions:
+        if requirement.operator is SelectorOperator.IN:
+            return [(requirement.key, value) for value in requirement.values]
+    return []
+
+
 class PolicyIndex:
     def __init__(self, policies: Iterable[InstrumentationPolicy]) -> None:
         self.policies: tuple[InstrumentationPolicy, ...] = tuple(sorted(policies, key=rank))
@@ -56,6 +70,9 @@ class PolicyIndex:
         elif selector.match_labels:
             pair = min(selector.match_labels.items())
             self._by_label.setdefault(pair, []).append(policy)
+        elif keyed := _required_pairs(selector):
+            for pair in keyed:
+                self._by_label.setdefault(pair, []).append(policy)
         else:
             self._unkeyed.append(policy)
 
