@@ -73,8 +73,9 @@ def inject(
     languages = _inject_all(mutated, winners=winners, namespace=namespace, settings=settings)
     if explain:
         languages = _with_candidates(index, namespace, labels, winners, languages)
-    decision = Decision(name, namespace.name, _outcome(languages), tuple(languages))
-    decision = replace(decision, warnings=_env_from_warnings(pod, decision.injected))
+    injected = [d.injected for d in languages if d.injected is not None]
+    warnings = _env_from_warnings(pod, injected)
+    decision = Decision(name, namespace.name, _outcome(languages), tuple(languages), warnings)
     return _finish(pod, mutated, decision)
 
 
@@ -263,9 +264,7 @@ def _pod_level_skip(
     return None
 
 
-def _env_from_warnings(
-    pod: Mapping[str, Any], injected: tuple[LibraryChoice, ...]
-) -> tuple[str, ...]:
+def _env_from_warnings(pod: Mapping[str, Any], injected: list[LibraryChoice]) -> tuple[str, ...]:
     by_name = {c["name"]: c for c in _all_containers(pod["spec"])}
     warnings = (
         containers.env_from_warning(by_name[name], load_rules(choice.language, choice.flavor))
