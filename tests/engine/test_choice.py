@@ -45,8 +45,14 @@ def test_paused_policies_never_win() -> None:
         ({"matchLabels": {"team": "ads"}}, False),
         ({"matchExpressions": [{"key": "team", "operator": "In", "values": ["shop"]}]}, True),
         ({"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["shop"]}]}, False),
-        ({"matchExpressions": [{"key": "team", "operator": "In", "values": ["ads", "shop"]}]}, True),
-        ({"matchExpressions": [{"key": "team", "operator": "In", "values": ["ads", "web"]}]}, False),
+        (
+            {"matchExpressions": [{"key": "team", "operator": "In", "values": ["ads", "shop"]}]},
+            True,
+        ),
+        (
+            {"matchExpressions": [{"key": "team", "operator": "In", "values": ["ads", "web"]}]},
+            False,
+        ),
         (
             {
                 "matchExpressions": [
