@@ -33,7 +33,6 @@ from libinject.api.types import InstrumentationPolicy
 from libinject.engine.decision import Code
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.inject import inject
-from libinject.engine.patch import clone
 from libinject.engine.settings import EngineSettings
 
 RESULTS = Path(__file__).parent / "results" / "engine.json"
@@ -350,7 +349,7 @@ def _container(name: str, *, port: int | None) -> dict[str, Any]:
         container["ports"] = [{"name": "http", "containerPort": port}]
         probe = {"httpGet": {"path": "/healthz", "port": port}, "periodSeconds": 10}
         container["livenessProbe"] = probe
-        container["readinessProbe"] = clone(probe)
+        container["readinessProbe"] = copy.deepcopy(probe)
     return container
 
 
@@ -463,7 +462,7 @@ class Measurements:
 
 def measure(population: Population) -> Measurements:
     pod, policies, namespaces = population.pod, population.policies, population.namespaces
-    pristine = clone(pod)
+    pristine = copy.deepcopy(pod)
     settings = EngineSettings()
     # Draws come from their own generator so that changing a count leaves the population alone.
     draws = random.Random(SEED + 1)

@@ -6,7 +6,7 @@ import dataclasses
 from enum import StrEnum
 from typing import Any
 
-from libinject.api.fields import QUANTITY_PATTERN, Field
+from libinject.api.fields import QUANTITY_PATTERN, Field, Rule
 from libinject.api.introspect import (
     Attr,
     attrs_of,
@@ -34,7 +34,7 @@ def object_schema(cls: type) -> Schema:
     return schema
 
 
-def _cel(rule: Any) -> Schema:
+def _cel(rule: Rule) -> Schema:
     out: Schema = {"rule": rule.cel, "message": rule.message}
     if rule.field_path:
         out["fieldPath"] = rule.field_path

@@ -11,27 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from libinject.api.types import Language, Mode
-from libinject.engine.patch import clone
 from libinject.engine.settings import LibrarySettings
 
 # The library image contract: the library under /libinject and a static busybox for the copy.
 IMAGE_LIBRARY_DIR = "/libinject"
 COPY_TARGET = "/libinject-target"
 
-RESTRICTED_CONTEXT: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-# Outside restricted namespaces: the same hardening minus the user checks that a root-only image
-# (a user's own `image` override) could fail.
-HARDENED_CONTEXT: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "readOnlyRootFilesystem": True,
-}
 NONROOT_UID = 65532
 
 
@@ -109,10 +94,20 @@ def _copy_container(
 
 
 def security_context(*, restricted: bool, pod_run_as_user: int | None) -> dict[str, Any]:
-    """The copy container's context; restricted namespaces get the full restricted profile."""
-    if not restricted:
-        return clone(HARDENED_CONTEXT)  # type: ignore[no-any-return]
-    context: dict[str, Any] = clone(RESTRICTED_CONTEXT)
-    if not pod_run_as_user:
-        context["runAsUser"] = NONROOT_UID
+    """The copy container's context, a new dict each time (results are never shared).
+
+    Every namespace gets the hardening the copy step needs; restricted namespaces also get the
+    user checks of the restricted profile, which elsewhere a root-only image (a user's `image`
+    override) could fail.
+    """
+    context: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+    if restricted:
+        context["runAsNonRoot"] = True
+        context["seccompProfile"] = {"type": "RuntimeDefault"}
+        if not pod_run_as_user:
+            context["runAsUser"] = NONROOT_UID
     return context

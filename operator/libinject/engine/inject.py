@@ -68,7 +68,7 @@ def inject(
     skip = pod_reason(pod)
     if skip is not None:
         return _finish(pod, mutated, Decision(name, namespace.name, skip))
-    labels = (pod.get("metadata") or {}).get("labels") or {}
+    labels = _labels(pod)
     winners = choose(index.plan(namespace), labels)
     languages = _inject_all(mutated, winners=winners, namespace=namespace, settings=settings)
     if explain:

@@ -12,15 +12,6 @@ from typing import Any
 Operation = dict[str, Any]
 
 
-def clone(value: Any) -> Any:
-    """A deep copy of JSON-like data; several times faster than copy.deepcopy."""
-    if isinstance(value, dict):
-        return {key: clone(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [clone(item) for item in value]
-    return value
-
-
 def escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
