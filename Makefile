@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench crds lock clean
+# Test-side Python (the control-plane harness) lives in tests/; the demo uses it too.
+RUN := PYTHONPATH=tests $(BIN)/python
+
+.PHONY: demo test testbin cluster-up cluster-down lint bench crds lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,15 +16,25 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# The offline path for now: what the webhook would do to the example workloads, and why.
+# The live path: a local control plane (kept running afterwards; `make cluster-down` stops it),
+# libinject's CRD and RBAC, the example policies, and the example workloads injected and
+# validated by the API server.
 demo: $(STAMP)
-	@echo "== libinject explain: which policy wins for each pod, and why the others do not"
-	$(BIN)/libinject explain -f examples/workloads --policies examples/policies
-	@echo
-	@echo "== libinject inject: the shop Deployment as the cluster would run it"
-	$(BIN)/libinject inject -f examples/workloads/shop.yaml --policies examples/policies
+	$(RUN) examples/demo.py
 
-test: $(STAMP)
+# Builds etcd, the Kubernetes control plane, kubectl and kwok from the Go module proxy (progress
+# on the terminal; cached by version in ~/.cache/libinject/testbin, so a second run is instant).
+testbin: $(STAMP)
+	$(RUN) -m cluster.build
+
+# A control plane started by hand for debugging: prints its admin kubeconfig's path.
+cluster-up: $(STAMP)
+	$(RUN) -m cluster up
+
+cluster-down: $(STAMP)
+	$(RUN) -m cluster down
+
+test: testbin
 	$(BIN)/pytest
 
 lint: $(STAMP)

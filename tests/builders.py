@@ -16,6 +16,14 @@ RESTRICTED = Namespace(
     {"libinject.dev/inject": "enabled", "pod-security.kubernetes.io/enforce": "restricted"},
 )
 PYTHON = {"language": "python", "version": "3.12.0"}
+JAVA = {"language": "java", "version": "1.40.0"}
+MODES = ("init-container", "csi", "image-volume")
+COMPLIANT_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def policy_object(name: str = "p", **spec: Any) -> dict[str, Any]:
@@ -72,3 +80,24 @@ def env_of(result: Result, name: str = "app") -> dict[str, Any]:
     everything = spec["containers"] + spec.get("initContainers", [])
     found = next(c for c in everything if c["name"] == name)
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in found.get("env", [])}
+
+
+def restricted_pods() -> list[dict[str, Any]]:
+    """Pods whose own containers already meet Pod Security `restricted`, in several shapes."""
+    app = container("app", securityContext=COMPLIANT_CONTAINER)
+    sidecar = container("mesh", restartPolicy="Always", securityContext=COMPLIANT_CONTAINER)
+    limited = container(
+        "app",
+        securityContext=COMPLIANT_CONTAINER,
+        resources={"limits": {"cpu": "1", "memory": "1Gi"}},
+    )
+    return [
+        pod(app),
+        pod(app, initContainers=[sidecar]),
+        pod(limited, securityContext={"runAsUser": 1000}),
+    ]
+
+
+def plain_pods() -> list[dict[str, Any]]:
+    """Pods that meet `baseline` only, as most applications are written."""
+    return [pod(), pod(container("a"), container("b"))]

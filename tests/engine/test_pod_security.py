@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 
-from builders import ENABLED, PYTHON, RESTRICTED, container, pod, policy, run
+from builders import (
+    ENABLED,
+    JAVA,
+    MODES,
+    PYTHON,
+    RESTRICTED,
+    plain_pods,
+    policy,
+    restricted_pods,
+    run,
+)
 from tools.gobuild import go_tool
-
-JAVA = {"language": "java", "version": "1.40.0"}
-COMPLIANT_CONTAINER = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "runAsNonRoot": True,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 @pytest.fixture(scope="session")
@@ -35,23 +37,7 @@ def evaluate(checker: Path, level: str, pods: list[dict[str, Any]]) -> list[dict
     return results
 
 
-def restricted_pods() -> list[dict[str, Any]]:
-    """Pods whose own containers already meet `restricted`, in several shapes."""
-    app = container("app", securityContext=COMPLIANT_CONTAINER)
-    sidecar = container("mesh", restartPolicy="Always", securityContext=COMPLIANT_CONTAINER)
-    limited = container(
-        "app",
-        securityContext=COMPLIANT_CONTAINER,
-        resources={"limits": {"cpu": "1", "memory": "1Gi"}},
-    )
-    return [
-        pod(app),
-        pod(app, initContainers=[sidecar]),
-        pod(limited, securityContext={"runAsUser": 1000}),
-    ]
-
-
-@pytest.mark.parametrize("mode", ["init-container", "csi", "image-volume"])
+@pytest.mark.parametrize("mode", MODES)
 def test_restricted_namespace_output_passes_restricted(psacheck: Path, mode: str) -> None:
     rule = policy(libraries=[PYTHON, JAVA], injection={"mode": mode})
     injected = [run(p, rule, namespace=RESTRICTED) for p in restricted_pods()]
@@ -69,9 +55,9 @@ def test_the_check_can_fail_our_output(psacheck: Path) -> None:
     assert "libinject-python" in verdict["reasons"][0]
 
 
-@pytest.mark.parametrize("mode", ["init-container", "csi", "image-volume"])
+@pytest.mark.parametrize("mode", MODES)
 def test_every_mode_passes_baseline(psacheck: Path, mode: str) -> None:
-    plain = [pod(), pod(container("a"), container("b")), *restricted_pods()]
+    plain = [*plain_pods(), *restricted_pods()]
     rule = policy(libraries=[PYTHON, JAVA], injection={"mode": mode})
     injected = [run(p, rule, namespace=ENABLED).pod for p in plain]
     for verdict in evaluate(psacheck, "baseline", injected):

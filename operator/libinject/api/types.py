@@ -366,16 +366,18 @@ class AgentSpec:
         ),
     )
 
+    # The API server also checks the CRD's `default: {}` against these rules, before the nested
+    # default of `mode` applies: an absent mode must read as hostIP, or the CRD is refused.
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(
-            cel="has(self.service) == (self.mode == 'service') && "
-            "has(self.url) == (self.mode == 'url')",
+            cel="has(self.service) == (has(self.mode) && self.mode == 'service') && "
+            "has(self.url) == (has(self.mode) && self.mode == 'url')",
             message="service is required in service mode and url in url mode, and neither is "
             "allowed in any other mode",
             check=_agent_fields_fit_mode,
         ),
         Rule(
-            cel="!has(self.port) || self.mode == 'hostIP'",
+            cel="!has(self.port) || !has(self.mode) || self.mode == 'hostIP'",
             message="port applies only to hostIP mode",
             check=_port_only_for_host_ip,
             field_path=".port",

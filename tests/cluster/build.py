@@ -1,0 +1,285 @@
+"""Builds the control plane's binaries from the Go module proxy, cached by version outside git.
+
+No registry ships a kube-apiserver binary, so each product is built from a throw-away Go module
+that requires it. Kubernetes needs one more step: its go.mod requires the staging modules
+(`k8s.io/api v0.0.0`, ...) that only exist inside its own repository, so the throw-away module
+replaces each one with its published `v0.<minor>.<patch>` (the list is read from that version's
+go.mod, so a new minor's new staging modules are picked up).
+
+Cache: <cache root>/testbin/<product>-<version>/ (see tools.gobuild.cache_root). A product is
+built into a temporary directory and renamed into place, so a half-built one is never used; a lock
+file keeps two test runs from building the same thing at once.
+
+Run `python -m cluster.build` (with tests/ on sys.path) to build with progress on the terminal.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cluster import versions
+from tools.gobuild import cache_root
+
+# Upstream's release flags: static, reproducible, no debug info; `notest` drops test-only code.
+BUILD_FLAGS = ("-trimpath", "-tags", "selinux,notest")
+STAGING_REQUIREMENT = re.compile(r"^\s*(k8s\.io/[\w.-]+) v0\.0\.0\s*$", re.MULTILINE)
+PROGRESS_EVERY = 15.0  # seconds between progress lines while the compiler is quiet
+
+
+@dataclass(frozen=True)
+class Product:
+    """One Go module version and the commands built from it."""
+
+    name: str
+    module: str
+    version: str
+    commands: Mapping[str, str]  # binary name -> package
+    ldflags: tuple[str, ...] = ()
+    staging: bool = False  # requires Kubernetes staging modules, replaced by published tags
+    # Files the commands need at run time, read from the module itself: output name -> the
+    # module's files, concatenated as YAML documents.
+    data: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The cache directory's name: the version, and a digest of how it is built."""
+        recipe = json.dumps([self.commands, self.ldflags, self.staging, self.data], sort_keys=True)
+        return f"{self.name}-{self.version}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
+
+
+def kubernetes() -> Product:
+    version = versions.KUBERNETES
+    major, minor, _ = version.removeprefix("v").split(".")
+    stamp = {"gitVersion": version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    ldflags = tuple(
+        f"-X {package}.{name}={value}"
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for name, value in stamp.items()
+    )
+    commands = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+    return Product(
+        name="kubernetes",
+        module="k8s.io/kubernetes",
+        version=version,
+        commands={name: f"k8s.io/kubernetes/cmd/{name}" for name in commands},
+        ldflags=ldflags,
+        staging=True,
+    )
+
+
+def etcd() -> Product:
+    # The server module's root package is etcd's main.
+    return Product(
+        name="etcd",
+        module="go.etcd.io/etcd/server/v3",
+        version=versions.ETCD,
+        commands={"etcd": "go.etcd.io/etcd/server/v3"},
+    )
+
+
+def kwok() -> Product:
+    return Product(
+        name="kwok",
+        module="sigs.k8s.io/kwok",
+        version=versions.KWOK,
+        commands={"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
+        # kwok runs only the stages its config names; these are the ones kwokctl uses by default
+        # (nodes become Ready and keep a lease; scheduled pods become Running and Ready).
+        data={
+            "kwok.yaml": (
+                "kustomize/stage/node/fast/node-initialize.yaml",
+                "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+                "kustomize/stage/pod/fast/pod-ready.yaml",
+                "kustomize/stage/pod/fast/pod-complete.yaml",
+                "kustomize/stage/pod/fast/pod-delete.yaml",
+            )
+        },
+    )
+
+
+def staging_replaces(version: str) -> dict[str, str]:
+    """`k8s.io/<staging>` -> its published tag, for every staging module `version` requires."""
+    go_mod = Path(_go_json("mod", "download", "-json", f"k8s.io/kubernetes@{version}")["GoMod"])
+    published = "v0." + version.removeprefix("v1.")
+    modules = STAGING_REQUIREMENT.findall(go_mod.read_text())
+    if not modules:
+        raise BuildError(f"k8s.io/kubernetes {version}: no staging modules found in its go.mod")
+    return dict.fromkeys(sorted(modules), published)
+
+
+class BuildError(RuntimeError):
+    """A binary could not be built; the message says which and why."""
+
+
+def binaries() -> dict[str, Path]:
+    """Every control-plane binary (and data file) by name, building what the cache lacks."""
+    paths: dict[str, Path] = {}
+    for product in (etcd(), kwok(), kubernetes()):
+        paths |= ensure(product)
+    return paths
+
+
+def ensure(product: Product) -> dict[str, Path]:
+    target = _target(key=product.key)
+    if not target.is_dir():
+        with _locked(target.parent / ".lock"):
+            if not target.is_dir():  # another run may have built it while we waited
+                _build(product, target)
+    return _paths(target)
+
+
+def _target(*, key: str) -> Path:
+    return cache_root() / "testbin" / key
+
+
+def _paths(target: Path) -> dict[str, Path]:
+    return {path.name: path for path in sorted(target.iterdir()) if path.is_file()}
+
+
+def _build(product: Product, target: Path) -> None:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError("building the control plane needs Go 1.26+ (https://go.dev/dl) on PATH")
+    started = time.monotonic()
+    _say(f"building {product.key} from the Go module proxy into {target}")
+    with tempfile.TemporaryDirectory(prefix=f".{product.key}-", dir=target.parent) as work:
+        module = Path(work) / "module"
+        module.mkdir()
+        _write_module(product, module)
+        _run([go, "mod", "tidy"], cwd=module, label=f"{product.key}: resolving", unit="downloads")
+        out = Path(work) / "bin"
+        for name, package in product.commands.items():
+            flags = [*BUILD_FLAGS, "-ldflags", " ".join(("-s", "-w", *product.ldflags))]
+            command = [go, "build", "-v", *flags, "-o", str(out / name), package]
+            _run(command, cwd=module, label=f"{product.key}: {name}", unit="packages")
+        _copy_data(product, out)
+        out.rename(target)  # atomic: a half-built product is never cached
+    _say(f"built {product.key} in {_elapsed(started)}")
+
+
+def _copy_data(product: Product, out: Path) -> None:
+    if not product.data:
+        return
+    source = Path(
+        _go_json("mod", "download", "-json", f"{product.module}@{product.version}")["Dir"]
+    )
+    for name, parts in product.data.items():
+        documents = [(source / part).read_text().strip() for part in parts]
+        (out / name).write_text("\n---\n".join(documents) + "\n")
+
+
+def _write_module(product: Product, directory: Path) -> None:
+    staging = staging_replaces(product.version) if product.staging else {}
+    replaces = "".join(f"\t{name} => {name} {tag}\n" for name, tag in staging.items())
+    go_mod = (
+        f"module libinject.dev/testbin\n\ngo 1.26.0\n\nrequire {product.module} {product.version}\n"
+    )
+    if replaces:
+        go_mod += f"\nreplace (\n{replaces})\n"
+    (directory / "go.mod").write_text(go_mod)
+    # A file that is never compiled but makes `go mod tidy` keep what the commands import.
+    imports = "".join(f'\t_ "{package}"\n' for package in product.commands.values())
+    (directory / "tools.go").write_text(
+        f"//go:build tools\n\npackage tools\n\nimport (\n{imports})\n"
+    )
+
+
+def _run(command: list[str], *, cwd: Path, label: str, unit: str) -> None:
+    """Runs a go command, printing a progress line every few seconds and its output on failure."""
+    started = time.monotonic()
+    env = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=_go_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    with _ticker(label=label, started=started, progress=lambda: f"{len(lines)} {unit}"):
+        lines.extend(process.stdout)
+    if process.wait() != 0:
+        tail = "".join(lines[-40:])
+        raise BuildError(f"{label} failed ({' '.join(command)}):\n{tail}")
+    _say(f"{label}: done in {_elapsed(started)} ({len(lines)} {unit})")
+
+
+@contextmanager
+def _ticker(*, label: str, started: float, progress: Callable[[], str]) -> Iterator[None]:
+    """Prints how far a long, quiet step has got until the block ends."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(PROGRESS_EVERY):
+            _say(f"{label}: {progress()} so far, {_elapsed(started)}")
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _go_json(*args: str) -> dict[str, str]:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError("building the control plane needs Go 1.26+ (https://go.dev/dl) on PATH")
+    result = subprocess.run(
+        [go, *args], capture_output=True, text=True, env=_go_env({}), check=False
+    )
+    if result.returncode != 0:
+        raise BuildError(f"go {' '.join(args)} failed:\n{result.stderr}")
+    return dict(json.loads(result.stdout))
+
+
+def _go_env(extra: Mapping[str, str]) -> dict[str, str]:
+    return {**os.environ, **extra}
+
+
+def _elapsed(started: float) -> str:
+    seconds = int(time.monotonic() - started)
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _say(message: str) -> None:
+    print(f"[testbin] {message}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    try:
+        for name, path in binaries().items():
+            _say(f"{name}: {path}")
+    except BuildError as error:
+        _say(str(error))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""pytest fixtures over the local control plane (registered by tests/conftest.py).
+
+The control plane starts once per session, on first use, so runs that select no live test never
+start it. Each test gets fresh namespaces; clients are the admin (system:masters) and the
+operator's ServiceAccount, whose only rights are those in manifests/.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from cluster import build, harness
+from cluster.kubectl import Kubectl
+
+REPO = Path(__file__).parents[2]
+OPERATOR_NAMESPACE = "libinject-system"
+OPERATOR_ACCOUNT = "libinject-operator"
+CRD_NAME = "instrumentationpolicies.libinject.dev"
+
+NamespaceFactory = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.ControlPlane]:
+    # Two fake nodes, so scheduling is a real choice.
+    with harness.ControlPlane(tmp_path_factory.mktemp("control-plane"), nodes=2) as plane:
+        yield plane
+
+
+@pytest.fixture(scope="session")
+def kubectl(control_plane: harness.ControlPlane) -> Kubectl:
+    return Kubectl(binary=build.binaries()["kubectl"], kubeconfig=control_plane.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def admin(control_plane: harness.ControlPlane) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def installed(kubectl: Kubectl) -> None:
+    """libinject's CRDs, namespace and RBAC, applied the way a user does."""
+    kubectl("apply", "--server-side", "-k", str(REPO / "manifests"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+    # Established comes first; the schema reaches the published OpenAPI (what `kubectl explain`
+    # and client-side tools read) a moment later.
+    deadline = time.monotonic() + 60
+    while kubectl("explain", "instrumentationpolicy", check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{CRD_NAME} never appeared in the published OpenAPI")
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="session")
+def operator_token(installed: None, admin: client.ApiClient) -> str:
+    """A token of the operator's ServiceAccount from the TokenRequest API, as a pod would get."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[harness.ISSUER], expiration_seconds=3600)
+    )
+    response = client.CoreV1Api(admin).create_namespaced_service_account_token(
+        OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, request
+    )
+    return str(response.status.token)
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: harness.ControlPlane, operator_token: str) -> client.ApiClient:
+    """A client that authenticates as the operator's ServiceAccount."""
+    configuration = client.Configuration()
+    configuration.host = control_plane.server
+    configuration.ssl_ca_cert = str(control_plane.keys.ca.certificate)
+    configuration.api_key = {"authorization": operator_token}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    return client.ApiClient(configuration)
+
+
+@pytest.fixture(scope="session")
+def operator_kubectl(
+    control_plane: harness.ControlPlane, kubectl: Kubectl, operator_token: str
+) -> Kubectl:
+    path = control_plane.directory / "operator.kubeconfig"
+    ca = control_plane.keys.ca.certificate
+    path.write_text(
+        harness.kubeconfig(server=control_plane.server, ca=ca, user={"token": operator_token})
+    )
+    return Kubectl(binary=kubectl.binary, kubeconfig=path)
+
+
+@pytest.fixture
+def namespaces(
+    admin: client.ApiClient, request: pytest.FixtureRequest
+) -> Iterator[NamespaceFactory]:
+    """Makes fresh namespaces named after the test (`labels=` sets e.g. Pod Security levels);
+    deletes them afterwards without waiting: the namespace controller finishes in the background."""
+    core = client.CoreV1Api(admin)
+    made: list[str] = []
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].rstrip("-")
+
+    def create(*, labels: dict[str, str] | None = None) -> str:
+        name = f"{slug}-{secrets.token_hex(3)}"
+        body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels or {}))
+        core.create_namespace(body)
+        made.append(name)
+        _wait_for_default_service_account(core, name)
+        return name
+
+    yield create
+    for name in made:
+        core.delete_namespace(name)
+
+
+@pytest.fixture
+def namespace(namespaces: NamespaceFactory) -> str:
+    return namespaces()
+
+
+def _wait_for_default_service_account(core: client.CoreV1Api, namespace: str) -> None:
+    # The ServiceAccount admission plugin refuses pods until the controller-manager made it.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            core.read_namespaced_service_account("default", namespace)
+            return
+        except ApiException as error:
+            if error.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)

@@ -1,0 +1,128 @@
+"""A control plane started by hand (`python -m cluster up|down|status`), for debugging and the demo.
+
+`up` builds what is missing (with progress), then starts a supervisor process that owns the
+control plane and outlives the command; it prints the kubeconfig once everything is ready. The
+supervisor stops the control plane on SIGTERM or SIGINT, and its children die with it even if it
+is killed. `down` asks it to stop and waits. The state lives in $LIBINJECT_CLUSTER_DIR
+(default: <tmp>/libinject-cluster).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cluster import build, harness
+
+READY_TIMEOUT = 180.0
+
+
+def state_dir() -> Path:
+    default = Path(tempfile.gettempdir()) / "libinject-cluster"
+    return Path(os.environ.get("LIBINJECT_CLUSTER_DIR", default))
+
+
+def _pid_file(directory: Path) -> Path:
+    return directory / "supervisor.pid"
+
+
+def running_pid(directory: Path) -> int | None:
+    """The supervisor's pid if one is alive for `directory`."""
+    try:
+        pid = int(_pid_file(directory).read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def up(directory: Path) -> int:
+    kubeconfig = ensure_running(directory)
+    print(kubeconfig)
+    _say(f"explore it: KUBECONFIG={kubeconfig} {build.binaries()['kubectl']} get nodes")
+    _say("stop it: make cluster-down")
+    return 0
+
+
+def ensure_running(directory: Path) -> Path:
+    """Starts a supervised control plane in `directory` unless one runs; its admin kubeconfig."""
+    build.binaries()  # in the foreground, so a cold build shows its progress
+    if running_pid(directory) is not None:
+        _say(f"already running in {directory} (supervisor pid {running_pid(directory)})")
+        return directory / "admin.kubeconfig"
+    shutil.rmtree(directory, ignore_errors=True)  # leftovers of a supervisor that died
+    directory.mkdir(parents=True)
+    _say(f"starting etcd, kube-apiserver, controller-manager, scheduler and kwok in {directory}")
+    log = directory / "supervisor.log"
+    with log.open("wb") as output:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "cluster", "serve", str(directory)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives this command and its terminal
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        )
+    started = time.monotonic()
+    while not (directory / "ready").exists():
+        if supervisor.poll() is not None or time.monotonic() - started > READY_TIMEOUT:
+            supervisor.kill()
+            raise harness.StartupError(
+                f"the control plane did not start; {log}:\n{log.read_text()}"
+            )
+        time.sleep(0.2)
+    _say(f"ready in {time.monotonic() - started:.1f}s")
+    return directory / "admin.kubeconfig"
+
+
+def serve(directory: Path) -> int:
+    """The supervisor: runs the control plane until SIGTERM or SIGINT."""
+    # Both arrive as KeyboardInterrupt, also during start-up, which then stops what it started.
+    # (Blocking them instead would leak the blocked mask into every component it spawns.)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    directory.mkdir(parents=True, exist_ok=True)
+    _pid_file(directory).write_text(str(os.getpid()))
+    try:
+        with harness.ControlPlane(directory, nodes=2):
+            (directory / "ready").touch()
+            while True:
+                signal.pause()
+    except KeyboardInterrupt:
+        _say("stopping")
+    _pid_file(directory).unlink()
+    return 0
+
+
+def down(directory: Path) -> int:
+    pid = running_pid(directory)
+    if pid is None:
+        _say(f"no control plane is running in {directory}")
+    else:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + harness.STOP_TIMEOUT + 5
+        while running_pid(directory) == pid and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if running_pid(directory) == pid:
+            os.kill(pid, signal.SIGKILL)  # its children die with it (PR_SET_PDEATHSIG)
+        _say("stopped")
+    shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+def status(directory: Path) -> int:
+    pid = running_pid(directory)
+    if pid is None:
+        _say(f"no control plane is running in {directory}")
+        return 1
+    print(directory / "admin.kubeconfig")
+    return 0
+
+
+def _say(message: str) -> None:
+    print(f"[cluster] {message}", file=sys.stderr, flush=True)

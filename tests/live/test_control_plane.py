@@ -1,0 +1,170 @@
+"""The control plane itself: the pinned version, RBAC and Pod Security on, controllers and fake
+nodes that turn a Deployment into Running pods, and a teardown that leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from cluster import harness, versions
+from cluster.fixtures import NamespaceFactory
+
+TESTS = Path(__file__).parents[1]
+
+
+def test_serves_the_pinned_version(admin: client.ApiClient) -> None:
+    assert client.VersionApi(admin).get_code().git_version == versions.KUBERNETES
+
+
+def test_rbac_is_enforced(
+    admin: client.ApiClient, control_plane: harness.ControlPlane, namespace: str
+) -> None:
+    """A ServiceAccount with no bindings is authenticated but may not list pods: RBAC is on."""
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    token = client.CoreV1Api(admin).create_namespaced_service_account_token(
+        "default", namespace, request
+    )
+    configuration = client.Configuration()
+    configuration.host = control_plane.server
+    configuration.ssl_ca_cert = str(control_plane.keys.ca.certificate)
+    configuration.api_key = {"authorization": f"Bearer {token.status.token}"}
+    nobody = client.CoreV1Api(client.ApiClient(configuration))
+    with pytest.raises(ApiException) as refused:
+        nobody.list_namespaced_pod(namespace)
+    assert refused.value.status == 403
+    assert f"system:serviceaccount:{namespace}:default" in refused.value.body
+
+
+def _pod(name: str, **container: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1", **container}]},
+    }
+
+
+def test_pod_security_is_enforced(admin: client.ApiClient, namespaces: NamespaceFactory) -> None:
+    """PodSecurity admission judges pods by the namespace's label (the dry-run tests rely on it)."""
+    restricted = namespaces(labels={"pod-security.kubernetes.io/enforce": "restricted"})
+    core = client.CoreV1Api(admin)
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(restricted, _pod("plain"), dry_run="All")
+    assert refused.value.status == 403
+    assert 'violates PodSecurity "restricted:latest"' in json.loads(refused.value.body)["message"]
+    baseline = namespaces(labels={"pod-security.kubernetes.io/enforce": "baseline"})
+    core.create_namespaced_pod(baseline, _pod("plain"), dry_run="All")
+
+
+def _deployment(replicas: int) -> dict[str, Any]:
+    labels = {"app": "web"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "registry.example/web:1"}]},
+            },
+        },
+    }
+
+
+def _wait_for(what: str, check: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def test_deployment_becomes_running_pods(
+    admin: client.ApiClient, control_plane: harness.ControlPlane, namespace: str
+) -> None:
+    """Controllers make the ReplicaSet and Pods, the scheduler binds them to fake nodes, and kwok
+    reports them Running: what the webhook tests stand on."""
+    client.AppsV1Api(admin).create_namespaced_deployment(namespace, _deployment(replicas=3))
+    apps, core = client.AppsV1Api(admin), client.CoreV1Api(admin)
+    (replica_set,) = _wait_for(
+        "a ReplicaSet", lambda: apps.list_namespaced_replica_set(namespace).items
+    )
+    assert replica_set.metadata.owner_references[0].name == "web"
+
+    def running() -> list[Any]:
+        pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
+        return pods if len(pods) == 3 and all(p.status.phase == "Running" for p in pods) else []
+
+    pods = _wait_for("3 Running pods", running)
+    assert {p.spec.node_name for p in pods} <= set(control_plane.node_names)
+    assert all(p.metadata.owner_references[0].name == replica_set.metadata.name for p in pods)
+    ready = _wait_for(
+        "the Deployment's ready replicas",
+        lambda: (
+            apps.read_namespaced_deployment(namespace=namespace, name="web").status.ready_replicas
+        ),
+    )
+    assert ready == 3
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's bookkeeping remains
+
+
+def _listening(port: int) -> bool:
+    """Whether any socket listens on the port, from the kernel's table. (A connect probe can lie:
+    connecting to a free port of the ephemeral range may connect the probe to itself.)"""
+    listen = "0A"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == listen and int(local.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+def test_teardown_leaves_no_process_or_port(tmp_path: Path, how: signal.Signals) -> None:
+    """The supervisor of `make cluster-up`, interrupted or killed outright: every component
+    exits and no port is left listening (SIGKILL leaves it to PR_SET_PDEATHSIG)."""
+    directory = tmp_path / "plane"
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "cluster", "serve", str(directory)],
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for("the control plane", (directory / "ready").exists, timeout=180)
+        state = json.loads((directory / "state.json").read_text())
+        pids, ports = state["pids"].values(), state["ports"].values()
+        assert all(_alive(pid) for pid in pids)
+        assert any(_listening(port) for port in ports)
+        supervisor.send_signal(how)
+        supervisor.wait(timeout=60)
+        _wait_for("every component to exit", lambda: not any(_alive(pid) for pid in pids), 30)
+        assert not [port for port in ports if _listening(port)]
+    finally:
+        supervisor.kill()
+        supervisor.wait()
+        assert supervisor.stderr is not None
+        print(supervisor.stderr.read().decode())  # pytest shows it if the test failed

@@ -1,0 +1,157 @@
+"""The operator's RBAC (manifests/rbac.yaml) is enough and no more: real calls made with the
+operator ServiceAccount's token succeed for everything the operator does and get 403 for the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from cluster.fixtures import OPERATOR_NAMESPACE
+
+GROUP, VERSION, PLURAL = "libinject.dev", "v1alpha1", "instrumentationpolicies"
+POLICY, WEBHOOK, TLS_SECRET = "rbac-probe", "libinject", "libinject-webhook-tls"
+
+
+@dataclass(frozen=True)
+class World:
+    """Objects the calls act on, made by the admin for this module."""
+
+    namespace: str
+
+
+Call = Callable[[client.ApiClient, World], Any]
+
+
+def _status_patch(api: client.ApiClient, _: World) -> Any:
+    body = {"status": {"observedGeneration": 1}}
+    return client.CustomObjectsApi(api).patch_cluster_custom_object_status(
+        GROUP, VERSION, PLURAL, POLICY, body
+    )
+
+
+def _event(api: client.ApiClient, world: World) -> Any:
+    body = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(generate_name="libinject-"),
+        involved_object=client.V1ObjectReference(kind="Pod", name="web", namespace=world.namespace),
+        reason="Probe",
+        message="rbac probe",
+        type="Normal",
+    )
+    return client.CoreV1Api(api).create_namespaced_event(world.namespace, body)
+
+
+def _tls_secret(api: client.ApiClient, _: World) -> Any:
+    core = client.CoreV1Api(api)
+    body = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=TLS_SECRET), string_data={"ca.crt": "x"}
+    )
+    try:
+        core.create_namespaced_secret(OPERATOR_NAMESPACE, body)
+    except ApiException as error:
+        if error.status != 409:  # a second run of the same session: already there
+            raise
+    secret = core.read_namespaced_secret(TLS_SECRET, OPERATOR_NAMESPACE)
+    return core.replace_namespaced_secret(TLS_SECRET, OPERATOR_NAMESPACE, secret)
+
+
+def _label_patch(name: str) -> Call:
+    def call(api: client.ApiClient, _: World) -> Any:
+        body = {"metadata": {"labels": {"probe": "yes"}}}
+        return client.AdmissionregistrationV1Api(api).patch_mutating_webhook_configuration(
+            name, body
+        )
+
+    return call
+
+
+ALLOWED: dict[str, Call] = {
+    "watch policies": lambda api, _: client.CustomObjectsApi(api).list_cluster_custom_object(
+        GROUP, VERSION, PLURAL
+    ),
+    "annotate a policy (Kopf's progress)": lambda api, _: client.CustomObjectsApi(
+        api
+    ).patch_cluster_custom_object(
+        GROUP,
+        VERSION,
+        PLURAL,
+        POLICY,
+        {"metadata": {"annotations": {"kopf.zalando.org/probe": "1"}}},
+    ),
+    "write a policy's status": _status_patch,
+    "watch namespaces": lambda api, _: client.CoreV1Api(api).list_namespace(),
+    "watch CSI drivers": lambda api, _: client.StorageV1Api(api).list_csi_driver(),
+    "post an event": _event,
+    "keep its serving certificate": _tls_secret,
+    "patch its own webhook configuration": _label_patch(WEBHOOK),
+}
+
+DENIED: dict[str, Call] = {
+    "read a Secret elsewhere": lambda api, w: client.CoreV1Api(api).list_namespaced_secret(w.namespace),
+    "read a kube-system Secret": lambda api, _: client.CoreV1Api(api).read_namespaced_secret("any", "kube-system"),
+    "list Secrets in its own namespace": lambda api, _: client.CoreV1Api(api).list_namespaced_secret(OPERATOR_NAMESPACE),
+    "read another Secret in its own namespace": lambda api, _: client.CoreV1Api(api).read_namespaced_secret("other", OPERATOR_NAMESPACE),
+    "create pods": lambda api, w: client.CoreV1Api(api).create_namespaced_pod(
+        w.namespace, {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "image": "a"}]}}
+    ),
+    "delete a policy": lambda api, _: client.CustomObjectsApi(api).delete_cluster_custom_object(GROUP, VERSION, PLURAL, POLICY),
+    "relabel a namespace": lambda api, w: client.CoreV1Api(api).patch_namespace(
+        w.namespace, {"metadata": {"labels": {"libinject.dev/inject": "enabled"}}}
+    ),
+    "patch another webhook configuration": _label_patch("someone-else"),
+    "read pods": lambda api, w: client.CoreV1Api(api).list_namespaced_pod(w.namespace),
+    "grant itself more": lambda api, _: client.RbacAuthorizationV1Api(api).create_cluster_role_binding(
+        {"metadata": {"name": "escalate"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+         "subjects": [{"kind": "ServiceAccount", "name": "libinject-operator", "namespace": OPERATOR_NAMESPACE}]}
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(admin: client.ApiClient, installed: None) -> Iterator[World]:
+    """A policy and two webhook configurations to act on, and a namespace with a Secret."""
+    core, hooks = client.CoreV1Api(admin), client.AdmissionregistrationV1Api(admin)
+    policies = client.CustomObjectsApi(admin)
+    namespace = core.create_namespace({"metadata": {"generateName": "rbac-"}}).metadata.name
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "app-db"}, "stringData": {"password": "x"}}
+    )
+    policy: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InstrumentationPolicy",
+        "metadata": {"name": POLICY},
+        "spec": {"libraries": [{"language": "python", "version": "3.12.0"}]},
+    }
+    policies.create_cluster_custom_object(GROUP, VERSION, PLURAL, policy)
+    for name in (WEBHOOK, "someone-else"):
+        hooks.create_mutating_webhook_configuration({"metadata": {"name": name}, "webhooks": []})
+    yield World(namespace=namespace)
+    for name in (WEBHOOK, "someone-else"):
+        hooks.delete_mutating_webhook_configuration(name)
+    policies.delete_cluster_custom_object(GROUP, VERSION, PLURAL, POLICY)
+    core.delete_namespace(namespace)
+
+
+@pytest.mark.parametrize("action", sorted(ALLOWED))
+def test_operator_may(action: str, operator: client.ApiClient, world: World) -> None:
+    ALLOWED[action](operator, world)
+
+
+@pytest.mark.parametrize("action", sorted(DENIED))
+def test_operator_may_not(action: str, operator: client.ApiClient, world: World) -> None:
+    with pytest.raises(ApiException) as refused:
+        DENIED[action](operator, world)
+    assert refused.value.status == 403, refused.value.body
+    assert "system:serviceaccount:libinject-system:libinject-operator" in refused.value.body
+
+
+def test_the_denials_are_not_for_want_of_objects(admin: client.ApiClient, world: World) -> None:
+    """Control: the admin can do what the operator was refused, so the 403s above are RBAC's."""
+    client.CoreV1Api(admin).list_namespaced_secret(world.namespace)
+    client.CoreV1Api(admin).list_namespaced_pod(world.namespace)
+    _label_patch("someone-else")(admin, world)
