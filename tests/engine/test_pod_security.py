@@ -21,6 +21,7 @@ from builders import (
     restricted_pods,
     run,
 )
+from cluster import versions
 from tools.gobuild import go_tool
 
 
@@ -62,3 +63,11 @@ def test_every_mode_passes_baseline(psacheck: Path, mode: str) -> None:
     injected = [run(p, rule, namespace=ENABLED).pod for p in plain]
     for verdict in evaluate(psacheck, "baseline", injected):
         assert verdict["allowed"], verdict["reasons"]
+
+
+def test_checker_runs_the_control_planes_pod_security_code() -> None:
+    """The offline checker and the live API server judge with the same release of the Pod
+    Security library: its go.mod follows the one pin in tests/cluster/versions.py."""
+    go_mod = (Path(__file__).parents[1] / "tools" / "psacheck" / "go.mod").read_text()
+    published = "v0." + versions.KUBERNETES.removeprefix("v1.")
+    assert f"k8s.io/pod-security-admission {published}\n" in go_mod
