@@ -111,14 +111,14 @@ def kwok() -> Product:
     )
 
 
-def staging_replaces(version: str) -> dict[str, str]:
-    """`k8s.io/<staging>` -> its published tag, for every staging module `version` requires."""
-    go_mod = Path(_go_json("mod", "download", "-json", f"k8s.io/kubernetes@{version}")["GoMod"])
-    published = "v0." + version.removeprefix("v1.")
+def staging_replaces() -> dict[str, str]:
+    """`k8s.io/<staging>` -> its published tag, for every staging module Kubernetes requires."""
+    module = f"k8s.io/kubernetes@{versions.KUBERNETES}"
+    go_mod = Path(_go_json("mod", "download", "-json", module)["GoMod"])
     modules = STAGING_REQUIREMENT.findall(go_mod.read_text())
     if not modules:
-        raise BuildError(f"k8s.io/kubernetes {version}: no staging modules found in its go.mod")
-    return dict.fromkeys(sorted(modules), published)
+        raise BuildError(f"{module}: no staging modules found in its go.mod")
+    return dict.fromkeys(sorted(modules), versions.STAGING)
 
 
 class BuildError(RuntimeError):
@@ -183,7 +183,7 @@ def _copy_data(product: Product, out: Path) -> None:
 
 
 def _write_module(product: Product, directory: Path) -> None:
-    staging = staging_replaces(product.version) if product.staging else {}
+    staging = staging_replaces() if product.staging else {}
     replaces = "".join(f"\t{name} => {name} {tag}\n" for name, tag in staging.items())
     go_mod = (
         f"module libinject.dev/testbin\n\ngo 1.26.0\n\nrequire {product.module} {product.version}\n"

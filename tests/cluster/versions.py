@@ -7,3 +7,6 @@ kwok 0.8 is built against client-go 0.36, the same minor as the control plane.
 KUBERNETES = "v1.36.3"
 ETCD = "v3.6.16"
 KWOK = "v0.8.0"
+
+# The same release of Kubernetes' staging modules (k8s.io/api, ...), published as v0.<minor>.<patch>.
+STAGING = "v0." + KUBERNETES.removeprefix("v1.")
