@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 
 from cluster import build, supervisor
+from cluster.build import BuildError
+from cluster.harness import StartupError
 from cluster.kubectl import Kubectl, KubectlError
 from libinject.cli.main import main as cli
 from libinject.cli.workloads import pod_slots
@@ -135,5 +137,5 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except KubectlError as error:
-        sys.exit(str(error))
+    except (KubectlError, BuildError, StartupError, TimeoutError) as error:
+        sys.exit(f"demo failed: {error}")

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return commands[args.command](directory)
-    except (build.BuildError, harness.StartupError) as error:
+    except (build.BuildError, harness.StartupError, TimeoutError) as error:
         print(f"[cluster] {error}", file=sys.stderr)
         return 1
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from cluster import build, harness
+from cluster import build, harness, poll
 from cluster.kubectl import Kubectl
 
 REPO = Path(__file__).parents[2]
@@ -52,11 +51,11 @@ def installed(kubectl: Kubectl) -> None:
     kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
     # Established comes first; the schema reaches the published OpenAPI (what `kubectl explain`
     # and client-side tools read) a moment later.
-    deadline = time.monotonic() + 60
-    while kubectl("explain", "instrumentationpolicy", check=False).returncode != 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{CRD_NAME} never appeared in the published OpenAPI")
-        time.sleep(0.25)
+    poll.until(
+        lambda: kubectl("explain", "instrumentationpolicy", check=False).returncode == 0,
+        what=f"{CRD_NAME} in the published OpenAPI",
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +108,12 @@ def namespaces(
         body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels or {}))
         core.create_namespace(body)
         made.append(name)
-        _wait_for_default_service_account(core, name)
+        # The ServiceAccount admission plugin refuses pods until the controllers made it.
+        poll.until(
+            lambda: _has_default_service_account(core, name),
+            what=f"the default ServiceAccount of {name}",
+            timeout=30,
+        )
         return name
 
     yield create
@@ -122,14 +126,11 @@ def namespace(namespaces: NamespaceFactory) -> str:
     return namespaces()
 
 
-def _wait_for_default_service_account(core: client.CoreV1Api, namespace: str) -> None:
-    # The ServiceAccount admission plugin refuses pods until the controller-manager made it.
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            core.read_namespaced_service_account("default", namespace)
-            return
-        except ApiException as error:
-            if error.status != 404 or time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
+def _has_default_service_account(core: client.CoreV1Api, namespace: str) -> bool:
+    try:
+        core.read_namespaced_service_account("default", namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True

@@ -16,7 +16,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from cluster import build, pki
+from cluster import build, pki, poll
 
 SERVICE_CIDR = "10.0.0.0/24"
 POD_CIDR = "10.244.0.0/16"
@@ -104,8 +103,9 @@ class ControlPlane:
     def stop(self) -> None:
         """Terminates every component, newest first, and frees the ports; safe to call twice.
 
-        One at a time: the API server ends its graceful shutdown at once when its clients (the
-        controllers, kwok) have gone, but waits out their watches if they are stopped with it.
+        One at a time, clients before servers: stopped this way the whole plane is down in about
+        a second, where signalling all five at once left the API server in its graceful shutdown
+        until the timeout (15 s, measured on this project's machine).
         """
         for process in reversed(self.processes):
             if process.popen.poll() is None:
@@ -375,26 +375,24 @@ def http_get(url: str, *, context: ssl.SSLContext | None = None) -> bytes:
         return b""
 
 
-def wait_until(
-    process: Process, ready: Callable[[], bool], timeout: float = STARTUP_TIMEOUT
-) -> None:
+def wait_until(process: Process, ready: Callable[[], bool]) -> None:
     """Polls `ready` until true; fails fast, with the log, if the process exits first."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def check() -> bool:
         with contextlib.suppress(urllib.error.URLError, OSError):
             if ready():
-                return
+                return True
         if process.popen.poll() is not None:
             raise StartupError(
                 f"{process.name} exited with {process.popen.returncode} before it was ready:\n"
                 f"{process.log_tail()}"
             )
-        if time.monotonic() > deadline:
-            raise StartupError(
-                f"{process.name} not ready after {timeout:.0f}s (log: {process.log}):\n"
-                f"{process.log_tail()}"
-            )
-        time.sleep(0.1)
+        return False
+
+    try:
+        poll.until(check, what=f"{process.name} to be ready", timeout=STARTUP_TIMEOUT)
+    except TimeoutError as error:
+        raise StartupError(f"{error} (log: {process.log}):\n{process.log_tail()}") from None
 
 
 def _die_with_parent() -> None:

@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from cluster import build, harness
+from cluster import build, harness, poll
 
 READY_TIMEOUT = 180.0
+STOP_TIMEOUT = 60.0  # the harness gives each of five components 15 s to stop
 
 
 def state_dir() -> Path:
@@ -70,13 +71,19 @@ def ensure_running(directory: Path) -> Path:
             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
         )
     started = time.monotonic()
-    while not (directory / "ready").exists():
-        if supervisor.poll() is not None or time.monotonic() - started > READY_TIMEOUT:
-            supervisor.kill()
+
+    def ready() -> bool:
+        if supervisor.poll() is not None:
             raise harness.StartupError(
                 f"the control plane did not start; {log}:\n{log.read_text()}"
             )
-        time.sleep(0.2)
+        return (directory / "ready").exists()
+
+    try:
+        poll.until(ready, what="the control plane", timeout=READY_TIMEOUT, interval=0.2)
+    except TimeoutError:
+        supervisor.kill()
+        raise
     _say(f"ready in {time.monotonic() - started:.1f}s")
     return directory / "admin.kubeconfig"
 
@@ -105,10 +112,14 @@ def down(directory: Path) -> int:
         _say(f"no control plane is running in {directory}")
     else:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + harness.STOP_TIMEOUT + 5
-        while running_pid(directory) == pid and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if running_pid(directory) == pid:
+        try:
+            poll.until(
+                lambda: running_pid(directory) != pid,
+                what="the supervisor to stop",
+                timeout=STOP_TIMEOUT,
+                interval=0.2,
+            )
+        except TimeoutError:
             os.kill(pid, signal.SIGKILL)  # its children die with it (PR_SET_PDEATHSIG)
         _say("stopped")
     shutil.rmtree(directory, ignore_errors=True)

@@ -3,12 +3,12 @@ nodes that turn a Deployment into Running pods, and a teardown that leaves nothi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cluster import harness, versions
+from cluster import harness, poll, versions
 from cluster.fixtures import NamespaceFactory
 
 TESTS = Path(__file__).parents[1]
@@ -83,17 +83,6 @@ def _deployment(replicas: int) -> dict[str, Any]:
     }
 
 
-def _wait_for(what: str, check: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.25)
-
-
 def test_deployment_becomes_running_pods(
     admin: client.ApiClient, control_plane: harness.ControlPlane, namespace: str
 ) -> None:
@@ -101,8 +90,8 @@ def test_deployment_becomes_running_pods(
     reports them Running: what the webhook tests stand on."""
     client.AppsV1Api(admin).create_namespaced_deployment(namespace, _deployment(replicas=3))
     apps, core = client.AppsV1Api(admin), client.CoreV1Api(admin)
-    (replica_set,) = _wait_for(
-        "a ReplicaSet", lambda: apps.list_namespaced_replica_set(namespace).items
+    (replica_set,) = poll.until(
+        lambda: apps.list_namespaced_replica_set(namespace).items, what="a ReplicaSet", timeout=60
     )
     assert replica_set.metadata.owner_references[0].name == "web"
 
@@ -110,24 +99,31 @@ def test_deployment_becomes_running_pods(
         pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
         return pods if len(pods) == 3 and all(p.status.phase == "Running" for p in pods) else []
 
-    pods = _wait_for("3 Running pods", running)
+    pods = poll.until(running, what="3 Running pods", timeout=60)
     assert {p.spec.node_name for p in pods} <= set(control_plane.node_names)
     assert all(p.metadata.owner_references[0].name == replica_set.metadata.name for p in pods)
-    ready = _wait_for(
-        "the Deployment's ready replicas",
+    ready = poll.until(
         lambda: (
             apps.read_namespaced_deployment(namespace=namespace, name="web").status.ready_replicas
         ),
+        what="the Deployment's ready replicas",
+        timeout=60,
     )
     assert ready == 3
 
 
 def _alive(pid: int) -> bool:
+    """Whether any thread of the process still runs. A killed multi-threaded process shows its
+    leader as a zombie while other threads still tear down, holding its sockets."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
     except FileNotFoundError:
         return False
-    return state != "Z"  # a zombie has exited; only its parent's bookkeeping remains
+    for thread in threads:
+        with contextlib.suppress(FileNotFoundError):
+            if (thread / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                return True
+    return False
 
 
 def _listening(port: int) -> bool:
@@ -154,14 +150,16 @@ def test_teardown_leaves_no_process_or_port(tmp_path: Path, how: signal.Signals)
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_for("the control plane", (directory / "ready").exists, timeout=180)
+        poll.until((directory / "ready").exists, what="the control plane", timeout=180)
         state = json.loads((directory / "state.json").read_text())
         pids, ports = state["pids"].values(), state["ports"].values()
         assert all(_alive(pid) for pid in pids)
         assert any(_listening(port) for port in ports)
         supervisor.send_signal(how)
         supervisor.wait(timeout=60)
-        _wait_for("every component to exit", lambda: not any(_alive(pid) for pid in pids), 30)
+        poll.until(
+            lambda: not any(_alive(pid) for pid in pids), what="every component to exit", timeout=30
+        )
         assert not [port for port in ports if _listening(port)]
     finally:
         supervisor.kill()

@@ -105,3 +105,35 @@ def test_examples_are_accepted_with_defaults(admin: client.ApiClient, example: P
     assert "priority" in spec
     assert spec != written["spec"], "the server applied no default"
     assert parse_policy(stored) == replace(parse_policy(written), generation=1)
+
+
+@pytest.mark.usefixtures("installed")
+def test_kubectl_get_shows_what_the_status_says(admin: client.ApiClient, kubectl: Kubectl) -> None:
+    """The printer columns read the fields the reconciler will write: with a status like the
+    one it writes, `kubectl get ipol` shows every language, the mode, the count and Ready."""
+    api = client.CustomObjectsApi(admin)
+    body = yaml.safe_load((REPO / "examples" / "policies" / "shop-otel.yaml").read_text())
+    body["metadata"]["name"] = "columns-probe"
+    api.create_cluster_custom_object(GROUP, VERSION, PLURAL, body)
+    try:
+        status = {
+            "observedGeneration": 1,
+            "matchedNamespaces": 2,
+            "languages": "java,python",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Valid",
+                    "lastTransitionTime": "2026-11-24T00:00:00Z",
+                }
+            ],
+        }
+        api.patch_cluster_custom_object_status(
+            GROUP, VERSION, PLURAL, "columns-probe", {"status": status}
+        )
+        header, row = kubectl("get", "ipol", "columns-probe").stdout.splitlines()
+        assert header.split() == ["NAME", "LANGUAGES", "MODE", "NAMESPACES", "READY", "AGE"]
+        assert row.split()[:5] == ["columns-probe", "java,python", "auto", "2", "True"]
+    finally:
+        api.delete_cluster_custom_object(GROUP, VERSION, PLURAL, "columns-probe")

@@ -8,7 +8,7 @@ from libinject.api.openapi import object_schema
 from libinject.api.types import GROUP, KIND, PLURAL, VERSION, PolicySpec, PolicyStatus
 
 PRINTER_COLUMNS = [
-    {"name": "Languages", "type": "string", "jsonPath": ".spec.libraries[*].language"},
+    {"name": "Languages", "type": "string", "jsonPath": ".status.languages"},
     {"name": "Mode", "type": "string", "jsonPath": ".spec.injection.mode"},
     {"name": "Namespaces", "type": "integer", "jsonPath": ".status.matchedNamespaces"},
     {

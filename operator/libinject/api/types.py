@@ -503,6 +503,16 @@ class PolicyStatus:
         default=None,
         metadata=describe("How many injection-enabled namespaces the policy selects.", minimum=0),
     )
+    # A printer column over spec.libraries[*].language shows only the first language (the API
+    # server prints one value per column), so the operator writes the whole list here.
+    languages: str | None = field(
+        default=None,
+        metadata=describe(
+            "The languages the policy injects, comma-separated: the Languages column of "
+            "`kubectl get instrumentationpolicies`.",
+            max_length=128,
+        ),
+    )
     conditions: tuple[Condition, ...] = field(
         default=(),
         metadata=describe(
