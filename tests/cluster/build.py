@@ -6,7 +6,8 @@ that requires it. Kubernetes needs one more step: its go.mod requires the stagin
 replaces each one with its published `v0.<minor>.<patch>` (the list is read from that version's
 go.mod, so a new minor's new staging modules are picked up).
 
-Cache: <cache root>/testbin/<product>-<version>/ (see tools.gobuild.cache_root). A product is
+Cache: <cache root>/testbin/<product>-<version>-<digest of the recipe>/ (see
+tools.gobuild.cache_root), so changing how a product is built rebuilds it. A product is
 built into a temporary directory and renamed into place, so a half-built one is never used; a lock
 file keeps two test runs from building the same thing at once.
 
@@ -20,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster import versions
-from tools.gobuild import cache_root
+from tools.gobuild import BuildError, cache_root, go_binary
 
 # Upstream's release flags: static, reproducible, no debug info; `notest` drops test-only code.
 BUILD_FLAGS = ("-trimpath", "-tags", "selinux,notest")
@@ -121,10 +121,6 @@ def staging_replaces() -> dict[str, str]:
     return dict.fromkeys(sorted(modules), versions.STAGING)
 
 
-class BuildError(RuntimeError):
-    """A binary could not be built; the message says which and why."""
-
-
 def binaries() -> dict[str, Path]:
     """Every control-plane binary (and data file) by name, building what the cache lacks."""
     paths: dict[str, Path] = {}
@@ -151,9 +147,7 @@ def _paths(target: Path) -> dict[str, Path]:
 
 
 def _build(product: Product, target: Path) -> None:
-    go = shutil.which("go")
-    if go is None:
-        raise BuildError("building the control plane needs Go 1.26+ (https://go.dev/dl) on PATH")
+    go = go_binary()
     started = time.monotonic()
     _say(f"building {product.key} from the Go module proxy into {target}")
     with tempfile.TemporaryDirectory(prefix=f".{product.key}-", dir=target.parent) as work:
@@ -201,11 +195,10 @@ def _write_module(product: Product, directory: Path) -> None:
 def _run(command: list[str], *, cwd: Path, label: str, unit: str) -> None:
     """Runs a go command, printing a progress line every few seconds and its output on failure."""
     started = time.monotonic()
-    env = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
     process = subprocess.Popen(
         command,
         cwd=cwd,
-        env=_go_env(env),
+        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -247,19 +240,10 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _go_json(*args: str) -> dict[str, str]:
-    go = shutil.which("go")
-    if go is None:
-        raise BuildError("building the control plane needs Go 1.26+ (https://go.dev/dl) on PATH")
-    result = subprocess.run(
-        [go, *args], capture_output=True, text=True, env=_go_env({}), check=False
-    )
+    result = subprocess.run([go_binary(), *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BuildError(f"go {' '.join(args)} failed:\n{result.stderr}")
     return dict(json.loads(result.stdout))
-
-
-def _go_env(extra: Mapping[str, str]) -> dict[str, str]:
-    return {**os.environ, **extra}
 
 
 def _elapsed(started: float) -> str:

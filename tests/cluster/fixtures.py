@@ -70,21 +70,27 @@ def operator_token(installed: None, admin: client.ApiClient) -> str:
     return str(response.status.token)
 
 
+def token_client(plane: harness.ControlPlane, token: str) -> client.ApiClient:
+    """A client that authenticates with a bearer token (a ServiceAccount's, say)."""
+    configuration = client.Configuration()
+    configuration.host = plane.server
+    configuration.ssl_ca_cert = str(plane.keys.ca.certificate)
+    configuration.api_key = {"authorization": token}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    return client.ApiClient(configuration)
+
+
 @pytest.fixture(scope="session")
 def operator(control_plane: harness.ControlPlane, operator_token: str) -> client.ApiClient:
     """A client that authenticates as the operator's ServiceAccount."""
-    configuration = client.Configuration()
-    configuration.host = control_plane.server
-    configuration.ssl_ca_cert = str(control_plane.keys.ca.certificate)
-    configuration.api_key = {"authorization": operator_token}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    return client.ApiClient(configuration)
+    return token_client(control_plane, operator_token)
 
 
 @pytest.fixture(scope="session")
 def operator_kubectl(
     control_plane: harness.ControlPlane, kubectl: Kubectl, operator_token: str
 ) -> Kubectl:
+    """kubectl as the operator's ServiceAccount; its kubeconfig is what the operator runs with."""
     path = control_plane.directory / "operator.kubeconfig"
     ca = control_plane.keys.ca.certificate
     path.write_text(

@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from cluster import harness, poll, versions
-from cluster.fixtures import NamespaceFactory
+from cluster.fixtures import NamespaceFactory, token_client
 
 TESTS = Path(__file__).parents[1]
 
@@ -34,11 +34,7 @@ def test_rbac_is_enforced(
     token = client.CoreV1Api(admin).create_namespaced_service_account_token(
         "default", namespace, request
     )
-    configuration = client.Configuration()
-    configuration.host = control_plane.server
-    configuration.ssl_ca_cert = str(control_plane.keys.ca.certificate)
-    configuration.api_key = {"authorization": f"Bearer {token.status.token}"}
-    nobody = client.CoreV1Api(client.ApiClient(configuration))
+    nobody = client.CoreV1Api(token_client(control_plane, token.status.token))
     with pytest.raises(ApiException) as refused:
         nobody.list_namespaced_pod(namespace)
     assert refused.value.status == 403

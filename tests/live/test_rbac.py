@@ -4,6 +4,7 @@ operator ServiceAccount's token succeed for everything the operator does and get
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from cluster.fixtures import OPERATOR_NAMESPACE
+from cluster.kubectl import Kubectl
 
 GROUP, VERSION, PLURAL = "libinject.dev", "v1alpha1", "instrumentationpolicies"
 POLICY, WEBHOOK, TLS_SECRET = "rbac-probe", "libinject", "libinject-webhook-tls"
@@ -148,6 +150,14 @@ def test_operator_may_not(action: str, operator: client.ApiClient, world: World)
         DENIED[action](operator, world)
     assert refused.value.status == 403, refused.value.body
     assert "system:serviceaccount:libinject-system:libinject-operator" in refused.value.body
+
+
+def test_the_operator_kubeconfig_is_the_service_account(operator_kubectl: Kubectl) -> None:
+    """The kubeconfig the operator process will run with authenticates as its ServiceAccount."""
+    review = json.loads(operator_kubectl("auth", "whoami", "-o", "json").stdout)
+    assert review["status"]["userInfo"]["username"] == (
+        f"system:serviceaccount:{OPERATOR_NAMESPACE}:libinject-operator"
+    )
 
 
 def test_the_denials_are_not_for_want_of_objects(admin: client.ApiClient, world: World) -> None:

@@ -15,6 +15,17 @@ from pathlib import Path
 TOOLS = Path(__file__).parent
 
 
+class BuildError(RuntimeError):
+    """A Go tool could not be built; the message says which and why."""
+
+
+def go_binary() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError("building the test tools needs Go 1.26+ (https://go.dev/dl) on PATH")
+    return go
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("LIBINJECT_CACHE", Path.home() / ".cache" / "libinject"))
 
@@ -28,9 +39,7 @@ def go_tool(name: str) -> Path:
     binary = cache_root() / "bin" / f"{name}-{digest.hexdigest()[:16]}"
     if binary.exists():
         return binary
-    go = shutil.which("go")
-    if go is None:
-        raise RuntimeError(f"building {name} needs Go (https://go.dev/dl) on PATH")
+    go = go_binary()
     binary.parent.mkdir(parents=True, exist_ok=True)
     partial = binary.with_suffix(".partial")
     subprocess.run(
