@@ -22,7 +22,9 @@ from cluster.kubectl import Kubectl
 REPO = Path(__file__).parents[2]
 OPERATOR_NAMESPACE = "libinject-system"
 OPERATOR_ACCOUNT = "libinject-operator"
-CRD_NAME = "instrumentationpolicies.libinject.dev"
+# The policy resource, for CustomObjectsApi calls.
+GROUP, VERSION, PLURAL = "libinject.dev", "v1alpha1", "instrumentationpolicies"
+CRD_NAME = f"{PLURAL}.{GROUP}"
 
 NamespaceFactory = Callable[..., str]
 

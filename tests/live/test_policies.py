@@ -15,13 +15,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from api.invalid_policies import INVALID
+from cluster.fixtures import GROUP, PLURAL, VERSION
 from cluster.kubectl import Kubectl
 from libinject.api.crd import crd
 from libinject.api.parse import parse_policy
 
 REPO = Path(__file__).parents[2]
 EXAMPLES = sorted((REPO / "examples" / "policies").glob("*.yaml"))
-GROUP, VERSION, PLURAL = "libinject.dev", "v1alpha1", "instrumentationpolicies"
 
 
 def _schema(*path: str) -> dict[str, Any]:

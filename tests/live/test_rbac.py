@@ -13,10 +13,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cluster.fixtures import OPERATOR_NAMESPACE
+from cluster.fixtures import GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION
 from cluster.kubectl import Kubectl
 
-GROUP, VERSION, PLURAL = "libinject.dev", "v1alpha1", "instrumentationpolicies"
 POLICY, WEBHOOK, TLS_SECRET = "rbac-probe", "libinject", "libinject-webhook-tls"
 
 
