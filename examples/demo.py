@@ -103,6 +103,8 @@ def main() -> int:
     step(5, "Creating the example namespaces and opting them in")
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(namespaces_without_opt_in()))
     names = [n["metadata"]["name"] for n in namespaces_without_opt_in()]
+    for name in names:  # pods are refused until the controllers made this ServiceAccount
+        kubectl("wait", "--for=create", "--timeout=30s", "-n", name, "serviceaccount/default")
     label = f"{OPT_IN}=enabled"
     show(
         f"kubectl label namespace {' '.join(names)} {label}",

@@ -11,11 +11,11 @@ import jsonpatch
 import pytest
 import yaml
 
+from libinject.admission import Caches, admit
 from libinject.cli.main import main
 from libinject.cli.policies import load_policies
 from libinject.cli.workloads import namespace_of, pod_slots
-from libinject.engine.index import Namespace, PolicyIndex
-from libinject.engine.inject import inject
+from libinject.engine.index import PolicyIndex
 from libinject.engine.settings import EngineSettings
 
 GOLDEN = Path(__file__).parents[1] / "golden"
@@ -56,7 +56,8 @@ def _pods(documents: list[Any]) -> list[tuple[str, dict[str, Any]]]:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
 def test_patch_path_matches_golden(case: Path) -> None:
-    """The JSON patch (what the webhook sends) turns each input pod into the golden pod."""
+    """The webhook's core (libinject.admission) gives a JSON patch that turns each input pod into
+    the golden pod."""
     inputs = list(yaml.safe_load_all(case.read_text()))
     expected = list(yaml.safe_load_all(_expected(case).read_text()))
     labels = {
@@ -64,13 +65,12 @@ def test_patch_path_matches_golden(case: Path) -> None:
         for d in inputs
         if d["kind"] == "Namespace"
     }
-    index = PolicyIndex(load_policies(str(POLICIES)))
-    pairs = zip(_pods(inputs), _pods(expected), strict=True)
+    pairs = list(zip(_pods(inputs), _pods(expected), strict=True))
+    caches = Caches(
+        index=PolicyIndex(load_policies(str(POLICIES))),
+        namespaces={namespace: labels.get(namespace, {}) for (namespace, _), _ in pairs},
+    )
     for (namespace, before), (_, after) in pairs:
-        result = inject(
-            before,
-            namespace=Namespace(namespace, labels.get(namespace, {})),
-            index=index,
-            settings=EngineSettings(),
-        )
-        assert jsonpatch.apply_patch(before, result.patch) == after
+        admission = admit(before, namespace=namespace, caches=caches, settings=EngineSettings())
+        assert admission.error is None
+        assert jsonpatch.apply_patch(before, admission.result.patch) == after

@@ -43,6 +43,10 @@ class Code(StrEnum):
     NAME_TAKEN = "NameTaken"
     RESOURCES_TOO_SMALL = "ResourcesTooSmall"
     INJECTED = "Injected"
+    # The operator itself, before the engine could decide (the pod is admitted as it came).
+    NOT_READY = "OperatorNotReady"
+    NAMESPACE_UNKNOWN = "NamespaceUnknown"
+    INTERNAL_ERROR = "InternalError"
 
 
 @dataclass(frozen=True)

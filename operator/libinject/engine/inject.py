@@ -79,6 +79,13 @@ def inject(
     return _finish(pod, mutated, decision)
 
 
+def skip(pod: Mapping[str, Any], *, namespace: str, reason: Reason) -> Result:
+    """The pod as it came, plus the skip record (annotation and label) saying why: for a
+    refusal made before the engine could decide, such as an operator that is not ready."""
+    decision = Decision(pod_name(pod), namespace, reason)
+    return _finish(pod, _editable_copy(pod), decision)
+
+
 def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
     """A copy that owns the metadata maps and the container dicts the engine edits, and shares
     everything else with the original. Sharing lets the diff skip untouched subtrees by identity;
