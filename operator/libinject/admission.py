@@ -64,19 +64,18 @@ def _decide(
     caches: Caches | None,
     settings: EngineSettings,
 ) -> Result:
+    if caches is not None and namespace in caches.namespaces:  # the engine decides it all
+        namespace_now = Namespace(namespace, caches.namespaces[namespace])
+        return inject(pod, namespace=namespace_now, index=caches.index, settings=settings)
+    # Undecidable; still, an excluded namespace is never touched, not even with a record.
     excluded = namespace_reason(Namespace(namespace), settings.namespaces)
-    if excluded.code is Code.NAMESPACE_EXCLUDED:  # never touched, not even with a record
+    if excluded.code is Code.NAMESPACE_EXCLUDED:
         return Result(dict(pod), [], Decision(pod_name(pod), namespace, excluded))
     if caches is None:
         message = "the operator's caches of policies and namespaces are not primed yet"
         return skip(pod, namespace=namespace, reason=Reason(Code.NOT_READY, message, namespace))
-    labels = caches.namespaces.get(namespace)
-    if labels is None:
-        message = f"namespace {namespace} is not in the operator's cache yet"
-        reason = Reason(Code.NAMESPACE_UNKNOWN, message, namespace)
-        return skip(pod, namespace=namespace, reason=reason)
-    namespace_now = Namespace(namespace, labels)
-    return inject(pod, namespace=namespace_now, index=caches.index, settings=settings)
+    message = f"namespace {namespace} is not in the operator's cache yet"
+    return skip(pod, namespace=namespace, reason=Reason(Code.NAMESPACE_UNKNOWN, message, namespace))
 
 
 def _failed(pod: Mapping[str, Any], *, namespace: str, error: Exception) -> Admission:
