@@ -43,17 +43,25 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.engine
+# Engine latency in memory, then the webhook on a local control plane (results in bench/results/).
+bench: testbin
+	$(RUN) -m bench.engine
+	$(RUN) -m bench.webhook
 
 # Regenerates the CRD from the Python model (the one source of truth for the schema).
 crds: $(STAMP)
 	$(BIN)/libinject crd > crds/instrumentationpolicies.libinject.dev.yaml
 
+# Two locks, each from a fresh venv: requirements-dev.lock (tests, lint; what .venv installs) and
+# requirements.lock (the runtime alone; what the operator image installs). The runtime lock is
+# resolved under the dev lock's pins, so the image runs exactly the versions the tests ran.
 lock:
-	$(PYTHON) -m venv /tmp/libinject-lock && /tmp/libinject-lock/bin/pip install --quiet -r requirements-dev.in
+	$(PYTHON) -m venv --clear /tmp/libinject-lock && /tmp/libinject-lock/bin/pip install --quiet -r requirements-dev.in
 	{ echo "# Pinned by 'make lock' from requirements-dev.in; do not edit by hand."; \
 	  /tmp/libinject-lock/bin/pip freeze; } > requirements-dev.lock
+	$(PYTHON) -m venv --clear /tmp/libinject-lock-runtime && /tmp/libinject-lock-runtime/bin/pip install --quiet -r requirements.in -c requirements-dev.lock
+	{ echo "# Pinned by 'make lock' from requirements.in; do not edit by hand."; \
+	  /tmp/libinject-lock-runtime/bin/pip freeze; } > requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

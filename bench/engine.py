@@ -14,11 +14,7 @@ from __future__ import annotations
 import copy
 import gc
 import json
-import math
-import os
-import platform
 import random
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -28,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.stats import environment, summarize
 from libinject.api.parse import parse_policy
 from libinject.api.types import InstrumentationPolicy
 from libinject.engine.decision import Code
@@ -488,36 +485,6 @@ def measure(population: Population) -> Measurements:
 # --- Reporting ----------------------------------------------------------------------------------
 
 
-def percentile(ordered: Sequence[int], percent: float) -> int:
-    """Nearest-rank percentile: the smallest sample with `percent` of samples at or below it."""
-    rank = max(1, math.ceil(percent / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def summarize(timings_ns: Sequence[int]) -> dict[str, float]:
-    ordered = sorted(timings_ns)
-    if not ordered:
-        return {"count": 0}
-    summary: dict[str, float] = {"count": len(ordered)}
-    for name, percent in (("p50", 50), ("p90", 90), ("p99", 99)):
-        summary[f"{name}_us"] = round(percentile(ordered, percent) / 1000, 1)
-    summary["max_us"] = round(ordered[-1] / 1000, 1)
-    summary["mean_us"] = round(sum(ordered) / len(ordered) / 1000, 1)
-    return summary
-
-
-def environment() -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "gc": "collected, then disabled during every timed loop (engine cost without GC pauses)",
-        "clock": "time.perf_counter_ns around each call",
-    }
-
-
 def population_summary(population: Population) -> dict[str, Any]:
     namespaces, policies, pod = population.namespaces, population.policies, population.pod
     return {
@@ -556,7 +523,10 @@ def build_report(
     return {
         "benchmark": "libinject.engine.inject: one mutation of a 10-container pod",
         "timestamp": started.isoformat(timespec="seconds"),
-        "environment": environment(),
+        "environment": environment(
+            gc="collected, then disabled during every timed loop (engine cost without GC pauses)",
+            clock="time.perf_counter_ns around each call",
+        ),
         "population": population_summary(population),
         "iterations": {
             "warmup_mutations": WARMUP_MUTATIONS,

@@ -1,9 +1,10 @@
 """`make demo`: libinject on a live local control plane, step by step.
 
-Starts (or reuses) the control plane of tests/cluster, installs the CRD and RBAC, applies the
-example policies, opts the example namespaces in, then shows what the webhook will do to the
-example workloads: explained, injected offline, and validated by the API server's dry-run.
-The control plane keeps running afterwards for exploring; `make cluster-down` stops it.
+Starts (or reuses) the control plane of tests/cluster, installs libinject through the local
+overlay, starts the operator (`libinject run`, as its ServiceAccount), applies the example
+policies, opts the example namespaces in, explains the checkout Deployment, then rolls the example
+workloads out and shows what the webhook put into their pods. The control plane and the operator
+keep running afterwards for exploring; `make cluster-down` stops both.
 """
 
 from __future__ import annotations
@@ -17,18 +18,23 @@ from typing import Any
 
 import yaml
 
-from cluster import build, supervisor
+from cluster import build, harness, supervisor
 from cluster.build import BuildError
 from cluster.harness import StartupError
 from cluster.kubectl import Kubectl, KubectlError
+from cluster.operator import OperatorProcess
 from libinject.cli.main import main as cli
 from libinject.cli.workloads import pod_slots
 
 REPO = Path(__file__).parents[1]
 POLICIES = REPO / "examples" / "policies"
 WORKLOADS = REPO / "examples" / "workloads"
+LOCAL_OVERLAY = REPO / "manifests" / "overlays" / "local"
 OPT_IN = "libinject.dev/inject"
-STEPS = 7
+INSTRUMENTED = "libinject.dev/instrumented"
+OPERATOR_NAMESPACE, OPERATOR_ACCOUNT = "libinject-system", "libinject-operator"
+DEMO_WEBHOOK_PORT = 9443  # the local overlay's URL
+STEPS = 8
 
 
 def step(number: int, title: str) -> None:
@@ -61,16 +67,21 @@ def namespaces_without_opt_in() -> list[dict[str, Any]]:
 
 
 def summary(stored: dict[str, Any]) -> str:
-    """The injected parts of each pod (template) the server accepted."""
+    """The injected parts of each pod (or pod template) as the server stored them."""
     lines = []
-    for slot in pod_slots(stored, source="dry-run", document=1):
+    for slot in pod_slots(stored, source="server", document=1):
         annotations = slot.pod.get("metadata", {}).get("annotations", {})
-        lines.append(f"{slot.label}:")
+        labels = slot.pod.get("metadata", {}).get("labels", {})
+        lines.append(f"{slot.label}: {INSTRUMENTED}={labels.get(INSTRUMENTED)}")
         for library in json.loads(annotations.get("libinject.dev/injected", "[]")):
             targets = ", ".join(library["containers"])
             lines.append(
                 f"  {library['language']} {library['flavor']} {library['version']} "
                 f"({library['mode']}, policy {library['policy']}) -> {targets}"
+            )
+        if "libinject.dev/injected" in annotations:
+            lines.append(
+                f"  annotation libinject.dev/injected: {annotations['libinject.dev/injected']}"
             )
         if "libinject.dev/injection-skipped" in annotations:
             lines.append(f"  skipped: {annotations['libinject.dev/injection-skipped']}")
@@ -86,21 +97,26 @@ def main() -> int:
     step(1, "Building the control plane (cached in ~/.cache/libinject/testbin after the first run)")
     binaries = build.binaries()
     step(2, "Starting etcd, kube-apiserver, controller-manager, scheduler and kwok")
-    kubeconfig = supervisor.ensure_running(supervisor.state_dir())
+    directory = supervisor.state_dir()
+    kubeconfig = supervisor.ensure_running(directory)
     kubectl = Kubectl(binary=binaries["kubectl"], kubeconfig=kubeconfig)
     show("kubectl get nodes", kubectl("get", "nodes").stdout)
 
-    step(3, "Installing libinject's CRD, namespace and RBAC")
+    step(3, "Installing libinject (the local overlay: the webhook calls the operator on loopback)")
     show(
-        "kubectl apply --server-side -k manifests/",
-        kubectl("apply", "--server-side", "-k", str(REPO / "manifests")).stdout,
+        "kubectl apply --server-side -k manifests/overlays/local",
+        kubectl("apply", "--server-side", "-k", str(LOCAL_OVERLAY)).stdout,
     )
     kubectl("wait", "--for=condition=Established", "crd/instrumentationpolicies.libinject.dev")
 
-    step(4, "Applying the example policies")
+    step(4, "Starting the operator as its ServiceAccount: libinject run")
+    operator = start_operator(kubectl, directory)
+    show(f"curl http://127.0.0.1:{operator.probe_port}/readyz", operator.probe("/readyz")[1])
+
+    step(5, "Applying the example policies")
     show("kubectl apply -f examples/policies/", kubectl("apply", "-f", str(POLICIES)).stdout)
 
-    step(5, "Creating the example namespaces and opting them in")
+    step(6, "Creating the example namespaces and opting them in")
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(namespaces_without_opt_in()))
     names = [n["metadata"]["name"] for n in namespaces_without_opt_in()]
     for name in names:  # pods are refused until the controllers made this ServiceAccount
@@ -110,30 +126,64 @@ def main() -> int:
         f"kubectl label namespace {' '.join(names)} {label}",
         kubectl("label", "--overwrite", "namespace", *names, label).stdout,
     )
-    show(
-        "kubectl get namespaces -L ...",
-        kubectl(
-            "get", "namespaces", *names, "-L", f"{OPT_IN},team,pod-security.kubernetes.io/enforce"
-        ).stdout,
+    # The reconciler writes the columns: Ready and the count of opted-in namespaces.
+    kubectl(
+        "wait",
+        "--for=jsonpath={.status.matchedNamespaces}=2",
+        "--timeout=30s",
+        "ipol/python-default",
     )
-
-    step(6, "The policies as the cluster sees them")
     show("kubectl get ipol", kubectl("get", "ipol").stdout)
 
-    step(7, "What the webhook will do: explained, injected offline, validated by a server dry-run")
+    step(7, "Why the checkout Deployment's pods will get what they get")
     show(
         "libinject explain -f examples/workloads/shop.yaml --policies examples/policies",
         libinject("explain", "-f", str(WORKLOADS / "shop.yaml"), "--policies", str(POLICIES)),
     )
-    injected = libinject("inject", "-f", str(WORKLOADS), "--policies", str(POLICIES))
-    dry_run = kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-", stdin=injected)
-    pipeline = "libinject inject -f examples/workloads --policies examples/policies"
-    show(f"{pipeline} | kubectl apply --dry-run=server -f -", summary(json.loads(dry_run.stdout)))
+
+    step(8, "Rolling out the example workloads: the webhook injects their pods")
+    show("kubectl apply -f examples/workloads/", kubectl("apply", "-f", str(WORKLOADS)).stdout)
+    show(
+        "kubectl -n shop rollout status deployment/checkout",
+        kubectl("-n", "shop", "rollout", "status", "--timeout=60s", "deployment/checkout").stdout,
+    )
+    pods = json.loads(
+        kubectl("-n", "shop", "get", "pods", "-l", "app=checkout", "-o", "json").stdout
+    )
+    show("kubectl -n shop get pod -l app=checkout -o yaml  (the injected parts)", summary(pods))
 
     print(f"\nExplore it:\n  export KUBECONFIG={kubeconfig}\n  {binaries['kubectl']} get ipol")
-    print(f"  {binaries['kubectl']} explain instrumentationpolicy.spec.libraries")
-    print("Stop it: make cluster-down")
+    print(f"  {binaries['kubectl']} -n shop get pods -L {INSTRUMENTED}")
+    print(f"  the operator's log: {operator.log}")
+    print("Stop it all: make cluster-down")
     return 0
+
+
+def start_operator(kubectl: Kubectl, directory: Path) -> OperatorProcess:
+    """`libinject run` as the operator's ServiceAccount, left running with the control plane."""
+    supervisor.stop_operator(directory)  # one left by an earlier demo run
+    token = kubectl(
+        "create", "token", "-n", OPERATOR_NAMESPACE, OPERATOR_ACCOUNT, "--duration=24h"
+    ).stdout.strip()
+    config = yaml.safe_load(kubectl.kubeconfig.read_text())
+    cluster = config["clusters"][0]["cluster"]
+    operator_config = directory / "operator.kubeconfig"
+    operator_config.write_text(
+        harness.kubeconfig(
+            server=cluster["server"],
+            ca=Path(cluster["certificate-authority"]),
+            user={"token": token},
+        )
+    )
+    operator = OperatorProcess(
+        kubeconfig=operator_config,
+        directory=directory,
+        webhook_port=DEMO_WEBHOOK_PORT,
+        detached=True,
+    ).start()
+    assert operator.popen is not None
+    supervisor.operator_pid_file(directory).write_text(str(operator.popen.pid))
+    return operator.wait_ready()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ class Admission:
     log line and the metrics; the pod is admitted all the same)."""
 
     result: Result
-    error: Exception | None = None
+    error: BaseException | None = None
 
     @property
     def outcome(self) -> Code:
@@ -54,7 +54,7 @@ def admit(
     try:
         return Admission(_decide(pod, namespace=namespace, caches=caches, settings=settings))
     except Exception as error:  # a bug of ours must never block a pod
-        return _failed(pod, namespace=namespace, error=error)
+        return failed(pod, namespace=namespace, error=error)
 
 
 def _decide(
@@ -78,7 +78,9 @@ def _decide(
     return skip(pod, namespace=namespace, reason=Reason(Code.NAMESPACE_UNKNOWN, message, namespace))
 
 
-def _failed(pod: Mapping[str, Any], *, namespace: str, error: Exception) -> Admission:
+def failed(pod: Mapping[str, Any], *, namespace: str, error: BaseException) -> Admission:
+    """The pod admitted without a library, with `error` recorded on it (for errors raised
+    around the engine too, e.g. a deadline the webhook server enforces)."""
     message = f"{type(error).__name__}: {error}"[:ERROR_MESSAGE_LIMIT]
     reason = Reason(Code.INTERNAL_ERROR, message, namespace)
     try:

@@ -7,6 +7,7 @@ operator's ServiceAccount, whose only rights are those in manifests/.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -18,8 +19,10 @@ from kubernetes.client.rest import ApiException
 
 from cluster import build, harness, poll
 from cluster.kubectl import Kubectl
+from cluster.operator import OperatorProcess
 
 REPO = Path(__file__).parents[2]
+WEBHOOK_PATH = "mutate-pods"
 OPERATOR_NAMESPACE = "libinject-system"
 OPERATOR_ACCOUNT = "libinject-operator"
 # The policy resource, for CustomObjectsApi calls.
@@ -47,9 +50,21 @@ def admin(control_plane: harness.ControlPlane) -> client.ApiClient:
 
 
 @pytest.fixture(scope="session")
-def installed(kubectl: Kubectl) -> None:
-    """libinject's CRDs, namespace and RBAC, applied the way a user does."""
-    kubectl("apply", "--server-side", "-k", str(REPO / "manifests"))
+def webhook_port() -> int:
+    """The loopback port the API server calls the webhook on (operator processes listen on it)."""
+    return harness.free_port()
+
+
+@pytest.fixture(scope="session")
+def installed(kubectl: Kubectl, webhook_port: int) -> None:
+    """libinject installed the way a user does, through the `local` overlay: the base's CRDs,
+    namespace, RBAC and webhook configuration, with the webhook called on loopback."""
+    kubectl("apply", "--server-side", "-k", str(REPO / "manifests" / "overlays" / "local"))
+    url = f"https://127.0.0.1:{webhook_port}/{WEBHOOK_PATH}"
+    patch = [{"op": "replace", "path": "/webhooks/0/clientConfig/url", "value": url}]
+    kubectl(
+        "patch", "mutatingwebhookconfiguration", "libinject", "--type=json", "-p", json.dumps(patch)
+    )
     kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
     # Established comes first; the schema reaches the published OpenAPI (what `kubectl explain`
     # and client-side tools read) a moment later.
@@ -99,6 +114,51 @@ def operator_kubectl(
         harness.kubeconfig(server=control_plane.server, ca=ca, user={"token": operator_token})
     )
     return Kubectl(binary=kubectl.binary, kubeconfig=path)
+
+
+OperatorFactory = Callable[..., OperatorProcess]
+
+
+@pytest.fixture(scope="session")
+def operator_processes(
+    control_plane: harness.ControlPlane, operator_kubectl: Kubectl, webhook_port: int
+) -> Iterator[OperatorFactory]:
+    """Starts `libinject run` processes as the operator's ServiceAccount (so the manifests' RBAC
+    is all they have); every one still running at the end is stopped."""
+    started: list[OperatorProcess] = []
+
+    def start(name: str = "operator") -> OperatorProcess:
+        process = OperatorProcess(
+            kubeconfig=operator_kubectl.kubeconfig,
+            directory=control_plane.directory / "operators",
+            webhook_port=webhook_port,
+            name=f"{name}-{len(started)}",
+        )
+        started.append(process.start())
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def _operators_now() -> list[OperatorProcess]:
+    return []
+
+
+@pytest.fixture
+def running_operator(
+    _operators_now: list[OperatorProcess], operator_processes: OperatorFactory
+) -> OperatorProcess:
+    """The operator, up and ready; after a test stopped or killed it, a fresh one."""
+    if (
+        not _operators_now
+        or _operators_now[-1].popen is None
+        or _operators_now[-1].popen.poll() is not None
+    ):
+        _operators_now.append(operator_processes().wait_ready())
+    return _operators_now[-1]
 
 
 @pytest.fixture

@@ -286,7 +286,7 @@ class ControlPlane:
                 start_new_session=True,  # a terminal's Ctrl-C reaches us, and we stop them in order
                 # Runs in the child before exec; the only thread the harness starts (the build
                 # ticker) has ended by then, so the fork-with-threads hazard does not apply.
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                preexec_fn=die_with_parent,  # noqa: PLW1509
             )
         process = Process(name=name, popen=popen, log=log)
         self.processes.append(process)
@@ -395,7 +395,7 @@ def wait_until(process: Process, ready: Callable[[], bool]) -> None:
         raise StartupError(f"{error} (log: {process.log}):\n{process.log_tail()}") from None
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Runs in the child between fork and exec: the kernel sends SIGKILL when the parent dies.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -106,7 +106,31 @@ def serve(directory: Path) -> int:
     return 0
 
 
+def operator_pid_file(directory: Path) -> Path:
+    """Where the demo records the operator it leaves running with the control plane."""
+    return directory / "operator.pid"
+
+
+def stop_operator(directory: Path) -> None:
+    try:
+        pid = int(operator_pid_file(directory).read_text())
+        os.kill(pid, signal.SIGTERM)
+        poll.until(lambda: not _alive(pid), what="the operator to stop", timeout=STOP_TIMEOUT)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return
+    _say("operator stopped")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def down(directory: Path) -> int:
+    stop_operator(directory)  # first: it would only log errors once the API server is gone
     pid = running_pid(directory)
     if pid is None:
         _say(f"no control plane is running in {directory}")

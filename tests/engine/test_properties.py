@@ -486,6 +486,38 @@ def test_injection_is_idempotent(case: Any) -> None:
     assert first.pod == injected  # the second pass did not edit its input either
 
 
+TOKEN_MOUNT = {
+    "name": "kube-api-access-x1",
+    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+    "readOnly": True,
+}
+
+
+def server_defaults(pod: dict[str, Any]) -> dict[str, Any]:
+    """What admission adds to every container before storing a pod: v1 defaults, and the
+    ServiceAccount plugin's token mount (whose addition is what triggers our reinvocation)."""
+    defaulted = copy.deepcopy(pod)
+    for kind in ("initContainers", "containers"):
+        for item in defaulted["spec"].get(kind) or ():
+            item.setdefault("terminationMessagePath", "/dev/termination-log")
+            item.setdefault("terminationMessagePolicy", "File")
+            item.setdefault("imagePullPolicy", "IfNotPresent")
+            item["volumeMounts"] = [*(item.get("volumeMounts") or []), TOKEN_MOUNT]
+    return defaulted
+
+
+@PROPERTY
+@given(cases)
+def test_reinvocation_after_server_defaults_changes_nothing(case: Any) -> None:
+    """Webhook reinvocation sees our pod after the API server defaulted it: the copy containers
+    we added now carry fields we never set. They are still recognised as ours: an empty patch,
+    not a NameTaken skip or a second copy container. (Found on the real control plane.)"""
+    pod, namespace, policies, engine = case
+    first = run(pod, namespace, policies, engine)
+    second = run(server_defaults(first.pod), namespace, policies, engine)
+    assert second.patch == []
+
+
 @PROPERTY
 @given(cases)
 def test_nothing_the_pod_had_is_lost(case: Any) -> None:

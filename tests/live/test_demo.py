@@ -4,6 +4,7 @@ stops it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,15 +27,19 @@ def test_demo_runs_every_step_and_leaves_a_cluster_to_explore(tmp_path: Path) ->
             check=False,
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
-        for step in range(1, 8):
-            assert f"== {step}/7 " in demo.stdout
-        # The policies were stored, the namespaces opted in, and the server accepted the
-        # injected Deployment with both libraries' copy containers.
-        assert "shop-otel" in demo.stdout.split("kubectl get ipol")[1]
+        for step in range(1, 9):
+            assert f"== {step}/8 " in demo.stdout
+        # The operator came up, the reconciler filled the columns, and the rolled-out checkout
+        # pods were injected by the webhook with both libraries' copy containers.
+        assert "ready" in demo.stdout.split("/readyz")[1]
+        table = demo.stdout.split("$ kubectl get ipol\n")[1]
+        assert re.search(r"shop-otel\s+java,python\s+auto\s+1\s+True", table), table
         assert "namespace/shop labeled" in demo.stdout
-        checkout = demo.stdout.split("Deployment shop/checkout:\n")[-1]
+        checkout = demo.stdout.split("(the injected parts)\n")[-1]
+        assert "libinject.dev/instrumented=true" in checkout
         assert "init container libinject-java" in checkout
         assert "init container libinject-python" in checkout
+        assert "policy shop-otel" in checkout
         assert f"export KUBECONFIG={state / 'admin.kubeconfig'}" in demo.stdout
         assert supervisor.running_pid(state) is not None, "the control plane should stay up"
     finally:
@@ -46,5 +51,6 @@ def test_demo_runs_every_step_and_leaves_a_cluster_to_explore(tmp_path: Path) ->
             check=False,
         )
     assert down.returncode == 0
+    assert "operator stopped" in down.stderr
     assert supervisor.running_pid(state) is None
     assert not state.exists()

@@ -1,4 +1,4 @@
-"""The operator's RBAC (manifests/rbac.yaml) is enough and no more: real calls made with the
+"""The operator's RBAC (manifests/base/rbac.yaml) is enough and no more: real calls made with the
 operator ServiceAccount's token succeed for everything the operator does and get 403 for the rest.
 """
 
@@ -71,6 +71,41 @@ def _label_patch(name: str) -> Call:
     return call
 
 
+PEERING = ("kopf.dev", "v1", "clusterkopfpeerings")
+
+
+def _keepalive(api: client.ApiClient, _: World) -> Any:
+    """What Kopf's peering.touch() sends. The operator creates the object on start, so here it
+    may be absent: a 404 still proves RBAC let the call through, since the API server authorizes
+    a request before it looks the object up."""
+    body = {"status": {"rbac-probe": None}}
+    try:
+        return client.CustomObjectsApi(api).patch_cluster_custom_object(*PEERING, "libinject", body)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        return None
+
+
+def _list_peerings(api: client.ApiClient, _: World) -> Any:
+    return client.CustomObjectsApi(api).list_cluster_custom_object(*PEERING)
+
+
+def _create_peering(api: client.ApiClient, _: World) -> Any:
+    """What runtime/peering.ensure() sends on start; a 409 (made already) is authorized too."""
+    body = {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "ClusterKopfPeering",
+        "metadata": {"name": "libinject"},
+    }
+    try:
+        return client.CustomObjectsApi(api).create_cluster_custom_object(*PEERING, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        return None
+
+
 ALLOWED: dict[str, Call] = {
     "watch policies": lambda api, _: client.CustomObjectsApi(api).list_cluster_custom_object(
         GROUP, VERSION, PLURAL
@@ -90,6 +125,9 @@ ALLOWED: dict[str, Call] = {
     "post an event": _event,
     "keep its serving certificate": _tls_secret,
     "patch its own webhook configuration": _label_patch(WEBHOOK),
+    "watch the peering objects (Kopf peering)": _list_peerings,
+    "keep-alive in its peering object": _keepalive,
+    "create its peering object": _create_peering,
 }
 
 DENIED: dict[str, Call] = {
@@ -110,6 +148,14 @@ DENIED: dict[str, Call] = {
         {"metadata": {"name": "escalate"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
          "subjects": [{"kind": "ServiceAccount", "name": "libinject-operator", "namespace": OPERATOR_NAMESPACE}]}
     ),
+    "keep-alive in another operator's peering": lambda api, _: client.CustomObjectsApi(api).patch_cluster_custom_object(
+        *PEERING, "default", {"status": {"rbac-probe": None}}
+    ),
+    "delete its peering object": lambda api, _: client.CustomObjectsApi(api).delete_cluster_custom_object(*PEERING, "libinject"),
+    "read CRDs (Kopf's scanning is off)": lambda api, _: client.ApiextensionsV1Api(api).list_custom_resource_definition(),
+    "change a CRD": lambda api, _: client.ApiextensionsV1Api(api).patch_custom_resource_definition(
+        "instrumentationpolicies.libinject.dev", {"metadata": {"labels": {"probe": "yes"}}}
+    ),
 }  # fmt: skip
 
 
@@ -129,11 +175,12 @@ def world(admin: client.ApiClient, installed: None) -> Iterator[World]:
         "spec": {"libraries": [{"language": "python", "version": "3.12.0"}]},
     }
     policies.create_cluster_custom_object(GROUP, VERSION, PLURAL, policy)
-    for name in (WEBHOOK, "someone-else"):
-        hooks.create_mutating_webhook_configuration({"metadata": {"name": name}, "webhooks": []})
+    # Ours (WEBHOOK) comes with the manifests; another one is made here.
+    hooks.create_mutating_webhook_configuration(
+        {"metadata": {"name": "someone-else"}, "webhooks": []}
+    )
     yield World(namespace=namespace)
-    for name in (WEBHOOK, "someone-else"):
-        hooks.delete_mutating_webhook_configuration(name)
+    hooks.delete_mutating_webhook_configuration("someone-else")
     policies.delete_cluster_custom_object(GROUP, VERSION, PLURAL, POLICY)
     core.delete_namespace(namespace)
 

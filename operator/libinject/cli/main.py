@@ -19,12 +19,15 @@ from libinject.engine.decision import Decision
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.inject import inject
 from libinject.engine.settings import EngineSettings, LibrarySettings, NamespaceSettings
+from libinject.runtime import config
 
 EXIT_BAD_INPUT = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.run is None:
+        return _run_operator(args)
     try:
         output = args.run(args)
     except InputError as error:
@@ -32,6 +35,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     sys.stdout.write(output)
     return 0
+
+
+def _run_operator(args: argparse.Namespace) -> int:
+    # Imported here: the offline commands must not pay for Kopf's import.
+    from libinject.runtime import main as runtime  # noqa: PLC0415
+
+    try:
+        settings = config.load(flags=vars(args))
+    except config.ConfigError as error:
+        print(f"libinject: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return runtime.run(settings)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     explain_cmd.set_defaults(run=_run_explain)
     crd_cmd = commands.add_parser("crd", help="print the InstrumentationPolicy CRD")
     crd_cmd.set_defaults(run=_run_crd)
+    run_cmd = commands.add_parser("run", help="run the operator (webhook and reconciler)")
+    config.add_arguments(run_cmd)
+    run_cmd.set_defaults(run=None)
     return parser
 
 

@@ -262,13 +262,27 @@ def _pod_level_skip(
         return too_small
     name = plan.volume["name"]
     for volume in spec.get("volumes") or ():
-        if volume.get("name") == name and volume != plan.volume:
+        if volume.get("name") == name and not covers(volume, plan.volume):
             return Reason(Code.NAME_TAKEN, f"the pod already has a different volume named {name}")
     if plan.init_container is not None:
         for container in _all_containers(spec):
-            if container.get("name") == name and container != plan.init_container:
+            if container.get("name") == name and not covers(container, plan.init_container):
                 return Reason(Code.NAME_TAKEN, f"the pod already has a container named {name}")
     return None
+
+
+def covers(existing: Any, planned: Any) -> bool:
+    """Whether `existing` is what we would add: every field we set, with our value. Admission
+    adds to what we add (defaults such as terminationMessagePath; the ServiceAccount plugin's
+    token mount in every container), so a pod that comes back through reinvocation must still be
+    recognised as ours, not as a clash or a missing part. Lists of objects may gain items; lists
+    of values (a command) must be equal."""
+    if isinstance(existing, Mapping) and isinstance(planned, Mapping):
+        return all(key in existing and covers(existing[key], planned[key]) for key in planned)
+    if isinstance(existing, list) and isinstance(planned, list) and existing != planned:
+        objects = all(isinstance(item, Mapping) for item in (*existing, *planned))
+        return objects and all(any(covers(e, p) for e in existing) for p in planned)
+    return bool(existing == planned)
 
 
 def _env_from_warnings(pod: Mapping[str, Any], injected: list[LibraryChoice]) -> tuple[str, ...]:
@@ -291,11 +305,11 @@ def _add_pod_objects(spec: dict[str, Any], plan: delivery.Delivery, ours: frozen
     running before every user init container and native sidecar, it needs no extra resources.
     Both lists are replaced, never changed in place (they may be the caller's)."""
     volumes = spec.get("volumes") or []
-    if plan.volume not in volumes:
+    if not any(covers(volume, plan.volume) for volume in volumes):
         spec["volumes"] = [*volumes, plan.volume]
     init = plan.init_container
     inits = spec.get("initContainers") or []
-    if init is not None and init not in inits:
+    if init is not None and not any(covers(existing, init) for existing in inits):
         position = 0
         while position < len(inits) and inits[position].get("name") in ours:
             position += 1

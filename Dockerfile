@@ -1,0 +1,37 @@
+# The operator image: `libinject run` on a pinned Python, nothing else. Two stages: the builder
+# installs the locked runtime dependencies and the package into a venv; the final stage copies only
+# that venv. Build from the repository root: docker build -t localhost:5000/libinject/operator:0.1.0 .
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+RUN python -m venv /opt/libinject
+# Dependencies first, in their own layer: it is rebuilt only when the lock changes. Wheels only
+# (the slim image has no compiler), exactly the locked set (--no-deps), and `pip check` fails the
+# build if the lock ever misses a dependency.
+COPY requirements.lock /tmp/requirements.lock
+RUN /opt/libinject/bin/pip install --no-deps --only-binary=:all: -r /tmp/requirements.lock \
+    && /opt/libinject/bin/pip check
+# The package itself; its dependencies are the ones just installed.
+COPY pyproject.toml /src/pyproject.toml
+COPY operator /src/operator
+RUN /opt/libinject/bin/pip install --no-deps /src \
+    && /opt/libinject/bin/pip check \
+    && /opt/libinject/bin/libinject --help > /dev/null
+
+FROM ${PYTHON_IMAGE}
+# Same base image, so the venv's interpreter link (/usr/local/bin/python3.11) resolves here too.
+COPY --from=builder /opt/libinject /opt/libinject
+# The root filesystem is read-only in the cluster: bytecode was compiled at install time, none is
+# written at run time. Logs go out unbuffered.
+ENV PATH=/opt/libinject/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# Numeric, so the kubelet can check runAsNonRoot without reading /etc/passwd.
+USER 65532:65532
+# The webhook (HTTPS) and the probes and metrics (HTTP); the config file sets both.
+EXPOSE 9443 8080
+ENTRYPOINT ["libinject"]
+CMD ["run"]

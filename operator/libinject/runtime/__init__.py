@@ -1,0 +1,1 @@
+"""The running operator: Kopf operators, the webhook server, certificates, probes and metrics."""

@@ -1,0 +1,174 @@
+"""The webhook's serving certificate: given files (cert-manager), or generated and shared.
+
+Generated material lives in one Secret of the operator's namespace so every replica serves the same
+chain. The first replica to start creates it; a replica that loses a create or update race adopts
+the winner's. Each replica writes the Secret's chain to files for its TLS listener (which reloads
+them in place) and keeps the MutatingWebhookConfiguration's caBundle equal to the Secret's bundle.
+Renewal happens well before expiry (pki.renew), with the old CA still trusted meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client import ApiException
+
+from libinject.runtime import logs, metrics, pki
+from libinject.runtime.config import RuntimeSettings
+
+CHECK_SECONDS = 600.0  # renewal starts a third of a lifetime (30 days) early: hourly is plenty
+log = logs.get(__name__)
+
+
+@dataclass(frozen=True)
+class ServingFiles:
+    cert_file: Path
+    key_file: Path
+
+
+def hosts(settings: RuntimeSettings) -> list[str]:
+    """The names the serving certificate covers: the configured host, and for a Service name
+    (`<name>.<namespace>.svc`) its cluster-domain form too."""
+    host = settings.webhook.host
+    return [host, f"{host}.cluster.local"] if host.endswith(".svc") else [host]
+
+
+class Certificates:
+    def __init__(self, settings: RuntimeSettings, api: client.ApiClient) -> None:
+        self.settings = settings
+        self.core = client.CoreV1Api(api)
+        self.admission = client.AdmissionregistrationV1Api(api)
+        directory = settings.webhook.cert_dir
+        self.files = ServingFiles(directory / "tls.crt", directory / "tls.key")
+
+    async def prepare(self) -> ServingFiles:
+        """Files for the listener: the given ones, or the shared Secret's, written out."""
+        webhook = self.settings.webhook
+        if webhook.cert_file is not None and webhook.key_file is not None:
+            metrics.CERTIFICATE_EXPIRY.set(pki.expiry(webhook.cert_file.read_bytes()).timestamp())
+            return ServingFiles(webhook.cert_file, webhook.key_file)
+        await asyncio.to_thread(self.refresh)
+        return self.files
+
+    async def keep_current(self) -> None:
+        """Runs for the process's life when certificates are generated; a no-op loop otherwise."""
+        while True:
+            await asyncio.sleep(CHECK_SECONDS)
+            if self.settings.webhook.cert_file is not None:
+                continue
+            try:
+                await asyncio.to_thread(self.refresh)
+            except (ApiException, pki.InvalidMaterial) as error:  # retried next round
+                log.error("certificate refresh failed", reason=str(error))
+
+    def refresh(self) -> pki.Material:
+        """Reads (or creates) the Secret, renews what is due, and syncs files and caBundle."""
+        material = self._current()
+        files_changed = self._write_files(material)
+        self._sync_ca_bundle(material.bundle)
+        expires = pki.expiry(material.serving.certificate)
+        metrics.CERTIFICATE_EXPIRY.set(expires.timestamp())
+        if files_changed:
+            log.info("serving certificate in place", expires=expires.isoformat())
+        return material
+
+    def _current(self) -> pki.Material:
+        names = hosts(self.settings)
+        secret = self._read_secret()
+        if secret is None:
+            material = pki.new_material(hosts=names, now=datetime.now(UTC))
+            return self._create_secret(material)
+        material = pki.from_secret_data(secret.data or {})
+        renewed = pki.renew(material, hosts=names, now=datetime.now(UTC))
+        if renewed is None:
+            return material
+        return self._update_secret(secret, renewed)
+
+    def _read_secret(self) -> Any:
+        try:
+            return self.core.read_namespaced_secret(self.settings.webhook.secret, self._namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def _create_secret(self, material: pki.Material) -> pki.Material:
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=self.settings.webhook.secret,
+                labels={"app.kubernetes.io/managed-by": "libinject"},
+            ),
+            type="Opaque",
+            data=dict(pki.to_secret_data(material)),
+        )
+        try:
+            self.core.create_namespaced_secret(self._namespace, body)
+            log.info("webhook certificates generated", secret=self.settings.webhook.secret)
+            return material
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        return self._current()  # another replica created it first: use theirs
+
+    def _update_secret(self, secret: Any, material: pki.Material) -> pki.Material:
+        secret.data = pki.to_secret_data(material)
+        try:
+            # The resourceVersion read above makes this a compare-and-swap between replicas.
+            self.core.replace_namespaced_secret(secret.metadata.name, self._namespace, secret)
+            log.info("webhook certificates renewed", secret=secret.metadata.name)
+            return material
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        return self._current()
+
+    def _write_files(self, material: pki.Material) -> bool:
+        chain = material.serving.certificate
+        if self.files.cert_file.exists() and self.files.cert_file.read_bytes() == chain:
+            return False
+        self.files.cert_file.parent.mkdir(parents=True, exist_ok=True)
+        # Key first, then certificate, each by rename: the listener never reads a torn file, and
+        # it reloads when the certificate (the file it compares) changes.
+        _write_atomically(self.files.key_file, material.serving.key, mode=0o600)
+        _write_atomically(self.files.cert_file, chain, mode=0o644)
+        return True
+
+    def _sync_ca_bundle(self, bundle: bytes) -> None:
+        name = self.settings.webhook.configuration
+        try:
+            current = self.admission.read_mutating_webhook_configuration(name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            log.warning("no webhook configuration to give the CA bundle to", name=name)
+            return
+        encoded = base64.b64encode(bundle).decode("ascii")
+        webhooks = current.webhooks or []
+        if all(hook.client_config.ca_bundle == encoded for hook in webhooks):
+            return
+        patch = [
+            {"op": "replace", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": encoded}
+            if hook.client_config.ca_bundle is not None
+            else {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": encoded}
+            for i, hook in enumerate(webhooks)
+        ]
+        self.admission.patch_mutating_webhook_configuration(name, patch)
+        log.info("webhook caBundle updated", configuration=name)
+
+    @property
+    def _namespace(self) -> str:
+        return self.settings.namespace
+
+
+def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)

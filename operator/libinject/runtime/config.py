@@ -1,0 +1,272 @@
+"""The running operator's settings: defaults, then a config file (the mounted ConfigMap), then
+`LIBINJECT_*` environment variables, then flags; each later source wins.
+
+Every option is declared once in `OPTIONS` (its config key, flag, environment variable, parser and
+where it lands), so the three sources cannot drift apart. A bad value anywhere is a `ConfigError`
+naming its source and key; the operator refuses to start rather than run half-configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from libinject.api.types import Mode
+from libinject.engine.settings import EngineSettings, NamespaceSettings
+
+ENV_PREFIX = "LIBINJECT_"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names where it came from."""
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """How the admission webhook is served and secured."""
+
+    port: int = 9443
+    """Port of the HTTPS admission endpoint (path /mutate-pods)."""
+
+    host: str = "libinject-webhook.libinject-system.svc"
+    """The name (or IP) the API server calls: the generated serving certificate covers it."""
+
+    cert_file: Path | None = None
+    """A serving certificate to use as is (e.g. from cert-manager); reloaded when it changes."""
+
+    key_file: Path | None = None
+    """The private key of `cert_file`."""
+
+    cert_dir: Path = Path("/var/run/libinject/tls")
+    """Where generated certificates are written for the TLS listener."""
+
+    secret: str = "libinject-webhook-tls"
+    """The Secret in the operator's namespace that holds generated certificates for all replicas."""
+
+    configuration: str = "libinject"
+    """The MutatingWebhookConfiguration whose caBundle the operator keeps current."""
+
+    deadline: float = 2.0
+    """Seconds an admission may take before the pod is admitted without a library: below the
+    webhook's timeoutSeconds (3), so the API server never waits for us to time out."""
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Everything `libinject run` needs."""
+
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+
+    probe_port: int = 8080
+    """Port of /healthz, /readyz and /metrics (plain HTTP)."""
+
+    log_format: str = "json"
+    """json (one object a line, for the cluster) or console (for people)."""
+
+    peering: str = "libinject"
+    """The ClusterKopfPeering through which replicas agree on one active reconciler."""
+
+    @property
+    def namespace(self) -> str:
+        return self.engine.namespaces.operator_namespace
+
+
+def _boolean(text: Any) -> bool:
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered in {"true", "1", "yes"}:
+        return True
+    if lowered in {"false", "0", "no"}:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _text(value: Any) -> str:
+    """A non-empty string (YAML's null or a mapping must not become the text 'None')."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool) and str(value).strip():
+        return str(value).strip()
+    raise ValueError(f"expected a non-empty string, got {value!r}")
+
+
+def _names(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ValueError(f"expected a list of names or a comma-separated string, got {value!r}")
+    return frozenset(_text(item) for item in items if str(item).strip())
+
+
+def _port(value: Any) -> int:
+    # int() would turn 8080.7 into 8080 and true into 1: take whole numbers only.
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise ValueError(f"expected a port number, got {value!r}")
+    port = int(value)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"a port is 1-65535, got {port}")
+    return port
+
+
+def _mode(value: Any) -> Mode:
+    mode = Mode(_text(value))
+    if mode is Mode.AUTO:  # it is what `auto` resolves to: it cannot be `auto` itself
+        raise ValueError("expected init-container, csi or image-volume, got 'auto'")
+    return mode
+
+
+def _path(value: Any) -> Path:
+    return Path(_text(value))
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected seconds, got {value!r}")
+    seconds = float(value)
+    if not 0 < seconds <= 30:
+        raise ValueError(f"expected 0-30 seconds, got {seconds}")
+    return seconds
+
+
+def _log_format(value: Any) -> str:
+    if value not in {"json", "console"}:
+        raise ValueError(f"expected json or console, got {value!r}")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str  # in the config file; the flag and variable derive from it
+    parse: Callable[[Any], Any]
+    target: tuple[str, ...]  # attribute path inside RuntimeSettings
+    help: str
+    env: str | None = None  # overrides the derived variable name
+
+    @property
+    def flag(self) -> str:
+        return "--" + "".join(f"-{c.lower()}" if c.isupper() else c for c in self.key)
+
+    @property
+    def variable(self) -> str:
+        return self.env or ENV_PREFIX + self.flag[2:].replace("-", "_").upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("registry", _text, ("engine", "libraries", "registry"), "library image prefix"),
+    Option("defaultMode", _mode, ("engine", "libraries", "default_mode"), "what `auto` means"),
+    Option(
+        "mutateUnlabelled",
+        _boolean,
+        ("engine", "namespaces", "mutate_unlabelled"),
+        "inject into namespaces without the libinject.dev/inject label",
+    ),
+    Option(
+        "excludedNamespaces",
+        _names,
+        ("engine", "namespaces", "excluded"),
+        "namespaces never mutated, added to kube-system, kube-public and kube-node-lease",
+    ),
+    Option(
+        "operatorNamespace",
+        _text,
+        ("engine", "namespaces", "operator_namespace"),
+        "the operator's namespace (never mutated)",
+        env="POD_NAMESPACE",
+    ),
+    Option("webhookPort", _port, ("webhook", "port"), "HTTPS port of the admission webhook"),
+    Option("webhookHost", _text, ("webhook", "host"), "name the API server calls the webhook by"),
+    Option("tlsCertFile", _path, ("webhook", "cert_file"), "serving certificate file to use"),
+    Option("tlsKeyFile", _path, ("webhook", "key_file"), "its private key"),
+    Option("certDir", _path, ("webhook", "cert_dir"), "where generated certificates are written"),
+    Option("tlsSecret", _text, ("webhook", "secret"), "Secret holding generated certificates"),
+    Option(
+        "webhookConfiguration",
+        _text,
+        ("webhook", "configuration"),
+        "MutatingWebhookConfiguration whose caBundle is kept current",
+    ),
+    Option("admissionDeadline", _seconds, ("webhook", "deadline"), "seconds per admission"),
+    Option("probePort", _port, ("probe_port",), "HTTP port of /healthz, /readyz, /metrics"),
+    Option("logFormat", _log_format, ("log_format",), "json or console"),
+    Option("peering", _text, ("peering",), "ClusterKopfPeering name"),
+)
+_BY_KEY = {option.key: option for option in OPTIONS}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds `--config` and one flag per option; unset flags stay None (absent)."""
+    parser.add_argument("--config", type=Path, help="a YAML file of settings (the ConfigMap)")
+    for option in OPTIONS:
+        parser.add_argument(option.flag, dest=option.key, default=None, help=option.help)
+
+
+def load(*, flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> RuntimeSettings:
+    """Settings from `flags` (parsed arguments as a mapping), the environment and the file that
+    `flags["config"]` names."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, tuple[str, Any]] = {}  # key -> (source, raw value)
+    config = flags.get("config")
+    if config is not None:
+        values.update(_from_file(Path(config)))
+    for option in OPTIONS:
+        if option.variable in environ:
+            values[option.key] = (
+                f"environment variable {option.variable}",
+                environ[option.variable],
+            )
+        if flags.get(option.key) is not None:
+            values[option.key] = (f"flag {option.flag}", flags[option.key])
+    return _build(values)
+
+
+def _from_file(path: Path) -> dict[str, tuple[str, Any]]:
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read settings: {error}") from error
+    if not isinstance(document, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of settings")
+    unknown = sorted(str(key) for key in set(document) - set(_BY_KEY))
+    if unknown:
+        known = ", ".join(sorted(_BY_KEY))
+        raise ConfigError(f"{path}: unknown settings {', '.join(unknown)} (known: {known})")
+    return {key: (f"{path}: {key}", value) for key, value in document.items()}
+
+
+def _build(values: Mapping[str, tuple[str, Any]]) -> RuntimeSettings:
+    settings = RuntimeSettings()
+    for key, (source, raw) in values.items():
+        option = _BY_KEY[key]
+        try:
+            value = option.parse(raw)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{source}: {error}") from error
+        if key == "excludedNamespaces":
+            value = NamespaceSettings().excluded | value
+        settings = _replace_at(settings, option.target, value)
+    _check(settings)
+    return settings
+
+
+def _replace_at(obj: Any, path: Sequence[str], value: Any) -> Any:
+    if len(path) == 1:
+        return dataclasses.replace(obj, **{path[0]: value})
+    inner = _replace_at(getattr(obj, path[0]), path[1:], value)
+    return dataclasses.replace(obj, **{path[0]: inner})
+
+
+def _check(settings: RuntimeSettings) -> None:
+    webhook = settings.webhook
+    if (webhook.cert_file is None) != (webhook.key_file is None):
+        raise ConfigError("settings: tlsCertFile and tlsKeyFile go together: give both or neither")
+    if webhook.port == settings.probe_port:
+        raise ConfigError(f"settings: webhookPort and probePort are both {webhook.port}")

@@ -1,0 +1,150 @@
+"""`libinject run`: the operator process.
+
+One asyncio loop runs, side by side: the serving Kopf operator (indexes and the admission
+webhook, in every replica), the reconciling Kopf operator (policy status and events, active in
+one replica through Kopf peering), the probe and metrics server, and the certificate keeper.
+A separate Kopf operator is needed for each because Kopf pauses every watch of a standby peer,
+and the webhook must keep its indexes live in every replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Coroutine
+from typing import Any
+
+import kopf
+from kopf._core.engines.peering import Identity  # spawn_tasks' type; not re-exported
+from kubernetes.client import ApiClient
+
+from libinject.runtime import caches, kube, logs, peering, probes, reconciling, serving
+from libinject.runtime.certificates import Certificates
+from libinject.runtime.config import RuntimeSettings
+from libinject.runtime.webhook import WebhookServer
+
+TLS_LISTENING = "webhook listening"
+log = logs.get(__name__)
+
+
+def run(settings: RuntimeSettings) -> int:
+    logs.configure(settings.log_format)
+    asyncio.run(_operate(settings))
+    return 0
+
+
+async def _operate(settings: RuntimeSettings) -> None:
+    readiness = probes.Readiness([serving.INDEXES_PRIMED, TLS_LISTENING])
+    api = kube.api_client()
+    certificates = Certificates(settings, api)
+    files = await certificates.prepare()
+    await asyncio.to_thread(peering.ensure, api, settings.peering)
+    stop = asyncio.Event()
+    server = WebhookServer(
+        port=settings.webhook.port,
+        cert_file=files.cert_file,
+        key_file=files.key_file,
+        deadline=settings.webhook.deadline,
+        on_listening=lambda: readiness.mark(TLS_LISTENING),
+    )
+    existing = set(asyncio.all_tasks())
+    tasks = [
+        *await _serving_operator(settings, readiness=readiness, server=server, stop=stop),
+        *await _reconciling_operator(settings, api=api, stop=stop),
+        _task(certificates.keep_current(), "certificate keeper"),
+    ]
+    # Kopf installs signal handlers per operator, the last one replacing the others': one
+    # handler of ours stops both.
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    log.info("operator starting", namespace=settings.namespace, port=settings.webhook.port)
+    async with probes.serving(readiness, port=settings.probe_port):
+        await kopf.run_tasks(tasks, ignored=existing)
+
+
+async def _serving_operator(
+    settings: RuntimeSettings,
+    *,
+    readiness: probes.Readiness,
+    server: WebhookServer,
+    stop: asyncio.Event,
+) -> list[asyncio.Task[Any]]:
+    kopf_settings = _kopf_settings()
+    kopf_settings.admission.server = server
+    kopf_settings.admission.managed = None  # the configuration ships in manifests/
+    registry = serving.registry(
+        settings=settings.engine, state=caches.CacheState(), readiness=readiness
+    )
+    return [
+        *await kopf.spawn_tasks(
+            registry=_with_login(registry),
+            identity=_identity(),
+            settings=kopf_settings,
+            clusterwide=True,
+            standalone=True,
+            stop_flag=stop,
+        )
+    ]
+
+
+async def _reconciling_operator(
+    settings: RuntimeSettings, *, api: ApiClient, stop: asyncio.Event
+) -> list[asyncio.Task[Any]]:
+    kopf_settings = _kopf_settings()
+    kopf_settings.peering.name = settings.peering
+    kopf_settings.peering.mandatory = True
+    # Equal priorities would keep every replica active; a random one elects the highest.
+    kopf_settings.peering.priority = secrets.randbelow(2**31) + 1
+    # A SIGKILLed active replica is presumed alive until its keep-alive expires: 20 s rather than
+    # Kopf's 60 before a standby takes over the reconciling (the webhook is never affected).
+    kopf_settings.peering.lifetime = 20
+    return [
+        *await kopf.spawn_tasks(
+            registry=_with_login(reconciling.registry(settings=settings.engine, api=api)),
+            identity=_identity(),
+            settings=kopf_settings,
+            clusterwide=True,
+            stop_flag=stop,
+        )
+    ]
+
+
+def _identity() -> Identity:
+    """How this replica names itself to its peers: its pod (set by the Deployment), else host
+    and process. Kopf's own guess asks the password database for the user, which has no entry
+    for the image's uid."""
+    return Identity(os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}")
+
+
+def _with_login(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
+    """Kopf logs in with the same credentials as our `kubernetes` client (a registry made by
+    hand has none of the default login handlers)."""
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    return registry
+
+
+def _kopf_settings() -> kopf.OperatorSettings:
+    kopf_settings = kopf.OperatorSettings()
+    # Resources are discovered once at start: watching CRDs for new ones would need cluster-wide
+    # read access to every CRD, and ours is installed before the operator.
+    kopf_settings.scanning.disabled = True
+    # Should Kopf keep any progress, it goes to annotations: the status schema has no room for it.
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix="libinject.dev"
+    )
+    # Kopf turns its log lines about an object into Events; only its warnings deserve that.
+    kopf_settings.posting.level = logging.WARNING
+    return kopf_settings
+
+
+def _task(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    return asyncio.create_task(coroutine, name=name)

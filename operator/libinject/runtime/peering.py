@@ -1,0 +1,29 @@
+"""The ClusterKopfPeering through which replicas elect one active reconciler.
+
+Kopf only patches the peering object and waits, paused, until it exists; and a peering object in
+the same `kubectl apply -k` as its CRD is refused (the apply maps every kind before the CRD is
+served). So the operator makes sure it exists on start: install stays one command.
+"""
+
+from __future__ import annotations
+
+from kubernetes import client
+
+from libinject.runtime import logs
+
+GROUP, VERSION, PLURAL, KIND = "kopf.dev", "v1", "clusterkopfpeerings", "ClusterKopfPeering"
+log = logs.get(__name__)
+
+
+def ensure(api: client.ApiClient, name: str) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "libinject"}},
+    }
+    try:
+        client.CustomObjectsApi(api).create_cluster_custom_object(GROUP, VERSION, PLURAL, body)
+        log.info("peering object created", name=name)
+    except client.ApiException as error:
+        if error.status != 409:  # 409: it exists, made by another replica or an earlier run
+            raise

@@ -1,0 +1,66 @@
+"""The serving operator, run by every replica: Kopf indexes of policies and namespaces, and the
+`@kopf.on.mutate` handler that asks the admission core about each new pod.
+
+It runs standalone (no peering) on purpose: Kopf pauses every watch of a standby peer, indexes
+included, and a webhook deciding on frozen caches would inject stale policies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from libinject.admission import admit
+from libinject.api.types import GROUP, VERSION, InstrumentationPolicy
+from libinject.engine.settings import EngineSettings
+from libinject.runtime import caches, logs, webhook
+from libinject.runtime.probes import Readiness
+
+PLURAL = "instrumentationpolicies"
+INDEXES_PRIMED = "indexes primed"
+log = logs.get(__name__)
+
+
+def registry(
+    *, settings: EngineSettings, state: caches.CacheState, readiness: Readiness
+) -> kopf.OperatorRegistry:
+    reg = kopf.OperatorRegistry()
+
+    @kopf.index(GROUP, VERSION, PLURAL, id="policies", registry=reg)
+    async def policies(body: kopf.Body, **_: Any) -> dict[str, InstrumentationPolicy]:
+        return caches.policy_entry(body)
+
+    @kopf.index("", "v1", "namespaces", id="namespace_labels", registry=reg)
+    async def namespace_labels(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
+        return caches.namespace_entry(body)
+
+    # Kopf runs resource handlers only once every index has its initial listing, so the first
+    # call of this one is the moment the caches are complete (a cluster always has namespaces).
+    @kopf.on.event("", "v1", "namespaces", id="primed", registry=reg)
+    async def primed(**_: Any) -> None:
+        if not state.primed:
+            state.primed = True
+            readiness.mark(INDEXES_PRIMED)
+            log.info("indexes primed: the webhook now decides")
+
+    @kopf.on.mutate(
+        "",
+        "v1",
+        "pods",
+        operations=["CREATE"],
+        id=webhook.HANDLER_ID,
+        registry=reg,
+        ignore_failures=True,
+    )
+    async def mutate_pod(**kwargs: Any) -> None:
+        # Kopf hands each index to handlers as a keyword argument named after its id.
+        call = webhook.pending()
+        call.admission = admit(
+            call.pod,
+            namespace=call.namespace,
+            caches=state.caches(kwargs["policies"], kwargs["namespace_labels"]),
+            settings=settings,
+        )
+
+    return reg

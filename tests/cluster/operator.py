@@ -1,0 +1,103 @@
+"""`libinject run` as a real process on the test host, against the local control plane.
+
+It runs the way the Deployment runs it (the operator's ServiceAccount token, its namespace, the
+generated certificates in the shared Secret), except that the API server reaches it on loopback
+(manifests/overlays/local). Replicas started on the same webhook port share it (SO_REUSEPORT).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cluster import harness, poll
+
+NAMESPACE = "libinject-system"
+READY_TIMEOUT = 60.0
+
+
+@dataclass
+class OperatorProcess:
+    kubeconfig: Path
+    directory: Path
+    webhook_port: int
+    name: str = "operator"
+    probe_port: int = field(default_factory=harness.free_port)
+    detached: bool = False  # outlives the caller (the demo's operator); else dies with it
+    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.directory / f"{self.name}.log"
+
+    def start(self) -> OperatorProcess:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(Path(sys.executable).parent / "libinject"),
+            "run",
+            "--webhook-host=127.0.0.1",
+            f"--webhook-port={self.webhook_port}",
+            f"--probe-port={self.probe_port}",
+            f"--cert-dir={self.directory / self.name}-tls",
+            "--log-format=json",
+        ]
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "POD_NAMESPACE": NAMESPACE}
+        with self.log.open("ab") as log:
+            self.popen = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=self.detached,
+                preexec_fn=None if self.detached else harness.die_with_parent,  # noqa: PLW1509
+            )
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> OperatorProcess:
+        def ready() -> bool:
+            if self.popen is None or self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
+            return self.probe("/readyz")[0] == 200
+
+        poll.until(ready, what=f"{self.name} /readyz", timeout=timeout)
+        return self
+
+    def probe(self, path: str) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{self.probe_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+        except OSError:
+            return 0, ""
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample of /metrics by its full name with labels, e.g.
+        `libinject_admissions_total{outcome="injected",reason="Injected"}`."""
+        status, text = self.probe("/metrics")
+        assert status == 200, f"/metrics answered {status}"
+        samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+        return {name: float(value) for name, value in samples}
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.popen is not None
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        return self.popen.wait(timeout)
+
+    def log_lines(self) -> list[dict[str, object]]:
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,107 @@
+"""Pods, policies and their read-back, for the live tests of the operator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+
+from cluster import poll
+from cluster.fixtures import GROUP, PLURAL, VERSION
+
+ENABLED = {"libinject.dev/inject": "enabled"}
+INJECTED = "libinject.dev/injected"
+SKIPPED = "libinject.dev/injection-skipped"
+INSTRUMENTED = "libinject.dev/instrumented"
+
+PolicyFactory = Callable[..., str]
+
+
+def python_policy(name: str, namespaces: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InstrumentationPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "libraries": [{"language": "python", "version": "3.12.0"}],
+            "namespaceSelector": {"matchNames": namespaces},
+            **spec,
+        },
+    }
+
+
+def app_pod(name: str, **annotations: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}, "annotations": annotations},
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "example.invalid/app:1",
+                    "env": [{"name": "PYTHONPATH", "value": "/srv/app"}],
+                    "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}},
+                }
+            ]
+        },
+    }
+
+
+def create_pod(admin: client.ApiClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Creates the pod and returns it as stored, after admission."""
+    core = client.CoreV1Api(admin)
+    core.create_namespaced_pod(namespace, body)
+    return read_pod(admin, namespace, body["metadata"]["name"])
+
+
+def read_pod(admin: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    response = client.CoreV1Api(admin).read_namespaced_pod(name, namespace, _preload_content=False)
+    return dict(json.loads(response.data))
+
+
+def pod_names(admin: client.ApiClient, namespace: str) -> list[str]:
+    return [p.metadata.name for p in client.CoreV1Api(admin).list_namespaced_pod(namespace).items]
+
+
+def init_names(pod: dict[str, Any]) -> list[str]:
+    return [c["name"] for c in pod["spec"].get("initContainers") or []]
+
+
+def env_of(pod: dict[str, Any], container: str) -> dict[str, Any]:
+    found = next(c for c in pod["spec"]["containers"] if c["name"] == container)
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in found.get("env") or []}
+
+
+def policy_status(admin: client.ApiClient, name: str) -> dict[str, Any]:
+    obj = client.CustomObjectsApi(admin).get_cluster_custom_object(GROUP, VERSION, PLURAL, name)
+    return dict(obj.get("status") or {})
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == kind), {})
+
+
+def events_for(admin: client.ApiClient, name: str) -> list[Any]:
+    # Events about cluster-scoped objects are kept in the default namespace.
+    listing = client.CoreV1Api(admin).list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={name}"
+    )
+    return list(listing.items)
+
+
+def wait_until_injecting(admin: client.ApiClient, namespace: str, timeout: float = 30) -> None:
+    """Until the webhook injects pods in `namespace`: dry-run creates go through admission (our
+    webhook has no side effects) and store nothing, so they do not count among the pods."""
+    core = client.CoreV1Api(admin)
+
+    def injected() -> bool:
+        response = core.create_namespaced_pod(
+            namespace, app_pod("probe"), dry_run="All", _preload_content=False
+        )
+        labels = json.loads(response.data)["metadata"].get("labels") or {}
+        return labels.get(INSTRUMENTED) == "true"
+
+    poll.until(injected, what=f"the webhook injecting in {namespace}", timeout=timeout)

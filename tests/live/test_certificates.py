@@ -1,0 +1,101 @@
+"""The webhook's generated certificates on the real control plane: one Secret shared by the
+replicas, its CA in the webhook configuration, and renewal before expiry without breaking
+trust (the operator runs as its ServiceAccount, so the Role's Secret rules are exercised too)."""
+
+from __future__ import annotations
+
+import base64
+import signal
+import ssl
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kubernetes import client
+
+from cluster.fixtures import NamespaceFactory, OperatorFactory
+from cluster.operator import NAMESPACE, OperatorProcess
+from cluster.workloads import ENABLED, PolicyFactory, python_policy, wait_until_injecting
+from libinject.runtime import pki
+
+SECRET = "libinject-webhook-tls"
+HOSTS = ["127.0.0.1"]
+
+
+def stored(admin: client.ApiClient) -> pki.Material:
+    secret = client.CoreV1Api(admin).read_namespaced_secret(SECRET, NAMESPACE)
+    return pki.from_secret_data(secret.data)
+
+
+def ca_bundle(admin: client.ApiClient) -> bytes:
+    api = client.AdmissionregistrationV1Api(admin)
+    hooks = api.read_mutating_webhook_configuration("libinject").webhooks
+    bundles = {hook.client_config.ca_bundle for hook in hooks}
+    assert len(bundles) == 1
+    return base64.b64decode(bundles.pop())
+
+
+def served_certificate(port: int) -> bytes:
+    pem = ssl.get_server_certificate(("127.0.0.1", port))
+    return pem.encode()
+
+
+def same_certificate(a: bytes, b: bytes) -> bool:
+    return ssl.PEM_cert_to_DER_cert(a.decode()) == ssl.PEM_cert_to_DER_cert(b.decode())
+
+
+@pytest.fixture
+def replaced_operator(
+    running_operator: OperatorProcess, operator_processes: OperatorFactory
+) -> Iterator[list[OperatorProcess]]:
+    """Stops the running operator; the test starts its own, stopped at the end."""
+    running_operator.stop(signal.SIGTERM)
+    started: list[OperatorProcess] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def test_the_secret_is_shared_and_its_ca_is_in_the_webhook_configuration(
+    admin: client.ApiClient, running_operator: OperatorProcess
+) -> None:
+    """The operator serves the Secret's certificate, and the webhook configuration trusts the
+    Secret's CA bundle (the API server's calls succeeding is shown by every injection test)."""
+    material = stored(admin)
+    assert ca_bundle(admin) == material.bundle
+    assert same_certificate(
+        served_certificate(running_operator.webhook_port), material.serving.certificate
+    )
+
+
+def test_material_due_for_renewal_is_renewed_on_start_and_trust_holds(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    replaced_operator: list[OperatorProcess],
+    operator_processes: OperatorFactory,
+) -> None:
+    """A Secret whose CA and serving certificate are both in their last third: the operator
+    issues a new CA and certificate on start, the webhook configuration trusts old and new CAs
+    during the overlap, and pods are injected through the new certificate."""
+    issued = datetime.now(UTC) - timedelta(days=3 * 365 - 200)
+    old = pki.new_material(hosts=HOSTS, now=issued)
+    secret = client.CoreV1Api(admin).read_namespaced_secret(SECRET, NAMESPACE)
+    secret.data = pki.to_secret_data(old)
+    client.CoreV1Api(admin).replace_namespaced_secret(SECRET, NAMESPACE, secret)
+
+    operator = operator_processes("renewing").wait_ready()
+    replaced_operator.append(operator)
+    renewed = stored(admin)
+    assert renewed.authority != old.authority
+    assert renewed.serving != old.serving
+    assert pki.expiry(renewed.serving.certificate) > datetime.now(UTC) + timedelta(days=80)
+    bundle = ca_bundle(admin)
+    assert bundle == renewed.bundle
+    assert old.authority.certificate in bundle
+    assert renewed.authority.certificate in bundle
+    assert same_certificate(served_certificate(operator.webhook_port), renewed.serving.certificate)
+
+    namespace = namespaces(labels=ENABLED)
+    policies(python_policy("renewed", [namespace]))
+    wait_until_injecting(admin, namespace)

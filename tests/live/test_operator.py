@@ -1,0 +1,253 @@
+"""The operator as users meet it: `libinject run` (as its ServiceAccount, with the manifests' RBAC
+only) serving the webhook the API server calls, and reconciling policies, on the real control
+plane. Each test creates its own namespaces and policies (selected by name), so tests can share
+one operator without seeing each other's objects."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+import pytest
+from kubernetes import client
+
+from cluster import poll
+from cluster.fixtures import NamespaceFactory
+from cluster.kubectl import Kubectl
+from cluster.operator import OperatorProcess
+from cluster.workloads import (
+    ENABLED,
+    INJECTED,
+    INSTRUMENTED,
+    SKIPPED,
+    PolicyFactory,
+    app_pod,
+    condition,
+    create_pod,
+    env_of,
+    events_for,
+    init_names,
+    pod_names,
+    policy_status,
+    python_policy,
+    read_pod,
+    wait_until_injecting,
+)
+
+
+@pytest.mark.usefixtures("running_operator")
+def test_a_deployment_in_an_opted_in_namespace_is_injected_as_the_policy_says(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    kubectl: Kubectl,
+) -> None:
+    """A Deployment's pods (created by the ReplicaSet controller: no namespace in their body)
+    get the policy's library; `kubectl get ipol` shows the policy Ready, its languages and its
+    one namespace."""
+    namespace = namespaces(labels=ENABLED)
+    policy = policies(python_policy("deploy", [namespace]))
+    poll.until(
+        lambda: condition(policy_status(admin, policy), "Ready").get("status") == "True",
+        what=f"{policy} Ready",
+        timeout=30,
+    )
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "checkout"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "checkout"}},
+            "template": {"metadata": {"labels": {"app": "checkout"}}, "spec": app_pod("x")["spec"]},
+        },
+    }
+    client.AppsV1Api(admin).create_namespaced_deployment(namespace, deployment)
+    names = poll.until(
+        lambda: pod_names(admin, namespace) if len(pod_names(admin, namespace)) == 2 else None,
+        what="the Deployment's two pods",
+        timeout=60,
+    )
+    for name in names:
+        pod = read_pod(admin, namespace, name)
+        record = json.loads(pod["metadata"]["annotations"][INJECTED])
+        assert [(r["policy"], r["language"], r["version"]) for r in record] == [
+            (policy, "python", "3.12.0")
+        ]
+        assert pod["metadata"]["labels"][INSTRUMENTED] == "true"
+        assert init_names(pod) == ["libinject-python"]
+        assert env_of(pod, "app")["PYTHONPATH"] == "/opt/libinject/python:/srv/app"
+    row = kubectl("get", "ipol", policy, "--no-headers").stdout.split()
+    assert row[:5] == [policy, "python", "auto", "1", "True"]
+
+
+@pytest.mark.usefixtures("running_operator")
+def test_unlabelled_namespaces_and_opted_out_pods_are_left_alone(
+    admin: client.ApiClient, namespaces: NamespaceFactory, policies: PolicyFactory
+) -> None:
+    """A namespace without the opt-in label is never even sent to the webhook (nothing of ours
+    on the pod, though the policy names it); an opted-out pod in an opted-in namespace is left
+    without a library, and says why."""
+    plain = namespaces()
+    enabled = namespaces(labels=ENABLED)
+    policies(python_policy("alone", [plain, enabled]))
+    wait_until_injecting(admin, enabled)
+
+    untouched = create_pod(admin, plain, app_pod("plain"))
+    assert not any(k.startswith("libinject.dev/") for k in untouched["metadata"].get("labels", {}))
+    assert not any(
+        k.startswith("libinject.dev/") for k in untouched["metadata"].get("annotations") or {}
+    )
+    assert init_names(untouched) == []
+
+    opted_out = create_pod(
+        admin, enabled, app_pod("opted-out", **{"libinject.dev/inject": "false"})
+    )
+    assert init_names(opted_out) == []
+    assert opted_out["metadata"]["labels"][INSTRUMENTED] == "false"
+    assert opted_out["metadata"]["annotations"][SKIPPED].startswith("PodOptedOut:")
+    assert env_of(opted_out, "app") == {"PYTHONPATH": "/srv/app"}
+
+
+@pytest.mark.usefixtures("running_operator")
+def test_reinvocation_and_a_reapplied_pod_leave_the_pod_unchanged(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    running_operator: OperatorProcess,
+) -> None:
+    """The ServiceAccount plugin adds its token mount to our init container, so the API server
+    calls us again (reinvocationPolicy IfNeeded): that second call must change nothing. And a pod
+    re-created from its own stored spec (a re-apply) comes back exactly as it was."""
+    namespace = namespaces(labels=ENABLED)
+    policies(python_policy("again", [namespace]))
+    wait_until_injecting(admin, namespace)
+
+    first = create_pod(admin, namespace, app_pod("twice"))
+    assert init_names(first) == ["libinject-python"]
+    assert first["metadata"]["labels"][INSTRUMENTED] == "true"
+    assert SKIPPED not in first["metadata"]["annotations"]
+    calls = [
+        line
+        for line in running_operator.log_lines()
+        if line.get("event") == "admission"
+        and line.get("namespace") == namespace
+        and line.get("pod") == "twice"
+    ]
+    assert [c["outcome"] for c in calls] == ["injected", "unchanged"], calls
+
+    again = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "twice-again",
+            "labels": first["metadata"]["labels"],
+            "annotations": first["metadata"]["annotations"],
+        },
+        "spec": {k: v for k, v in first["spec"].items() if k != "nodeName"},
+    }
+    second = create_pod(admin, namespace, again)
+    for key in ("initContainers", "containers", "volumes"):
+        assert second["spec"][key] == first["spec"][key], key
+    assert second["metadata"]["annotations"] == first["metadata"]["annotations"]
+
+
+@pytest.mark.usefixtures("running_operator")
+def test_an_invalid_policy_gets_a_false_ready_condition_and_a_warning_event(
+    admin: client.ApiClient, namespaces: NamespaceFactory, policies: PolicyFactory
+) -> None:
+    """A rule the schema cannot express (the default version outside allowedVersions) is
+    reported on the object: Ready False, reason Invalid naming the field, and a Warning Event."""
+    namespace = namespaces(labels=ENABLED)
+    body = python_policy("invalid", [namespace])
+    body["spec"]["libraries"][0]["allowedVersions"] = ["2.*"]
+    policy = policies(body)
+    ready = poll.until(
+        lambda: condition(policy_status(admin, policy), "Ready"), what=f"{policy} Ready", timeout=30
+    )
+    assert (ready["status"], ready["reason"]) == ("False", "Invalid")
+    assert "spec.libraries[0].version" in ready["message"]
+    warnings = poll.until(
+        lambda: [e for e in events_for(admin, policy) if e.reason == "PolicyInvalid"],
+        what=f"a PolicyInvalid event for {policy}",
+        timeout=30,
+    )
+    assert warnings[0].type == "Warning"
+    assert "spec.libraries[0].version" in warnings[0].message
+
+
+@pytest.mark.usefixtures("running_operator")
+def test_conflicting_policies_are_told_which_one_wins(
+    admin: client.ApiClient, namespaces: NamespaceFactory, policies: PolicyFactory
+) -> None:
+    """Two policies with the same priority for the same language in the same namespace: both
+    get Conflicting True naming the other and the winner, and a Warning Event; both stay Ready."""
+    namespace = namespaces(labels=ENABLED)
+    first = policies(python_policy("tie-a", [namespace]))
+    second = policies(python_policy("tie-b", [namespace]))
+    winner = min(first, second)
+    for name, other in ((first, second), (second, first)):
+        conflicting = poll.until(
+            lambda name=name: (
+                condition(policy_status(admin, name), "Conflicting").get("status") == "True"
+                and condition(policy_status(admin, name), "Conflicting")
+            ),
+            what=f"{name} Conflicting",
+            timeout=30,
+        )
+        assert conflicting["reason"] == "SamePriority"
+        assert other in conflicting["message"]
+        assert f"{winner} wins" in conflicting["message"]
+        assert condition(policy_status(admin, name), "Ready")["status"] == "True"
+        poll.until(
+            lambda name=name: [e for e in events_for(admin, name) if e.reason == "PolicyConflict"],
+            what=f"a PolicyConflict event for {name}",
+            timeout=30,
+        )
+
+
+@pytest.mark.usefixtures("running_operator")
+def test_a_namespace_label_change_updates_the_count(
+    admin: client.ApiClient, namespaces: NamespaceFactory, policies: PolicyFactory
+) -> None:
+    """matchedNamespaces follows namespace labels: opting a selected namespace in raises it."""
+    team = f"team-{secrets.token_hex(3)}"
+    namespace = namespaces(labels={"team": team})
+    body = python_policy("count", [])
+    body["spec"]["namespaceSelector"] = {"matchLabels": {"team": team}}
+    policy = policies(body)
+    poll.until(
+        lambda: policy_status(admin, policy).get("matchedNamespaces") == 0,
+        what=f"{policy} counting 0",
+        timeout=30,
+    )
+    patch = {"metadata": {"labels": ENABLED}}
+    client.CoreV1Api(admin).patch_namespace(namespace, patch)
+    poll.until(
+        lambda: policy_status(admin, policy).get("matchedNamespaces") == 1,
+        what=f"{policy} counting 1 after the label",
+        timeout=30,
+    )
+
+
+def test_metrics_count_admissions_and_show_the_certificate_expiry(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    running_operator: OperatorProcess,
+) -> None:
+    """/metrics counts the injected admission, has its latency, and the serving certificate's
+    expiry (generated: about 90 days ahead)."""
+    namespace = namespaces(labels=ENABLED)
+    policies(python_policy("metrics", [namespace]))
+    wait_until_injecting(admin, namespace)
+    key = 'libinject_admissions_total{outcome="injected",reason="Injected"}'
+    before = running_operator.metrics().get(key, 0.0)
+    create_pod(admin, namespace, app_pod("counted"))
+    after = running_operator.metrics()
+    assert after[key] == before + 1
+    assert after["libinject_admission_duration_seconds_count"] >= 1
+    assert after["libinject_ready"] == 1
+    days_left = (after["libinject_certificate_expiry_timestamp_seconds"] - time.time()) / 86400
+    assert 80 < days_left <= 90
