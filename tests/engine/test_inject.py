@@ -201,3 +201,24 @@ def test_an_instrumented_sidecar_is_edited_in_place_not_renamed() -> None:
     assert paths[0] == "/spec/initContainers/0"
     assert all(p.startswith("/spec/initContainers/1/") for p in paths[1:])
     assert not any(p.endswith("/name") for p in paths)
+
+
+TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@pytest.mark.parametrize(
+    ("volume", "copied"),
+    [("kube-api-access-7xk2p", True), ("my-own-token", False)],
+    ids=["service-account-plugin-mount", "user-mount-at-that-path"],
+)
+def test_the_copy_container_gets_the_service_account_plugins_token_mount(
+    volume: str, copied: bool
+) -> None:
+    """The ServiceAccount plugin ran before us and would add its token mount to our copy
+    container after us, which makes the API server call the webhook again: we add that same
+    mount ourselves (a user's own mount at that path is not the plugin's and is not copied)."""
+    token = {"name": volume, "mountPath": TOKEN, "readOnly": True}
+    result = run(pod(container(volumeMounts=[token])), policy())
+    (init,) = result.pod["spec"]["initContainers"]
+    expected = [{"name": "libinject-python", "mountPath": "/libinject-target"}]
+    assert init["volumeMounts"] == [*expected, token] if copied else expected

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -15,6 +16,8 @@ from kubernetes import client
 from cluster import poll
 from cluster.fixtures import NamespaceFactory
 from cluster.kubectl import Kubectl
+from cluster.labeller import LABEL as LABELLED
+from cluster.labeller import labelling_webhook
 from cluster.operator import OperatorProcess
 from cluster.workloads import (
     ENABLED,
@@ -110,32 +113,57 @@ def test_unlabelled_namespaces_and_opted_out_pods_are_left_alone(
     assert env_of(opted_out, "app") == {"PYTHONPATH": "/srv/app"}
 
 
-@pytest.mark.usefixtures("running_operator")
-def test_reinvocation_and_a_reapplied_pod_leave_the_pod_unchanged(
+def admissions_of(operator: OperatorProcess, namespace: str, pod: str) -> list[str]:
+    """The outcome of each webhook call for this pod, in order, from the operator's log."""
+    return [
+        str(line["outcome"])
+        for line in operator.log_lines()
+        if line.get("event") == "admission"
+        and line.get("namespace") == namespace
+        and line.get("pod") == pod
+    ]
+
+
+def test_a_pod_costs_one_webhook_call(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
     running_operator: OperatorProcess,
 ) -> None:
-    """The ServiceAccount plugin adds its token mount to our init container, so the API server
-    calls us again (reinvocationPolicy IfNeeded): that second call must change nothing. And a pod
-    re-created from its own stored spec (a re-apply) comes back exactly as it was."""
+    """Our copy container already carries the ServiceAccount token mount that admission would add
+    after us, so nothing changes the pod after our webhook and the API server does not call it
+    again: one call per pod, and the stored copy container has that mount."""
+    namespace = namespaces(labels=ENABLED)
+    policies(python_policy("once", [namespace]))
+    wait_until_injecting(admin, namespace)
+    stored = create_pod(admin, namespace, app_pod("once"))
+    assert admissions_of(running_operator, namespace, "once") == ["injected"]
+    (copy,) = stored["spec"]["initContainers"]
+    token = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert [m["mountPath"] for m in copy["volumeMounts"]] == ["/libinject-target", token]
+
+
+def test_reinvocation_and_a_reapplied_pod_leave_the_pod_unchanged(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    running_operator: OperatorProcess,
+    tmp_path: Path,
+) -> None:
+    """Another webhook changes the pod after ours (a labeller named to run later), so the API
+    server calls ours again (reinvocationPolicy IfNeeded): that second call changes nothing. And
+    a pod re-created from its own stored spec (a re-apply) comes back exactly as it was."""
     namespace = namespaces(labels=ENABLED)
     policies(python_policy("again", [namespace]))
     wait_until_injecting(admin, namespace)
 
-    first = create_pod(admin, namespace, app_pod("twice"))
+    with labelling_webhook(admin, namespace, tmp_path):
+        first = create_pod(admin, namespace, app_pod("twice"))
+    assert first["metadata"]["labels"][LABELLED[0]] == LABELLED[1]
+    assert admissions_of(running_operator, namespace, "twice") == ["injected", "unchanged"]
     assert init_names(first) == ["libinject-python"]
     assert first["metadata"]["labels"][INSTRUMENTED] == "true"
     assert SKIPPED not in first["metadata"]["annotations"]
-    calls = [
-        line
-        for line in running_operator.log_lines()
-        if line.get("event") == "admission"
-        and line.get("namespace") == namespace
-        and line.get("pod") == "twice"
-    ]
-    assert [c["outcome"] for c in calls] == ["injected", "unchanged"], calls
 
     again = {
         "apiVersion": "v1",

@@ -7,6 +7,7 @@ same objects and adds nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ IMAGE_LIBRARY_DIR = "/libinject"
 COPY_TARGET = "/libinject-target"
 
 NONROOT_UID = 65532
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_VOLUME_PREFIX = "kube-api-access-"  # the volume the ServiceAccount plugin adds
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ def delivery(
     resources: dict[str, dict[str, str]],
     security_context: dict[str, Any],
     settings: LibrarySettings,
+    token_mount: dict[str, Any] | None = None,
 ) -> Delivery:
     name = object_name(language)
     mount: dict[str, Any] = {
@@ -53,6 +57,8 @@ def delivery(
     if mode is Mode.INIT_CONTAINER:
         volume: dict[str, Any] = {"name": name, "emptyDir": {"sizeLimit": size_limit}}
         init = _copy_container(name, image, resources, security_context, settings)
+        if token_mount is not None:
+            init["volumeMounts"].append(dict(token_mount))
     elif mode is Mode.CSI:
         attributes = {"image": image, "language": str(language)}
         volume = {
@@ -70,6 +76,23 @@ def delivery(
         }
         mount["subPath"] = IMAGE_LIBRARY_DIR.lstrip("/")
     return Delivery(volume, mount, init)
+
+
+def token_mount(spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ServiceAccount admission plugin's token mount, if the pod's containers have it.
+
+    That plugin runs before webhooks and mounts the token into every container; after we return
+    it would add the same mount to our copy containers, and the API server answers such a change
+    by calling us again (reinvocation): a second round trip for every pod. Adding its mount
+    ourselves gives the same final pod without that call. Only the plugin's own volume is
+    copied: a mount the user put at that path is theirs, and the plugin leaves those alone."""
+    for kind in ("containers", "initContainers"):
+        for container in spec.get(kind) or ():
+            for mount in container.get("volumeMounts") or ():
+                name = str(mount.get("name", ""))
+                if mount.get("mountPath") == TOKEN_PATH and name.startswith(TOKEN_VOLUME_PREFIX):
+                    return dict(mount)
+    return None
 
 
 def _copy_container(

@@ -118,6 +118,7 @@ class _PodContext:
     ours: frozenset[str]  # the object names of all libraries this pod may get
     share: Resources  # what the pod already reserves, for the copy containers
     tags: environment.Tags
+    token_mount: dict[str, Any] | None  # the ServiceAccount plugin's, for the copy containers
 
 
 def _inject_all(
@@ -137,6 +138,7 @@ def _inject_all(
         ours=ours,
         share=pod_share(pod["spec"], ours),
         tags=environment.service_tags(_labels(pod)),
+        token_mount=delivery.token_mount(pod["spec"]),
     )
     decisions = []
     for language, policy in sorted(winners.items()):
@@ -192,6 +194,7 @@ def _deliver(
             pod_run_as_user=(spec.get("securityContext") or {}).get("runAsUser"),
         ),
         settings=settings.libraries,
+        token_mount=context.token_mount,
     )
     targets, verdicts = _containers(
         spec, choice, policy=policy, mount=plan.mount, ours=context.ours
