@@ -265,8 +265,8 @@ def test_metrics_count_admissions_and_show_the_certificate_expiry(
     policies: PolicyFactory,
     running_operator: OperatorProcess,
 ) -> None:
-    """/metrics counts the injected admission, has its latency, and the serving certificate's
-    expiry (generated: about 90 days ahead)."""
+    """/metrics counts the injected admission, has its latency, the index sizes, the policies by
+    Ready reason, and the serving certificate's expiry (generated: about 90 days ahead)."""
     namespace = namespaces(labels=ENABLED)
     policies(python_policy("metrics", [namespace]))
     wait_until_injecting(admin, namespace)
@@ -277,5 +277,9 @@ def test_metrics_count_admissions_and_show_the_certificate_expiry(
     assert after[key] == before + 1
     assert after["libinject_admission_duration_seconds_count"] >= 1
     assert after["libinject_ready"] == 1
+    # The gauges follow the watches: this test's policy is in the index and counted as Valid.
+    assert after['libinject_index_entries{index="policies"}'] >= 1
+    assert after['libinject_index_entries{index="namespaces"}'] >= 1
+    assert after['libinject_policies{reason="Valid"}'] >= 1
     days_left = (after["libinject_certificate_expiry_timestamp_seconds"] - time.time()) / 86400
     assert 80 < days_left <= 90

@@ -156,6 +156,11 @@ DENIED: dict[str, Call] = {
     "change a CRD": lambda api, _: client.ApiextensionsV1Api(api).patch_custom_resource_definition(
         "instrumentationpolicies.libinject.dev", {"metadata": {"labels": {"probe": "yes"}}}
     ),
+    # Rolling workloads out needs the opt-in component (tests/live/test_rollout.py grants it).
+    "list Deployments without the rollout component": lambda api, w: client.AppsV1Api(api).list_namespaced_deployment(w.namespace),
+    "patch a Deployment without the rollout component": lambda api, w: client.AppsV1Api(api).patch_namespaced_deployment(
+        "any", w.namespace, {"metadata": {"labels": {"probe": "yes"}}}
+    ),
 }  # fmt: skip
 
 

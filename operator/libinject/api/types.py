@@ -456,6 +456,16 @@ class PolicySpec:
         default=False,
         metadata=describe("A paused policy injects nothing; pods already injected keep it."),
     )
+    rollout_on_change: bool = field(
+        default=False,
+        metadata=describe(
+            "When true, every change of this spec rolls out the Deployments, StatefulSets and "
+            "DaemonSets whose pods the policy selects (in namespaces where injection is enabled): "
+            "the operator sets the annotation libinject.dev/policy.<name> on their pod template "
+            "to a hash of the spec. Needs the RBAC of manifests/components/rollout. Default false: "
+            "running pods keep what they have until they are next re-created."
+        ),
+    )
 
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(

@@ -16,7 +16,7 @@ from libinject.admission import Caches
 from libinject.api.parse import InvalidPolicyError, parse_policy
 from libinject.api.types import InstrumentationPolicy
 from libinject.engine.index import PolicyIndex
-from libinject.runtime import logs, metrics
+from libinject.runtime import logs
 
 ALL = "all"  # the policies index keeps every policy under this one key
 log = logs.get(__name__)
@@ -82,6 +82,4 @@ class CacheState:
         if key != self._key:
             self._index = PolicyIndex(current)
             self._key = key
-            metrics.POLICIES.labels(state="valid").set(len(current))
-        metrics.INDEX_ENTRIES.labels(index="namespaces").set(len(namespaces))
         return Caches(index=self._index, namespaces=NamespaceLabels(namespaces))

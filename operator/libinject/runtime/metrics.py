@@ -22,13 +22,14 @@ ADMISSION_SECONDS = Histogram(
 )
 POLICIES = Gauge(
     "libinject_policies",
-    "InstrumentationPolicies in the webhook's index, by state (valid, invalid).",
-    ["state"],
+    "InstrumentationPolicies by their Ready condition's reason (Valid, Invalid, Paused), as the "
+    "active reconciler last wrote them (0 in standby replicas).",
+    ["reason"],
     registry=REGISTRY,
 )
 INDEX_ENTRIES = Gauge(
     "libinject_index_entries",
-    "Objects held in each in-memory index of the webhook.",
+    "Objects in each in-memory index of the webhook (policies: the valid ones).",
     ["index"],
     registry=REGISTRY,
 )

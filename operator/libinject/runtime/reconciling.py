@@ -12,18 +12,19 @@ policy must stay deletable while the operator is down.)
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from kubernetes import client
 
 from libinject.api.types import GROUP, VERSION
 from libinject.engine.settings import EngineSettings
-from libinject.runtime import logs, metrics
-from libinject.status import PolicyObject, Verdict, reconcile
+from libinject.runtime import events, logs, metrics
+from libinject.runtime.rollouts import Rollouts
+from libinject.status import READY, PolicyObject, Verdict, reconcile
 
 PLURAL = "instrumentationpolicies"
 SETTLE_SECONDS = 0.3  # a burst of watch events (start-up, kubectl apply -f dir/) is one pass
@@ -33,9 +34,10 @@ log = logs.get(__name__)
 class Picture:
     """Every policy and namespace as last seen, and what this replica last wrote."""
 
-    def __init__(self, settings: EngineSettings, objects: client.CustomObjectsApi) -> None:
+    def __init__(self, settings: EngineSettings, api: client.ApiClient) -> None:
         self.settings = settings
-        self.objects = objects
+        self.objects = client.CustomObjectsApi(api)
+        self.rollouts = Rollouts(api, settings.namespaces)
         self.policies: dict[str, Mapping[str, Any]] = {}
         self.namespaces: dict[str, dict[str, str]] = {}
         self.version = 0
@@ -61,7 +63,9 @@ class Picture:
             )
             for name, verdict in verdicts.items():
                 await self._apply(name, verdict)
+                await self.rollouts.follow(self.policies[name], namespaces=self.namespaces)
             self.reconciled = seen
+            _count(verdicts)
 
     async def _apply(self, name: str, verdict: Verdict) -> None:
         body = self.policies[name]
@@ -81,17 +85,20 @@ class Picture:
             raise
         self.written[name] = verdict.status
         metrics.STATUS_WRITES.inc()
-        ready = next(c for c in verdict.status["conditions"] if c["type"] == "Ready")
+        ready = _ready(verdict)
         log.info("policy status", policy=name, ready=ready["status"], reason=ready["reason"])
         for event in verdict.events:
-            kopf.event(
-                kopf.Body(cast(kopf.RawBody, body)),
-                type=event.type,
-                reason=event.reason,
-                message=event.message,
-            )
-            level = logging.WARNING if event.type == "Warning" else logging.INFO
-            log.log(level, "policy event", policy=name, reason=event.reason, message=event.message)
+            events.post(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def _count(verdicts: Mapping[str, Verdict]) -> None:
+    reasons = Counter(_ready(verdict)["reason"] for verdict in verdicts.values())
+    for reason in ("Valid", "Invalid", "Paused"):
+        metrics.POLICIES.labels(reason=reason).set(reasons.get(reason, 0))
+
+
+def _ready(verdict: Verdict) -> dict[str, Any]:
+    return next(c for c in verdict.status["conditions"] if c["type"] == READY)
 
 
 def _policy_object(body: Mapping[str, Any]) -> PolicyObject:
@@ -106,13 +113,14 @@ def _policy_object(body: Mapping[str, Any]) -> PolicyObject:
 
 def registry(*, settings: EngineSettings, api: client.ApiClient) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
-    picture = Picture(settings, client.CustomObjectsApi(api))
+    picture = Picture(settings, api)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="policy-seen", registry=reg)
     async def policy_seen(event: Mapping[str, Any], name: str, **_: Any) -> None:
         if event.get("type") == "DELETED":
             picture.policies.pop(name, None)
             picture.written.pop(name, None)
+            picture.rollouts.forget(name)
         else:
             picture.policies[name] = event["object"]
         await picture.settle()

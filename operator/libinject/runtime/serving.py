@@ -14,7 +14,7 @@ import kopf
 from libinject.admission import admit
 from libinject.api.types import GROUP, VERSION, InstrumentationPolicy
 from libinject.engine.settings import EngineSettings
-from libinject.runtime import caches, logs, webhook
+from libinject.runtime import caches, logs, metrics, webhook
 from libinject.runtime.probes import Readiness
 
 PLURAL = "instrumentationpolicies"
@@ -38,11 +38,16 @@ def registry(
     # Kopf runs resource handlers only once every index has its initial listing, so the first
     # call of this one is the moment the caches are complete (a cluster always has namespaces).
     @kopf.on.event("", "v1", "namespaces", id="primed", registry=reg)
-    async def primed(**_: Any) -> None:
+    async def primed(**kwargs: Any) -> None:
+        _count(kwargs)
         if not state.primed:
             state.primed = True
             readiness.mark(INDEXES_PRIMED)
             log.info("indexes primed: the webhook now decides")
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="counted", registry=reg)
+    async def counted(**kwargs: Any) -> None:
+        _count(kwargs)
 
     @kopf.on.mutate(
         "",
@@ -64,3 +69,12 @@ def registry(
         )
 
     return reg
+
+
+def _count(indexes: dict[str, Any]) -> None:
+    """Index sizes for /metrics, refreshed on every watch event rather than on the hot path."""
+    policies = indexes["policies"]
+    metrics.INDEX_ENTRIES.labels(index="policies").set(
+        len(policies[caches.ALL]) if caches.ALL in policies else 0
+    )
+    metrics.INDEX_ENTRIES.labels(index="namespaces").set(len(indexes["namespace_labels"]))

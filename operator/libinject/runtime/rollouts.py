@@ -1,0 +1,114 @@
+"""The shell of `spec.rolloutOnChange`: lists the workloads of the namespaces a policy selects,
+annotates those `libinject.rollout.due` names, and says what it did in an Event.
+
+Patching workloads needs the ClusterRole of manifests/components/rollout, which the base leaves out
+(least privilege: most installs never use this). Without it the policy gets a Warning Event
+naming the overlay, once per spec change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubernetes import client
+
+from libinject.api.parse import InvalidPolicyError, parse_policy
+from libinject.api.types import InstrumentationPolicy
+from libinject.engine.settings import NamespaceSettings
+from libinject.rollout import Workload, annotation, due, selected_namespaces, spec_hash
+from libinject.runtime import events, logs
+
+NAMED = 10  # workloads named in the Event; the rest are counted
+log = logs.get(__name__)
+
+
+class Rollouts:
+    def __init__(self, api: client.ApiClient, settings: NamespaceSettings) -> None:
+        self.apps = client.AppsV1Api(api)
+        self.settings = settings
+        self.done: dict[str, str] = {}  # policy -> the spec hash last rolled out (or refused)
+
+    async def follow(
+        self, body: Mapping[str, Any], *, namespaces: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        """Rolls out what this version of the policy's spec has not rolled out yet."""
+        try:
+            policy = parse_policy(body)
+        except InvalidPolicyError:
+            return  # its status says why; an invalid spec injects nothing to roll out
+        digest = spec_hash(body.get("spec") or {})
+        if not policy.spec.rollout_on_change or self.done.get(policy.name) == digest:
+            return
+        try:
+            rolled = await asyncio.to_thread(self._roll, policy, digest, namespaces)
+        except client.ApiException as error:
+            if error.status != 403:
+                raise
+            message = (
+                "rolloutOnChange is set, but the operator may not patch workloads: apply "
+                f"manifests/components/rollout ({error.reason})"
+            )
+            events.post(body, type="Warning", reason="RolloutForbidden", message=message)
+        else:
+            if rolled:
+                events.post(body, type="Normal", reason="RolledOut", message=_message(rolled))
+        self.done[policy.name] = digest
+
+    def forget(self, name: str) -> None:
+        self.done.pop(name, None)
+
+    def _roll(
+        self,
+        policy: InstrumentationPolicy,
+        digest: str,
+        namespaces: Mapping[str, Mapping[str, str]],
+    ) -> list[Workload]:
+        chosen = selected_namespaces(policy, namespaces=namespaces, settings=self.settings)
+        workloads = [w for namespace in chosen for w in self._workloads(namespace)]
+        targets = due(policy, digest=digest, workloads=workloads)
+        patch = {
+            "spec": {"template": {"metadata": {"annotations": {annotation(policy.name): digest}}}}
+        }
+        for workload in targets:
+            self._patchers()[workload.kind](workload.name, workload.namespace, patch)
+            log.info("rolled out", policy=policy.name, kind=workload.kind,
+                     namespace=workload.namespace, workload=workload.name)  # fmt: skip
+        return targets
+
+    def _workloads(self, namespace: str) -> list[Workload]:
+        found = []
+        for kind, lister in self._listers().items():
+            for item in lister(namespace).items:
+                template = item.spec.template.metadata
+                found.append(
+                    Workload(
+                        kind=kind,
+                        namespace=namespace,
+                        name=item.metadata.name,
+                        template_labels=(template and template.labels) or {},
+                        template_annotations=(template and template.annotations) or {},
+                    )
+                )
+        return found
+
+    def _listers(self) -> dict[str, Callable[[str], Any]]:
+        return {
+            "Deployment": self.apps.list_namespaced_deployment,
+            "StatefulSet": self.apps.list_namespaced_stateful_set,
+            "DaemonSet": self.apps.list_namespaced_daemon_set,
+        }
+
+    def _patchers(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "Deployment": self.apps.patch_namespaced_deployment,
+            "StatefulSet": self.apps.patch_namespaced_stateful_set,
+            "DaemonSet": self.apps.patch_namespaced_daemon_set,
+        }
+
+
+def _message(rolled: list[Workload]) -> str:
+    names = ", ".join(f"{w.kind} {w.namespace}/{w.name}" for w in rolled[:NAMED])
+    more = f" and {len(rolled) - NAMED} more" if len(rolled) > NAMED else ""
+    return f"rolled out {len(rolled)} workload(s) for this spec: {names}{more}"
