@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from libinject.runtime import pki
+
 VALIDITY = datetime.timedelta(days=7)  # a test cluster lives minutes; a week covers debugging
 
 # The API server is reached on loopback and, from inside the cluster, as the `kubernetes`
@@ -56,11 +58,16 @@ class Pki:
 def create(directory: Path, *, clients: tuple[Identity, ...]) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
-    ca_cert = _sign(
-        subject=_name("libinject-test-ca"),
-        public_key=ca_key.public_key(),
+    ca_name = pki.common_name("libinject-test-ca")
+    ca_cert = _issue(
+        ca_name,
+        key=ca_key,
+        issuer=ca_name,
         ca_key=ca_key,
-        extensions=[(x509.BasicConstraints(ca=True, path_length=None), True), _key_usage(ca=True)],
+        extensions=[
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+            (pki.key_usage(digital_signature=True, key_cert_sign=True, crl_sign=True), True),
+        ],
     )
     ca = _write(directory / "ca", ca_cert, ca_key)
     serving_key = _key()
@@ -68,15 +75,15 @@ def create(directory: Path, *, clients: tuple[Identity, ...]) -> Pki:
     names += [x509.IPAddress(ipaddress.ip_address(address)) for address in SERVING_ADDRESSES]
     serving = _write(
         directory / "apiserver",
-        _sign(
-            subject=_name("kube-apiserver"),
-            public_key=serving_key.public_key(),
+        _issue(
+            pki.common_name("kube-apiserver"),
+            key=serving_key,
+            issuer=ca_name,
             ca_key=ca_key,
-            issuer=ca_cert,
             extensions=[
                 (x509.SubjectAlternativeName(names), False),
                 (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
-                _key_usage(ca=False),
+                (pki.key_usage(digital_signature=True), True),
             ],
         ),
         serving_key,
@@ -86,7 +93,7 @@ def create(directory: Path, *, clients: tuple[Identity, ...]) -> Pki:
         serving=serving,
         service_account=_service_account_keys(directory),
         clients={
-            identity: _client(directory, identity=identity, ca_key=ca_key, ca_cert=ca_cert)
+            identity: _client(directory, identity=identity, ca_key=ca_key, ca_name=ca_name)
             for identity in clients
         },
     )
@@ -97,19 +104,19 @@ def _client(
     *,
     identity: Identity,
     ca_key: ec.EllipticCurvePrivateKey,
-    ca_cert: x509.Certificate,
+    ca_name: x509.Name,
 ) -> KeyPair:
     key = _key()
     attributes = [x509.NameAttribute(NameOID.COMMON_NAME, identity.user)]
     attributes += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in identity.groups]
-    certificate = _sign(
-        subject=x509.Name(attributes),
-        public_key=key.public_key(),
+    certificate = _issue(
+        x509.Name(attributes),
+        key=key,
+        issuer=ca_name,
         ca_key=ca_key,
-        issuer=ca_cert,
         extensions=[
             (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
-            _key_usage(ca=False),
+            (pki.key_usage(digital_signature=True), True),
         ],
     )
     return _write(directory / identity.user.replace(":", "-"), certificate, key)
@@ -124,7 +131,7 @@ def _service_account_keys(directory: Path) -> KeyPair:
         )
     )
     private = directory / "service-account.key"
-    private.write_bytes(_private_bytes(key))
+    private.write_bytes(pki.private_pem(key))
     return KeyPair(certificate=public, key=private)
 
 
@@ -132,42 +139,18 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _key_usage(*, ca: bool) -> tuple[x509.ExtensionType, bool]:
-    usage = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
-    return usage, True
-
-
-def _sign(
-    *,
+def _issue(
     subject: x509.Name,
-    public_key: ec.EllipticCurvePublicKey,
+    *,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
     ca_key: ec.EllipticCurvePrivateKey,
     extensions: list[tuple[x509.ExtensionType, bool]],
-    issuer: x509.Certificate | None = None,
 ) -> x509.Certificate:
+    """The operator's own certificate builder (libinject.runtime.pki), with a test lifetime."""
     now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.subject if issuer else subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))  # tolerate clock skew
-        .not_valid_after(now + VALIDITY)
+    builder = pki.certificate_builder(
+        subject=subject, issuer=issuer, key=key, now=now, not_after=now + VALIDITY
     )
     for extension, critical in extensions:
         builder = builder.add_extension(extension, critical=critical)
@@ -177,14 +160,6 @@ def _sign(
 def _write(stem: Path, certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> KeyPair:
     pair = KeyPair(certificate=stem.with_suffix(".crt"), key=stem.with_suffix(".key"))
     pair.certificate.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    pair.key.write_bytes(_private_bytes(key))
+    pair.key.write_bytes(pki.private_pem(key))
     pair.key.chmod(0o600)
     return pair
-
-
-def _private_bytes(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )

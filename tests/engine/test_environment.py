@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from builders import PYTHON, container, env_of, pod, policy, run
+from libinject.engine.settings import AgentSettings, EngineSettings
 
 DD_LABELS = {
     "tags.datadoghq.com/service": "checkout",
@@ -98,3 +99,23 @@ def test_user_env_is_never_overwritten_and_policy_env_beats_defaults() -> None:
     assert env["DD_TRACE_AGENT_PORT"] == "9999", "policy env wins over our defaults"
     names = [e["name"] for e in result.pod["spec"]["containers"][0]["env"]]
     assert len(names) == len(set(names)), "no variable is duplicated"
+
+
+@pytest.mark.parametrize(
+    ("flavor", "agent", "variable", "expected"),
+    [
+        ("ddtrace", {}, "DD_TRACE_AGENT_PORT", "9126"),
+        ("ddtrace", {"port": 7000}, "DD_TRACE_AGENT_PORT", "7000"),
+        ("opentelemetry", {}, "OTEL_EXPORTER_OTLP_ENDPOINT", "http://$(LIBINJECT_NODE_IP):5318"),
+        ("opentelemetry", {"mode": "service", "service": {"name": "otel", "namespace": "o"}},
+         "OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel.o.svc:5318"),
+    ],
+    ids=["ddtrace-default", "policy-port-wins", "otlp-default", "otlp-service-default"],
+)  # fmt: skip
+def test_the_operators_agent_ports_fill_in_for_policies_that_name_none(
+    flavor: str, agent: dict[str, object], variable: str, expected: str
+) -> None:
+    """The operator's agent settings replace the built-in 8126/4318 where the policy is silent."""
+    settings = EngineSettings(agent=AgentSettings(ddtrace_port=9126, otlp_port=5318))
+    chosen = policy(libraries=[{**PYTHON, "flavor": flavor}], agent=agent)
+    assert env_of(run(pod(), chosen, settings=settings))[variable] == expected

@@ -171,6 +171,7 @@ def test_booleans_from_strings(tmp_path: Path, raw: str, expected: bool) -> None
         pytest.param("excludedNamespaces: {a: b}\n", {}, (), ["{file}: excludedNamespaces"], id="names-mapping"),
         pytest.param("webhookPort: 8080.7\n", {}, (), ["{file}: webhookPort", "8080.7"], id="fractional-port"),
         pytest.param("probePort: true\n", {}, (), ["{file}: probePort", "True"], id="boolean-port"),
+        pytest.param("agentPortOtlp: 0\n", {}, (), ["{file}: agentPortOtlp", "1-65535"], id="agent-port-0"),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused_naming_source_and_key(
@@ -204,3 +205,11 @@ def test_every_option_has_its_own_flag_and_variable_and_lands_on_a_setting() -> 
     for option in OPTIONS:
         assert option.variable.startswith("LIBINJECT_") or option.variable == "POD_NAMESPACE"
         attrgetter(".".join(option.target))(RuntimeSettings())  # AttributeError: lands nowhere
+
+
+def test_agent_ports_reach_the_engine_settings(tmp_path: Path) -> None:
+    """agentPortDdtrace and agentPortOtlp set the ports the engine uses when a policy names none."""
+    path = tmp_path / "settings.yaml"
+    path.write_text("agentPortDdtrace: 9126\n")
+    settings = load(flags=flags("--config", str(path), "--agent-port-otlp", "5318"), environ={})
+    assert (settings.engine.agent.ddtrace_port, settings.engine.agent.otlp_port) == (9126, 5318)

@@ -317,7 +317,8 @@ class ServiceRef:
     port: int | None = field(
         default=None,
         metadata=describe(
-            "Service port. Default: 8126 for ddtrace, 4318 for opentelemetry.",
+            "Service port. Default: the operator's agent port for the flavor (8126 for ddtrace, "
+            "4318 for opentelemetry, unless configured otherwise).",
             minimum=1,
             maximum=65535,
         ),
@@ -348,8 +349,8 @@ class AgentSpec:
     port: int | None = field(
         default=None,
         metadata=describe(
-            "Agent port on the node (hostIP mode). Default: 8126 for ddtrace, 4318 for "
-            "opentelemetry.",
+            "Agent port on the node (hostIP mode). Default: the operator's agent port for the "
+            "flavor (8126 for ddtrace, 4318 for opentelemetry, unless configured otherwise).",
             minimum=1,
             maximum=65535,
         ),

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from libinject.api.types import AgentMode, AgentSpec, EnvVar, Flavor
+from libinject.engine.settings import AgentSettings
 
 EnvEntry = dict[str, Any]
 
-DEFAULT_PORTS = {Flavor.DDTRACE: 8126, Flavor.OPENTELEMETRY: 4318}
 SERVICE_LABELS = ("tags.datadoghq.com/service", "app.kubernetes.io/name")
 VERSION_LABELS = ("tags.datadoghq.com/version", "app.kubernetes.io/version")
 ENV_LABELS = ("tags.datadoghq.com/env",)
@@ -43,14 +43,16 @@ def _field(name: str, path: str) -> EnvEntry:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def flavor_env(flavor: Flavor, *, agent: AgentSpec, tags: Tags, container: str) -> list[EnvEntry]:
+def flavor_env(
+    flavor: Flavor, *, agent: AgentSpec, defaults: AgentSettings, tags: Tags, container: str
+) -> list[EnvEntry]:
     """Tags and agent address for one container, in dependency order ($(VAR) after VAR)."""
     if flavor is Flavor.DDTRACE:
-        return _ddtrace_env(agent, tags)
-    return _otel_env(agent, tags, container)
+        return _ddtrace_env(agent, tags, default_port=defaults.ddtrace_port)
+    return _otel_env(agent, tags, container, default_port=defaults.otlp_port)
 
 
-def _ddtrace_env(agent: AgentSpec, tags: Tags) -> list[EnvEntry]:
+def _ddtrace_env(agent: AgentSpec, tags: Tags, *, default_port: int) -> list[EnvEntry]:
     env = [
         _value(name, value)
         for name, value in (
@@ -60,14 +62,14 @@ def _ddtrace_env(agent: AgentSpec, tags: Tags) -> list[EnvEntry]:
         )
         if value
     ]
-    port = str(agent.port or DEFAULT_PORTS[Flavor.DDTRACE])
+    port = str(agent.port or default_port)
     if agent.mode is AgentMode.HOST_IP:
         env += [_field("DD_AGENT_HOST", "status.hostIP"), _value("DD_TRACE_AGENT_PORT", port)]
     elif agent.mode is AgentMode.SERVICE and agent.service is not None:
         svc = agent.service
         env += [
             _value("DD_AGENT_HOST", f"{svc.name}.{svc.namespace}.svc"),
-            _value("DD_TRACE_AGENT_PORT", str(svc.port or DEFAULT_PORTS[Flavor.DDTRACE])),
+            _value("DD_TRACE_AGENT_PORT", str(svc.port or default_port)),
         ]
     elif agent.url is not None:
         env.append(_value("DD_TRACE_AGENT_URL", agent.url))
@@ -75,7 +77,7 @@ def _ddtrace_env(agent: AgentSpec, tags: Tags) -> list[EnvEntry]:
     return env
 
 
-def _otel_env(agent: AgentSpec, tags: Tags, container: str) -> list[EnvEntry]:
+def _otel_env(agent: AgentSpec, tags: Tags, container: str, *, default_port: int) -> list[EnvEntry]:
     env = [
         _field("LIBINJECT_POD_NAMESPACE", "metadata.namespace"),
         _field("LIBINJECT_POD_NAME", "metadata.name"),
@@ -94,7 +96,7 @@ def _otel_env(agent: AgentSpec, tags: Tags, container: str) -> list[EnvEntry]:
     if tags.env:
         attributes.append(f"deployment.environment.name={tags.env}")
     env.append(_value("OTEL_RESOURCE_ATTRIBUTES", ",".join(attributes)))
-    port = DEFAULT_PORTS[Flavor.OPENTELEMETRY]
+    port = default_port
     if agent.mode is AgentMode.HOST_IP:
         env.append(_field("LIBINJECT_NODE_IP", "status.hostIP"))
         endpoint = f"http://$(LIBINJECT_NODE_IP):{agent.port or port}"

@@ -206,7 +206,11 @@ def _deliver(
     _add_pod_objects(spec, plan, context.ours)
     for container, values in targets:
         env = environment.policy_env(policy.spec.env) + environment.flavor_env(
-            choice.flavor, agent=policy.spec.agent, tags=context.tags, container=container["name"]
+            choice.flavor,
+            agent=policy.spec.agent,
+            defaults=settings.agent,
+            tags=context.tags,
+            container=container["name"],
         )  # built per container: entries are never shared between containers
         containers.apply(container, values=values, mount=plan.mount, env=env)
     return choice

@@ -53,9 +53,21 @@ class InitContainerSettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    """Where traces go when a policy's agent names no port."""
+
+    ddtrace_port: int = 8126
+    """The Datadog agent's trace port (ddtrace flavor)."""
+
+    otlp_port: int = 4318
+    """The OTLP/HTTP port of the collector (opentelemetry flavor)."""
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     """Everything the engine needs besides the pod, its namespace and the policies."""
 
     namespaces: NamespaceSettings = field(default_factory=NamespaceSettings)
     libraries: LibrarySettings = field(default_factory=LibrarySettings)
     init_containers: InitContainerSettings = field(default_factory=InitContainerSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)

@@ -182,6 +182,18 @@ OPTIONS: tuple[Option, ...] = (
         "the operator's namespace (never mutated)",
         env="POD_NAMESPACE",
     ),
+    Option(
+        "agentPortDdtrace",
+        _port,
+        ("engine", "agent", "ddtrace_port"),
+        "Datadog agent port for policies that name none",
+    ),
+    Option(
+        "agentPortOtlp",
+        _port,
+        ("engine", "agent", "otlp_port"),
+        "OTLP/HTTP collector port for policies that name none",
+    ),
     Option("webhookPort", _port, ("webhook", "port"), "HTTPS port of the admission webhook"),
     Option("webhookHost", _text, ("webhook", "host"), "name the API server calls the webhook by"),
     Option("tlsCertFile", _path, ("webhook", "cert_file"), "serving certificate file to use"),

@@ -146,12 +146,12 @@ def from_secret_data(data: Mapping[str, str]) -> Material:
 
 def _new_authority(now: datetime, lifetime: timedelta) -> KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())  # P-256: quick to generate, every client has it
-    name = _name(CA_COMMON_NAME)
+    name = common_name(CA_COMMON_NAME)
     certificate = (
-        _builder(subject=name, issuer=name, key=key, now=now, not_after=now + lifetime)
+        certificate_builder(subject=name, issuer=name, key=key, now=now, not_after=now + lifetime)
         # path_length=0: this CA signs serving certificates only, never another CA.
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .sign(key, hashes.SHA256())
     )
     return _pair(certificate, key)
@@ -166,8 +166,8 @@ def _new_serving(
     # A leaf that outlives its CA would only be rejected later; end it with the CA instead.
     not_after = min(now + lifetime, issuer.certificate.not_valid_after_utc)
     certificate = (
-        _builder(
-            subject=_name(hosts[0]),
+        certificate_builder(
+            subject=common_name(hosts[0]),
             issuer=issuer.certificate.subject,
             key=key,
             now=now,
@@ -175,7 +175,7 @@ def _new_serving(
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         # No keyEncipherment: an EC key signs the TLS handshake, it never wraps a secret.
-        .add_extension(_key_usage(digital_signature=True), critical=True)
+        .add_extension(key_usage(digital_signature=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(_authority_key_id(issuer), critical=False)
@@ -184,7 +184,7 @@ def _new_serving(
     return _pair(certificate, key)
 
 
-def _builder(
+def certificate_builder(
     *,
     subject: x509.Name,
     issuer: x509.Name,
@@ -192,6 +192,8 @@ def _builder(
     now: datetime,
     not_after: datetime,
 ) -> x509.CertificateBuilder:
+    """A certificate for `key`'s public key, valid from a little before `now`, with a random
+    serial and a subject key identifier; callers add their extensions and sign."""
     public_key = key.public_key()
     return (
         x509.CertificateBuilder()
@@ -215,9 +217,10 @@ def _authority_key_id(issuer: _Issuer) -> x509.AuthorityKeyIdentifier:
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value)
 
 
-def _key_usage(
+def key_usage(
     *, digital_signature: bool = False, key_cert_sign: bool = False, crl_sign: bool = False
 ) -> x509.KeyUsage:
+    """Key usage with only the named bits (keyEncipherment never: EC keys do not wrap secrets)."""
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=False,
@@ -231,9 +234,10 @@ def _key_usage(
     )
 
 
-def _name(common_name: str) -> x509.Name:
-    # commonName holds at most 64 characters; clients match the SAN, so a longer host is cut.
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
+def common_name(name: str) -> x509.Name:
+    """A subject of just a commonName: at most 64 characters, so a longer host is cut (clients
+    match the SAN)."""
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name[:64])])
 
 
 def _general_names(hosts: Sequence[str]) -> list[x509.GeneralName]:
@@ -351,12 +355,16 @@ def _issuer(authority: KeyPair) -> _Issuer:
 
 def _pair(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> KeyPair:
     return KeyPair(
-        certificate=certificate.public_bytes(serialization.Encoding.PEM),
-        key=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+        certificate=certificate.public_bytes(serialization.Encoding.PEM), key=private_pem(key)
+    )
+
+
+def private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """PKCS#8, unencrypted: what TLS servers and Kubernetes components load."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
 
 
