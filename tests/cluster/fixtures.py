@@ -127,12 +127,13 @@ def operator_processes(
     is all they have); every one still running at the end is stopped."""
     started: list[OperatorProcess] = []
 
-    def start(name: str = "operator") -> OperatorProcess:
+    def start(name: str = "operator", *extra_args: str) -> OperatorProcess:
         process = OperatorProcess(
             kubeconfig=operator_kubectl.kubeconfig,
             directory=control_plane.directory / "operators",
             webhook_port=webhook_port,
             name=f"{name}-{len(started)}",
+            extra_args=extra_args,
         )
         started.append(process.start())
         return process

@@ -31,6 +31,7 @@ class OperatorProcess:
     name: str = "operator"
     probe_port: int = field(default_factory=harness.free_port)
     detached: bool = False  # outlives the caller (the demo's operator); else dies with it
+    extra_args: tuple[str, ...] = ()
     popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,6 +48,7 @@ class OperatorProcess:
             f"--probe-port={self.probe_port}",
             f"--cert-dir={self.directory / self.name}-tls",
             "--log-format=json",
+            *self.extra_args,
         ]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "POD_NAMESPACE": NAMESPACE}
         with self.log.open("ab") as log:

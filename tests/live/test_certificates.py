@@ -9,10 +9,12 @@ import signal
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 
+from cluster import poll
 from cluster.fixtures import NamespaceFactory, OperatorFactory
 from cluster.operator import NAMESPACE, OperatorProcess
 from cluster.workloads import ENABLED, PolicyFactory, python_policy, wait_until_injecting
@@ -99,3 +101,60 @@ def test_material_due_for_renewal_is_renewed_on_start_and_trust_holds(
     namespace = namespaces(labels=ENABLED)
     policies(python_policy("renewed", [namespace]))
     wait_until_injecting(admin, namespace)
+
+
+def set_ca_bundle(admin: client.ApiClient, bundle: bytes) -> None:
+    """What cert-manager's cainjector does for the cert-manager overlay."""
+    encoded = base64.b64encode(bundle).decode()
+    patch = [{"op": "replace", "path": "/webhooks/0/clientConfig/caBundle", "value": encoded}]
+    client.AdmissionregistrationV1Api(admin).patch_mutating_webhook_configuration(
+        "libinject", patch
+    )
+
+
+def test_given_certificate_files_are_served_and_reloaded_in_place(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    replaced_operator: list[OperatorProcess],
+    operator_processes: OperatorFactory,
+    tmp_path: Path,
+) -> None:
+    """With --tls-cert-file/--tls-key-file (cert-manager's Secret, mounted) the operator serves
+    those files, leaves the generated Secret and the caBundle alone, and serves renewed files
+    from the same listener (pods are still injected through it)."""
+    generated = stored(admin)
+    first = pki.new_material(hosts=HOSTS, now=datetime.now(UTC))
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_bytes(first.serving.certificate)
+    key.write_bytes(first.serving.key)
+    set_ca_bundle(admin, first.bundle)
+    try:
+        operator = operator_processes(
+            "given-files", f"--tls-cert-file={cert}", f"--tls-key-file={key}"
+        ).wait_ready()
+        replaced_operator.append(operator)
+        assert same_certificate(
+            served_certificate(operator.webhook_port), first.serving.certificate
+        )
+        assert ca_bundle(admin) == first.bundle
+        assert stored(admin) == generated
+        namespace = namespaces(labels=ENABLED)
+        policies(python_policy("given", [namespace]))
+        wait_until_injecting(admin, namespace)
+
+        # A renewal under the same CA, as cert-manager writes it into the mounted Secret.
+        renewed = pki.renew(first, hosts=[*HOSTS, "localhost"], now=datetime.now(UTC))
+        assert renewed is not None
+        key.write_bytes(renewed.serving.key)
+        cert.write_bytes(renewed.serving.certificate)
+        poll.until(
+            lambda: same_certificate(
+                served_certificate(operator.webhook_port), renewed.serving.certificate
+            ),
+            what="the renewed certificate served",
+            timeout=30,
+        )
+        wait_until_injecting(admin, namespace)
+    finally:
+        set_ca_bundle(admin, generated.bundle)  # the next operator's generated chain

@@ -23,7 +23,7 @@ from kubernetes.client import ApiException
 from libinject.runtime import logs, metrics, pki
 from libinject.runtime.config import RuntimeSettings
 
-CHECK_SECONDS = 600.0  # renewal starts a third of a lifetime (30 days) early: hourly is plenty
+CHECK_SECONDS = 600.0  # renewal starts a third of a lifetime (30 days) early: ample margin
 log = logs.get(__name__)
 
 
@@ -51,18 +51,21 @@ class Certificates:
     async def prepare(self) -> ServingFiles:
         """Files for the listener: the given ones, or the shared Secret's, written out."""
         webhook = self.settings.webhook
-        if webhook.cert_file is not None and webhook.key_file is not None:
+        if not self.generated and webhook.cert_file and webhook.key_file:
             metrics.CERTIFICATE_EXPIRY.set(pki.expiry(webhook.cert_file.read_bytes()).timestamp())
             return ServingFiles(webhook.cert_file, webhook.key_file)
         await asyncio.to_thread(self.refresh)
         return self.files
 
+    @property
+    def generated(self) -> bool:
+        """Whether the operator makes its certificates (no files were given)."""
+        return self.settings.webhook.cert_file is None
+
     async def keep_current(self) -> None:
-        """Runs for the process's life when certificates are generated; a no-op loop otherwise."""
+        """Renews generated certificates for the process's life (the listener reloads them)."""
         while True:
             await asyncio.sleep(CHECK_SECONDS)
-            if self.settings.webhook.cert_file is not None:
-                continue
             try:
                 await asyncio.to_thread(self.refresh)
             except (ApiException, pki.InvalidMaterial) as error:  # retried next round

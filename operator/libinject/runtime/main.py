@@ -55,8 +55,9 @@ async def _operate(settings: RuntimeSettings) -> None:
     tasks = [
         *await _serving_operator(settings, readiness=readiness, server=server, stop=stop),
         *await _reconciling_operator(settings, api=api, stop=stop),
-        _task(certificates.keep_current(), "certificate keeper"),
     ]
+    if certificates.generated:  # given files are someone else's to renew (cert-manager)
+        tasks.append(_task(certificates.keep_current(), "certificate keeper"))
     # Kopf installs signal handlers per operator, the last one replacing the others': one
     # handler of ours stops both.
     loop = asyncio.get_running_loop()
