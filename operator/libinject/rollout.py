@@ -37,8 +37,18 @@ class Workload:
     template_annotations: Mapping[str, str]
 
 
+NAME_LIMIT = 63  # the part of an annotation key after the prefix's "/"
+KEPT = 40  # characters of a long policy name kept before its digest
+
+
 def annotation(policy: str) -> str:
-    return f"{ANNOTATION_PREFIX}{policy}"
+    """`libinject.dev/policy.<name>`; a name too long for a key is cut and given a digest of the
+    whole name, so two long names never share a key."""
+    key = f"{ANNOTATION_PREFIX}{policy}"
+    if len(key.partition("/")[2]) <= NAME_LIMIT:
+        return key
+    digest = hashlib.sha256(policy.encode()).hexdigest()[:10]
+    return f"{ANNOTATION_PREFIX}{policy[:KEPT]}-{digest}"
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:

@@ -17,7 +17,6 @@ what the webhook does. No I/O here, and the time is passed in.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,32 +26,21 @@ from libinject.api.parse import FieldError, InvalidPolicyError, parse_policy
 from libinject.api.types import (
     InstrumentationPolicy,
     Language,
-    LibrarySpec,
     NamespaceSelector,
     SelectorOperator,
 )
+from libinject.engine.checks import semantic_errors
 from libinject.engine.decision import Code
 from libinject.engine.eligibility import namespace_reason
 from libinject.engine.index import Namespace
 from libinject.engine.selectors import selects_namespace
 from libinject.engine.settings import NamespaceSettings
-from libinject.engine.versions import allows
 
 READY = "Ready"
 CONFLICTING = "Conflicting"
 LANGUAGES_LIMIT = 128  # maxLength of status.languages in the CRD
 MESSAGE_LIMIT = 32768  # maxLength of a condition's message in the CRD
 RIVALS_NAMED = 5  # a conflict message names this many other policies, then counts the rest
-
-# An image reference as container runtimes parse it (the distribution/reference grammar, without
-# IPv6 hosts): [host[:port]/]path[/path...][:tag][@digest]. The API's IMAGE_PATTERN only checks
-# the first character, whitespace and the digest; this adds lowercase paths and non-empty tags.
-_HOST_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST = rf"{_HOST_PART}(?:\.{_HOST_PART})*(?::[0-9]+)?"
-_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_REFERENCE = re.compile(
-    rf"(?:{_HOST}/)?{_PATH_PART}(?:/{_PATH_PART})*(?::\w[\w.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?"
-)
 
 # (condition type, reason) -> (event type, event reason), for changes worth an Event.
 _EVENTS = {
@@ -197,7 +185,7 @@ def _assess(policy: PolicyObject, *, enabled: _EnabledNamespaces) -> _Assessed:
         return _invalid(error.errors, languages=_raw_languages(policy.body))
     spec = parsed.spec
     languages = ",".join(library.language.value for library in spec.libraries)
-    if errors := _semantic_errors(parsed):
+    if errors := semantic_errors(parsed):
         return _invalid(errors, languages=languages)
     selected = enabled.selected(spec.namespace_selector)
     if spec.paused:
@@ -236,38 +224,6 @@ def _raw_languages(body: Mapping[str, Any]) -> str | None:
         if isinstance(library, Mapping) and isinstance(library.get("language"), str)
     ]
     return _clip(",".join(names), LANGUAGES_LIMIT) if names else None
-
-
-def _semantic_errors(policy: InstrumentationPolicy) -> list[FieldError]:
-    """What the CRD schema cannot check, in the parser's error shape."""
-    errors: list[FieldError] = []
-    for index, library in enumerate(policy.spec.libraries):
-        path = f"spec.libraries[{index}]"
-        if not _version_allowed(library):
-            allowed = ", ".join(library.allowed_versions)
-            errors.append(
-                FieldError(
-                    f"{path}.version",
-                    f'Invalid value: "{library.version}": not covered by allowedVersions '
-                    f"[{allowed}]: add it, or a pattern that covers it",
-                )
-            )
-        if library.image is not None and not _IMAGE_REFERENCE.fullmatch(library.image):
-            errors.append(
-                FieldError(
-                    f"{path}.image",
-                    f'Invalid value: "{library.image}": not an image reference (lowercase '
-                    "repository path, optional :tag that is not empty, optional @sha256:digest)",
-                )
-            )
-    return errors
-
-
-def _version_allowed(library: LibrarySpec) -> bool:
-    """An empty allowedVersions lets pods choose nothing, so it cannot contradict the version."""
-    if not library.allowed_versions:
-        return True
-    return any(allows(pattern, library.version) for pattern in library.allowed_versions)
 
 
 def _rivals(assessed: Mapping[str, _Assessed]) -> _Rivals:

@@ -151,6 +151,9 @@ BAD_POLICIES = [
     ("not-a-policy", POD, "document 1: expected an InstrumentationPolicy, found Pod"),
     ("defined-twice", POLICY + "---\n" + POLICY, "document 2: policy py is defined twice"),
     ("bad-yaml", "spec: [", "not valid YAML"),
+    # What the webhook refuses too (its status says Invalid): explain and inject agree with it.
+    ("version-not-allowed", POLICY.replace('"3.12.0"}', '"3.12.0", allowedVersions: ["2.*"]}'),
+     "spec.libraries[0].version: Invalid value: \"3.12.0\": not covered by allowedVersions"),
 ]  # fmt: skip
 
 

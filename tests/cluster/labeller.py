@@ -40,14 +40,20 @@ def labelling_webhook(admin: client.ApiClient, namespace: str, directory: Path) 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     hooks = client.AdmissionregistrationV1Api(admin)
-    hooks.create_mutating_webhook_configuration(_configuration(namespace, port, material.bundle))
     try:
-        yield
+        hooks.create_mutating_webhook_configuration(
+            _configuration(namespace, port, material.bundle)
+        )
+        try:
+            yield
+        finally:
+            # failurePolicy Fail: a leftover configuration would refuse the namespace's pods.
+            hooks.delete_mutating_webhook_configuration(NAME)
     finally:
-        hooks.delete_mutating_webhook_configuration(NAME)
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+        loop.close()
 
 
 async def _start(cert: Path, key: Path, port: int) -> web.AppRunner:

@@ -91,10 +91,16 @@ class OperatorProcess:
         return {name: float(value) for name, value in samples}
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Sends `sig` and waits; one that outlasts `timeout` is killed, and the error raised."""
         assert self.popen is not None
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
-        return self.popen.wait(timeout)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise
 
     def log_lines(self) -> list[dict[str, object]]:
         lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []

@@ -158,3 +158,25 @@ def test_given_certificate_files_are_served_and_reloaded_in_place(
         wait_until_injecting(admin, namespace)
     finally:
         set_ca_bundle(admin, generated.bundle)  # the next operator's generated chain
+
+
+def test_an_unusable_secret_is_replaced_on_start(
+    admin: client.ApiClient,
+    replaced_operator: list[OperatorProcess],
+    operator_processes: OperatorFactory,
+) -> None:
+    """A Secret of that name that holds no usable chain (made by hand, or damaged) does not stop
+    the operator: it is replaced with fresh material, which is then served and trusted."""
+    secret = client.CoreV1Api(admin).read_namespaced_secret(SECRET, NAMESPACE)
+    secret.data = {"ca.crt": base64.b64encode(b"not a certificate").decode()}
+    client.CoreV1Api(admin).replace_namespaced_secret(SECRET, NAMESPACE, secret)
+
+    operator = operator_processes("replacing").wait_ready()
+    replaced_operator.append(operator)
+    material = stored(admin)
+    assert ca_bundle(admin) == material.bundle
+    assert same_certificate(served_certificate(operator.webhook_port), material.serving.certificate)
+    assert any(
+        line.get("event") == "webhook Secret unusable, replacing it"
+        for line in operator.log_lines()
+    )

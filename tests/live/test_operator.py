@@ -203,6 +203,10 @@ def test_an_invalid_policy_gets_a_false_ready_condition_and_a_warning_event(
     )
     assert warnings[0].type == "Warning"
     assert "spec.libraries[0].version" in warnings[0].message
+    # And what the status calls invalid injects nothing: the namespace's pods stay plain.
+    plain = create_pod(admin, namespace, app_pod("not-injected"))
+    assert init_names(plain) == []
+    assert plain["metadata"]["annotations"][SKIPPED].startswith("NoMatchingPolicy:")
 
 
 @pytest.mark.usefixtures("running_operator")

@@ -110,18 +110,8 @@ ALLOWED: dict[str, Call] = {
     "watch policies": lambda api, _: client.CustomObjectsApi(api).list_cluster_custom_object(
         GROUP, VERSION, PLURAL
     ),
-    "annotate a policy (Kopf's progress)": lambda api, _: client.CustomObjectsApi(
-        api
-    ).patch_cluster_custom_object(
-        GROUP,
-        VERSION,
-        PLURAL,
-        POLICY,
-        {"metadata": {"annotations": {"kopf.zalando.org/probe": "1"}}},
-    ),
     "write a policy's status": _status_patch,
     "watch namespaces": lambda api, _: client.CoreV1Api(api).list_namespace(),
-    "watch CSI drivers": lambda api, _: client.StorageV1Api(api).list_csi_driver(),
     "post an event": _event,
     "keep its serving certificate": _tls_secret,
     "patch its own webhook configuration": _label_patch(WEBHOOK),
@@ -131,6 +121,11 @@ ALLOWED: dict[str, Call] = {
 }
 
 DENIED: dict[str, Call] = {
+    # The policies are read-only to the operator but for their status.
+    "change a policy's spec": lambda api, _: client.CustomObjectsApi(api).patch_cluster_custom_object(
+        GROUP, VERSION, PLURAL, POLICY, {"metadata": {"annotations": {"probe": "1"}}}
+    ),
+    "watch CSI drivers (nothing reads them yet)": lambda api, _: client.StorageV1Api(api).list_csi_driver(),
     "read a Secret elsewhere": lambda api, w: client.CoreV1Api(api).list_namespaced_secret(w.namespace),
     "read a kube-system Secret": lambda api, _: client.CoreV1Api(api).read_namespaced_secret("any", "kube-system"),
     "list Secrets in its own namespace": lambda api, _: client.CoreV1Api(api).list_namespaced_secret(OPERATOR_NAMESPACE),

@@ -68,3 +68,13 @@ def test_the_hash_follows_the_spec_not_its_key_order() -> None:
     assert spec_hash(spec) == spec_hash(reordered)
     assert spec_hash(spec) != spec_hash(changed)
     assert annotation("web") == "libinject.dev/policy.web"
+
+
+def test_a_long_policy_name_still_makes_a_valid_annotation_key() -> None:
+    """The key's name part may hold 63 characters: a longer policy name is cut and given a
+    digest of the whole name, so two long names that share a beginning get different keys."""
+    first, second = "a" * 60 + "-one", "a" * 60 + "-two"
+    keys = [annotation(name) for name in (first, second)]
+    assert all(len(key.partition("/")[2]) <= 63 for key in keys)
+    assert keys[0] != keys[1]
+    assert annotation("short") == "libinject.dev/policy.short"

@@ -11,7 +11,7 @@ import kopf
 import pytest
 from kopf._core.engines.indexing import OperatorIndexer
 
-from builders import pod, policy, policy_object
+from builders import PYTHON, pod, policy, policy_object
 from libinject.admission import admit
 from libinject.engine.decision import Code
 from libinject.engine.settings import EngineSettings
@@ -59,6 +59,15 @@ def test_a_valid_policy_is_indexed_under_the_one_key() -> None:
         pytest.param(policy_object("a", libraries=[]), id="no-libraries"),
         pytest.param({**policy_object("a"), "apiVersion": "libinject.dev/v9"}, id="wrong-version"),
         pytest.param({**policy_object("a"), "spec": "python"}, id="spec-not-a-mapping"),
+        # Valid for the schema, refused by the checks the status reports: Invalid injects nothing.
+        pytest.param(
+            policy_object("a", libraries=[{**PYTHON, "allowedVersions": ["2.*"]}]),
+            id="version-outside-allowed-versions",
+        ),
+        pytest.param(
+            policy_object("a", libraries=[{**PYTHON, "image": "registry.example/Python:1"}]),
+            id="image-not-a-reference",
+        ),
     ],
 )
 def test_an_invalid_policy_is_left_out_of_the_index(body: dict[str, Any]) -> None:

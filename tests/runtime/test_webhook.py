@@ -148,8 +148,13 @@ def test_any_failure_admits_the_pod_and_says_why_on_it(
 
 @pytest.mark.parametrize(
     "body",
-    [{"kind": "AdmissionReview"}, {"request": {"uid": "u"}}, "not json at all"],
-    ids=["no-request", "no-object", "not-json"],
+    [
+        {"kind": "AdmissionReview"},
+        {"request": {"uid": "u"}},
+        {"request": {"uid": "u", "object": None}},
+        "not json at all",
+    ],
+    ids=["no-request", "no-object", "object-not-a-mapping", "not-json"],
 )
 def test_a_body_that_is_not_an_admission_review_is_a_bad_request(tmp_path: Path, body: Any) -> None:
     """Nothing to admit and nothing to answer with: 400, and the handler is never called."""
@@ -165,9 +170,9 @@ def test_a_body_that_is_not_an_admission_review_is_a_bad_request(tmp_path: Path,
 
 def test_changed_certificate_files_are_served_without_closing_the_listener(tmp_path: Path) -> None:
     """After the files change, new TLS handshakes get the new certificate from the same listener
-    (no restart window), and a torn write keeps the old one."""
+    (no restart window); a torn write, or a certificate written before its key, keeps the old."""
 
-    async def scenario() -> tuple[bytes, bytes, bytes]:
+    async def scenario() -> tuple[bytes, bytes, bytes, bytes]:
         old = pki.new_material(hosts=["127.0.0.1"], now=NOW)
         cert, key = write_material(tmp_path, old)
         port = free_port()
@@ -188,17 +193,22 @@ def test_changed_certificate_files_are_served_without_closing_the_listener(tmp_p
             await asyncio.sleep(0.3)
             torn = await presented(port)
             new = pki.new_material(hosts=["127.0.0.1"], now=NOW)
-            write_material(tmp_path, new)
+            # The new certificate before its key: a pair that does not match is not loaded.
+            cert.write_bytes(new.serving.certificate)
             await asyncio.sleep(0.3)
-            return first, torn, await presented(port)
+            mismatched = await presented(port)
+            key.write_bytes(new.serving.key)
+            await asyncio.sleep(0.3)
+            return first, torn, mismatched, await presented(port)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await stream.aclose()
 
-    first, torn, after = asyncio.run(scenario())
+    first, torn, mismatched, after = asyncio.run(scenario())
     assert torn == first
+    assert mismatched == first
     assert after != first
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from libinject.api.parse import InvalidPolicyError, parse_policy
+from libinject.api.parse import InvalidPolicyError
 from libinject.api.types import KIND, InstrumentationPolicy
 from libinject.cli.documents import load_documents, read_source
 from libinject.cli.errors import InputError
+from libinject.engine.checks import usable_policy
 
 
 def load_policies(source: str) -> list[InstrumentationPolicy]:
@@ -35,6 +36,6 @@ def _parse(obj: Any, name: str, index: int) -> InstrumentationPolicy:
         kind = obj.get("kind") if isinstance(obj, Mapping) else type(obj).__name__
         raise InputError(name, f"expected an {KIND}, found {kind}", document=index)
     try:
-        return parse_policy(obj)
+        return usable_policy(obj)
     except InvalidPolicyError as error:
         raise InputError(name, str(error), document=index) from error

@@ -13,8 +13,9 @@ from typing import Any
 import kopf
 
 from libinject.admission import Caches
-from libinject.api.parse import InvalidPolicyError, parse_policy
+from libinject.api.parse import InvalidPolicyError
 from libinject.api.types import InstrumentationPolicy
+from libinject.engine.checks import usable_policy
 from libinject.engine.index import PolicyIndex
 from libinject.runtime import logs
 
@@ -23,10 +24,10 @@ log = logs.get(__name__)
 
 
 def policy_entry(body: Mapping[str, Any]) -> dict[str, InstrumentationPolicy]:
-    """The policies index's function: a valid policy under `ALL`; an invalid one is left out
+    """The policies index's function: a usable policy under `ALL`; an invalid one is left out
     (the reconciler reports it on the object) and so injects nothing."""
     try:
-        return {ALL: parse_policy(body)}
+        return {ALL: usable_policy(body)}
     except InvalidPolicyError as error:
         log.warning("policy not indexed", policy=error.name, reason=str(error))
         return {}

@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from libinject.runtime import logs, metrics, pki
+from libinject.runtime import kube, logs, metrics, pki
 from libinject.runtime.config import RuntimeSettings
 
 CHECK_SECONDS = 600.0  # renewal starts a third of a lifetime (30 days) early: ample margin
@@ -68,14 +68,16 @@ class Certificates:
             await asyncio.sleep(CHECK_SECONDS)
             try:
                 await asyncio.to_thread(self.refresh)
-            except (ApiException, pki.InvalidMaterial) as error:  # retried next round
-                log.error("certificate refresh failed", reason=str(error))
+            except Exception:  # the webhook must outlive any API hiccup: retried next round
+                log.exception("certificate refresh failed; the current chain is still served")
 
     def refresh(self) -> pki.Material:
         """Reads (or creates) the Secret, renews what is due, and syncs files and caBundle."""
         material = self._current()
-        files_changed = self._write_files(material)
+        # Trust first, then serve: the bundle already holds the CA of the files about to be
+        # served, so the API server never meets a certificate it cannot verify.
         self._sync_ca_bundle(material.bundle)
+        files_changed = self._write_files(material)
         expires = pki.expiry(material.serving.certificate)
         metrics.CERTIFICATE_EXPIRY.set(expires.timestamp())
         if files_changed:
@@ -88,7 +90,12 @@ class Certificates:
         if secret is None:
             material = pki.new_material(hosts=names, now=datetime.now(UTC))
             return self._create_secret(material)
-        material = pki.from_secret_data(secret.data or {})
+        try:
+            material = pki.from_secret_data(secret.data or {})
+        except pki.InvalidMaterial as error:
+            # Not ours to keep (made by hand, or damaged): the webhook needs a working chain.
+            log.warning("webhook Secret unusable, replacing it", reason=str(error))
+            return self._update_secret(secret, pki.new_material(hosts=names, now=datetime.now(UTC)))
         renewed = pki.renew(material, hosts=names, now=datetime.now(UTC))
         if renewed is None:
             return material
@@ -96,7 +103,9 @@ class Certificates:
 
     def _read_secret(self) -> Any:
         try:
-            return self.core.read_namespaced_secret(self.settings.webhook.secret, self._namespace)
+            return self.core.read_namespaced_secret(
+                self.settings.webhook.secret, self._namespace, _request_timeout=kube.API_TIMEOUT
+            )
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -112,7 +121,9 @@ class Certificates:
             data=dict(pki.to_secret_data(material)),
         )
         try:
-            self.core.create_namespaced_secret(self._namespace, body)
+            self.core.create_namespaced_secret(
+                self._namespace, body, _request_timeout=kube.API_TIMEOUT
+            )
             log.info("webhook certificates generated", secret=self.settings.webhook.secret)
             return material
         except ApiException as error:
@@ -124,7 +135,9 @@ class Certificates:
         secret.data = pki.to_secret_data(material)
         try:
             # The resourceVersion read above makes this a compare-and-swap between replicas.
-            self.core.replace_namespaced_secret(secret.metadata.name, self._namespace, secret)
+            self.core.replace_namespaced_secret(
+                secret.metadata.name, self._namespace, secret, _request_timeout=kube.API_TIMEOUT
+            )
             log.info("webhook certificates renewed", secret=secret.metadata.name)
             return material
         except ApiException as error:
@@ -136,17 +149,22 @@ class Certificates:
         chain = material.serving.certificate
         if self.files.cert_file.exists() and self.files.cert_file.read_bytes() == chain:
             return False
-        self.files.cert_file.parent.mkdir(parents=True, exist_ok=True)
+        self.files.cert_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Key first, then certificate, each by rename: the listener never reads a torn file, and
-        # it reloads when the certificate (the file it compares) changes.
+        # it loads a pair only when the two match.
         _write_atomically(self.files.key_file, material.serving.key, mode=0o600)
         _write_atomically(self.files.cert_file, chain, mode=0o644)
         return True
 
     def _sync_ca_bundle(self, bundle: bytes) -> None:
+        secret = self._read_secret()
+        if secret is not None and pki.from_secret_data(secret.data or {}).bundle != bundle:
+            return  # another replica renewed since we read: its bundle is the one to publish
         name = self.settings.webhook.configuration
         try:
-            current = self.admission.read_mutating_webhook_configuration(name)
+            current = self.admission.read_mutating_webhook_configuration(
+                name, _request_timeout=kube.API_TIMEOUT
+            )
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -162,7 +180,9 @@ class Certificates:
             else {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": encoded}
             for i, hook in enumerate(webhooks)
         ]
-        self.admission.patch_mutating_webhook_configuration(name, patch)
+        self.admission.patch_mutating_webhook_configuration(
+            name, patch, _request_timeout=kube.API_TIMEOUT
+        )
         log.info("webhook caBundle updated", configuration=name)
 
     @property
@@ -171,7 +191,11 @@ class Certificates:
 
 
 def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
+    """Created with its final mode (a key is never readable by others, not even for a moment),
+    then renamed over the old file."""
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.chmod(temporary, mode)
+    temporary.unlink(missing_ok=True)
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+    with os.fdopen(os.open(temporary, flags, mode), "wb") as handle:
+        handle.write(data)
     os.replace(temporary, path)

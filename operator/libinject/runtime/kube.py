@@ -7,6 +7,10 @@ import os
 
 from kubernetes import client, config
 
+# (connect, read) seconds for every call the operator makes with this client: a hung connection
+# must never hold a reconcile pass or the certificate keeper forever.
+API_TIMEOUT = (5, 30)
+
 
 def api_client() -> client.ApiClient:
     if "KUBERNETES_SERVICE_HOST" in os.environ:

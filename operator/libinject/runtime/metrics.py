@@ -22,8 +22,8 @@ ADMISSION_SECONDS = Histogram(
 )
 POLICIES = Gauge(
     "libinject_policies",
-    "InstrumentationPolicies by their Ready condition's reason (Valid, Invalid, Paused), as the "
-    "active reconciler last wrote them (0 in standby replicas).",
+    "InstrumentationPolicies by their Ready condition's reason (Valid, Invalid, Paused), as this "
+    "replica's reconciler last derived them (a standby keeps the values of its last pass).",
     ["reason"],
     registry=REGISTRY,
 )

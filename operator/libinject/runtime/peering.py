@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from libinject.runtime import logs
+from libinject.runtime import kube, logs
 
 GROUP, VERSION, PLURAL, KIND = "kopf.dev", "v1", "clusterkopfpeerings", "ClusterKopfPeering"
 log = logs.get(__name__)
@@ -22,7 +22,9 @@ def ensure(api: client.ApiClient, name: str) -> None:
         "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "libinject"}},
     }
     try:
-        client.CustomObjectsApi(api).create_cluster_custom_object(GROUP, VERSION, PLURAL, body)
+        client.CustomObjectsApi(api).create_cluster_custom_object(
+            GROUP, VERSION, PLURAL, body, _request_timeout=kube.API_TIMEOUT
+        )
         log.info("peering object created", name=name)
     except client.ApiException as error:
         if error.status != 409:  # 409: it exists, made by another replica or an earlier run

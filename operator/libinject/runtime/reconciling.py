@@ -22,12 +22,13 @@ from kubernetes import client
 
 from libinject.api.types import GROUP, VERSION
 from libinject.engine.settings import EngineSettings
-from libinject.runtime import events, logs, metrics
+from libinject.runtime import events, kube, logs, metrics
 from libinject.runtime.rollouts import Rollouts
 from libinject.status import READY, PolicyObject, Verdict, reconcile
 
 PLURAL = "instrumentationpolicies"
 SETTLE_SECONDS = 0.3  # a burst of watch events (start-up, kubectl apply -f dir/) is one pass
+RETRY_SECONDS = 30.0
 log = logs.get(__name__)
 
 
@@ -44,6 +45,8 @@ class Picture:
         self.reconciled = 0  # the version the last finished pass saw
         self.written: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
+        self._retry: asyncio.TimerHandle | None = None
+        self._retrying: asyncio.Future[None] | None = None
 
     async def settle(self) -> None:
         """Called after each change: waits for the burst to end, then makes one pass for all of
@@ -56,28 +59,72 @@ class Picture:
                 return
             seen = self.version
             verdicts = reconcile(
-                [_policy_object(body) for body in self.policies.values()],
+                [self._policy_object(name, body) for name, body in self.policies.items()],
                 namespaces=self.namespaces,
                 settings=self.settings.namespaces,
                 now=datetime.now(UTC),
             )
-            for name, verdict in verdicts.items():
-                await self._apply(name, verdict)
-                await self.rollouts.follow(self.policies[name], namespaces=self.namespaces)
+            failed = [
+                name for name, verdict in verdicts.items() if not await self._one(name, verdict)
+            ]
             self.reconciled = seen
             _count(verdicts)
+        if failed and self._retry is None:  # a later pass retries them; the others are done
+            self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        self._retrying = asyncio.ensure_future(self.settle())  # kept: tasks are weakly held
+
+    def saw(self, name: str, body: Mapping[str, Any]) -> None:
+        self.policies[name] = body
+        if self.written.get(name) == dict(body.get("status") or {}):
+            del self.written[name]  # our write came back: the watched status is current again
+
+    def _policy_object(self, name: str, body: Mapping[str, Any]) -> PolicyObject:
+        return PolicyObject(
+            name=name,
+            generation=int((body.get("metadata") or {}).get("generation") or 0),
+            body=body,
+            status=self._status(name),
+        )
+
+    def _status(self, name: str) -> dict[str, Any]:
+        """The policy's status as it is on the server: our last write until the watch echoes it,
+        so a pass in between neither repeats its Events nor restarts its transition times."""
+        return self.written.get(name) or dict(self.policies[name].get("status") or {})
+
+    async def _one(self, name: str, verdict: Verdict) -> bool:
+        """Writes one policy's status and follows its rollout; a failure is reported on the
+        policy and does not stop the others."""
+        try:
+            await self._apply(name, verdict)
+            namespaces = dict(self.namespaces)  # a snapshot: the watch keeps changing the dict
+            await self.rollouts.follow(self.policies[name], namespaces=namespaces)
+        except Exception as error:  # the pass must go on for every other policy
+            log.exception("policy not reconciled", policy=name)
+            message = f"not reconciled, retried in {RETRY_SECONDS:.0f}s: {error}"[:1000]
+            events.post(
+                self.policies[name], type="Warning", reason="ReconcileFailed", message=message
+            )
+            return False
+        return True
 
     async def _apply(self, name: str, verdict: Verdict) -> None:
-        body = self.policies[name]
-        current = dict(body.get("status") or {})
-        # Our own write may not have come back through the watch yet: compare with it too.
-        if verdict.status in (current, self.written.get(name)):
+        current = self._status(name)
+        if verdict.status == current:
             return
         # A merge patch: absent keys are removed explicitly so no field of an old verdict lingers.
         patch = {"status": {**dict.fromkeys(current), **verdict.status}}
         try:
             await asyncio.to_thread(
-                self.objects.patch_cluster_custom_object_status, GROUP, VERSION, PLURAL, name, patch
+                self.objects.patch_cluster_custom_object_status,
+                GROUP,
+                VERSION,
+                PLURAL,
+                name,
+                patch,
+                _request_timeout=kube.API_TIMEOUT,
             )
         except client.ApiException as error:
             if error.status == 404:  # deleted meanwhile: its DELETED event is on the way
@@ -88,7 +135,9 @@ class Picture:
         ready = _ready(verdict)
         log.info("policy status", policy=name, ready=ready["status"], reason=ready["reason"])
         for event in verdict.events:
-            events.post(body, type=event.type, reason=event.reason, message=event.message)
+            events.post(
+                self.policies[name], type=event.type, reason=event.reason, message=event.message
+            )
 
 
 def _count(verdicts: Mapping[str, Verdict]) -> None:
@@ -101,19 +150,20 @@ def _ready(verdict: Verdict) -> dict[str, Any]:
     return next(c for c in verdict.status["conditions"] if c["type"] == READY)
 
 
-def _policy_object(body: Mapping[str, Any]) -> PolicyObject:
-    metadata = body.get("metadata") or {}
-    return PolicyObject(
-        name=str(metadata.get("name")),
-        generation=int(metadata.get("generation") or 0),
-        body=body,
-        status=body.get("status") or {},
-    )
-
-
 def registry(*, settings: EngineSettings, api: client.ApiClient) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
     picture = Picture(settings, api)
+
+    # Indexes that hold nothing useful but make Kopf wait, before calling the handlers below, for
+    # the complete listing of policies and namespaces: a first pass on half a cluster would write
+    # wrong counts, spurious conflict Events, and rollouts of only the namespaces seen so far.
+    @kopf.index(GROUP, VERSION, PLURAL, id="listed-policies", registry=reg)
+    async def listed_policies(name: str, **_: Any) -> dict[str, bool]:
+        return {name: True}
+
+    @kopf.index("", "v1", "namespaces", id="listed-namespaces", registry=reg)
+    async def listed_namespaces(name: str, **_: Any) -> dict[str, bool]:
+        return {name: True}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="policy-seen", registry=reg)
     async def policy_seen(event: Mapping[str, Any], name: str, **_: Any) -> None:
@@ -122,7 +172,7 @@ def registry(*, settings: EngineSettings, api: client.ApiClient) -> kopf.Operato
             picture.written.pop(name, None)
             picture.rollouts.forget(name)
         else:
-            picture.policies[name] = event["object"]
+            picture.saw(name, event["object"])
         await picture.settle()
 
     @kopf.on.event("", "v1", "namespaces", id="namespace-seen", registry=reg)

@@ -14,11 +14,12 @@ from typing import Any
 
 from kubernetes import client
 
-from libinject.api.parse import InvalidPolicyError, parse_policy
+from libinject.api.parse import InvalidPolicyError
 from libinject.api.types import InstrumentationPolicy
+from libinject.engine.checks import usable_policy
 from libinject.engine.settings import NamespaceSettings
 from libinject.rollout import Workload, annotation, due, selected_namespaces, spec_hash
-from libinject.runtime import events, logs
+from libinject.runtime import events, kube, logs
 
 NAMED = 10  # workloads named in the Event; the rest are counted
 log = logs.get(__name__)
@@ -35,7 +36,7 @@ class Rollouts:
     ) -> None:
         """Rolls out what this version of the policy's spec has not rolled out yet."""
         try:
-            policy = parse_policy(body)
+            policy = usable_policy(body)
         except InvalidPolicyError:
             return  # its status says why; an invalid spec injects nothing to roll out
         digest = spec_hash(body.get("spec") or {})
@@ -47,8 +48,9 @@ class Rollouts:
             if error.status != 403:
                 raise
             message = (
-                "rolloutOnChange is set, but the operator may not patch workloads: apply "
-                f"manifests/components/rollout ({error.reason})"
+                "rolloutOnChange is set, but the operator may not list or patch workloads: add "
+                "manifests/components/rollout; this spec is then rolled out at the operator's "
+                f"next start, a later spec at its change ({error.reason})"
             )
             events.post(body, type="Warning", reason="RolloutForbidden", message=message)
         else:
@@ -72,7 +74,8 @@ class Rollouts:
             "spec": {"template": {"metadata": {"annotations": {annotation(policy.name): digest}}}}
         }
         for workload in targets:
-            self._patchers()[workload.kind](workload.name, workload.namespace, patch)
+            patcher = self._patchers()[workload.kind]
+            patcher(workload.name, workload.namespace, patch, _request_timeout=kube.API_TIMEOUT)
             log.info("rolled out", policy=policy.name, kind=workload.kind,
                      namespace=workload.namespace, workload=workload.name)  # fmt: skip
         return targets
@@ -80,7 +83,7 @@ class Rollouts:
     def _workloads(self, namespace: str) -> list[Workload]:
         found = []
         for kind, lister in self._listers().items():
-            for item in lister(namespace).items:
+            for item in lister(namespace, _request_timeout=kube.API_TIMEOUT).items:
                 template = item.spec.template.metadata
                 found.append(
                     Workload(
@@ -93,7 +96,7 @@ class Rollouts:
                 )
         return found
 
-    def _listers(self) -> dict[str, Callable[[str], Any]]:
+    def _listers(self) -> dict[str, Callable[..., Any]]:
         return {
             "Deployment": self.apps.list_namespaced_deployment,
             "StatefulSet": self.apps.list_namespaced_stateful_set,

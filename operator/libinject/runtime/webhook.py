@@ -29,7 +29,7 @@ from kopf._cogs.structs import reviews  # the protocol's types; public only via 
 
 from libinject.admission import Admission, failed
 from libinject.engine.decision import Code
-from libinject.runtime import logs, metrics
+from libinject.runtime import logs, metrics, pki
 
 HANDLER_ID = "mutate-pods"  # also the URL path: /mutate-pods
 FILE_CHECK_SECONDS = 5.0
@@ -107,12 +107,19 @@ class WebhookServer:
         try:
             current = self._digest()
             if current != digest:
+                # Tried on a scratch context first: a certificate that does not match its key
+                # (one file rewritten, not yet the other) would leave the live one unusable.
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                    self.cert_file, self.key_file
+                )
                 # New handshakes use the new chain; connections already open keep theirs.
                 context.load_cert_chain(self.cert_file, self.key_file)
-                log.info("webhook certificate reloaded", cert_file=str(self.cert_file))
+                expires = pki.expiry(self.cert_file.read_bytes())
+                metrics.CERTIFICATE_EXPIRY.set(expires.timestamp())
+                log.info("webhook certificate reloaded", expires=expires.isoformat())
             return current
-        except (OSError, ssl.SSLError) as error:  # half-written files: keep the old chain
-            log.warning("webhook certificate not reloaded", reason=str(error))
+        except (OSError, ssl.SSLError, ValueError) as error:  # a half-written pair: keep the old
+            log.warning("webhook certificate not reloaded yet", reason=str(error))
             return digest
 
     async def _serve(self, fn: reviews.WebhookFn, request: web.Request) -> web.Response:
@@ -121,9 +128,12 @@ class WebhookServer:
             review = json.loads(await request.text())
             payload = review["request"]
             pod, uid = payload["object"], payload["uid"]
+            if not isinstance(pod, dict):
+                raise TypeError(f"the object is a {type(pod).__name__}, not a pod")
         except (ValueError, KeyError, TypeError) as error:
             # Not an AdmissionReview: nothing to admit, and nothing to answer it with.
-            raise web.HTTPBadRequest(reason=f"not an AdmissionReview: {error}") from error
+            log.warning("not an AdmissionReview", reason=repr(error))
+            raise web.HTTPBadRequest(reason=f"not an AdmissionReview: {error!r}") from error
         call = Pending(pod=pod, namespace=str(payload.get("namespace") or ""))
         token = _pending.set(call)
         try:
