@@ -29,20 +29,22 @@ LABEL = ("test.libinject.dev/labelled", "true")
 
 
 @contextmanager
-def labelling_webhook(admin: client.ApiClient, namespace: str, directory: Path) -> Iterator[None]:
+def labelling_webhook(
+    admin: client.ApiClient, *, namespace: str, directory: Path
+) -> Iterator[None]:
     material = pki.new_material(hosts=["127.0.0.1"], now=datetime.now(UTC))
     cert, key = directory / "labeller.crt", directory / "labeller.key"
     cert.write_bytes(material.serving.certificate)
     key.write_bytes(material.serving.key)
     port = harness.free_port()
     loop = asyncio.new_event_loop()
-    runner = loop.run_until_complete(_start(cert, key, port))
+    runner = loop.run_until_complete(_start(cert, key=key, port=port))
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     hooks = client.AdmissionregistrationV1Api(admin)
     try:
         hooks.create_mutating_webhook_configuration(
-            _configuration(namespace, port, material.bundle)
+            _configuration(namespace, port=port, bundle=material.bundle)
         )
         try:
             yield
@@ -56,7 +58,7 @@ def labelling_webhook(admin: client.ApiClient, namespace: str, directory: Path) 
         loop.close()
 
 
-async def _start(cert: Path, key: Path, port: int) -> web.AppRunner:
+async def _start(cert: Path, *, key: Path, port: int) -> web.AppRunner:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     app = web.Application()
@@ -87,7 +89,7 @@ async def _label(request: web.Request) -> web.Response:
     )
 
 
-def _configuration(namespace: str, port: int, bundle: bytes) -> dict[str, Any]:
+def _configuration(namespace: str, *, port: int, bundle: bytes) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",

@@ -50,14 +50,14 @@ def app_pod(name: str, **annotations: str) -> dict[str, Any]:
     }
 
 
-def create_pod(admin: client.ApiClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+def create_pod(admin: client.ApiClient, *, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     """Creates the pod and returns it as stored, after admission."""
     core = client.CoreV1Api(admin)
     core.create_namespaced_pod(namespace, body)
-    return read_pod(admin, namespace, body["metadata"]["name"])
+    return read_pod(admin, namespace=namespace, name=body["metadata"]["name"])
 
 
-def read_pod(admin: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+def read_pod(admin: client.ApiClient, *, namespace: str, name: str) -> dict[str, Any]:
     response = client.CoreV1Api(admin).read_namespaced_pod(name, namespace, _preload_content=False)
     return dict(json.loads(response.data))
 

@@ -73,7 +73,7 @@ def test_a_deployment_in_an_opted_in_namespace_is_injected_as_the_policy_says(
         timeout=60,
     )
     for name in names:
-        pod = read_pod(admin, namespace, name)
+        pod = read_pod(admin, namespace=namespace, name=name)
         record = json.loads(pod["metadata"]["annotations"][INJECTED])
         assert [(r["policy"], r["language"], r["version"]) for r in record] == [
             (policy, "python", "3.12.0")
@@ -97,7 +97,7 @@ def test_unlabelled_namespaces_and_opted_out_pods_are_left_alone(
     policies(python_policy("alone", [plain, enabled]))
     wait_until_injecting(admin, enabled)
 
-    untouched = create_pod(admin, plain, app_pod("plain"))
+    untouched = create_pod(admin, namespace=plain, body=app_pod("plain"))
     assert not any(k.startswith("libinject.dev/") for k in untouched["metadata"].get("labels", {}))
     assert not any(
         k.startswith("libinject.dev/") for k in untouched["metadata"].get("annotations") or {}
@@ -105,7 +105,7 @@ def test_unlabelled_namespaces_and_opted_out_pods_are_left_alone(
     assert init_names(untouched) == []
 
     opted_out = create_pod(
-        admin, enabled, app_pod("opted-out", **{"libinject.dev/inject": "false"})
+        admin, namespace=enabled, body=app_pod("opted-out", **{"libinject.dev/inject": "false"})
     )
     assert init_names(opted_out) == []
     assert opted_out["metadata"]["labels"][INSTRUMENTED] == "false"
@@ -136,7 +136,7 @@ def test_a_pod_costs_one_webhook_call(
     namespace = namespaces(labels=ENABLED)
     policies(python_policy("once", [namespace]))
     wait_until_injecting(admin, namespace)
-    stored = create_pod(admin, namespace, app_pod("once"))
+    stored = create_pod(admin, namespace=namespace, body=app_pod("once"))
     assert admissions_of(running_operator, namespace, "once") == ["injected"]
     (copy,) = stored["spec"]["initContainers"]
     token = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -157,8 +157,8 @@ def test_reinvocation_and_a_reapplied_pod_leave_the_pod_unchanged(
     policies(python_policy("again", [namespace]))
     wait_until_injecting(admin, namespace)
 
-    with labelling_webhook(admin, namespace, tmp_path):
-        first = create_pod(admin, namespace, app_pod("twice"))
+    with labelling_webhook(admin, namespace=namespace, directory=tmp_path):
+        first = create_pod(admin, namespace=namespace, body=app_pod("twice"))
     assert first["metadata"]["labels"][LABELLED[0]] == LABELLED[1]
     assert admissions_of(running_operator, namespace, "twice") == ["injected", "unchanged"]
     assert init_names(first) == ["libinject-python"]
@@ -175,7 +175,7 @@ def test_reinvocation_and_a_reapplied_pod_leave_the_pod_unchanged(
         },
         "spec": {k: v for k, v in first["spec"].items() if k != "nodeName"},
     }
-    second = create_pod(admin, namespace, again)
+    second = create_pod(admin, namespace=namespace, body=again)
     for key in ("initContainers", "containers", "volumes"):
         assert second["spec"][key] == first["spec"][key], key
     assert second["metadata"]["annotations"] == first["metadata"]["annotations"]
@@ -204,7 +204,7 @@ def test_an_invalid_policy_gets_a_false_ready_condition_and_a_warning_event(
     assert warnings[0].type == "Warning"
     assert "spec.libraries[0].version" in warnings[0].message
     # And what the status calls invalid injects nothing: the namespace's pods stay plain.
-    plain = create_pod(admin, namespace, app_pod("not-injected"))
+    plain = create_pod(admin, namespace=namespace, body=app_pod("not-injected"))
     assert init_names(plain) == []
     assert plain["metadata"]["annotations"][SKIPPED].startswith("NoMatchingPolicy:")
 
@@ -276,7 +276,7 @@ def test_metrics_count_admissions_and_show_the_certificate_expiry(
     wait_until_injecting(admin, namespace)
     key = 'libinject_admissions_total{outcome="injected",reason="Injected"}'
     before = running_operator.metrics().get(key, 0.0)
-    create_pod(admin, namespace, app_pod("counted"))
+    create_pod(admin, namespace=namespace, body=app_pod("counted"))
     after = running_operator.metrics()
     assert after[key] == before + 1
     assert after["libinject_admission_duration_seconds_count"] >= 1

@@ -90,12 +90,12 @@ def test_a_stopped_operator_blocks_no_pod_and_injection_resumes(
     """SIGTERM stops the operator cleanly (exit 0); a pod created meanwhile is admitted as it
     came; a new operator injects the next pod."""
     assert running_operator.stop(signal.SIGTERM) == 0
-    alone = create_pod(admin, enabled_namespace, app_pod("while-down"))
+    alone = create_pod(admin, namespace=enabled_namespace, body=app_pod("while-down"))
     assert init_names(alone) == []
     assert INSTRUMENTED not in (alone["metadata"].get("labels") or {})
 
     extra_operators.append(operator_processes().wait_ready())
-    back = create_pod(admin, enabled_namespace, app_pod("when-back"))
+    back = create_pod(admin, namespace=enabled_namespace, body=app_pod("when-back"))
     assert init_names(back) == ["libinject-python"]
     assert back["metadata"]["labels"][INSTRUMENTED] == "true"
 
@@ -116,7 +116,7 @@ def test_sigkill_mid_load_fails_no_create(
         if index == 40:
             running_operator.stop(signal.SIGKILL)
             killed.set()
-        create_pod(admin, enabled_namespace, app_pod(f"load-{index}"))
+        create_pod(admin, namespace=enabled_namespace, body=app_pod(f"load-{index}"))
 
     failures = _create_all(create, count=80)
     assert failures == []
@@ -127,7 +127,7 @@ def test_sigkill_mid_load_fails_no_create(
     report(f"{injected}/{total} pods injected with the operator SIGKILLed after 40 creates")
 
     extra_operators.append(operator_processes().wait_ready())
-    back = create_pod(admin, enabled_namespace, app_pod("after-restart"))
+    back = create_pod(admin, namespace=enabled_namespace, body=app_pod("after-restart"))
     assert back["metadata"]["labels"][INSTRUMENTED] == "true"
 
 
@@ -145,7 +145,7 @@ def test_two_replicas_one_killed_during_a_burst_fail_no_create(
     def create(index: int) -> None:
         if index == BURST // 5:
             first.stop(signal.SIGKILL)
-        create_pod(admin, enabled_namespace, app_pod(f"burst-{index}"))
+        create_pod(admin, namespace=enabled_namespace, body=app_pod(f"burst-{index}"))
 
     failures = _create_all(create, count=BURST)
     assert failures == []
@@ -156,7 +156,9 @@ def test_two_replicas_one_killed_during_a_burst_fail_no_create(
         f"SIGKILLed after {BURST // 5} creates"
     )
     # The survivor took over: the last pods of the burst were all injected.
-    tail = [create_pod(admin, enabled_namespace, app_pod(f"after-{i}")) for i in range(5)]
+    tail = [
+        create_pod(admin, namespace=enabled_namespace, body=app_pod(f"after-{i}")) for i in range(5)
+    ]
     assert all(p["metadata"]["labels"][INSTRUMENTED] == "true" for p in tail)
     assert injected >= BURST // 2
 

@@ -138,7 +138,7 @@ def test_a_spec_change_rolls_out_the_selected_workloads_once(
     def newest_injected_version() -> str | None:
         pods = client.CoreV1Api(admin).list_namespaced_pod(namespace, label_selector="app=web")
         for item in pods.items:
-            pod = read_pod(admin, namespace, item.metadata.name)
+            pod = read_pod(admin, namespace=namespace, name=item.metadata.name)
             record = json.loads(pod["metadata"]["annotations"].get(INJECTED, "[]"))
             if record and record[0]["version"] == "3.13.0":
                 return "3.13.0"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
+from cluster.harness import free_port
 from libinject.runtime import probes
 from libinject.runtime.metrics import REGISTRY
 from libinject.runtime.probes import Readiness
@@ -59,13 +60,6 @@ class Reply:
 
 
 Get = Callable[[str], Awaitable[Reply]]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def served(readiness: Readiness, scenario: Callable[[Get], Awaitable[None]]) -> int:

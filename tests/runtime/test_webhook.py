@@ -10,7 +10,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from cluster.harness import free_port
 from libinject.admission import admit
 from libinject.engine.settings import EngineSettings
 from libinject.runtime import metrics, pki, webhook
@@ -53,12 +53,6 @@ def write_material(directory: Path, material: pki.Material) -> tuple[Path, Path]
     cert.write_bytes(material.serving.certificate)
     key.write_bytes(material.serving.key)
     return cert, key
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def serve(

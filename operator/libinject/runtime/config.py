@@ -264,15 +264,15 @@ def _build(values: Mapping[str, tuple[str, Any]]) -> RuntimeSettings:
             raise ConfigError(f"{source}: {error}") from error
         if key == "excludedNamespaces":
             value = NamespaceSettings().excluded | value
-        settings = _replace_at(settings, option.target, value)
+        settings = _replace_at(settings, option.target, value=value)
     _check(settings)
     return settings
 
 
-def _replace_at(obj: Any, path: Sequence[str], value: Any) -> Any:
+def _replace_at(obj: Any, path: Sequence[str], *, value: Any) -> Any:
     if len(path) == 1:
         return dataclasses.replace(obj, **{path[0]: value})
-    inner = _replace_at(getattr(obj, path[0]), path[1:], value)
+    inner = _replace_at(getattr(obj, path[0]), path[1:], value=value)
     return dataclasses.replace(obj, **{path[0]: inner})
 
 

@@ -15,18 +15,18 @@ import asyncio
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kopf
 from kubernetes import client
 
-from libinject.api.types import GROUP, VERSION
+from libinject.api.types import GROUP, PLURAL, VERSION
 from libinject.engine.settings import EngineSettings
 from libinject.runtime import events, kube, logs, metrics
 from libinject.runtime.rollouts import Rollouts
 from libinject.status import READY, PolicyObject, Verdict, reconcile
 
-PLURAL = "instrumentationpolicies"
 SETTLE_SECONDS = 0.3  # a burst of watch events (start-up, kubectl apply -f dir/) is one pass
 RETRY_SECONDS = 30.0
 log = logs.get(__name__)
@@ -58,11 +58,16 @@ class Picture:
             if self.reconciled >= mine:
                 return
             seen = self.version
-            verdicts = reconcile(
-                [self._policy_object(name, body) for name, body in self.policies.items()],
-                namespaces=self.namespaces,
-                settings=self.settings.namespaces,
-                now=datetime.now(UTC),
+            # In a thread, on snapshots: at thousands of policies and namespaces a pass takes a
+            # good part of a second, which on the loop would stall this replica's admissions.
+            verdicts = await asyncio.to_thread(
+                partial(
+                    reconcile,
+                    [self._policy_object(name, body) for name, body in self.policies.items()],
+                    namespaces=dict(self.namespaces),
+                    settings=self.settings.namespaces,
+                    now=datetime.now(UTC),
+                )
             )
             failed = [
                 name for name, verdict in verdicts.items() if not await self._one(name, verdict)

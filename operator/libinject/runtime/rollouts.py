@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from kubernetes import client
@@ -43,7 +44,9 @@ class Rollouts:
         if not policy.spec.rollout_on_change or self.done.get(policy.name) == digest:
             return
         try:
-            rolled = await asyncio.to_thread(self._roll, policy, digest, namespaces)
+            rolled = await asyncio.to_thread(
+                partial(self._roll, policy, digest=digest, namespaces=namespaces)
+            )
         except client.ApiException as error:
             if error.status != 403:
                 raise
@@ -64,6 +67,7 @@ class Rollouts:
     def _roll(
         self,
         policy: InstrumentationPolicy,
+        *,
         digest: str,
         namespaces: Mapping[str, Mapping[str, str]],
     ) -> list[Workload]:

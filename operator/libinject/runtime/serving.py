@@ -12,12 +12,11 @@ from typing import Any
 import kopf
 
 from libinject.admission import admit
-from libinject.api.types import GROUP, VERSION, InstrumentationPolicy
+from libinject.api.types import GROUP, PLURAL, VERSION, InstrumentationPolicy
 from libinject.engine.settings import EngineSettings
 from libinject.runtime import caches, logs, metrics, webhook
 from libinject.runtime.probes import Readiness
 
-PLURAL = "instrumentationpolicies"
 INDEXES_PRIMED = "indexes primed"
 log = logs.get(__name__)
 
