@@ -174,11 +174,10 @@ class Certificates:
         webhooks = current.webhooks or []
         if all(hook.client_config.ca_bundle == encoded for hook in webhooks):
             return
+        # `add` sets a member whether or not it exists (RFC 6902), so one form fits both cases.
         patch = [
-            {"op": "replace", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": encoded}
-            if hook.client_config.ca_bundle is not None
-            else {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": encoded}
-            for i, hook in enumerate(webhooks)
+            {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": encoded}
+            for i in range(len(webhooks))
         ]
         self.admission.patch_mutating_webhook_configuration(
             name, patch, _request_timeout=kube.API_TIMEOUT

@@ -138,10 +138,6 @@ def _kopf_settings() -> kopf.OperatorSettings:
     # Resources are discovered once at start: watching CRDs for new ones would need cluster-wide
     # read access to every CRD, and ours is installed before the operator.
     kopf_settings.scanning.disabled = True
-    # Should Kopf keep any progress, it goes to annotations: the status schema has no room for it.
-    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix="libinject.dev"
-    )
     # Kopf turns its log lines about an object into Events; only its warnings deserve that.
     kopf_settings.posting.level = logging.WARNING
     return kopf_settings

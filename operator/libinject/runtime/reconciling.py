@@ -58,19 +58,22 @@ class Picture:
             if self.reconciled >= mine:
                 return
             seen = self.version
-            # In a thread, on snapshots: at thousands of policies and namespaces a pass takes a
-            # good part of a second, which on the loop would stall this replica's admissions.
+            namespaces = dict(self.namespaces)  # one snapshot: the watch keeps changing the dict
+            # In a thread: at thousands of policies and namespaces a pass takes a good part of a
+            # second, which on the loop would stall this replica's admissions.
             verdicts = await asyncio.to_thread(
                 partial(
                     reconcile,
                     [self._policy_object(name, body) for name, body in self.policies.items()],
-                    namespaces=dict(self.namespaces),
+                    namespaces=namespaces,
                     settings=self.settings.namespaces,
                     now=datetime.now(UTC),
                 )
             )
             failed = [
-                name for name, verdict in verdicts.items() if not await self._one(name, verdict)
+                name
+                for name, verdict in verdicts.items()
+                if not await self._one(name, verdict, namespaces=namespaces)
             ]
             self.reconciled = seen
             _count(verdicts)
@@ -99,12 +102,13 @@ class Picture:
         so a pass in between neither repeats its Events nor restarts its transition times."""
         return self.written.get(name) or dict(self.policies[name].get("status") or {})
 
-    async def _one(self, name: str, verdict: Verdict) -> bool:
+    async def _one(
+        self, name: str, verdict: Verdict, *, namespaces: Mapping[str, Mapping[str, str]]
+    ) -> bool:
         """Writes one policy's status and follows its rollout; a failure is reported on the
         policy and does not stop the others."""
         try:
             await self._apply(name, verdict)
-            namespaces = dict(self.namespaces)  # a snapshot: the watch keeps changing the dict
             await self.rollouts.follow(self.policies[name], namespaces=namespaces)
         except Exception as error:  # the pass must go on for every other policy
             log.exception("policy not reconciled", policy=name)

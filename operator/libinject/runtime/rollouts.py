@@ -36,13 +36,17 @@ class Rollouts:
         self, body: Mapping[str, Any], *, namespaces: Mapping[str, Mapping[str, str]]
     ) -> None:
         """Rolls out what this version of the policy's spec has not rolled out yet."""
+        spec = body.get("spec") or {}
+        # Called for every policy on every pass: only a spec that asks for rollouts and has not
+        # been rolled out is worth parsing again.
+        digest = spec_hash(spec)
+        name = (body.get("metadata") or {}).get("name")
+        if spec.get("rolloutOnChange") is not True or self.done.get(str(name)) == digest:
+            return
         try:
             policy = usable_policy(body)
         except InvalidPolicyError:
             return  # its status says why; an invalid spec injects nothing to roll out
-        digest = spec_hash(body.get("spec") or {})
-        if not policy.spec.rollout_on_change or self.done.get(policy.name) == digest:
-            return
         try:
             rolled = await asyncio.to_thread(
                 partial(self._roll, policy, digest=digest, namespaces=namespaces)
