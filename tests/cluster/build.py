@@ -11,7 +11,8 @@ tools.gobuild.cache_root), so changing how a product is built rebuilds it. A pro
 built into a temporary directory and renamed into place, so a half-built one is never used; a lock
 file keeps two test runs from building the same thing at once.
 
-Run `python -m cluster.build` (with tests/ on sys.path) to build with progress on the terminal.
+Run `python -m cluster.build` (with tests/ on sys.path) to build with progress on the terminal;
+it also fetches the other tools the tests run (cluster.debian, cluster.testagent).
 """
 
 from __future__ import annotations
@@ -111,6 +112,20 @@ def kwok() -> Product:
     )
 
 
+def crane() -> Product:
+    # Images without Docker: the tests build, push and read back images with it.
+    return Product(
+        name="crane",
+        module="github.com/google/go-containerregistry",
+        version=versions.CRANE,
+        commands={"crane": "github.com/google/go-containerregistry/cmd/crane"},
+        # What `crane version` prints; unset, it reports the throw-away module's "(devel)".
+        ldflags=(
+            f"-X github.com/google/go-containerregistry/cmd/crane/cmd.Version={versions.CRANE}",
+        ),
+    )
+
+
 def staging_replaces() -> dict[str, str]:
     """`k8s.io/<staging>` -> its published tag, for every staging module Kubernetes requires."""
     module = f"k8s.io/kubernetes@{versions.KUBERNETES}"
@@ -122,9 +137,10 @@ def staging_replaces() -> dict[str, str]:
 
 
 def binaries() -> dict[str, Path]:
-    """Every control-plane binary (and data file) by name, building what the cache lacks."""
+    """Every control-plane binary (and data file) and crane by name, building what the cache
+    lacks."""
     paths: dict[str, Path] = {}
-    for product in (etcd(), kwok(), kubernetes()):
+    for product in (etcd(), kwok(), crane(), kubernetes()):
         paths |= ensure(product)
     return paths
 
@@ -256,9 +272,15 @@ def _say(message: str) -> None:
 
 
 def main() -> int:
+    # The other prepared tools, so that a test run starts with everything in the cache.
+    from cluster import debian, testagent  # noqa: PLC0415 (they import this module)
+
     try:
         for name, path in binaries().items():
             _say(f"{name}: {path}")
+        _say(f"busybox: {debian.busybox()}")
+        _say(f"docker-registry: {debian.docker_registry()}")
+        _say(f"ddapm-test-agent: {testagent.venv()}")
     except BuildError as error:
         _say(str(error))
         return 1

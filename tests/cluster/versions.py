@@ -1,4 +1,4 @@
-"""The one place the control plane's versions are pinned.
+"""The one place the versions of the control plane and the Go tools the tests build are pinned.
 
 Kubernetes 1.36 is built against etcd's 3.6 client, so the server is the newest 3.6 patch.
 kwok 0.8 is built against client-go 0.36, the same minor as the control plane.
@@ -7,6 +7,8 @@ kwok 0.8 is built against client-go 0.36, the same minor as the control plane.
 KUBERNETES = "v1.36.3"
 ETCD = "v3.6.16"
 KWOK = "v0.8.0"
+# go-containerregistry's crane: the newest release `go mod tidy` accepts with Go 1.26.
+CRANE = "v0.22.1"
 
 # The same release of Kubernetes' staging modules (k8s.io/api, ...), published as v0.<minor>.<patch>.
 STAGING = "v0." + KUBERNETES.removeprefix("v1.")

@@ -25,11 +25,13 @@ LABEL_KEY = (
 )
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
-# A released library version: 1, 1.2, 1.2.3, optionally with a pre-release suffix (1.2.3-rc.1).
-VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,2}(-[0-9A-Za-z][-0-9A-Za-z.]*)?$"
+# A released library version: 1, 1.2, 1.2.3, optionally with a pre-release suffix: semver's
+# (1.2.3-rc.1) or PEP 440's (0.66b1, OpenTelemetry Python's contrib releases).
+VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,2}(-?[A-Za-z][-0-9A-Za-z.]*|-[0-9][-0-9A-Za-z.]*)?$"
 # What a pod may ask for: an exact version, or a prefix ending in ".*" (2.*, 2.9.*), or "*".
 VERSION_GLOB_PATTERN = (
-    r"^(\*|[0-9]+(\.[0-9]+){0,2}(\.\*)?|[0-9]+(\.[0-9]+){0,2}-[0-9A-Za-z][-0-9A-Za-z.]*)$"
+    r"^(\*|[0-9]+(\.[0-9]+){0,2}(\.\*)?"
+    r"|[0-9]+(\.[0-9]+){0,2}(-?[A-Za-z][-0-9A-Za-z.]*|-[0-9][-0-9A-Za-z.]*))$"
 )
 IMAGE_PATTERN = r"^[a-z0-9][^\s@]*(@sha256:[a-f0-9]{64})?$"
 URL_PATTERN = r"^(http|https|unix)://[^\s]+$"

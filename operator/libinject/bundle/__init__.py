@@ -1,0 +1,1 @@
+"""Library bundles: what a library image holds, built from wheels, and its Python loader."""

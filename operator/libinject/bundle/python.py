@@ -1,0 +1,104 @@
+"""`libinject bundle python`: a Python library bundle, ready to become an image layer.
+
+Layout (the loader's contract):
+    <out>/sitecustomize.py                     the loader (first on the app's PYTHONPATH)
+    <out>/bundle.txt                           `flavor <flavor>` and `version <version>`
+    <out>/sites/<tag>/                         one site-packages per target
+    <out>/sites/<tag>/libinject-requires.txt   what the libraries need of the app's packages
+Files identical across sites are hard links to one copy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from libinject.api.types import Flavor
+from libinject.bundle.dedup import Sizes, link_identical, sizes
+from libinject.bundle.flavors import recipe
+from libinject.bundle.stages import BundleError, Stage, compile_bytecode, interpreter, stage
+from libinject.bundle.targets import PYTHONS, Target
+
+LOADER = "sitecustomize.py"
+MANIFEST = "bundle.txt"
+# pip spends most of its time on the network; a few at once fill two cores without thrashing.
+PARALLEL_INSTALLS = 3
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    flavor: Flavor
+    version: str
+    stages: tuple[Stage, ...]
+    linked: int  # files replaced by a link to an identical one
+    sizes: Sizes
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "flavor": str(self.flavor),
+            "version": self.version,
+            "targets": [s.target.tag for s in self.stages],
+            "bytecode": sorted({s.target.python for s in self.stages if s.bytecode}),
+            "excluded": sorted({name for s in self.stages for name in s.removed}),
+            "linked_files": self.linked,
+            "plain_install_bytes": sum(s.plain_bytes for s in self.stages),
+            **self.sizes.as_dict(),
+        }
+
+
+def build(
+    *,
+    flavor: Flavor,
+    version: str,
+    targets: Sequence[Target],
+    out: Path,
+    cache: Path,
+    say: Callable[[str], None] = lambda _: None,
+) -> BundleReport:
+    """Builds the bundle into `out`, which must not exist yet (nothing of the user's is lost)."""
+    if out.exists():
+        raise BundleError(f"{out} already exists; give a new directory")
+    wanted = recipe(flavor, version)
+
+    def one(target: Target) -> Stage:
+        say(f"{target.tag}: installing {' '.join(wanted.requirements[:2])}...")
+        return stage(recipe=wanted, target=target, cache=cache)
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_INSTALLS) as pool:
+        stages = tuple(pool.map(one, sorted(targets)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as work:
+        root = Path(work) / "bundle"
+        for built in stages:
+            shutil.copytree(built.site, root / "sites" / built.target.tag, copy_function=_link)
+        linked = link_identical(root / "sites")
+        _write_loader(root, flavor=flavor, version=version)
+        root.rename(out)  # atomic: a half-built bundle never appears at `out`
+    say(f"bundle written to {out}")
+    return BundleReport(flavor, version, stages, linked, sizes(out))
+
+
+def _write_loader(root: Path, *, flavor: Flavor, version: str) -> None:
+    loader = resources.files("libinject.bundle").joinpath(LOADER).read_text()
+    (root / LOADER).write_text(loader)
+    (root / MANIFEST).write_text(f"flavor {flavor}\nversion {version}\n")
+    # The loader runs at every interpreter start: its bytecode saves compiling it each time.
+    for python in PYTHONS:
+        binary = interpreter(python)
+        if binary is not None:
+            compile_bytecode(binary, root, recurse=False)
+
+
+def _link(source: str, destination: str) -> None:
+    """Copies out of the cache by hard link when it shares a filesystem: no bytes copied.
+    Later steps only replace directory entries, never write into a file, so the cache is safe."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)

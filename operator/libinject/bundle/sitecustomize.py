@@ -1,0 +1,778 @@
+"""libinject's loader: starts the tracing library that libinject injected into this container.
+
+The bundle root R (this file's directory) is first on the application's PYTHONPATH, so Python
+imports this module at startup as `sitecustomize`. It finds the site directory built for this
+interpreter under R/sites/<tag>, checks that the library fits the application, appends that
+directory to sys.path, runs the application's own sitecustomize (ours shadows it) and starts
+the tracer.
+
+It never raises and never prints unless asked: the application always runs, with or without
+the tracer. Environment variables:
+    LIBINJECT_DEBUG=true           one line on stderr saying what was loaded, or why not
+    LIBINJECT_START_TRACER=false   every check and the sys.path set-up, but no tracer start
+
+Python 2.7 and 3.6+ must be able to parse this file (an old application can get our
+PYTHONPATH): no f-strings, no annotations (types are in comments), ASCII only. Module globals
+are private: an application's `import sitecustomize` may get this module.
+"""
+
+import os as _os
+import sys as _sys
+
+_SUPPORTED = ((3, 9), (3, 14))  # CPython versions, inclusive
+_PYTHON2 = _sys.version_info[0] < 3  # only to run an old application's sitecustomize
+_KEEP = []  # type: list[object]
+_MANIFEST = "bundle.txt"
+_REQUIRES = "libinject-requires.txt"
+_STARTING = "_LIBINJECT_STARTING"  # set while the tracer starts: its helper processes skip it
+
+# Programs that are never instrumented: package managers, environment tools and the tracers'
+# own launchers. A script matches by file name without a version suffix (pip3.11 -> pip).
+_DENIED_SCRIPTS = frozenset(
+    [
+        "pip",
+        "pipenv",
+        "pipx",
+        "poetry",
+        "pdm",
+        "uv",
+        "uvx",
+        "hatch",
+        "virtualenv",
+        "easy_install",
+        "conda",
+        "mamba",
+        "ddtrace-run",
+        "opentelemetry-instrument",
+        "opentelemetry-bootstrap",
+    ]
+)
+# The same for `python -m <module>` (a module or any of its submodules).
+_DENIED_MODULES = (
+    "pip",
+    "venv",
+    "ensurepip",
+    "virtualenv",
+    "pipenv",
+    "pipx",
+    "poetry",
+    "pdm",
+    "uv",
+    "conda",
+    "setuptools.command.easy_install",
+    "ddtrace.commands",
+)
+
+# The distributions that mean "the application ships this tracer itself".
+_TRACER_DISTRIBUTIONS = {
+    "ddtrace": ("ddtrace",),
+    "opentelemetry": ("opentelemetry-distro", "opentelemetry-instrumentation"),
+}
+_ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+# PEP 440 pre-release spellings and their order (a < b < rc); post-release spellings.
+_PRE_LABELS = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
+_POST_LABELS = ("post", "rev", "r")
+_OPERATORS = ("===", "~=", "==", "!=", "<=", ">=", "<", ">")  # longest first
+
+
+class _RefusedError(Exception):
+    """The tracer must not be loaded in this process; the message says why."""
+
+
+# --- The steps, in order -------------------------------------------------------------------
+
+
+def _main():
+    # type: () -> None
+    root = _os.path.dirname(_os.path.abspath(__file__))
+    # sys.path at startup, without R: where the application's own packages are.
+    app_paths = [entry for entry in _sys.path if _os.path.abspath(entry or ".") != root]
+    loaded = None  # type: tuple[str, str, str] | None
+    note = ""
+    try:
+        loaded = _prepare(root, app_paths)
+    except _RefusedError as refused:
+        note = _not_loaded(str(refused))
+    except Exception as error:
+        note = _not_loaded("loader error: " + _describe(error))
+    _chain(app_paths)  # always: the application's sitecustomize must run with or without us
+    if loaded is not None:
+        note = _start(*loaded)
+    if _flag("LIBINJECT_DEBUG", False):
+        _sys.stderr.write("libinject: " + note + "\n")
+
+
+def _prepare(root, app_paths):
+    # type: (str, list[str]) -> tuple[str, str, str]
+    """Steps 1 to 6: every check, then the site directory on sys.path. Returns the flavor,
+    version and site directory; raises _RefusedError when the tracer must not load."""
+    _check_interpreter()
+    _check_program(root)
+    site = _site_dir(root)
+    flavor, version = _read_manifest(root)
+    installed = _installed(app_paths)
+    _check_no_own_tracer(flavor, installed)
+    _check_requirements(_os.path.join(site, _REQUIRES), installed)
+    _sys.path.append(site)  # last: the application's own copy of a package wins
+    return flavor, version, site
+
+
+def _start(flavor, version, site):
+    # type: (str, str, str) -> str
+    """Step 8: starts the tracer; returns the line that debugging prints."""
+    what = flavor + " " + version + " from " + site
+    if not _flag("LIBINJECT_START_TRACER", True):
+        return "set up " + what + ", not started (LIBINJECT_START_TRACER=false)"
+    previous = _os.environ.get(_STARTING)
+    _os.environ[_STARTING] = "1"
+    try:
+        if flavor == "ddtrace":
+            _start_ddtrace()
+        else:
+            _start_opentelemetry()
+    except Exception as error:
+        return _not_loaded("failed to start " + what + ": " + _describe(error))
+    finally:
+        if previous is None:
+            _os.environ.pop(_STARTING, None)
+        else:
+            _os.environ[_STARTING] = previous
+    return "loaded " + what
+
+
+def _not_loaded(reason):
+    # type: (str) -> str
+    return "tracer not loaded: " + reason + " (the application runs without it)"
+
+
+def _describe(error):
+    # type: (BaseException) -> str
+    return type(error).__name__ + ": " + str(error)
+
+
+def _flag(name, default):
+    # type: (str, bool) -> bool
+    value = _os.environ.get(name, "").strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    return default
+
+
+# --- Step 1: the interpreter ----------------------------------------------------------------
+
+
+def _check_interpreter():
+    # type: () -> None
+    implementation = getattr(_sys, "implementation", None)  # absent on Python 2
+    name = getattr(implementation, "name", "python")
+    version = _sys.version_info[:2]
+    if name != "cpython" or not _SUPPORTED[0] <= version <= _SUPPORTED[1]:
+        full = ".".join(str(part) for part in _sys.version_info[:3])
+        raise _RefusedError(
+            "unsupported interpreter " + name + " " + full + " (supported: CPython 3.9 to 3.14)"
+        )
+
+
+# --- Step 2: programs that are never instrumented -------------------------------------------
+
+
+def _check_program(root):
+    # type: (str) -> None
+    if _os.environ.get(_STARTING):
+        raise _RefusedError("started by a process that is starting the tracer (its helper)")
+    kind, name = _program(_command_line())
+    if kind == "module":
+        for denied in _DENIED_MODULES:
+            if name == denied or name.startswith(denied + "."):
+                raise _RefusedError("denied program: python -m " + name)
+    elif kind == "script":
+        if _script_name(name) in _DENIED_SCRIPTS:
+            raise _RefusedError("denied program: " + _os.path.basename(name))
+        # The tracer's own helper scripts (ddtrace's crash tracker receiver, ...) run with our
+        # PYTHONPATH too: starting a second tracer in them is never right.
+        if _os.path.abspath(name).startswith(root + _os.sep):
+            raise _RefusedError("the program is part of the tracer bundle: " + name)
+
+
+def _command_line():
+    # type: () -> list[str]
+    """The interpreter's full command line. sys.argv is no help here: during site import it
+    lacks the module of `-m` (3.9 shows ['-m', ...]); sys.orig_argv exists from 3.10 on."""
+    orig_argv = getattr(_sys, "orig_argv", None)
+    if orig_argv:
+        return list(orig_argv)
+    try:
+        with open("/proc/self/cmdline", "rb") as handle:
+            raw = handle.read()
+        return [_os.fsdecode(arg) for arg in raw.split(b"\0")[:-1]]
+    except OSError:
+        argv = [_sys.executable]
+        argv.extend(getattr(_sys, "argv", []))
+        return argv
+
+
+def _program(argv):
+    # type: (list[str]) -> tuple[str, str]
+    """What the interpreter runs: ("module", name) for -m, ("script", path) for a script,
+    ("", "") for -c, stdin or the REPL. argv[0] is the interpreter itself."""
+    index = 1
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            return ("script", argv[index + 1]) if index + 1 < len(argv) else ("", "")
+        if arg == "-" or not arg.startswith("-"):
+            return ("script", arg) if arg != "-" else ("", "")
+        if arg.startswith("--"):
+            index += 2 if arg == "--check-hash-based-pycs" else 1  # the only one with a value
+            continue
+        found, index = _short_options(argv, index)
+        if found is not None:
+            return found
+    return ("", "")
+
+
+def _short_options(argv, index):
+    # type: (list[str], int) -> tuple[tuple[str, str] | None, int]
+    """Reads one cluster of short options (-Im pip, -X dev, -c code); returns what it ends
+    the options with, if anything, and the index of the next argument."""
+    arg = argv[index]
+    for position in range(1, len(arg)):
+        option, rest = arg[position], arg[position + 1 :]
+        if option in "mcXW":  # options that take a value: here or in the next argument
+            value = rest or (argv[index + 1] if index + 1 < len(argv) else "")
+            if option == "m":
+                return ("module", value), index
+            if option == "c":
+                return ("", ""), index
+            return None, index + (1 if rest else 2)
+    return None, index + 1
+
+
+def _script_name(path):
+    # type: (str) -> str
+    """pip3.11 -> pip, easy_install-3.8 -> easy_install, pip.py -> pip."""
+    name = _os.path.basename(path)
+    if name.endswith(".py"):
+        name = name[:-3]
+    return name.rstrip("0123456789.").rstrip("-_")
+
+
+# --- Step 3: the site directory for this interpreter ----------------------------------------
+
+
+def _site_dir(root):
+    # type: (str) -> str
+    if not _sys.platform.startswith("linux"):
+        raise _RefusedError("unsupported operating system " + _sys.platform)
+    # Free-threaded builds (3.13t) need their own wheels: a `t` tag that no bundle builds yet.
+    threading = "t" if "t" in getattr(_sys, "abiflags", "") else ""
+    python = "cp" + str(_sys.version_info[0]) + str(_sys.version_info[1]) + threading
+    machine = _os.uname()[4]
+    tag = python + "-" + _libc() + "-" + _ARCHES.get(machine, machine)
+    site = _os.path.join(root, "sites", tag)
+    if not _os.path.isdir(site):
+        try:
+            built = ", ".join(sorted(_os.listdir(_os.path.join(root, "sites")))) or "none"
+        except OSError:
+            built = "none"
+        problem = "no build for this interpreter/platform/arch: " + tag
+        raise _RefusedError(problem + " (the bundle has " + built + ")")
+    return site
+
+
+def _libc():
+    # type: () -> str
+    """musllinux or manylinux. The interpreter's multiarch triplet is free to read, but CPython
+    before 3.11 (and some 3.11 and 3.12 builds) calls itself "-linux-gnu" on musl too: only
+    "musl" is trusted, and glibc is confirmed by asking the C library (a call, no file read)."""
+    multiarch = getattr(_sys.implementation, "_multiarch", "") or ""
+    if "musl" in multiarch:
+        return "musllinux"
+    try:
+        libc = _os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):  # musl knows no such name
+        libc = ""
+    return "manylinux" if libc.startswith("glibc") else "musllinux"
+
+
+def _read_manifest(root):
+    # type: (str) -> tuple[str, str]
+    values = {}  # type: dict[str, str]
+    for line in _read_lines(_os.path.join(root, _MANIFEST)):
+        key, _, value = line.strip().partition(" ")
+        values[key] = value.strip()
+    flavor = values.get("flavor", "")
+    if flavor not in _TRACER_DISTRIBUTIONS:
+        raise _RefusedError(_MANIFEST + " names no known flavor (flavor " + repr(flavor) + ")")
+    return flavor, values.get("version", "(unknown version)")
+
+
+# --- Steps 4 and 5: what the application already has ----------------------------------------
+
+
+def _read_lines(path):
+    # type: (str) -> list[str]
+    problem = ""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    except (OSError, ValueError) as error:
+        problem = _describe(error)
+    # Raised out here: `raise ... from` would not parse on Python 2.
+    raise _RefusedError("unreadable " + _os.path.basename(path) + ": " + problem)
+
+
+def _installed(paths):
+    # type: (list[str]) -> dict[str, tuple[str, str]]
+    """Distributions on the application's sys.path by normalized name: (version, metadata
+    path). One directory listing per entry and no metadata parsing (importlib.metadata costs
+    tens of milliseconds); the first entry on sys.path wins, as imports do."""
+    found = {}  # type: dict[str, tuple[str, str]]
+    for entry in paths:
+        try:
+            names = _os.listdir(entry or ".")
+        except OSError:  # a zip file, a missing directory
+            continue
+        for name in names:
+            if not name.endswith("-info"):  # the cheap test first: most names are modules
+                continue
+            distribution = _distribution(entry, name)
+            if distribution is not None and distribution[0] not in found:
+                found[distribution[0]] = distribution[1:]
+    return found
+
+
+def _distribution(entry, name):
+    # type: (str, str) -> tuple[str, str, str] | None
+    """(name, version, path) from a dist-info or egg-info name: `Foo_Bar-1.2.dist-info`,
+    `foo-1.2-py3.11.egg-info`, or `foo.egg-info` (a develop install: no version in the name)."""
+    if name.endswith(".dist-info"):
+        stem = name[: -len(".dist-info")]
+    elif name.endswith(".egg-info"):
+        stem = name[: -len(".egg-info")]
+    else:
+        return None
+    project, _, rest = stem.partition("-")
+    return _normalize(project), rest.split("-")[0], _os.path.join(entry, name)
+
+
+def _normalize(name):
+    # type: (str) -> str
+    """PEP 503: lowercase, every run of `-`, `_` and `.` becomes one `-`."""
+    name = name.lower().replace("_", "-").replace(".", "-")
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name
+
+
+def _version_of(found):
+    # type: (tuple[str, str]) -> str
+    """The version from the directory name, else from the metadata file's Version: header."""
+    version, path = found
+    if version:
+        return version
+    if _os.path.isdir(path):  # an egg-info file is itself the PKG-INFO
+        path = _os.path.join(path, "METADATA" if path.endswith(".dist-info") else "PKG-INFO")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.strip():
+                    break  # the headers end at the first blank line
+                if line.lower().startswith("version:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _check_no_own_tracer(flavor, installed):
+    # type: (str, dict[str, tuple[str, str]]) -> None
+    for name in _TRACER_DISTRIBUTIONS[flavor]:
+        if name in installed:
+            where = _os.path.dirname(installed[name][1])
+            raise _RefusedError(
+                "the application ships its own tracer: "
+                + name
+                + " "
+                + _version_of(installed[name])
+                + " in "
+                + where
+                + " (never two tracers)"
+            )
+
+
+def _check_requirements(path, installed):
+    # type: (str, dict[str, tuple[str, str]]) -> None
+    """Each distribution the tracer needs that the application has too must be a version the
+    tracer accepts: the application's copy is the one that will be imported."""
+    for line in _read_lines(path):
+        name, _, specifier = line.strip().partition(" ")
+        if not name or name not in installed:
+            continue
+        version = _version_of(installed[name])
+        problem = ""
+        try:
+            if not _satisfies(version, specifier.strip()):
+                problem = "the application has " + name + " " + version
+                problem += " but the tracer needs " + name + specifier.strip()
+        except ValueError as error:
+            problem = name + ": " + str(error)
+        if problem:
+            raise _RefusedError(problem)
+
+
+# --- PEP 440 versions and specifiers (the subset the loader needs, without imports) ---------
+
+
+class _Version:
+    """A parsed PEP 440 version; pre is (0 for a, 1 for b, 2 for rc, number)."""
+
+    __slots__ = ("dev", "epoch", "local", "post", "pre", "release")
+
+    def __init__(  # noqa: PLR0917 (keyword-only arguments do not parse on Python 2)
+        self,
+        epoch,  # type: int
+        release,  # type: tuple[int, ...]
+        pre,  # type: tuple[int, int] | None
+        post,  # type: int | None
+        dev,  # type: int | None
+        local,  # type: tuple[tuple[int, int, str], ...] | None
+    ):
+        # type: (...) -> None
+        self.epoch = epoch
+        self.release = release
+        self.pre = pre
+        self.post = post
+        self.dev = dev
+        self.local = local
+
+    def key(self, local=True):
+        # type: (bool) -> tuple[object, ...]
+        """Sorts as PEP 440 orders versions; local=False compares the public version only."""
+        release = self.release
+        while release and release[-1] == 0:  # 1.0 == 1.0.0
+            release = release[:-1]
+        if self.pre is None and self.post is None and self.dev is not None:
+            pre = (-1, 0)  # 1.0.dev0 sorts before 1.0a0
+        else:
+            pre = self.pre if self.pre is not None else (3, 0)  # a final release after its rcs
+        post = (-1,) if self.post is None else (self.post,)
+        dev = (1, 0) if self.dev is None else (0, self.dev)
+        own_local = (self.local or ()) if local else ()
+        return (self.epoch, release, pre, post, dev, own_local)
+
+    def is_prerelease(self):
+        # type: () -> bool
+        return self.pre is not None or self.dev is not None
+
+
+def _parse_version(text):
+    # type: (str) -> _Version | None
+    """PEP 440's permissive spelling (v1.0, 1.0-RC1, 1.0.post-2, 1!2.0+local.7); None if
+    it is not a version."""
+    text = text.strip().lower()
+    text = text[1:] if text.startswith("v") else text
+    text, plus, local_text = text.partition("+")
+    local = _parse_local(local_text) if plus else None
+    epoch = 0
+    if "!" in text:
+        epoch_text, _, text = text.partition("!")
+        if not _digits(epoch_text):
+            return None
+        epoch = int(epoch_text)
+    tokens = _tokens(text)
+    if not tokens or tokens[0][0] or not _digits(tokens[0][1]) or (plus and local is None):
+        return None
+    release = [int(tokens[0][1])]
+    index = 1
+    while index < len(tokens) and tokens[index][0] == "." and _digits(tokens[index][1]):
+        release.append(int(tokens[index][1]))
+        index += 1
+    pre, index = _suffix(tokens, index, tuple(_PRE_LABELS))
+    if index < len(tokens) and tokens[index][0] == "-" and _digits(tokens[index][1]):
+        post = ("post", int(tokens[index][1]))  # type: tuple[str, int] | None
+        index += 1  # 1.0-1 is 1.0.post1
+    else:
+        post, index = _suffix(tokens, index, _POST_LABELS)
+    dev, index = _suffix(tokens, index, ("dev",))
+    if index != len(tokens):
+        return None
+    return _Version(
+        epoch,
+        tuple(release),
+        None if pre is None else (_PRE_LABELS[pre[0]], pre[1]),
+        None if post is None else post[1],
+        None if dev is None else dev[1],
+        local,
+    )
+
+
+def _tokens(text):
+    # type: (str) -> list[tuple[str, str]] | None
+    """(separator, run) pairs, each run all digits or all letters, each separator one of
+    `.-_` or empty; None for any other character or two separators in a row."""
+    tokens = []  # type: list[tuple[str, str]]
+    index = 0
+    while index < len(text):
+        separator = ""
+        if text[index] in ".-_":
+            separator = text[index]
+            index += 1
+        start = index
+        kind = _kind(text[index]) if index < len(text) else ""
+        while index < len(text) and kind and _kind(text[index]) == kind:
+            index += 1
+        if index == start:
+            return None
+        tokens.append((separator, text[start:index]))
+    return tokens
+
+
+def _kind(char):
+    # type: (str) -> str
+    if "0" <= char <= "9":
+        return "digit"
+    if "a" <= char <= "z":
+        return "letter"
+    return ""
+
+
+def _digits(text):
+    # type: (str) -> bool
+    return bool(text) and all("0" <= char <= "9" for char in text)
+
+
+def _suffix(tokens, index, labels):
+    # type: (list[tuple[str, str]], int, tuple[str, ...]) -> tuple[tuple[str, int] | None, int]
+    """A pre, post or dev segment at `index`: a label, then an optional number."""
+    if index >= len(tokens) or tokens[index][1] not in labels:
+        return None, index
+    label = tokens[index][1]
+    if index + 1 < len(tokens) and _digits(tokens[index + 1][1]):
+        return (label, int(tokens[index + 1][1])), index + 2
+    return (label, 0), index + 1
+
+
+def _parse_local(text):
+    # type: (str) -> tuple[tuple[int, int, str], ...] | None
+    """Local segments sort numbers above words, numbers by value: 1.0+7 > 1.0+abc."""
+    parts = text.replace("-", ".").replace("_", ".").split(".")
+    local = []  # type: list[tuple[int, int, str]]
+    for part in parts:
+        if not part or not all(_kind(char) for char in part):
+            return None
+        local.append((1, int(part), "") if _digits(part) else (0, 0, part))
+    return tuple(local)
+
+
+def _satisfies(version_text, specifiers):
+    # type: (str, str) -> bool
+    """Whether an installed version meets a comma-separated specifier set (empty: any).
+    Pre-releases count, as for an installed distribution. ValueError if unreadable."""
+    version = _parse_version(version_text)
+    if version is None:
+        raise ValueError("unreadable version " + repr(version_text))
+    for text in specifiers.split(","):
+        clause = text.strip()
+        if clause and not _matches(version, version_text, clause):
+            return False
+    return True
+
+
+def _matches(version, version_text, clause):
+    # type: (_Version, str, str) -> bool
+    operator = ""
+    for candidate in _OPERATORS:
+        if clause.startswith(candidate):
+            operator = candidate
+            break
+    target = clause[len(operator) :].strip()
+    if operator == "===":  # arbitrary equality: the text itself
+        return version_text.lower() == target.lower()
+    if operator in ("==", "!=") and target.endswith(".*"):
+        return _prefix_match(version, target[:-2]) == (operator == "==")
+    spec = _parse_version(target)
+    if not operator or spec is None or (spec.local is not None and operator not in ("==", "!=")):
+        raise ValueError("unreadable requirement " + repr(clause))
+    return _compare(operator, version, spec)
+
+
+def _compare(operator, version, spec):
+    # type: (str, _Version, _Version) -> bool
+    if operator in ("==", "!="):
+        # ==1.0 accepts 1.0+anything; ==1.0+abc only itself.
+        equal = version.key(local=spec.local is not None) == spec.key()
+        return equal == (operator == "==")
+    if operator == ">=":
+        return version.key() >= spec.key()
+    if operator == "<=":
+        return version.key(local=False) <= spec.key()
+    if operator == "<":
+        # <1.0 excludes 1.0's own pre-releases (1.0rc1) unless it names one itself.
+        bound = spec if spec.is_prerelease() else _Version(*_with_dev0(spec))
+        return version.key() < bound.key()
+    if operator == ">":
+        return _greater(version, spec)
+    return _compatible(version, spec)  # ~=
+
+
+def _with_dev0(spec):
+    # type: (_Version) -> tuple[int, tuple[int, ...], None, int | None, int, None]
+    return spec.epoch, spec.release, None, spec.post, 0, None
+
+
+def _greater(version, spec):
+    # type: (_Version, _Version) -> bool
+    """>V excludes V's post-releases and local versions unless V is a post- or dev-release."""
+    if version.key(local=False) <= spec.key():
+        return False
+    if spec.dev is not None or spec.post is not None:
+        return True
+    same = version.key()[:2] == spec.key()[:2] and version.pre == spec.pre
+    return not same
+
+
+def _compatible(version, spec):
+    # type: (_Version, _Version) -> bool
+    """~=1.4.5 is >=1.4.5 and ==1.4.*."""
+    if len(spec.release) < 2:
+        raise ValueError("~= needs two release numbers")
+    prefix = ".".join(str(part) for part in spec.release[:-1])
+    if spec.epoch:
+        prefix = str(spec.epoch) + "!" + prefix
+    return version.key() >= spec.key() and _prefix_match(version, prefix)
+
+
+def _prefix_match(version, prefix_text):
+    # type: (_Version, str) -> bool
+    """==1.2.*: the release starts with 1.2 (zero-padded); pre, post, dev and local ignored."""
+    prefix = _parse_version(prefix_text)
+    plain = prefix is not None and prefix.pre is None and prefix.post is None
+    if prefix is None or not plain or prefix.dev is not None or prefix.local is not None:
+        raise ValueError("unreadable prefix " + repr(prefix_text))
+    release = version.release + (0,) * max(0, len(prefix.release) - len(version.release))
+    return version.epoch == prefix.epoch and release[: len(prefix.release)] == prefix.release
+
+
+# --- Step 7: the application's own sitecustomize --------------------------------------------
+
+
+def _chain(app_paths):
+    # type: (list[str]) -> None
+    """Runs the sitecustomize the application had (ours shadows it), as site.py would have:
+    its errors are printed the way site.py prints them and the interpreter goes on; only
+    SystemExit and KeyboardInterrupt go through, as they would have without us."""
+    try:
+        if _PYTHON2:
+            _chain_python2(app_paths)
+            return
+        import _frozen_importlib  # noqa: PLC0415 (already loaded: importlib.util costs ms)
+        import _frozen_importlib_external  # noqa: PLC0415
+
+        spec = _frozen_importlib_external.PathFinder.find_spec("sitecustomize", app_paths)
+    except Exception as error:
+        _debug("could not look for the application's sitecustomize: " + _describe(error))
+        return
+    if spec is None or spec.loader is None:
+        return
+    ours = _sys.modules.get("sitecustomize")
+    try:
+        module = _frozen_importlib.module_from_spec(spec)
+        _sys.modules["sitecustomize"] = module  # as an import does: it may replace itself
+        spec.loader.exec_module(module)
+    except Exception as error:
+        _restore(ours)
+        if not (isinstance(error, ImportError) and error.name == "sitecustomize"):
+            _site_error(error, "Error in sitecustomize; set PYTHONVERBOSE for traceback:")
+
+
+def _chain_python2(app_paths):
+    # type: (list[str]) -> None
+    import imp  # noqa: PLC0415 (Python 2 only)
+
+    try:
+        handle, path, description = imp.find_module("sitecustomize", app_paths)
+    except ImportError:
+        return
+    ours = _sys.modules.pop("sitecustomize", None)  # else imp would reload ours in place
+    # Python 2 sets a module's globals to None when the module object is freed, and
+    # sys.modules held the only reference: the rest of this run would fail silently.
+    _KEEP.append(ours)
+    try:
+        # typeshed's file protocol wants settable attributes; a real file is what imp wants.
+        imp.load_module("sitecustomize", handle, path, description)  # type: ignore[arg-type]
+    except ImportError:
+        _restore(ours)
+    except Exception as error:
+        _restore(ours)
+        _site_error(error, "'import sitecustomize' failed; use -v for traceback")
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def _restore(module):
+    # type: (object) -> None
+    if module is not None:
+        _sys.modules["sitecustomize"] = module  # type: ignore[assignment]
+    else:
+        _sys.modules.pop("sitecustomize", None)
+
+
+def _site_error(error, headline):
+    # type: (Exception, str) -> None
+    """site.py's own report of a failing sitecustomize (the application would see it too)."""
+    if _sys.flags.verbose:
+        _sys.excepthook(type(error), error, _sys.exc_info()[2])
+    elif _PYTHON2:
+        _sys.stderr.write(headline + "\n")
+    else:
+        _sys.stderr.write(headline + "\n" + type(error).__name__ + ": " + str(error) + "\n")
+
+
+def _debug(message):
+    # type: (str) -> None
+    if _flag("LIBINJECT_DEBUG", False):
+        _sys.stderr.write("libinject: " + message + "\n")
+
+
+# --- Step 8: starting the tracer ------------------------------------------------------------
+
+
+def _start_ddtrace():
+    # type: () -> None
+    """What `ddtrace-run` does, in this process: it puts ddtrace/bootstrap on PYTHONPATH so that
+    ddtrace/bootstrap/sitecustomize.py runs; importing that module runs the same code (it is
+    `import ddtrace.auto`). Without its directory on sys.path it chains only to the
+    `sitecustomize` already in sys.modules, so the application's does not run twice."""
+    name = "ddtrace.bootstrap.sitecustomize"
+    __import__(name)
+    if not getattr(_sys.modules[name], "loaded", False):
+        raise RuntimeError("ddtrace's bootstrap failed (DD_TRACE_DEBUG=true says why)")
+
+
+def _start_opentelemetry():
+    # type: () -> None
+    """What `opentelemetry-instrument` does: its sitecustomize calls initialize(), which loads
+    the distro, the configurator (the SDK's providers) and the instrumentations."""
+    # The bundle holds the OTLP/HTTP exporter only (grpcio is large and clashes with apps); the
+    # SDK's default protocol is gRPC, which would fail the start. A protocol the user set stands.
+    _os.environ.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    name = "opentelemetry.instrumentation.auto_instrumentation"
+    __import__(name)
+    initialize = getattr(_sys.modules[name], "initialize")  # noqa: B009 (a dynamic module)
+    code = getattr(initialize, "__code__", None)
+    if code is not None and "swallow_exceptions" in code.co_varnames:
+        initialize(swallow_exceptions=False)  # so that a failure reaches our report
+    else:
+        initialize()
+
+
+if __name__ == "sitecustomize":  # not when imported by another name (the tests' helpers)
+    try:  # noqa: SIM105 (contextlib costs an import, and Python 2 has no suppress)
+        _main()
+    except Exception:  # the last guard: the loader never stops the application
+        pass

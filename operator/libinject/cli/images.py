@@ -1,0 +1,100 @@
+"""`libinject bundle python` and `libinject image`: the library side, built offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from libinject.api.types import Flavor
+from libinject.bundle import python as bundle
+from libinject.bundle.stages import BundleError
+from libinject.bundle.targets import all_targets, parse_tag
+from libinject.cli.errors import InputError
+from libinject.images import crane, layer
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bundle_cmd = commands.add_parser("bundle", help="build a library bundle from wheels")
+    languages = bundle_cmd.add_subparsers(required=True, metavar="LANGUAGE")
+    python_cmd = languages.add_parser("python", help="a Python bundle (every 3.9-3.14 target)")
+    python_cmd.add_argument("--flavor", required=True, choices=[str(f) for f in Flavor])
+    python_cmd.add_argument("--version", required=True, help="ddtrace's or OpenTelemetry's")
+    python_cmd.add_argument("--out", required=True, type=Path, help="a directory to create")
+    python_cmd.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="only this target, e.g. cp311-manylinux-x86_64 (repeatable; default: all)",
+    )
+    python_cmd.add_argument("--cache", type=Path, default=_default_cache(), help="pip stages")
+    python_cmd.set_defaults(run=_run_bundle_python)
+
+    image_cmd = commands.add_parser("image", help="push a bundle as a one-layer library image")
+    image_cmd.add_argument("--bundle", required=True, type=Path)
+    image_cmd.add_argument("--copy-program", required=True, type=Path, help="a static busybox")
+    image_cmd.add_argument("--crane", required=True, type=Path, help="go-containerregistry crane")
+    image_cmd.add_argument("--tag", required=True, help="e.g. 127.0.0.1:5000/python-ddtrace:4.16.0")
+    image_cmd.add_argument("--platform", default="linux/amd64", help="the copy program's")
+    image_cmd.set_defaults(run=_run_image)
+
+
+def _run_bundle_python(args: argparse.Namespace) -> str:
+    try:
+        targets = [parse_tag(tag) for tag in args.target] or all_targets()
+    except ValueError as error:
+        raise InputError("--target", str(error)) from error
+    try:
+        report = bundle.build(
+            flavor=Flavor(args.flavor),
+            version=args.version,
+            targets=targets,
+            out=args.out,
+            cache=args.cache,
+            say=_say,
+        )
+    except BundleError as error:
+        raise InputError("bundle", str(error)) from error
+    return json.dumps(report.as_dict(), indent=2) + "\n"
+
+
+def _run_image(args: argparse.Namespace) -> str:
+    manifest = _manifest(args.bundle)
+    with tempfile.TemporaryDirectory(prefix="libinject-layer-") as work:
+        tar = Path(work) / "layer.tar"
+        try:
+            layer.write_layer(bundle=args.bundle, copy_program=args.copy_program, out=tar)
+            digest = crane.push(
+                crane=args.crane,
+                layer=tar,
+                reference=args.tag,
+                platform=args.platform,
+                labels={
+                    "org.opencontainers.image.version": manifest.get("version", ""),
+                    "dev.libinject.flavor": manifest.get("flavor", ""),
+                },
+            )
+        except (ValueError, crane.PushError) as error:
+            raise InputError("image", str(error)) from error
+    return f"{args.tag}@{digest}\n"
+
+
+def _manifest(root: Path) -> dict[str, str]:
+    path = root / bundle.MANIFEST
+    if not path.is_file():
+        raise InputError(str(root), f"not a bundle: no {bundle.MANIFEST}")
+    pairs = (line.split(" ", 1) for line in path.read_text().splitlines() if " " in line)
+    return dict(pairs)
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
+    return Path(base) / "libinject" / "bundles"
+
+
+def _say(message: str) -> None:
+    print(f"libinject: {message}", file=sys.stderr, flush=True)

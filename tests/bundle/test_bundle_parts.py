@@ -1,0 +1,158 @@
+"""The bundle builder's parts that need no network: targets, requirements, dedup, the layer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+from packaging.specifiers import SpecifierSet
+
+from libinject.bundle.dedup import link_identical, sizes
+from libinject.bundle.requirements import merged_requirements, render
+from libinject.bundle.targets import Arch, Platform, Target, all_targets, parse_tag
+from libinject.images.layer import write_layer
+
+DDTRACE_METADATA = """\
+Metadata-Version: 2.1
+Name: ddtrace
+Version: 4.16.0
+Requires-Dist: bytecode<1,>=0.17.0; python_version >= "3.14.0"
+Requires-Dist: bytecode<1,>=0.14.0; python_version ~= "3.11.0"
+Requires-Dist: bytecode<1,>=0.13.0; python_version < "3.11"
+Requires-Dist: wrapt!=2.2.0,<3,>=1
+Requires-Dist: opentracing<3,>=2; extra == "opentracing"
+Requires-Dist: uvloop; sys_platform == "win32"
+"""
+ENVIER_METADATA = """\
+Metadata-Version: 2.1
+Name: envier
+Version: 0.6.1
+Requires-Dist: Wrapt>=1.14
+"""
+
+
+def test_the_matrix_is_every_interpreter_platform_and_arch() -> None:
+    """24 targets, each tag unique and parsed back to itself: the loader finds its directory
+    by the same tag."""
+    targets = all_targets()
+    assert len(targets) == 6 * 2 * 2
+    assert len({t.tag for t in targets}) == len(targets)
+    assert all(parse_tag(t.tag) == t for t in targets)
+    assert Target("3.11", Platform.MUSLLINUX, Arch.AARCH64).tag == "cp311-musllinux-aarch64"
+
+
+def test_an_unknown_tag_is_refused_with_an_example() -> None:
+    with pytest.raises(ValueError, match=r"unknown target 'cp38-manylinux-x86_64'.*cp39"):
+        parse_tag("cp38-manylinux-x86_64")
+
+
+def test_pip_is_told_the_target_not_the_running_interpreter() -> None:
+    arguments = Target("3.9", Platform.MUSLLINUX, Arch.X86_64).pip_arguments()
+    assert "--python-version=3.9" in arguments
+    assert "--platform=musllinux_1_2_x86_64" in arguments
+    assert "--only-binary=:all:" in arguments
+
+
+def test_requirements_follow_the_target_markers_and_merge_across_requirers() -> None:
+    """Markers are evaluated for the target's interpreter (not the builder's), extras and other
+    platforms are dropped, and two requirers of wrapt give one combined specifier."""
+    metadata = [DDTRACE_METADATA, ENVIER_METADATA]
+    on_311 = merged_requirements(
+        metadata, markers=Target("3.11", Platform.MANYLINUX, Arch.X86_64).markers()
+    )
+    on_39 = merged_requirements(
+        metadata, markers=Target("3.9", Platform.MANYLINUX, Arch.X86_64).markers()
+    )
+    on_314 = merged_requirements(
+        metadata, markers=Target("3.14", Platform.MANYLINUX, Arch.X86_64).markers()
+    )
+    assert on_311["bytecode"] == SpecifierSet(">=0.14.0,<1")
+    assert on_39["bytecode"] == SpecifierSet(">=0.13.0,<1")
+    assert on_314["bytecode"] == SpecifierSet(">=0.17.0,<1")
+    assert on_311["wrapt"] == SpecifierSet("!=2.2.0,<3,>=1,>=1.14")
+    assert "opentracing" not in on_311
+    assert "uvloop" not in on_311
+    assert render(on_311) == "bytecode <1,>=0.14.0\nwrapt !=2.2.0,<3,>=1,>=1.14\n"
+
+
+def test_identical_files_are_stored_once_and_different_ones_kept(tmp_path: Path) -> None:
+    """Two sites with the same source and different native files: the source is linked, the
+    native files are not, and the apparent size is unchanged while the stored size shrinks."""
+    for site, native in (("cp311", b"\x7fELF-311"), ("cp312", b"\x7fELF-312")):
+        package = tmp_path / site / "lib"
+        package.mkdir(parents=True)
+        (package / "code.py").write_text("print('same everywhere')\n" * 100)
+        (package / "_native.so").write_bytes(native)
+    before = sizes(tmp_path)
+    assert link_identical(tmp_path) == 1
+    after = sizes(tmp_path)
+    assert os.path.samefile(tmp_path / "cp311/lib/code.py", tmp_path / "cp312/lib/code.py")
+    assert not os.path.samefile(
+        tmp_path / "cp311/lib/_native.so", tmp_path / "cp312/lib/_native.so"
+    )
+    assert after.apparent == before.apparent
+    assert after.stored == before.stored - len("print('same everywhere')\n" * 100)
+    assert link_identical(tmp_path) == 0  # a second pass finds nothing more
+
+
+def test_a_file_with_other_permissions_is_not_linked(tmp_path: Path) -> None:
+    """A link shares its mode: an executable and a plain file with the same bytes stay apart."""
+    (tmp_path / "a").write_text("x")
+    (tmp_path / "b").write_text("x")
+    (tmp_path / "b").chmod(0o755)
+    assert link_identical(tmp_path) == 0
+
+
+def _fake_bundle(root: Path) -> None:
+    (root / "sites/cp311-manylinux-x86_64").mkdir(parents=True)
+    (root / "sitecustomize.py").write_text("# loader\n")
+    (root / "sites/cp311-manylinux-x86_64/a.py").write_text("a = 1\n")
+    os.link(root / "sites/cp311-manylinux-x86_64/a.py", root / "sites/cp311-manylinux-x86_64/b.py")
+
+
+def test_the_layer_is_reproducible_and_keeps_hard_links(tmp_path: Path) -> None:
+    """The same bundle gives byte-identical layers (so the registry stores one blob); links
+    stay links; entries are root-owned and dated 0; the copy program sits at bin/busybox."""
+    bundle = tmp_path / "bundle"
+    _fake_bundle(bundle)
+    static = _static_program(tmp_path)
+    first, second = tmp_path / "1.tar", tmp_path / "2.tar"
+    write_layer(bundle=bundle, copy_program=static, out=first)
+    os.utime(bundle / "sitecustomize.py", (12345, 12345))
+    write_layer(bundle=bundle, copy_program=static, out=second)
+    assert first.read_bytes() == second.read_bytes()
+    with tarfile.open(first) as layer:
+        members = {m.name: m for m in layer.getmembers()}
+    assert members["bin/busybox"].mode == 0o755
+    assert members["libinject/sitecustomize.py"].mode == 0o644
+    linked = [m for m in members.values() if m.islnk()]
+    assert len(linked) == 1
+    assert {m.uid for m in members.values()} == {0}
+    assert {m.mtime for m in members.values()} == {0}
+
+
+def test_a_dynamic_copy_program_is_refused(tmp_path: Path) -> None:
+    """The image has no libc: a dynamically linked program would fail in every init container,
+    so the build refuses it up front."""
+    bundle = tmp_path / "bundle"
+    _fake_bundle(bundle)
+    dynamic = Path(shutil.which("ls") or "/bin/ls")
+    with pytest.raises(ValueError, match="not a static ELF"):
+        write_layer(bundle=bundle, copy_program=dynamic, out=tmp_path / "l.tar")
+
+
+def test_a_directory_without_a_loader_is_not_a_bundle(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a bundle"):
+        write_layer(bundle=tmp_path, copy_program=Path("/bin/ls"), out=tmp_path / "l.tar")
+
+
+def _static_program(tmp_path: Path) -> Path:
+    """A minimal static ELF64: a header and no program headers at all (so no interpreter)."""
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    path = tmp_path / "static"
+    path.write_bytes(bytes(header))
+    return path

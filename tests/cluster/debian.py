@@ -1,0 +1,109 @@
+"""Debian packages the tests run, unpacked into the cache, never installed.
+
+`apt-get download` fetches the candidate version's .deb and `dpkg-deb -x` extracts its files: no
+maintainer scripts run, the dpkg database and the host's /usr stay as they were, and no service
+starts. What gets used is whatever version Debian's lists offer (nothing here can pin it); that
+version is part of the cache directory's name, so a newer one is unpacked beside the old one.
+
+Cache: <cache root>/debian/<package>-<version>/ (see tools.gobuild.cache_root; an epoch's ':' is
+written '%3a', as apt names its files), the package's root file system. It is unpacked in a
+temporary directory and renamed into place, under the same lock file discipline as cluster.build.
+On a fresh machine without apt's lists, `apt-get update` runs once (it needs root).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from cluster.build import _elapsed, _locked, _say
+from libinject.images.layer import is_static_elf
+from tools.gobuild import BuildError, cache_root
+
+
+def unpacked(package: str) -> Path:
+    """The root of `package`'s files (its candidate version), downloading what the cache lacks."""
+    version = _candidate(package)
+    target = cache_root() / "debian" / f"{package}-{version.replace(':', '%3a')}"
+    if not target.is_dir():
+        with _locked(target.parent / ".lock"):
+            if not target.is_dir():  # another run may have unpacked it while we waited
+                _unpack(package, version, target)
+    return target
+
+
+def busybox() -> Path:
+    """Debian's static busybox (package busybox-static): runs in an image with nothing else."""
+    binary = unpacked("busybox-static") / "bin" / "busybox"
+    if not is_static_elf(binary):
+        raise BuildError(f"{binary} is not a statically linked executable")
+    return binary
+
+
+def docker_registry() -> Path:
+    """Debian's build of the distribution registry (package docker-registry), `serve CONFIG`."""
+    binary = unpacked("docker-registry") / "usr" / "bin" / "docker-registry"
+    if not binary.is_file():
+        raise BuildError(f"the docker-registry package has no {binary}")
+    return binary
+
+
+def _candidate(package: str) -> str:
+    """The version apt would install, from its lists; refreshes them once if they lack it."""
+    for attempt in range(2):
+        result = subprocess.run(
+            ["apt-cache", "show", "--no-all-versions", package],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        versions = [
+            line.removeprefix("Version:").strip()
+            for line in result.stdout.splitlines()
+            if line.startswith("Version:")
+        ]
+        if result.returncode == 0 and versions:
+            return versions[0]
+        if attempt == 0:
+            _update(f"apt's lists know no {package}")
+    raise BuildError(f"apt-cache show {package} found no version:\n{result.stderr}")
+
+
+def _update(reason: str) -> None:
+    _say(f"{reason}: running apt-get update once")
+    result = subprocess.run(["apt-get", "update"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"apt-get update failed (it needs root):\n{result.stdout}{result.stderr}")
+
+
+def _unpack(package: str, version: str, target: Path) -> None:
+    started = time.monotonic()
+    _say(f"downloading {package} {version} from Debian into {target}")
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as work:
+        download = Path(work) / "download"
+        download.mkdir()
+        _download(package, version, download)
+        (deb,) = download.glob("*.deb")
+        root = Path(work) / "root"
+        _run(["dpkg-deb", "-x", str(deb), str(root)])
+        root.rename(target)  # atomic: a half-unpacked package is never cached
+    _say(f"unpacked {package} {version} in {_elapsed(started)}")
+
+
+def _download(package: str, version: str, directory: Path) -> None:
+    # Into a root-only directory: apt's sandbox user could not write there, so it downloads as
+    # root, which it would otherwise warn about.
+    command = ["apt-get", "download", "-o", "APT::Sandbox::User=root", f"{package}={version}"]
+    result = subprocess.run(command, cwd=directory, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        # Lists older than the archive name a version it no longer serves.
+        _update(f"apt-get download {package}={version} failed")
+        _run(command, cwd=directory)
+
+
+def _run(command: list[str], *, cwd: Path | None = None) -> None:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")

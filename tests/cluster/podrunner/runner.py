@@ -1,0 +1,248 @@
+"""The kubelet's part for one pod: volumes, init containers from their images, then one app
+container on the host's file system, all in private mount and PID namespaces."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kubernetes import client
+
+from cluster.podrunner.api import ApiSources
+from cluster.podrunner.containers import Image
+from cluster.podrunner.environment import Sources, resolve_env
+from cluster.podrunner.errors import ContainerConfigError, InitContainerError
+from cluster.podrunner.images import ImageStore
+from cluster.podrunner.launchspec import launch_spec
+from cluster.podrunner.mounts import HostMountpoints, container_mounts
+from cluster.podrunner.process import ContainerProcess
+from cluster.podrunner.volumes import Volume, prepare_volumes
+
+Pod = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AppImage:
+    """What the app's image would bring, since the app runs from the host's file system: its
+    environment (a venv's bin first on PATH, say), working directory, entrypoint and cmd."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str = "/"
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+
+    def as_image(self) -> Image:
+        return Image(env=dict(self.env), entrypoint=self.entrypoint, cmd=self.cmd,
+                     working_dir=self.working_dir)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    output: str
+
+
+class PodRunner:
+    """Runs pods as stored by the API server; each gets a directory under `directory`.
+
+    `admin` reads what the pod refers to (ConfigMaps, Secrets, its node). `host_ip` stands for
+    status.hostIP and status.podIP: the app runs on this host's network. `grace` is how long a
+    stopped app gets between SIGTERM and SIGKILL."""
+
+    def __init__(
+        self,
+        *,
+        admin: client.ApiClient,
+        crane: Path,
+        directory: Path,
+        host_ip: str = "127.0.0.1",
+        images: ImageStore | None = None,
+        init_timeout: float = 120.0,
+        grace: float = 5.0,
+    ) -> None:
+        self.core = client.CoreV1Api(admin)
+        self.directory = directory
+        self.host_ip = host_ip
+        self.images = images or ImageStore(crane, directory / "images")
+        self.init_timeout = init_timeout
+        self.grace = grace
+
+    def start(
+        self,
+        pod: Pod | client.V1Pod,
+        *,
+        app: AppImage | Mapping[str, str],
+        container: str | None = None,
+    ) -> RunningPod:
+        """Makes the volumes, runs the init containers in order, then starts the app container
+        (`container`, or the first) in the background. Any failure removes what was made."""
+        pod = _as_dict(pod, self.core.api_client)
+        image = app if isinstance(app, AppImage) else AppImage(env=dict(app))
+        work = self.directory / _directory_name(pod)
+        running = RunningPod(work, grace=self.grace)
+        try:
+            sources = _sources(self.core, pod)
+            work.mkdir(parents=True)
+            volumes = prepare_volumes(
+                pod, directory=work / "volumes", sources=sources, images=self.images
+            )
+            for spec in pod["spec"].get("initContainers") or ():
+                self._run_init(pod, spec, volumes=volumes, sources=sources, work=work)
+            spec = _app_container(pod, container)
+            running.process = self._start_app(
+                pod, spec, image=image.as_image(), volumes=volumes, sources=sources, running=running
+            )
+        except BaseException:
+            running.stop()
+            raise
+        return running
+
+    def run_to_completion(
+        self,
+        pod: Pod | client.V1Pod,
+        *,
+        app: AppImage | Mapping[str, str],
+        container: str | None = None,
+        timeout: float,
+    ) -> Completed:
+        """Runs the pod until its app exits (TimeoutError past `timeout`, after stopping it)."""
+        with self.start(pod, app=app, container=container) as running:
+            returncode = running.wait(timeout)
+            running.stop()
+            return Completed(returncode=returncode, output=running.output())
+
+    def _run_init(
+        self,
+        pod: Pod,
+        spec: Mapping[str, Any],
+        *,
+        volumes: Mapping[str, Volume],
+        sources: Sources,
+        work: Path,
+    ) -> None:
+        name = str(spec["name"])
+        if spec.get("restartPolicy") == "Always":
+            raise ContainerConfigError(f"init container {name!r}: sidecars are not supported")
+        directory = work / "containers" / name
+        root = directory / "rootfs"
+        reference = str(spec["image"])
+        self.images.unpack(reference, root)
+        image = self.images.config(reference)
+        env = resolve_env(pod, spec, sources=sources, host_ip=self.host_ip)
+        mounts = container_mounts(spec, volumes)
+        launch = launch_spec(pod, spec, image=image, env=env, root=root, mounts=mounts)
+        process = ContainerProcess(name=name, spec=launch, directory=directory).start()
+        code = self._finish(process)
+        if code != 0:
+            raise InitContainerError(name, exit_code=code, output=process.output())
+
+    def _finish(self, process: ContainerProcess) -> int | None:
+        """An init container's exit code, None if it ran past the timeout. It is stopped in any
+        case, with whatever it left running, also when the wait is interrupted."""
+        try:
+            return process.wait(self.init_timeout)
+        except TimeoutError:
+            return None
+        finally:
+            process.stop(grace=self.grace)
+
+    def _start_app(
+        self,
+        pod: Pod,
+        spec: Mapping[str, Any],
+        *,
+        image: Image,
+        volumes: Mapping[str, Volume],
+        sources: Sources,
+        running: RunningPod,
+    ) -> ContainerProcess:
+        name = str(spec["name"])
+        env = resolve_env(pod, spec, sources=sources, host_ip=self.host_ip)
+        mounts = container_mounts(spec, volumes)
+        for mount in mounts:
+            running.mountpoints.claim(Path(mount.target), directory=mount.source.is_dir())
+        launch = launch_spec(pod, spec, image=image, env=env, root=None, mounts=mounts)
+        directory = running.directory / "containers" / name
+        directory.mkdir(parents=True)
+        return ContainerProcess(name=name, spec=launch, directory=directory).start()
+
+
+class RunningPod:
+    """A pod whose app container runs; `stop()` (or leaving the `with` block) ends it and
+    removes everything the pod had on the host."""
+
+    def __init__(self, directory: Path, *, grace: float) -> None:
+        self.directory = directory
+        self.grace = grace
+        self.mountpoints = HostMountpoints()
+        self.process: ContainerProcess | None = None
+
+    def __enter__(self) -> RunningPod:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def returncode(self) -> int | None:
+        """The app's exit code once it exited (128 + the signal if one ended it), else None."""
+        return None if self.process is None else self.process.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Waits for the app to exit; its code. TimeoutError if it still runs after `timeout`."""
+        return self._process().wait(timeout)
+
+    def stop(self) -> int | None:
+        """SIGTERM, SIGKILL after the grace period; then the mountpoints made on the host and
+        the pod's directory go. Safe to call twice."""
+        code = None
+        if self.process is not None:
+            code = self.process.stop(grace=self.grace)
+            self.process.keep_output()
+        self.mountpoints.release()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        return code
+
+    def output(self) -> str:
+        """The app's stdout and stderr so far."""
+        return self._process().output()
+
+    def _process(self) -> ContainerProcess:
+        if self.process is None:
+            raise RuntimeError("the pod's app container has not started")
+        return self.process
+
+
+def _app_container(pod: Pod, name: str | None) -> Mapping[str, Any]:
+    found = [spec for spec in pod["spec"]["containers"] if name in (None, spec["name"])]
+    if not found:
+        raise ContainerConfigError(f"the pod has no container {name!r}")
+    return dict(found[0])
+
+
+def _sources(core: client.CoreV1Api, pod: Pod) -> ApiSources:
+    namespace = str(pod["metadata"]["namespace"])
+    node = str(pod["spec"].get("nodeName") or "")
+    return ApiSources(core, namespace=namespace, node_name=node)
+
+
+def _directory_name(pod: Pod) -> str:
+    metadata = pod["metadata"]
+    return f"{metadata['namespace']}.{metadata['name']}.{secrets.token_hex(3)}"
+
+
+def _as_dict(pod: Pod | client.V1Pod, api: client.ApiClient) -> dict[str, Any]:
+    """The pod as the API serves it (camelCase), whether given as JSON or as the client's model."""
+    if isinstance(pod, client.V1Pod):
+        return dict(api.sanitize_for_serialization(pod))
+    return dict(pod)

@@ -1,0 +1,166 @@
+"""A local OCI registry on loopback: Debian's build of distribution (package docker-registry).
+
+Images for the tests are pushed to it with crane and pulled from it by the tools under test. It
+keeps its blobs on the file system under its own directory, has no authentication, allows
+deletes and listens on 127.0.0.1 only. Like the control plane's components, it dies with the
+process that started it.
+
+`spawn` and `stop` run one service process the way the harness runs the control plane's, and are
+shared with cluster.testagent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import yaml
+
+from cluster import debian, harness, poll
+
+
+def spawn(
+    name: str,
+    command: list[str],
+    *,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> harness.Process:
+    """Starts `command` in a process group of its own, dying with us, its output in `log`."""
+    with log.open("wb") as output:
+        popen = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # its own group: `stop` signals it and its children
+            preexec_fn=harness.die_with_parent,  # noqa: PLW1509 (as in harness._spawn)
+        )
+    return harness.Process(name=name, popen=popen, log=log)
+
+
+def stop(process: harness.Process) -> None:
+    """Stops a process from `spawn` and all of its process group; safe to call twice.
+
+    SIGTERM to the group, then SIGKILL to whatever is left of it: the process if it did not exit
+    in time, children that outlived it. The process is reaped only after that, so its id (the
+    group's) cannot have been reused by anyone else when the group is signalled.
+    """
+    popen = process.popen
+    if popen.returncode is not None:
+        return  # reaped already
+    _signal_group(popen.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        poll.until(
+            lambda: _exited(popen.pid),
+            what=f"{process.name} to stop",
+            timeout=harness.STOP_TIMEOUT,
+            interval=0.05,
+        )
+    _signal_group(popen.pid, signal.SIGKILL)
+    popen.wait()
+
+
+def _exited(pid: int) -> bool:
+    """Whether our child `pid` has exited, leaving it unreaped."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signum)
+
+
+@dataclass
+class Registry:
+    """A registry on 127.0.0.1:<free port>; a context manager, or call start and stop.
+
+    Its configuration, storage and log live in `directory` (a temporary one, removed on stop,
+    when not given).
+    """
+
+    directory: Path | None = None
+    port: int = 0
+    process: harness.Process | None = None
+    _temporary: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        """host:port, the prefix of image references in this registry."""
+        if not self.port:
+            raise RuntimeError("the registry has not been started")
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def __enter__(self) -> Registry:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        binary = debian.docker_registry()  # first: a download must not eat the start-up time
+        if self.directory is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="libinject-registry-")
+            self.directory = Path(self._temporary.name)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = harness.free_port()
+        config = self.directory / "config.yml"
+        config.write_text(yaml.safe_dump(self._config(self.directory / "storage")))
+        self.process = spawn(
+            "docker-registry",
+            [str(binary), "serve", str(config)],
+            log=self.directory / "registry.log",
+            # Distribution reads REGISTRY_* variables as overrides of the file: none of ours.
+            env={k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
+        )
+        try:
+            harness.wait_until(self.process, self._answers)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+        if self._temporary is not None:
+            self._temporary.cleanup()
+            self._temporary = self.directory = None
+
+    def _answers(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/v2/", timeout=5) as response:
+            return bool(response.status == 200)
+
+    def _config(self, storage: Path) -> dict[str, object]:
+        return {
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": False}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(storage)},
+                "delete": {"enabled": True},
+                # Purging old uploads is a background job with nothing to do in a test run.
+                "maintenance": {"uploadpurging": {"enabled": False}},
+            },
+            "http": {"addr": self.address, "headers": {"X-Content-Type-Options": ["nosniff"]}},
+            # No `auth` section: anyone on loopback may push and pull.
+        }

@@ -1,0 +1,51 @@
+"""pytest fixtures over the real tools the image and tracing tests use (registered by
+tests/conftest.py).
+
+Each is built, downloaded or started once per session, on first use, so a run that selects no
+test using them never fetches or starts anything:
+  - `crane`: go-containerregistry's crane, built from the Go module proxy (cluster.build);
+  - `busybox`: Debian's static busybox, unpacked from busybox-static (cluster.debian);
+  - `registry`: a local OCI registry on loopback (cluster.registry.Registry);
+  - `test_agent`: Datadog's trace test agent, also the OTLP receiver (cluster.testagent.TestAgent);
+    `agent` is the same agent, cleared of what earlier tests sent it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cluster import build, debian
+from cluster.registry import Registry
+from cluster.testagent import TestAgent
+
+
+@pytest.fixture(scope="session")
+def crane() -> Path:
+    return build.ensure(build.crane())["crane"]
+
+
+@pytest.fixture(scope="session")
+def busybox() -> Path:
+    return debian.busybox()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with Registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def test_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestAgent]:
+    with TestAgent(tmp_path_factory.mktemp("test-agent")) as running:
+        yield running
+
+
+@pytest.fixture
+def agent(test_agent: TestAgent) -> TestAgent:
+    """The session's test agent, holding only what this test sends it."""
+    test_agent.clear()
+    return test_agent

@@ -1,0 +1,431 @@
+"""Real traces from a real app, run from the pod spec our webhook wrote.
+
+Each test creates a pod through the API server (the operator's webhook injects it), then the pod
+runner plays the kubelet: it pulls the library image from the local registry, runs the copy init
+container chrooted into it, and runs the app container's command (a Flask app, from a ConfigMap)
+with the host's Python, the injected env and the mounted library. Traces go to Datadog's trace
+test agent, which also serves as the OTLP receiver.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from cluster import harness, poll
+from cluster.apps import FLASK, WEBAPP, image_env, virtualenv
+from cluster.fixtures import NamespaceFactory
+from cluster.libraries import (
+    DDTRACE,
+    OPENTELEMETRY,
+    BundleFactory,
+    ImageFactory,
+    host_target,
+    push_image,
+)
+from cluster.podrunner import PodRunner, RunningPod
+from cluster.registry import Registry
+from cluster.testagent import TestAgent, repeated_field
+from cluster.workloads import ENABLED, PolicyFactory, create_pod, python_policy
+
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("running_operator")]
+
+TAGS = {
+    "tags.datadoghq.com/service": "checkout",
+    "tags.datadoghq.com/env": "staging",
+    "tags.datadoghq.com/version": "1.4.2",
+}
+REQUESTS = 3
+# What the apps' images pin: an older wrapt that ddtrace accepts, a bytecode older than ddtrace
+# needs on 3.11, and a ddtrace of their own (another release than the bundle's).
+OLD_WRAPT = "wrapt==1.17.2"
+OLD_BYTECODE = "bytecode==0.13.0"
+OWN_DDTRACE = "ddtrace==4.15.0"
+PYTHON_38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
+
+
+@pytest.fixture
+def runner(admin: client.ApiClient, crane: Path, tmp_path: Path) -> PodRunner:
+    return PodRunner(admin=admin, crane=crane, directory=tmp_path / "pods")
+
+
+@pytest.fixture
+def instrumented(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    library_images: ImageFactory,
+    test_agent: TestAgent,
+) -> Callable[..., str]:
+    """A fresh opted-in namespace whose Python pods get `flavor`'s image from the local registry
+    (or `image`), with the node's agent at the test agent's port; returns the namespace."""
+
+    def make(flavor: str, image: str = "") -> str:
+        namespace = namespaces(labels=ENABLED)
+        version = {"ddtrace": DDTRACE, "opentelemetry": OPENTELEMETRY}[flavor]
+        port = test_agent.ports["apm" if flavor == "ddtrace" else "otlp-http"]
+        library = {
+            "language": "python",
+            "flavor": flavor,
+            "version": version,
+            "image": image or library_images(flavor),
+        }
+        policies(
+            python_policy(
+                f"traces-{flavor}",
+                [namespace],
+                libraries=[library],
+                agent={"mode": "hostIP", "port": port},
+            )
+        )
+        _configmap(admin, namespace)
+        _wait_until_injecting(admin, namespace)
+        return namespace
+
+    return make
+
+
+def webapp_pod(
+    name: str, *, command: list[str] | None = None, debug: bool = True
+) -> dict[str, Any]:
+    port = harness.free_port()
+    env = [{"name": "PORT", "value": str(port)}]
+    if debug:
+        env.append({"name": "LIBINJECT_DEBUG", "value": "true"})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name, **TAGS}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "example.invalid/webapp:1",
+                    "command": command or ["python", "/app/webapp.py"],
+                    "env": env,
+                    "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}},
+                    "volumeMounts": [{"name": "code", "mountPath": "/app", "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "code", "configMap": {"name": "webapp"}}],
+        },
+    }
+
+
+def port_of(pod: dict[str, Any]) -> int:
+    env = pod["spec"]["containers"][0]["env"]
+    return int(next(e["value"] for e in env if e["name"] == "PORT"))
+
+
+@pytest.fixture
+def serve(runner: PodRunner) -> Iterator[Callable[..., tuple[RunningPod, int]]]:
+    """Runs a pod's app and waits until it answers HTTP; stops every app at the end."""
+    started: list[RunningPod] = []
+
+    def run(pod: dict[str, Any], venv: Path) -> tuple[RunningPod, int]:
+        running = runner.start(pod, app=image_env(venv))
+        started.append(running)
+        port = port_of(pod)
+        poll.until(
+            lambda: running.returncode is not None or _answers(port),
+            what=f"the app on port {port}",
+            timeout=60,
+        )
+        assert running.returncode is None, f"the app exited:\n{running.output()}"
+        return running, port
+
+    yield run
+    for running in started:
+        running.stop()
+
+
+def test_ddtrace_traces_carry_the_pods_service_env_and_version(
+    admin: client.ApiClient,
+    instrumented: Callable[..., str],
+    serve: Callable[..., tuple[RunningPod, int]],
+    agent: TestAgent,
+) -> None:
+    """The webhook's pod spec alone makes an uninstrumented Flask app send traces: the init
+    container copied the bundle, PYTHONPATH loaded it, and each request's span reaches the
+    node's agent (status.hostIP + the policy's port) tagged with the pod labels' service, env
+    and version. The process got the pod's uid as DD_ENTITY_ID (ddtrace puts it on its
+    DogStatsD metrics; trace payloads carry no entity id of their own)."""
+    namespace = instrumented("ddtrace")
+    pod = create_pod(admin, namespace=namespace, body=webapp_pod("shop"))
+    running, port = serve(pod, virtualenv(FLASK))
+    for _ in range(REQUESTS):
+        assert _get(port, "/") == "hello from the app\n"
+    facts = json.loads(_get(port, "/facts"))
+    traces = agent.wait_for_traces(REQUESTS, timeout=30)
+    roots = [span for trace in traces for span in trace if span.get("parent_id") in (0, None)]
+    assert len(roots) >= REQUESTS
+    for span in roots:
+        assert span["service"] == "checkout"
+        assert span["name"] == "flask.request"
+        assert span["meta"]["env"] == "staging"
+        assert span["meta"]["version"] == "1.4.2"
+    assert facts["entity_id"] == pod["metadata"]["uid"]
+    assert facts["ddtrace"].startswith("/opt/libinject/python/sites/")
+    assert f"loaded ddtrace {DDTRACE}" in running.output()
+
+
+def test_opentelemetry_spans_carry_the_service_and_kubernetes_attributes(
+    admin: client.ApiClient,
+    instrumented: Callable[..., str],
+    serve: Callable[..., tuple[RunningPod, int]],
+    agent: TestAgent,
+) -> None:
+    """The OpenTelemetry flavor auto-instruments the same app: spans arrive over OTLP/HTTP at
+    the receiver with service.name from the pod label and the pod's namespace, name, uid and
+    container as resource attributes."""
+    namespace = instrumented("opentelemetry")
+    pod = create_pod(admin, namespace=namespace, body=webapp_pod("shop-otel"))
+    running, port = serve(pod, virtualenv(FLASK))
+    for _ in range(REQUESTS):
+        _get(port, "/")
+    agent.wait_for_traces(REQUESTS, timeout=30, otlp=True)
+    server = [(resource, span) for resource, span in _otlp_spans(agent) if _is_server(span)]
+    assert len(server) >= REQUESTS, running.output()
+    resource = server[0][0]
+    assert resource["service.name"] == "checkout"
+    assert resource["service.version"] == "1.4.2"
+    assert resource["deployment.environment.name"] == "staging"
+    assert resource["k8s.namespace.name"] == namespace
+    assert resource["k8s.pod.name"] == "shop-otel"
+    assert resource["k8s.pod.uid"] == pod["metadata"]["uid"]
+    assert resource["k8s.container.name"] == "app"
+    assert f"loaded opentelemetry {OPENTELEMETRY}" in running.output()
+
+
+def _otlp_spans(agent: TestAgent) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(resource attributes, span) for every span received over OTLP."""
+    pairs = []
+    for request in agent.otlp_traces():
+        for resource_spans in repeated_field(request, "resource_spans"):
+            resource = _attributes(resource_spans.get("resource", {}))
+            for scope in repeated_field(resource_spans, "scope_spans"):
+                pairs += [(resource, span) for span in scope.get("spans", [])]
+    return pairs
+
+
+def _attributes(message: dict[str, Any]) -> dict[str, Any]:
+    """OTLP key/value attributes as a plain dict (string, int and bool values)."""
+    plain = {}
+    for attribute in message.get("attributes", []):
+        value = attribute.get("value", {})
+        plain[attribute["key"]] = next(iter(value.values()), None)
+    return plain
+
+
+def _is_server(span: dict[str, Any]) -> bool:
+    return span.get("kind") in (2, "SPAN_KIND_SERVER")
+
+
+def _configmap(admin: client.ApiClient, namespace: str) -> None:
+    body = {"metadata": {"name": "webapp"}, "data": {"webapp.py": WEBAPP.read_text()}}
+    client.CoreV1Api(admin).create_namespaced_config_map(namespace, body)
+
+
+def _wait_until_injecting(admin: client.ApiClient, namespace: str) -> None:
+    """Until the operator's index has the new policy: a dry-run create comes back injected."""
+    core = client.CoreV1Api(admin)
+
+    def injected() -> bool:
+        probe = webapp_pod(f"probe-{secrets.token_hex(2)}")
+        response = core.create_namespaced_pod(
+            namespace, probe, dry_run="All", _preload_content=False
+        )
+        return bool(json.loads(response.data)["spec"].get("initContainers"))
+
+    poll.until(injected, what=f"injection in {namespace}", timeout=30)
+
+
+def _answers(port: int) -> bool:
+    try:
+        _get(port, "/")
+    except (urllib.error.URLError, ConnectionError):
+        return False
+    return True
+
+
+def _get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def test_the_apps_own_dependency_versions_win_over_the_bundles(
+    admin: client.ApiClient,
+    instrumented: Callable[..., str],
+    serve: Callable[..., tuple[RunningPod, int]],
+    agent: TestAgent,
+) -> None:
+    """An app that pins an older wrapt than the bundle's (still one ddtrace accepts) keeps its
+    own copy: the bundle's site directory is appended after the app's packages. The tracer
+    runs on the app's wrapt and traces still arrive."""
+    namespace = instrumented("ddtrace")
+    pod = create_pod(admin, namespace=namespace, body=webapp_pod("pinned"))
+    venv = virtualenv((*FLASK, OLD_WRAPT))
+    _, port = serve(pod, venv)
+    _get(port, "/")
+    facts = json.loads(_get(port, "/facts"))
+    assert facts["wrapt"].startswith(str(venv))
+    assert facts["wrapt_version"] == OLD_WRAPT.split("==")[1]
+    assert facts["ddtrace"].startswith("/opt/libinject/python/sites/")
+    assert facts["last_path"].startswith("/opt/libinject/python/sites/")
+    assert agent.wait_for_traces(1, timeout=30)
+
+
+def test_an_app_that_ships_ddtrace_runs_once_with_its_own_copy(
+    admin: client.ApiClient,
+    instrumented: Callable[..., str],
+    serve: Callable[..., tuple[RunningPod, int]],
+    agent: TestAgent,
+) -> None:
+    """An app that pip-installed another ddtrace and starts with ddtrace-run keeps it: the
+    loader sees the app's ddtrace and stands down, so each request makes exactly one trace,
+    sent by the app's tracer version, never two tracers."""
+    namespace = instrumented("ddtrace")
+    pod = create_pod(
+        admin,
+        namespace=namespace,
+        body=webapp_pod("own-tracer", command=["ddtrace-run", "python", "/app/webapp.py"]),
+    )
+    venv = virtualenv((*FLASK, OWN_DDTRACE))
+    running, port = serve(pod, venv)
+    facts = json.loads(_get(port, "/facts"))
+    agent.wait_for_traces(2, timeout=30)  # the readiness probe's request and /facts
+    agent.clear()
+    for _ in range(REQUESTS):
+        _get(port, "/")
+    agent.wait_for_traces(REQUESTS, timeout=30)
+    time.sleep(2)  # a second tracer would flush its copies within its 1 s interval
+    assert len(agent.traces()) == REQUESTS
+    versions = {_header(r, "Datadog-Meta-Tracer-Version") for r in _trace_requests(agent)}
+    assert versions == {OWN_DDTRACE.split("==")[1]}
+    assert facts["ddtrace"].startswith(str(venv))
+    assert "the application ships its own tracer" in running.output()
+
+
+def test_an_app_with_a_dependency_too_old_for_the_tracer_runs_without_it(
+    admin: client.ApiClient,
+    instrumented: Callable[..., str],
+    serve: Callable[..., tuple[RunningPod, int]],
+    agent: TestAgent,
+) -> None:
+    """bytecode 0.13 is older than ddtrace needs on Python 3.11 (>=0.14): the loader refuses,
+    says why once with debugging on, and the app serves normally, uninstrumented."""
+    namespace = instrumented("ddtrace")
+    pod = create_pod(admin, namespace=namespace, body=webapp_pod("old-dependency"))
+    running, port = serve(pod, virtualenv((*FLASK, OLD_BYTECODE)))
+    assert _get(port, "/") == "hello from the app\n"
+    assert json.loads(_get(port, "/facts"))["ddtrace"] is None
+    assert "the application has bytecode 0.13.0 but the tracer needs" in running.output()
+    time.sleep(2)  # a tracer would have flushed by now
+    assert agent.traces() == []
+
+
+@pytest.mark.parametrize(
+    ("command", "expected", "reason"),
+    [
+        (["pip", "--version"], "pip ", "denied program: pip"),
+        (["python", "-m", "pip", "--version"], "pip ", "denied program: python -m pip"),
+        (
+            [str(PYTHON_38), "-c", "print('old python ok')"],
+            "old python ok",
+            "unsupported interpreter",
+        ),
+    ],
+    ids=["pip", "python-m-pip", "python-3.8"],
+)
+def test_denied_programs_and_unsupported_interpreters_run_normally(
+    admin: client.ApiClient,
+    instrumented: Callable[..., str],
+    runner: PodRunner,
+    command: list[str],
+    expected: str,
+    reason: str,
+) -> None:
+    """pip (by name or `-m pip`) is never instrumented, and Python 3.8 is outside 3.9-3.14:
+    each runs as if nothing were injected, exits 0, and the loader says why on stderr."""
+    namespace = instrumented("ddtrace")
+    pod = create_pod(
+        admin, namespace=namespace, body=webapp_pod(f"run-{Path(command[0]).name}", command=command)
+    )
+    done = runner.run_to_completion(pod, app=image_env(virtualenv(FLASK)), timeout=60)
+    assert done.returncode == 0, done.output
+    assert expected in done.output
+    assert reason in done.output
+
+
+def _header(request: dict[str, Any], name: str) -> str | None:
+    """A request header, whatever the case the agent recorded it in."""
+    found = {key.lower(): value for key, value in request["headers"].items()}
+    return found.get(name.lower())
+
+
+def _trace_requests(agent: TestAgent) -> list[dict[str, Any]]:
+    return [r for r in agent.requests() if "/traces" in r["url"] and "/v1/" not in r["url"]]
+
+
+@pytest.fixture
+def odd_image(
+    bundles: BundleFactory, registry: Registry, crane: Path, busybox: Path, tmp_path: Path
+) -> Callable[[str, Callable[[Path], None]], str]:
+    """Pushes a copy of the host's ddtrace bundle, changed by `spoil`, under its own tag."""
+
+    def make(name: str, spoil: Callable[[Path], None]) -> str:
+        bundle = tmp_path / name
+        shutil.copytree(bundles("ddtrace"), bundle)
+        spoil(bundle)
+        reference = f"{registry.address}/libinject/python-ddtrace:{DDTRACE}-{name}"
+        push_image(bundle=bundle, reference=reference, crane=crane, busybox=busybox)
+        return reference
+
+    return make
+
+
+def _without_this_interpreter(bundle: Path) -> None:
+    (bundle / "sites" / host_target()).rename(bundle / "sites" / "cp39-musllinux-aarch64")
+
+
+def _with_a_broken_tracer(bundle: Path) -> None:
+    package = bundle / "sites" / host_target() / "ddtrace"
+    (package / "__init__.py").write_text("this is not python (a truncated download)\n")
+    for compiled in (package / "__pycache__").glob("__init__.*"):
+        compiled.unlink()
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (_without_this_interpreter, "no build for this interpreter/platform/arch"),
+        (_with_a_broken_tracer, "failed to start ddtrace"),
+    ],
+    ids=["no-build-for-this-interpreter", "broken-tracer"],
+)
+def test_a_bundle_that_cannot_serve_the_app_leaves_it_running_normally(
+    admin: client.ApiClient,
+    instrumented: Callable[..., str],
+    serve: Callable[..., tuple[RunningPod, int]],
+    odd_image: Callable[[str, Callable[[Path], None]], str],
+    spoil: Callable[[Path], None],
+    reason: str,
+) -> None:
+    """A bundle without a build for the app's interpreter, or with a tracer that fails on
+    import: the app starts and serves as if nothing were injected; the loader says why."""
+    image = odd_image(spoil.__name__.strip("_").replace("_", "-"), spoil)
+    namespace = instrumented("ddtrace", image)
+    pod = create_pod(admin, namespace=namespace, body=webapp_pod("unserved"))
+    running, port = serve(pod, virtualenv(FLASK))
+    assert _get(port, "/") == "hello from the app\n"
+    assert reason in running.output()

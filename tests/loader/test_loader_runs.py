@@ -1,0 +1,568 @@
+"""The loader in real interpreters: fresh processes of CPython 2.7 to 3.13 with PYTHONPATH set to
+a bundle built here, as the webhook sets it. Each test checks what the application prints, its
+exit code, and what the loader says (only with LIBINJECT_DEBUG) or does not say (without).
+
+Stand-in dependencies are small real distributions (a dist-info directory and a module); the
+tracer-start tests use ddtrace and OpenTelemetry installed with pip once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+LOADER = Path(__file__).resolve().parents[2] / "operator/libinject/bundle/sitecustomize.py"
+SUPPORTED = ("3.9", "3.10", "3.11", "3.12", "3.13")
+UNSUPPORTED = ("2.7", "3.6", "3.7", "3.8")
+HOST = f"{sys.version_info[0]}.{sys.version_info[1]}"  # the tracers are installed for this one
+ARCH = {"amd64": "x86_64", "arm64": "aarch64"}.get(os.uname().machine, os.uname().machine)
+DEBUG = {"LIBINJECT_DEBUG": "true"}
+NO_START = {"LIBINJECT_START_TRACER": "false"}
+NOT_LOADED = "libinject: tracer not loaded: "
+RUNS_WITHOUT = " (the application runs without it)\n"
+# An application's own sitecustomize: says that it ran (tests count the lines).
+APP_SITECUSTOMIZE = "import sys\nsys.stdout.write('app sitecustomize ran\\n')\n"
+
+Interpreter = Callable[[str], Path]
+
+
+def tag(version: str) -> str:
+    """The site directory this (glibc) machine's CPython `version` must pick."""
+    return f"cp{version.replace('.', '')}-manylinux-{ARCH}"
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    root: Path
+
+    def site(self, site_tag: str, requires: str = "") -> Path:
+        """sites/<tag> with its libinject-requires.txt."""
+        site = self.root / "sites" / site_tag
+        site.mkdir(parents=True)
+        (site / "libinject-requires.txt").write_text(requires)
+        return site
+
+    def link(self, site: Path, site_tag: str) -> Path:
+        """A session's tracer site as sites/<tag>, without copying it."""
+        (self.root / "sites").mkdir(exist_ok=True)
+        linked = self.root / "sites" / site_tag
+        linked.symlink_to(site, target_is_directory=True)
+        return linked
+
+
+def make_bundle(root: Path, *, flavor: str = "ddtrace", version: str = "4.16.0") -> Bundle:
+    """A bundle root as the builder writes it: the loader and bundle.txt; sites come later."""
+    root.mkdir(parents=True)
+    shutil.copyfile(LOADER, root / "sitecustomize.py")
+    (root / "bundle.txt").write_text(f"flavor {flavor}\nversion {version}\n")
+    return Bundle(root)
+
+
+def add_distribution(where: Path, name: str, version: str, code: str | None = None) -> None:
+    """An installed distribution: `<name>-<version>.dist-info` as a wheel spells it, and a
+    module of that name that knows its version (and says who shipped it)."""
+    where.mkdir(parents=True, exist_ok=True)
+    info = where / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    text = code if code is not None else f"__version__ = {version!r}\nWHERE = {str(where)!r}\n"
+    (where / f"{name.lower().replace('-', '_')}.py").write_text(text)
+
+
+def run(
+    python: Path,
+    args: Sequence[str],
+    *,
+    pythonpath: Sequence[Path],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> Result:
+    """A fresh interpreter in a clean environment (nothing of the test runner's), PYTHONPATH
+    as the webhook sets it: the bundle root first, the application's own entries after."""
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(cwd),
+        "LC_ALL": "C.UTF-8",
+        "PYTHONPATH": os.pathsep.join(str(path) for path in pythonpath),
+        "PYTHONDONTWRITEBYTECODE": "1",  # the session's tracer sites stay as pip left them
+        **(env or {}),
+    }
+    done = subprocess.run(
+        [str(python), *args],
+        env=environment,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def code(*lines: str) -> list[str]:
+    return ["-c", "\n".join(lines)]
+
+
+# --- Interpreters ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", SUPPORTED)
+def test_each_interpreter_picks_its_own_site_and_appends_it(
+    version: str, app_python: Interpreter, tmp_path: Path
+) -> None:
+    """Every supported CPython finds sites/cpXY-manylinux-<arch> among all the bundle's sites
+    and puts it last on sys.path (after the application's own entries)."""
+    bundle = make_bundle(tmp_path / "bundle")
+    for other in SUPPORTED:
+        site = bundle.site(tag(other))
+        (site / "libinject_probe.py").write_text(f"TAG = {tag(other)!r}\n")
+    app = tmp_path / "app"
+    app.mkdir()
+    result = run(
+        app_python(version),
+        code("import sys, libinject_probe", "print(libinject_probe.TAG)", "print(sys.path[-1])"),
+        pythonpath=[bundle.root, app],
+        cwd=tmp_path,
+        env={**DEBUG, **NO_START},
+    )
+    site = bundle.root / "sites" / tag(version)
+    assert result.stdout.splitlines() == [tag(version), str(site)]
+    assert result.stderr == (
+        f"libinject: set up ddtrace 4.16.0 from {site}, not started "
+        "(LIBINJECT_START_TRACER=false)\n"
+    )
+    assert result.returncode == 0
+
+
+@pytest.mark.parametrize("version", UNSUPPORTED)
+def test_unsupported_interpreters_run_the_app_untouched(
+    version: str, app_python: Interpreter, tmp_path: Path
+) -> None:
+    """Python 2.7 and 3.6 to 3.8 parse the loader without error, run the application with its
+    exit code, add nothing to sys.path, print nothing, and with debugging say why."""
+    bundle = make_bundle(tmp_path / "bundle")
+    bundle.site(tag(version))  # present: the refusal is the interpreter's, not a missing build
+    app = code("import sys", "print(sys.path[-1].endswith('site-packages'))", "sys.exit(3)")
+    python = app_python(version)
+    quiet = run(python, app, pythonpath=[bundle.root], cwd=tmp_path)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (3, "True\n", "")
+    loud = run(python, app, pythonpath=[bundle.root], cwd=tmp_path, env=DEBUG)
+    name = "python" if version == "2.7" else "cpython"
+    assert loud.returncode == 3
+    assert loud.stderr.startswith(f"{NOT_LOADED}unsupported interpreter {name} {version}.")
+    assert loud.stderr.endswith(" (supported: CPython 3.9 to 3.14)" + RUNS_WITHOUT)
+
+
+# --- Programs that are never instrumented ---------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.12"])  # 3.9 has no sys.orig_argv
+def test_python_m_pip_is_never_instrumented(
+    version: str, base_python: Interpreter, tmp_path: Path
+) -> None:
+    """`python -m pip` works as always and gets no tracer, although a build for it exists."""
+    bundle = make_bundle(tmp_path / "bundle")
+    bundle.site(tag(version))
+    result = run(
+        base_python(version), ["-m", "pip", "--version"], pythonpath=[bundle.root], cwd=tmp_path
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("pip ")
+    assert result.stderr == ""
+    result = run(
+        base_python(version),
+        ["-X", "utf8", "-m", "pip", "--version"],
+        pythonpath=[bundle.root],
+        cwd=tmp_path,
+        env=DEBUG,
+    )
+    assert result.stderr == NOT_LOADED + "denied program: python -m pip" + RUNS_WITHOUT
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.12"])
+def test_a_script_named_pip_is_never_instrumented(
+    version: str, app_python: Interpreter, tmp_path: Path
+) -> None:
+    """A console script called pip3.11 (run through its shebang, as a shell runs it) is denied
+    by name with its version suffix; its exit code is kept."""
+    bundle = make_bundle(tmp_path / "bundle")
+    bundle.site(tag(version))
+    script = tmp_path / "bin" / "pip3.11"
+    script.parent.mkdir()
+    script.write_text(f"#!{app_python(version)}\nimport sys\nprint('fake pip')\nsys.exit(4)\n")
+    script.chmod(0o755)
+    result = run(script, [], pythonpath=[bundle.root], cwd=tmp_path, env=DEBUG)
+    assert (result.returncode, result.stdout) == (4, "fake pip\n")
+    assert result.stderr == NOT_LOADED + "denied program: pip3.11" + RUNS_WITHOUT
+
+
+def test_the_tracers_own_helper_processes_are_never_instrumented(
+    app_python: Interpreter, tmp_path: Path
+) -> None:
+    """A script inside the bundle (like ddtrace's crash-tracker receiver, which inherits our
+    PYTHONPATH) and any process started while the tracer starts get no second tracer."""
+    bundle = make_bundle(tmp_path / "bundle")
+    site = bundle.site(tag(HOST))
+    (site / "helper.py").write_text("print('helper ran')\n")
+    python = app_python(HOST)
+    helper = run(
+        python, [str(site / "helper.py")], pythonpath=[bundle.root], cwd=tmp_path, env=DEBUG
+    )
+    assert helper.stdout == "helper ran\n"
+    assert helper.stderr.startswith(NOT_LOADED + "the program is part of the tracer bundle: ")
+    child = run(
+        python,
+        code("print('child ran')"),
+        pythonpath=[bundle.root],
+        cwd=tmp_path,
+        env={**DEBUG, "_LIBINJECT_STARTING": "1"},
+    )
+    assert child.stdout == "child ran\n"
+    assert "started by a process that is starting the tracer" in child.stderr
+
+
+# --- The bundle and what the application already has ----------------------------------------
+
+
+def test_no_build_for_this_interpreter_refuses(app_python: Interpreter, tmp_path: Path) -> None:
+    """A bundle without this interpreter's tag (here: only musl on the other arch) loads
+    nothing, and debugging names the tag wanted and the tags there are."""
+    other = f"cp{HOST.replace('.', '')}-musllinux-{'aarch64' if ARCH == 'x86_64' else 'x86_64'}"
+    bundle = make_bundle(tmp_path / "bundle")
+    bundle.site(other)
+    result = run(
+        app_python(HOST),
+        code("print('app ran')"),
+        pythonpath=[bundle.root],
+        cwd=tmp_path,
+        env=DEBUG,
+    )
+    assert result.stdout == "app ran\n"
+    assert result.stderr == (
+        f"{NOT_LOADED}no build for this interpreter/platform/arch: {tag(HOST)} "
+        f"(the bundle has {other}){RUNS_WITHOUT}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flavor", "distribution"),
+    [
+        ("ddtrace", "ddtrace"),
+        ("opentelemetry", "opentelemetry-distro"),
+        ("opentelemetry", "opentelemetry-instrumentation"),
+    ],
+)
+def test_an_app_that_ships_the_tracer_keeps_its_own(
+    flavor: str, distribution: str, app_python: Interpreter, tmp_path: Path
+) -> None:
+    """When the application has the tracer's distribution, ours is not added at all (never
+    two tracers): its own copy is the one imported."""
+    bundle = make_bundle(tmp_path / "bundle", flavor=flavor)
+    add_distribution(bundle.site(tag(HOST)), distribution, "9.9.9")
+    app = tmp_path / "app"
+    add_distribution(app, distribution, "3.1.0")
+    module = distribution.replace("-", "_")
+    result = run(
+        app_python(HOST),
+        code(f"import {module}", f"print({module}.__version__)"),
+        pythonpath=[bundle.root, app],
+        cwd=tmp_path,
+        env=DEBUG,
+    )
+    assert result.stdout == "3.1.0\n"
+    assert result.stderr == (
+        f"{NOT_LOADED}the application ships its own tracer: {distribution} 3.1.0 in {app} "
+        f"(never two tracers){RUNS_WITHOUT}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("install", "requires", "problem"),
+    [
+        ("wrapt-1.10.0", "wrapt >=1.14,<3", "wrapt 1.10.0 but the tracer needs wrapt>=1.14,<3"),
+        (
+            "wrapt-2.2.0",
+            "wrapt !=2.2.0,<3,>=1",
+            "wrapt 2.2.0 but the tracer needs wrapt!=2.2.0,<3,>=1",
+        ),
+        (
+            "Typing_Extensions-4.0.0",
+            "typing-extensions >=4.6",
+            "typing-extensions 4.0.0 but the tracer needs typing-extensions>=4.6",
+        ),
+        ("envier-0.7.0", "envier ~=0.6.1", "envier 0.7.0 but the tracer needs envier~=0.6.1"),
+        (
+            "bytecode-0.13.0",
+            "bytecode >=0.14.0,<1",
+            "bytecode 0.13.0 but the tracer needs bytecode>=0.14.0,<1",
+        ),
+    ],
+)
+def test_an_app_dependency_the_tracer_cannot_use_refuses(
+    install: str, requires: str, problem: str, app_python: Interpreter, tmp_path: Path
+) -> None:
+    """The application's copy of a dependency would be imported in place of the bundle's: if
+    the tracer's requirement rejects its version (names normalized, every operator), nothing
+    is loaded and debugging names the package, the app's version and the requirement."""
+    bundle = make_bundle(tmp_path / "bundle")
+    bundle.site(tag(HOST), requires=f"unrelated >=1\n{requires}\n")
+    app = tmp_path / "app"
+    name, version = install.split("-")
+    add_distribution(app, name, version)
+    result = run(
+        app_python(HOST),
+        code("import sys", "print(any('sites' in p for p in sys.path))"),
+        pythonpath=[bundle.root, app],
+        cwd=tmp_path,
+        env=DEBUG,
+    )
+    assert result.stdout == "False\n"
+    assert result.stderr == f"{NOT_LOADED}the application has {problem}{RUNS_WITHOUT}"
+
+
+def test_an_egg_info_version_is_read_from_pkg_info(app_python: Interpreter, tmp_path: Path) -> None:
+    """A develop install (`wrapt.egg-info` without a version in its name) is judged by the
+    Version in its PKG-INFO."""
+    bundle = make_bundle(tmp_path / "bundle")
+    bundle.site(tag(HOST), requires="wrapt >=1.14\n")
+    app = tmp_path / "app"
+    (app / "wrapt.egg-info").mkdir(parents=True)
+    (app / "wrapt.egg-info" / "PKG-INFO").write_text(
+        "Metadata-Version: 1.1\nName: wrapt\nVersion: 1.10.0\n"
+    )
+    result = run(
+        app_python(HOST), code("pass"), pythonpath=[bundle.root, app], cwd=tmp_path, env=DEBUG
+    )
+    problem = "the application has wrapt 1.10.0 but the tracer needs wrapt>=1.14"
+    assert result.stderr == NOT_LOADED + problem + RUNS_WITHOUT
+
+
+def test_a_newer_app_dependency_wins(app_python: Interpreter, tmp_path: Path) -> None:
+    """An application dependency that meets the requirement is the one imported, although the
+    bundle has its own copy: the bundle's site comes last on sys.path."""
+    bundle = make_bundle(tmp_path / "bundle")
+    site = bundle.site(tag(HOST), requires="wrapt >=1.14\n")
+    add_distribution(site, "wrapt", "1.17.0")
+    add_distribution(site, "envier", "0.6.1")  # only the bundle has this one
+    app = tmp_path / "app"
+    add_distribution(app, "wrapt", "2.0.0")
+    result = run(
+        app_python(HOST),
+        code("import envier, wrapt", "print(wrapt.__version__, envier.__version__)"),
+        pythonpath=[bundle.root, app],
+        cwd=tmp_path,
+        env=NO_START,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "2.0.0 0.6.1\n", "")
+
+
+# --- The application's own sitecustomize ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "case"),
+    [
+        ("2.7", "unsupported interpreter"),
+        ("3.8", "unsupported interpreter"),
+        (HOST, "no build"),
+        (HOST, "set up, not started"),
+        ("3.9", "set up, not started"),
+    ],
+)
+def test_the_apps_sitecustomize_runs_exactly_once(
+    version: str, case: str, app_python: Interpreter, tmp_path: Path
+) -> None:
+    """Ours shadows the application's sitecustomize, so ours runs it: once, whether the tracer
+    was refused or not, under the name `sitecustomize` as if site.py had imported it."""
+    bundle = make_bundle(tmp_path / "bundle")
+    if case != "no build":
+        bundle.site(tag(version))
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "sitecustomize.py").write_text(APP_SITECUSTOMIZE)
+    result = run(
+        app_python(version),
+        code("import sitecustomize", "print(sitecustomize.__file__)", "raise SystemExit(6)"),
+        pythonpath=[bundle.root, app],
+        cwd=tmp_path,
+        env={**DEBUG, **NO_START},
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "app sitecustomize ran"
+    assert lines[1].startswith(str(app / "sitecustomize.py"))  # .py, or .pyc on 2.7
+    assert len(lines) == 2
+    assert result.returncode == 6
+    assert case.split(",", maxsplit=1)[0] in result.stderr
+
+
+@pytest.mark.parametrize("version", ["2.7", "3.9", HOST])
+def test_a_failing_app_sitecustomize_is_reported_as_site_py_does(
+    version: str, app_python: Interpreter, tmp_path: Path
+) -> None:
+    """An exception in the application's sitecustomize prints what Python itself prints for
+    it (the same bytes as without the loader) and the application still runs."""
+    bundle = make_bundle(tmp_path / "bundle")
+    bundle.site(tag(version))
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "sitecustomize.py").write_text("raise RuntimeError('boom')\n")
+    python = app_python(version)
+    alone = run(python, code("print('app ran')"), pythonpath=[app], cwd=tmp_path, env=NO_START)
+    ours = run(
+        python, code("print('app ran')"), pythonpath=[bundle.root, app], cwd=tmp_path, env=NO_START
+    )
+    assert ours == alone
+    assert ours.stdout == "app ran\n"
+    assert "sitecustomize" in ours.stderr
+
+
+# --- Broken bundles -------------------------------------------------------------------------
+
+
+def test_a_bundle_without_its_manifest_leaves_the_app_running(
+    app_python: Interpreter, tmp_path: Path
+) -> None:
+    """No bundle.txt, or one naming no known flavor: nothing is loaded, the exit code stands,
+    nothing is printed unless debugging."""
+    bundle = make_bundle(tmp_path / "bundle")
+    bundle.site(tag(HOST))
+    (bundle.root / "bundle.txt").unlink()
+    app = code("import sys", "sys.exit(5)")
+    quiet = run(app_python(HOST), app, pythonpath=[bundle.root], cwd=tmp_path)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (5, "", "")
+    loud = run(app_python(HOST), app, pythonpath=[bundle.root], cwd=tmp_path, env=DEBUG)
+    assert loud.returncode == 5
+    assert loud.stderr.startswith(NOT_LOADED + "unreadable bundle.txt: FileNotFoundError: ")
+    (bundle.root / "bundle.txt").write_text("flavor nosuchtracer\n")
+    loud = run(app_python(HOST), app, pythonpath=[bundle.root], cwd=tmp_path, env=DEBUG)
+    assert loud.stderr == (
+        f"{NOT_LOADED}bundle.txt names no known flavor (flavor 'nosuchtracer'){RUNS_WITHOUT}"
+    )
+
+
+def test_a_truncated_tracer_leaves_the_app_running(
+    ddtrace_site: tuple[Path, str], app_python: Interpreter, tmp_path: Path
+) -> None:
+    """A tracer package cut short (ddtrace/__init__.py ends mid-statement): the start fails,
+    the application runs with its exit code, and debugging says what failed."""
+    site, version = ddtrace_site
+    bundle = make_bundle(tmp_path / "bundle")
+    copy = bundle.root / "sites" / tag(HOST)
+    shutil.copytree(site, copy, copy_function=os.link, symlinks=True)
+    init = copy / "ddtrace" / "__init__.py"
+    text = init.read_text()
+    cut = text.index("(", len(text) // 2) + 1
+    init.unlink()  # a new file: the session's copy is linked, not shared
+    init.write_text(text[:cut])
+    with pytest.raises(SyntaxError):
+        compile(text[:cut], str(init), "exec")
+    app = code("import sys", "print('app ran')", "sys.exit(9)")
+    quiet = run(app_python(HOST), app, pythonpath=[bundle.root], cwd=tmp_path)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (9, "app ran\n", "")
+    loud = run(app_python(HOST), app, pythonpath=[bundle.root], cwd=tmp_path, env=DEBUG)
+    assert loud.returncode == 9
+    assert loud.stderr.startswith(
+        f"{NOT_LOADED}failed to start ddtrace {version} from {copy}: SyntaxError"
+    )
+
+
+# --- Real tracers ---------------------------------------------------------------------------
+
+DDTRACE_PROBE = code(
+    "import sys",
+    "from ddtrace.trace import tracer",
+    "boot = sys.modules.get('ddtrace.bootstrap.sitecustomize')",
+    "print(tracer.enabled, getattr(boot, 'loaded', None))",
+    "sys.exit(7)",
+)
+
+
+def test_ddtrace_really_starts_and_says_nothing(
+    ddtrace_site: tuple[Path, str], app_python: Interpreter, tmp_path: Path
+) -> None:
+    """ddtrace 4.16.0 starts as ddtrace-run starts it (its bootstrap ran and succeeded, the
+    tracer is enabled), the exit code stands, and nothing is printed without debugging."""
+    site, version = ddtrace_site
+    bundle = make_bundle(tmp_path / "bundle", version=version)
+    linked = bundle.link(site, tag(HOST))
+    quiet = run(app_python(HOST), DDTRACE_PROBE, pythonpath=[bundle.root], cwd=tmp_path)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (7, "True True\n", "")
+    loud = run(app_python(HOST), DDTRACE_PROBE, pythonpath=[bundle.root], cwd=tmp_path, env=DEBUG)
+    assert loud.stderr == f"libinject: loaded ddtrace {version} from {linked}\n"
+
+
+def test_ddtrace_is_not_started_when_asked_not_to(
+    ddtrace_site: tuple[Path, str], app_python: Interpreter, tmp_path: Path
+) -> None:
+    """LIBINJECT_START_TRACER=false (the benchmark's switch): every check and the sys.path
+    set-up, but ddtrace is not imported."""
+    site, version = ddtrace_site
+    bundle = make_bundle(tmp_path / "bundle", version=version)
+    linked = bundle.link(site, tag(HOST))
+    result = run(
+        app_python(HOST),
+        code("import sys", "print('ddtrace' in sys.modules, sys.path[-1])"),
+        pythonpath=[bundle.root],
+        cwd=tmp_path,
+        env=NO_START,
+    )
+    assert (result.stdout, result.stderr) == (f"False {linked}\n", "")
+
+
+def test_ddtrace_runs_the_apps_sitecustomize_once(
+    ddtrace_site: tuple[Path, str], app_python: Interpreter, tmp_path: Path
+) -> None:
+    """ddtrace's bootstrap chains to the next sitecustomize itself; with ours having run the
+    application's already, it finds that one in sys.modules: it runs once, before the app."""
+    site, version = ddtrace_site
+    bundle = make_bundle(tmp_path / "bundle", version=version)
+    bundle.link(site, tag(HOST))
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "sitecustomize.py").write_text(APP_SITECUSTOMIZE)
+    result = run(app_python(HOST), DDTRACE_PROBE, pythonpath=[bundle.root, app], cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (7, "")
+    assert result.stdout.splitlines() == ["app sitecustomize ran", "True True"]
+
+
+OTEL_PROBE = code(
+    "import sys, sitecustomize",
+    "from opentelemetry import trace",
+    "from opentelemetry.sdk.trace import TracerProvider",
+    "print(type(trace.get_tracer_provider()).__name__)",
+    "print(isinstance(trace.get_tracer_provider(), TracerProvider))",
+    "sys.exit(8)",
+)
+
+
+def test_opentelemetry_really_starts_and_says_nothing(
+    otel_site: tuple[Path, str], app_python: Interpreter, tmp_path: Path
+) -> None:
+    """The OpenTelemetry distro starts as opentelemetry-instrument starts it: the SDK's
+    TracerProvider is the global one (OTLP over HTTP, the exporter the bundle has), the
+    application's sitecustomize ran once, and nothing is printed without debugging."""
+    site, version = otel_site
+    bundle = make_bundle(tmp_path / "bundle", flavor="opentelemetry", version=version)
+    linked = bundle.link(site, tag(HOST))
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "sitecustomize.py").write_text(APP_SITECUSTOMIZE)
+    quiet = run(app_python(HOST), OTEL_PROBE, pythonpath=[bundle.root, app], cwd=tmp_path)
+    assert (quiet.returncode, quiet.stderr) == (8, "")
+    assert quiet.stdout.splitlines() == ["app sitecustomize ran", "TracerProvider", "True"]
+    loud = run(app_python(HOST), OTEL_PROBE, pythonpath=[bundle.root, app], cwd=tmp_path, env=DEBUG)
+    assert loud.stderr == f"libinject: loaded opentelemetry {version} from {linked}\n"
