@@ -43,10 +43,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Engine latency in memory, then the webhook on a local control plane (results in bench/results/).
+# Engine latency in memory, the webhook on a local control plane, Python start-up with the
+# injected library, and the Python bundles' sizes (results in bench/results/).
 bench: testbin
 	$(RUN) -m bench.engine
 	$(RUN) -m bench.webhook
+	$(RUN) -m bench.python_startup
+	$(RUN) -m bench.bundle_size
 
 # Regenerates the CRD from the Python model (the one source of truth for the schema).
 crds: $(STAMP)

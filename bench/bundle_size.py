@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.stats import environment
+from bench.stats import environment, write_results
 from cluster.libraries import VERSIONS, build_bundle
 
 RESULTS = Path(__file__).parent / "results" / "bundle-size.json"
@@ -52,8 +52,7 @@ def main() -> None:
         "wall_seconds": round(time.perf_counter() - clock, 1),
         **flavors,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    write_results(RESULTS, document)
     print(f"  written to {RESULTS}")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import json
 import random
 import time
 from collections import Counter
@@ -24,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.stats import environment, summarize
+from bench.stats import environment, summarize, write_results
 from libinject.api.parse import parse_policy
 from libinject.api.types import InstrumentationPolicy
 from libinject.engine.decision import Code
@@ -576,8 +575,7 @@ def main() -> None:
     report = build_report(
         population, measured, started=started, wall_seconds=time.perf_counter() - clock
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(RESULTS, report)
     print_summary(report)
 
 

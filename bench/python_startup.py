@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.stats import environment, summarize
+from bench.stats import environment, summarize, write_results
 from cluster.apps import FLASK, virtualenv
 from cluster.libraries import VERSIONS, build_bundle, host_target
 
@@ -125,8 +125,7 @@ def main() -> None:
         "wall_seconds": round(time.perf_counter() - clock, 1),
         **report,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    write_results(RESULTS, document)
     print(f"  written to {RESULTS}")
 
 

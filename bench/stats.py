@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -38,3 +40,9 @@ def environment(**notes: str) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         **notes,
     }
+
+
+def write_results(path: Path, document: dict[str, Any]) -> None:
+    """A benchmark's JSON document, under bench/results/."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")

@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 from kubernetes import client, config
 
-from bench.stats import environment, summarize
+from bench.stats import environment, summarize, write_results
 from cluster import build, harness, poll
 from cluster.fixtures import GROUP, PLURAL, VERSION
 from cluster.kubectl import Kubectl
@@ -76,8 +76,7 @@ def main() -> None:
         ),
         **report,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(RESULTS, report)
     print_summary(report)
 
 

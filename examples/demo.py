@@ -3,8 +3,12 @@
 Starts (or reuses) the control plane of tests/cluster, installs libinject through the local
 overlay, starts the operator (`libinject run`, as its ServiceAccount), applies the example
 policies, opts the example namespaces in, explains the checkout Deployment, then rolls the example
-workloads out and shows what the webhook put into their pods. The control plane and the operator
-keep running afterwards for exploring; `make cluster-down` stops both.
+workloads out and shows what the webhook put into their pods. Last, it builds the Python library
+image (no Docker) into a local registry and runs one payments-api pod the way a kubelet would
+(tests/cluster/podrunner: the copy init container, then the app with the injected env), and
+prints the trace that pod sent to a local trace agent. The control plane and the operator keep
+running afterwards for exploring; `make cluster-down` stops both (the registry and the trace agent
+stop with the demo).
 """
 
 from __future__ import annotations
@@ -12,17 +16,28 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import platform
+import subprocess
 import sys
+import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes import config as kube_config
 
-from cluster import build, harness, supervisor
+from cluster import build, debian, harness, poll, supervisor
+from cluster.apps import FLASK, WEBAPP, image_env, virtualenv
 from cluster.build import BuildError
 from cluster.harness import StartupError
 from cluster.kubectl import Kubectl, KubectlError
+from cluster.libraries import DDTRACE as VERSION
 from cluster.operator import OperatorProcess
+from cluster.podrunner import PodRunner
+from cluster.registry import Registry
+from cluster.testagent import TestAgent
 from libinject.cli.main import main as cli
 from libinject.cli.workloads import pod_slots
 
@@ -34,7 +49,9 @@ OPT_IN = "libinject.dev/inject"
 INSTRUMENTED = "libinject.dev/instrumented"
 OPERATOR_NAMESPACE, OPERATOR_ACCOUNT = "libinject-system", "libinject-operator"
 DEMO_WEBHOOK_PORT = 9443  # the local overlay's URL
-STEPS = 8
+STEPS = 10
+HOST_PYTHON = f"cp{sys.version_info[0]}{sys.version_info[1]}-manylinux-{platform.machine()}"
+BUILD_IMAGE = REPO / "images" / "python" / "build.sh"
 
 
 def step(number: int, title: str) -> None:
@@ -94,6 +111,12 @@ def summary(stored: dict[str, Any]) -> str:
 
 
 def main() -> int:
+    # The registry and the trace agent the last steps use; the operator is told their addresses.
+    with Registry() as registry, TestAgent() as agent:
+        return demo(registry, agent)
+
+
+def demo(registry: Registry, agent: TestAgent) -> int:
     step(1, "Building the control plane (cached in ~/.cache/libinject/testbin after the first run)")
     binaries = build.binaries()
     step(2, "Starting etcd, kube-apiserver, controller-manager, scheduler and kwok")
@@ -110,7 +133,13 @@ def main() -> int:
     kubectl("wait", "--for=condition=Established", "crd/instrumentationpolicies.libinject.dev")
 
     step(4, "Starting the operator as its ServiceAccount: libinject run")
-    operator = start_operator(kubectl, directory)
+    operator = start_operator(
+        kubectl,
+        directory,
+        f"--registry={registry.address}/libinject",
+        f"--agent-port-ddtrace={agent.ports['apm']}",
+    )
+    print(f"(library images from {registry.address}/libinject, traces to {agent.url})")
     show(f"curl http://127.0.0.1:{operator.probe_port}/readyz", operator.probe("/readyz")[1])
 
     step(5, "Applying the example policies")
@@ -152,6 +181,24 @@ def main() -> int:
     )
     show("kubectl -n shop get pod -l app=checkout -o yaml  (the injected parts)", summary(pods))
 
+    step(9, "Building the Python library image without Docker, pushed to the local registry")
+    show(
+        f"images/python/build.sh ddtrace {VERSION} {registry.address}/libinject",
+        build_image(binaries["crane"], registry),
+    )
+
+    step(10, "Running a payments-api pod as a kubelet would; the trace it sent")
+    kubectl("-n", "payments", "create", "configmap", "webapp", f"--from-file={WEBAPP}")
+    kubectl("-n", "payments", "rollout", "status", "--timeout=60s", "deployment/payments-api")
+    name = kubectl(
+        "-n", "payments", "get", "pods", "-l", "app=payments-api", "-o", "name"
+    ).stdout.split()[0]
+    pod = json.loads(kubectl("-n", "payments", "get", name, "-o", "json").stdout)
+    show(f"kubectl -n payments get {name} -o yaml  (the injected parts)", summary(pod))
+    output = run_pod(kubectl, binaries["crane"], pod, agent)
+    show("the pod's output, then GET / three times", output)
+    show(f"curl {agent.url}/test/session/traces  (the root span)", first_span(agent))
+
     print(f"\nExplore it:\n  export KUBECONFIG={kubeconfig}\n  {binaries['kubectl']} get ipol")
     print(f"  {binaries['kubectl']} -n shop get pods -L {INSTRUMENTED}")
     print(f"  the operator's log: {operator.log}")
@@ -159,7 +206,62 @@ def main() -> int:
     return 0
 
 
-def start_operator(kubectl: Kubectl, directory: Path) -> OperatorProcess:
+def build_image(crane: Path, registry: Registry) -> str:
+    """images/python/build.sh, for this machine's interpreter only (a quick local image)."""
+    env = {
+        **os.environ,
+        "CRANE": str(crane),
+        "BUSYBOX": str(debian.busybox()),
+        "LIBINJECT": str(Path(sys.executable).parent / "libinject"),
+        "BUNDLE_FLAGS": f"--target {HOST_PYTHON}",
+    }
+    command = [str(BUILD_IMAGE), "ddtrace", VERSION, f"{registry.address}/libinject"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"demo failed: {' '.join(command)}:\n{result.stderr}")
+    return result.stdout
+
+
+def run_pod(kubectl: Kubectl, crane: Path, pod: dict[str, Any], agent: TestAgent) -> str:
+    """The pod run by the pod runner (as root: private mount namespaces), three requests; its
+    output once its tracer has sent a trace."""
+    port = next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "PORT")
+    admin = kube_config.new_client_from_config(config_file=str(kubectl.kubeconfig))
+    with tempfile.TemporaryDirectory(prefix="libinject-demo-pod-") as work:
+        runner = PodRunner(admin=admin, crane=crane, directory=Path(work))
+        app = image_env(virtualenv(FLASK))
+        with runner.start(pod, app=app | {"LIBINJECT_DEBUG": "true"}) as running:
+            url = f"http://127.0.0.1:{port}/"
+            poll.until(lambda: _answers(url), what="the app to answer", timeout=60)
+            replies = [_get(url) for _ in range(3)]
+            agent.wait_for_traces(1, timeout=30)
+            return running.output() + "".join(replies)
+
+
+def first_span(agent: TestAgent) -> str:
+    """The first trace's root span: what the agent got, and from which pod."""
+    span = agent.traces()[0][0]
+    keep = ("service", "name", "resource", "duration")
+    shown = {key: span[key] for key in keep} | {
+        key: span["meta"][key] for key in ("env", "version", "component") if key in span["meta"]
+    }
+    return json.dumps(shown, indent=2)
+
+
+def _answers(url: str) -> bool:
+    try:
+        _get(url)
+    except OSError:
+        return False
+    return True
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def start_operator(kubectl: Kubectl, directory: Path, *extra_args: str) -> OperatorProcess:
     """`libinject run` as the operator's ServiceAccount, left running with the control plane."""
     supervisor.stop_operator(directory)  # one left by an earlier demo run
     token = kubectl(
@@ -180,6 +282,7 @@ def start_operator(kubectl: Kubectl, directory: Path) -> OperatorProcess:
         directory=directory,
         webhook_port=DEMO_WEBHOOK_PORT,
         detached=True,
+        extra_args=extra_args,
     ).start()
     assert operator.popen is not None
     supervisor.operator_pid_file(directory).write_text(str(operator.popen.pid))

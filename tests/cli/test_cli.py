@@ -56,7 +56,8 @@ def test_inject_keeps_order_and_passes_other_objects_through(
     assert [d["kind"] for d in documents] == [d["kind"] for d in source]
     assert documents[-1] == source[-1], "a ConfigMap passes through untouched"
     assert documents[0] == source[0], "so does the Namespace"
-    template = documents[1]["spec"]["jobTemplate"]["spec"]["template"]
+    cronjob = next(d for d in documents if d["kind"] == "CronJob")
+    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
     assert "libinject.dev/injected" in template["metadata"]["annotations"]
     assert "CronJob payments/settle: Injected" in err, "the summary goes to stderr"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tools.gobuild import cache_root
 
-WEBAPP = Path(__file__).parents[1] / "apps" / "webapp.py"
+WEBAPP = Path(__file__).parents[2] / "examples" / "apps" / "webapp.py"
 FLASK = ("flask==3.1.2",)
 
 

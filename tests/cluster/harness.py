@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -52,8 +52,30 @@ class Process:
         return "\n".join(text.splitlines()[-lines:])
 
 
+class Service:
+    """Something the tests start and stop: `with X(...) as x:` starts it and always stops it."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @dataclass
-class ControlPlane:
+class ControlPlane(Service):
     """A control plane living in `directory`; use as a context manager or call start/stop."""
 
     directory: Path
@@ -80,18 +102,6 @@ class ControlPlane:
     @property
     def node_names(self) -> list[str]:
         return [f"kwok-node-{index}" for index in range(self.nodes)]
-
-    def __enter__(self) -> ControlPlane:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         try:

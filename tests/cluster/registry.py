@@ -20,7 +20,6 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import yaml
 
@@ -83,7 +82,7 @@ def _signal_group(group: int, signum: int) -> None:
 
 
 @dataclass
-class Registry:
+class Registry(harness.Service):
     """A registry on 127.0.0.1:<free port>; a context manager, or call start and stop.
 
     Its configuration, storage and log live in `directory` (a temporary one, removed on stop,
@@ -105,18 +104,6 @@ class Registry:
     @property
     def url(self) -> str:
         return f"http://{self.address}"
-
-    def __enter__(self) -> Registry:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         binary = debian.docker_registry()  # first: a download must not eat the start-up time

@@ -32,7 +32,6 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from cluster import build, harness, poll
@@ -87,7 +86,7 @@ def _create(target: Path) -> None:
 
 
 @dataclass
-class TestAgent:
+class TestAgent(harness.Service):
     """The test agent on free loopback ports; a context manager, or call start and stop.
 
     Its log and snapshot directory live in `directory` (a temporary one when not given).
@@ -114,18 +113,6 @@ class TestAgent:
     def otlp_grpc_address(self) -> str:
         """host:port of the OTLP/gRPC server (plain text)."""
         return f"{HOST}:{self._port('otlp-grpc')}"
-
-    def __enter__(self) -> TestAgent:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         interpreter = python()  # first: building the venv must not eat the start-up time

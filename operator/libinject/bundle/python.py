@@ -22,7 +22,14 @@ from pathlib import Path
 from libinject.api.types import Flavor
 from libinject.bundle.dedup import Sizes, link_identical, sizes
 from libinject.bundle.flavors import recipe
-from libinject.bundle.stages import BundleError, Stage, compile_bytecode, interpreter, stage
+from libinject.bundle.stages import (
+    BundleError,
+    Stage,
+    UnsupportedTargetError,
+    compile_bytecode,
+    interpreter,
+    stage,
+)
 from libinject.bundle.targets import PYTHONS, Target
 
 LOADER = "sitecustomize.py"
@@ -36,6 +43,7 @@ class BundleReport:
     flavor: Flavor
     version: str
     stages: tuple[Stage, ...]
+    skipped: dict[str, str]  # target tag -> why the release does not support it
     linked: int  # files replaced by a link to an identical one
     sizes: Sizes
 
@@ -44,7 +52,10 @@ class BundleReport:
             "flavor": str(self.flavor),
             "version": self.version,
             "targets": [s.target.tag for s in self.stages],
-            "bytecode": sorted({s.target.python for s in self.stages if s.bytecode}),
+            "skipped": self.skipped,
+            "bytecode": [
+                p for p in PYTHONS if any(s.bytecode and s.target.python == p for s in self.stages)
+            ],
             "excluded": sorted({name for s in self.stages for name in s.removed}),
             "linked_files": self.linked,
             "plain_install_bytes": sum(s.plain_bytes for s in self.stages),
@@ -66,12 +77,21 @@ def build(
         raise BundleError(f"{out} already exists; give a new directory")
     wanted = recipe(flavor, version)
 
-    def one(target: Target) -> Stage:
+    skipped: dict[str, str] = {}
+
+    def one(target: Target) -> Stage | None:
         say(f"{target.tag}: installing {' '.join(wanted.requirements[:2])}...")
-        return stage(recipe=wanted, target=target, cache=cache)
+        try:
+            return stage(recipe=wanted, target=target, cache=cache)
+        except UnsupportedTargetError as error:
+            say(f"skipping {error}")
+            skipped[target.tag] = str(error).split(": ", 1)[1]
+            return None
 
     with ThreadPoolExecutor(max_workers=PARALLEL_INSTALLS) as pool:
-        stages = tuple(pool.map(one, sorted(targets)))
+        stages = tuple(built for built in pool.map(one, sorted(targets)) if built is not None)
+    if not stages:
+        raise BundleError(f"{flavor} {version} supports none of the targets: {skipped}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as work:
         root = Path(work) / "bundle"
@@ -81,7 +101,7 @@ def build(
         _write_loader(root, flavor=flavor, version=version)
         root.rename(out)  # atomic: a half-built bundle never appears at `out`
     say(f"bundle written to {out}")
-    return BundleReport(flavor, version, stages, linked, sizes(out))
+    return BundleReport(flavor, version, stages, dict(sorted(skipped.items())), linked, sizes(out))
 
 
 def _write_loader(root: Path, *, flavor: Flavor, version: str) -> None:

@@ -15,6 +15,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,10 +32,15 @@ from libinject.bundle.targets import Target
 
 STAGE_FORMAT = 1  # bump when the stage's layout changes, so old caches are not reused
 STAGE_REPORT = "stage.json"
+_PYTHON_EXCLUDED = "require a different python version"  # pip's words for a Requires-Python miss
 
 
 class BundleError(Exception):
     """A bundle could not be built; the message says which step and why."""
+
+
+class UnsupportedTargetError(BundleError):
+    """The release does not support this target's Python (its Requires-Python excludes it)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,26 @@ def _pip_install(*, recipe: Recipe, target: Target, site: Path) -> None:
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        lines = result.stderr.strip().splitlines()
+        excluded = _python_excluded(lines, recipe)
+        if excluded:  # the pinned release itself is not for this Python: a fact, not a failure
+            raise UnsupportedTargetError(f"{target.tag}: {excluded}")
+        tail = "\n".join(lines[-15:])
         raise BundleError(f"{target.tag}: pip could not install {recipe.requirements}:\n{tail}")
+
+
+def _python_excluded(lines: list[str], recipe: Recipe) -> str:
+    """pip's reason when it skipped a pinned release for its Requires-Python, else ''."""
+    pinned = [
+        requirement.split("==", 1)[1] for requirement in recipe.requirements if "==" in requirement
+    ]
+    for line in lines:
+        if _PYTHON_EXCLUDED in line:
+            for version in pinned:
+                match = re.search(rf"(^|[ ;:]){re.escape(version)} Requires-Python ([^;]+)", line)
+                if match:
+                    return f"release {version} requires Python {match.group(2).strip()}"
+    return ""
 
 
 def _uninstall(site: Path, name: str) -> bool:

@@ -1,4 +1,4 @@
-"""A small real web app: what the tests run as the application container.
+"""A small real web app: what the demo and the tests run as the application container.
 
 It never mentions a tracer: whatever instruments it comes from the environment (the injected
 PYTHONPATH). `/facts` reports what the process actually loaded, so tests can tell whose copy
