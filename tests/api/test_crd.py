@@ -64,7 +64,7 @@ def test_defaults_in_the_crd() -> None:
     assert library["flavor"]["default"] == "ddtrace"
     assert spec["injection"]["default"] == {}
     assert spec["injection"]["properties"]["mode"]["default"] == "auto"
-    assert spec["injection"]["properties"]["sizeLimit"]["default"] == "256Mi"
+    assert spec["injection"]["properties"]["sizeLimit"]["default"] == "1Gi"
     assert spec["agent"]["properties"]["mode"]["default"] == "hostIP"
     assert spec["priority"]["default"] == 0
 

@@ -76,7 +76,7 @@ def test_defaults_are_applied() -> None:
     spec = parsed.spec
     assert spec.libraries[0].flavor is Flavor.DDTRACE
     assert spec.injection.mode is Mode.AUTO
-    assert spec.injection.size_limit == "256Mi"
+    assert spec.injection.size_limit == "1Gi"
     assert spec.agent.mode is AgentMode.HOST_IP
     assert spec.priority == 0
     assert spec.paused is False

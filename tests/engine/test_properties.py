@@ -158,10 +158,10 @@ def containers(
     return container
 
 
-# The user's volume sources; none is one the engine makes (its emptyDirs are 64Mi, 256Mi or 300Mi).
+# The user's volume sources; none is one the engine makes (its emptyDirs are 64Mi, 300Mi or 1Gi).
 USER_VOLUME_SOURCES = [
     {"emptyDir": {}},
-    {"emptyDir": {"sizeLimit": "1Gi"}},
+    {"emptyDir": {"sizeLimit": "2Gi"}},
     {"configMap": {"name": "settings"}},
     {"secret": {"secretName": "creds"}},
 ]

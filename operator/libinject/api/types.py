@@ -286,8 +286,13 @@ class InjectionSpec:
         ),
     )
     size_limit: Quantity = field(
-        default=Quantity("256Mi"),
-        metadata=describe("Size limit of each library's emptyDir (init-container mode)."),
+        # Above the biggest library image we build (ddtrace for 24 Python targets: 614 MiB in
+        # bench/results/bundle-size.json): past its limit the kubelet evicts the pod.
+        default=Quantity("1Gi"),
+        metadata=describe(
+            "Size limit of each library's emptyDir (init-container mode). It must hold the whole "
+            "library image: past it the kubelet evicts the pod."
+        ),
     )
 
     RULES: ClassVar[tuple[Rule, ...]] = (
