@@ -10,7 +10,6 @@ Files identical across sites are hard links to one copy.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -96,7 +95,8 @@ def build(
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as work:
         root = Path(work) / "bundle"
         for built in stages:
-            shutil.copytree(built.site, root / "sites" / built.target.tag, copy_function=_link)
+            # Copies, not links into the cache: an edit of the bundle must never reach the cache.
+            shutil.copytree(built.site, root / "sites" / built.target.tag)
         linked = link_identical(root / "sites")
         _write_loader(root, flavor=flavor, version=version)
         root.rename(out)  # atomic: a half-built bundle never appears at `out`
@@ -113,12 +113,3 @@ def _write_loader(root: Path, *, flavor: Flavor, version: str) -> None:
         binary = interpreter(python)
         if binary is not None:
             compile_bytecode(binary, root, recurse=False)
-
-
-def _link(source: str, destination: str) -> None:
-    """Copies out of the cache by hard link when it shares a filesystem: no bytes copied.
-    Later steps only replace directory entries, never write into a file, so the cache is safe."""
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copy2(source, destination)
