@@ -267,7 +267,8 @@ def engine_settings(draw: st.DrawFn) -> EngineSettings:
     return EngineSettings(
         namespaces=NamespaceSettings(mutate_unlabelled=draw(st.booleans())),
         libraries=LibrarySettings(
-            default_mode=draw(st.sampled_from([Mode.INIT_CONTAINER, Mode.CSI, Mode.IMAGE_VOLUME]))
+            default_mode=draw(st.sampled_from([Mode.INIT_CONTAINER, Mode.CSI, Mode.IMAGE_VOLUME])),
+            csi_registered=draw(st.booleans()),
         ),
     )
 

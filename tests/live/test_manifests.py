@@ -507,4 +507,5 @@ def test_the_peering_crd_keeps_kopf_keepalives(
         "status": {"replica-a": keepalive},
     }
     [stored] = _dry_run_apply(kubectl, [peering])
-    assert stored["status"] == {"replica-a": keepalive}
+    # Only our entry: a running operator of this test session keeps its own there too.
+    assert stored["status"]["replica-a"] == keepalive

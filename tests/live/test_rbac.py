@@ -118,6 +118,9 @@ ALLOWED: dict[str, Call] = {
     "watch the peering objects (Kopf peering)": _list_peerings,
     "keep-alive in its peering object": _keepalive,
     "create its peering object": _create_peering,
+    "watch CSI drivers (what `auto` means)": lambda api, _: client.StorageV1Api(
+        api
+    ).list_csi_driver(),
 }
 
 DENIED: dict[str, Call] = {
@@ -125,7 +128,6 @@ DENIED: dict[str, Call] = {
     "change a policy's spec": lambda api, _: client.CustomObjectsApi(api).patch_cluster_custom_object(
         GROUP, VERSION, PLURAL, POLICY, {"metadata": {"annotations": {"probe": "1"}}}
     ),
-    "watch CSI drivers (nothing reads them yet)": lambda api, _: client.StorageV1Api(api).list_csi_driver(),
     "read a Secret elsewhere": lambda api, w: client.CoreV1Api(api).list_namespaced_secret(w.namespace),
     "read a kube-system Secret": lambda api, _: client.CoreV1Api(api).read_namespaced_secret("any", "kube-system"),
     "list Secrets in its own namespace": lambda api, _: client.CoreV1Api(api).list_namespaced_secret(OPERATOR_NAMESPACE),

@@ -273,7 +273,8 @@ class InjectionSpec:
         metadata=describe(
             "init-container: an init container copies the library into an emptyDir. csi: a "
             "read-only volume served from the node's cache by the libinject CSI driver. "
-            "image-volume: the library image mounted read-only (Kubernetes 1.33+). auto: the "
+            "image-volume: the library image mounted read-only (Kubernetes 1.33+). auto: csi "
+            "when the libinject CSI driver is registered (its CSIDriver object exists), else the "
             "operator's default mode."
         ),
     )

@@ -88,7 +88,12 @@ def _offline_arguments(cmd: argparse.ArgumentParser) -> None:
         "--default-mode",
         choices=[m.value for m in Mode if m is not Mode.AUTO],
         default=LibrarySettings.default_mode.value,
-        help="what a policy's 'auto' mode means",
+        help="what a policy's 'auto' mode means without the CSI driver",
+    )
+    cmd.add_argument(
+        "--csi-driver-registered",
+        action="store_true",
+        help="as on a cluster where the libinject CSI driver is registered ('auto' means csi)",
     )
     cmd.add_argument(
         "--mutate-unlabelled-namespaces",
@@ -136,7 +141,11 @@ def _declared_namespaces(documents: Any) -> dict[str, dict[str, str]]:
 
 def _settings(args: argparse.Namespace) -> EngineSettings:
     return EngineSettings(
-        libraries=LibrarySettings(registry=args.registry, default_mode=Mode(args.default_mode)),
+        libraries=LibrarySettings(
+            registry=args.registry,
+            default_mode=Mode(args.default_mode),
+            csi_registered=args.csi_driver_registered,
+        ),
         namespaces=NamespaceSettings(mutate_unlabelled=args.mutate_unlabelled_namespaces),
     )
 

@@ -26,7 +26,7 @@ from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.languages import load_rules
 from libinject.engine.patch import Operation, diff
 from libinject.engine.resources import Resources, copy_resources, pod_share
-from libinject.engine.settings import EngineSettings
+from libinject.engine.settings import EngineSettings, LibrarySettings
 from libinject.engine.versions import resolve_version
 
 INJECTED_ANNOTATION = "libinject.dev/injected"
@@ -162,10 +162,17 @@ def _choose_library(
         flavor=library.flavor,
         version=version,
         image=_image(library, version, settings),
-        mode=settings.libraries.default_mode if mode is Mode.AUTO else mode,
+        mode=resolve_mode(mode, settings.libraries),
         policy=policy.name,
         version_reason=version_reason,
     )
+
+
+def resolve_mode(mode: Mode, libraries: LibrarySettings) -> Mode:
+    """What a policy's mode means here: `auto` is csi once the driver is registered."""
+    if mode is not Mode.AUTO:
+        return mode
+    return Mode.CSI if libraries.csi_registered else libraries.default_mode
 
 
 def _image(library: LibrarySpec, version: str, settings: EngineSettings) -> str:

@@ -29,7 +29,11 @@ class LibrarySettings:
     """Registry prefix of the default library images: <registry>/<language>-<flavor>:<version>."""
 
     default_mode: Mode = Mode.INIT_CONTAINER
-    """The mode a policy's `auto` resolves to."""
+    """The mode a policy's `auto` resolves to when the CSI driver is not registered."""
+
+    csi_registered: bool = False
+    """The CSI driver's CSIDriver object exists: `auto` then resolves to csi (one copy per node
+    instead of one per pod)."""
 
     mount_root: str = "/opt/libinject"
     """Each library is mounted read-only at <mount_root>/<language> in app containers."""

@@ -162,7 +162,12 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("registry", _text, ("engine", "libraries", "registry"), "library image prefix"),
-    Option("defaultMode", _mode, ("engine", "libraries", "default_mode"), "what `auto` means"),
+    Option(
+        "defaultMode",
+        _mode,
+        ("engine", "libraries", "default_mode"),
+        "what `auto` means without the CSI driver",
+    ),
     Option(
         "mutateUnlabelled",
         _boolean,

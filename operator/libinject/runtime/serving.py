@@ -7,6 +7,7 @@ included, and a webhook deciding on frozen caches would inject stale policies.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -29,6 +30,13 @@ def registry(
     @kopf.index(GROUP, VERSION, PLURAL, id="policies", registry=reg)
     async def policies(body: kopf.Body, **_: Any) -> dict[str, InstrumentationPolicy]:
         return caches.policy_entry(body)
+
+    # Whether our CSI driver is registered decides what a policy's `auto` mode means.
+    @kopf.index("storage.k8s.io", "v1", "csidrivers", id="csi_drivers", registry=reg)
+    async def csi_drivers(name: str, **_: Any) -> dict[str, bool]:
+        return {name: True}
+
+    with_csi = replace(settings, libraries=replace(settings.libraries, csi_registered=True))
 
     @kopf.index("", "v1", "namespaces", id="namespace_labels", registry=reg)
     async def namespace_labels(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
@@ -64,7 +72,9 @@ def registry(
             call.pod,
             namespace=call.namespace,
             caches=state.caches(kwargs["policies"], kwargs["namespace_labels"]),
-            settings=settings,
+            settings=with_csi
+            if settings.libraries.csi_driver in kwargs["csi_drivers"]
+            else settings,
         )
 
     return reg
