@@ -1,4 +1,4 @@
-# The operator image: `libinject run` on a pinned Python, nothing else. Two stages: the builder
+# The operator image: `libinject run` (and `libinject csi`, the node plugin) on a pinned Python. Two stages: the builder
 # installs the locked runtime dependencies and the package into a venv; the final stage copies only
 # that venv. Build from the repository root: docker build -t localhost:5000/libinject/operator:0.1.0 .
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
@@ -17,6 +17,12 @@ RUN /opt/libinject/bin/pip install --no-deps --only-binary=:all: -r /tmp/require
 # The package itself; its dependencies are the ones just installed.
 COPY pyproject.toml /src/pyproject.toml
 COPY operator /src/operator
+# The CSI stubs are generated, never committed: libinject.csi.codegen takes csi.proto from the
+# spec's Go module (go mod download) and runs grpcio-tools' protoc, both only in this stage.
+COPY --from=golang:1.26-bookworm /usr/local/go /usr/local/go
+RUN python -m venv /tmp/codegen \
+    && /tmp/codegen/bin/pip install --only-binary=:all: grpcio-tools==1.85.1 \
+    && GO=/usr/local/go/bin/go PYTHONPATH=/src/operator /tmp/codegen/bin/python -m libinject.csi.codegen
 RUN /opt/libinject/bin/pip install --no-deps /src \
     && /opt/libinject/bin/pip check \
     && /opt/libinject/bin/libinject --help > /dev/null

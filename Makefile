@@ -14,6 +14,7 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python -m libinject.csi.codegen  # the CSI stubs (from the spec's Go module; not in git)
 	touch $(STAMP)
 
 # The live path: a local control plane (kept running afterwards; `make cluster-down` stops it),

@@ -126,6 +126,18 @@ def crane() -> Product:
     )
 
 
+def csi_sanity() -> Product:
+    # The CSI conformance suite, run against libinject's CSI node plugin (tests/live).
+    return Product(
+        name="csi-sanity",
+        module="github.com/kubernetes-csi/csi-test/v5",
+        version=versions.CSI_SANITY,
+        commands={"csi-sanity": "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity"},
+        # What `csi-sanity --version` prints; unset, it reports "(dev)".
+        ldflags=(f"-X main.VERSION={versions.CSI_SANITY}",),
+    )
+
+
 def staging_replaces() -> dict[str, str]:
     """`k8s.io/<staging>` -> its published tag, for every staging module Kubernetes requires."""
     module = f"k8s.io/kubernetes@{versions.KUBERNETES}"
@@ -137,10 +149,10 @@ def staging_replaces() -> dict[str, str]:
 
 
 def binaries() -> dict[str, Path]:
-    """Every control-plane binary (and data file) and crane by name, building what the cache
-    lacks."""
+    """Every control-plane binary (and data file), crane and csi-sanity by name, building what
+    the cache lacks."""
     paths: dict[str, Path] = {}
-    for product in (etcd(), kwok(), crane(), kubernetes()):
+    for product in (etcd(), kwok(), crane(), csi_sanity(), kubernetes()):
         paths |= ensure(product)
     return paths
 

@@ -4,6 +4,7 @@ tests/conftest.py).
 Each is built, downloaded or started once per session, on first use, so a run that selects no
 test using them never fetches or starts anything:
   - `crane`: go-containerregistry's crane, built from the Go module proxy (cluster.build);
+  - `csi_sanity`: csi-test's CSI conformance suite, built the same way;
   - `busybox`: Debian's static busybox, unpacked from busybox-static (cluster.debian);
   - `registry`: a local OCI registry on loopback (cluster.registry.Registry);
   - `test_agent`: Datadog's trace test agent, also the OTLP receiver (cluster.testagent.TestAgent);
@@ -25,6 +26,11 @@ from cluster.testagent import TestAgent
 @pytest.fixture(scope="session")
 def crane() -> Path:
     return build.ensure(build.crane())["crane"]
+
+
+@pytest.fixture(scope="session")
+def csi_sanity() -> Path:
+    return build.ensure(build.csi_sanity())["csi-sanity"]
 
 
 @pytest.fixture(scope="session")

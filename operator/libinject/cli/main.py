@@ -10,8 +10,8 @@ from typing import Any
 
 from libinject.api.crd import crd
 from libinject.api.types import Mode
+from libinject.cli import csi, images
 from libinject.cli import explain as render
-from libinject.cli import images
 from libinject.cli.documents import dump_documents, load_documents, read_source
 from libinject.cli.errors import InputError
 from libinject.cli.policies import load_policies
@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     crd_cmd = commands.add_parser("crd", help="print the InstrumentationPolicy CRD")
     crd_cmd.set_defaults(run=_run_crd)
     images.add_commands(commands)
+    csi.add_commands(commands)
     run_cmd = commands.add_parser("run", help="run the operator (webhook and reconciler)")
     config.add_arguments(run_cmd)
     run_cmd.set_defaults(run=None)

@@ -1,0 +1,86 @@
+"""`libinject csi`: the CSI node plugin (Identity and Node over gRPC on a unix socket)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from libinject.cli.errors import InputError
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser("csi", help="run the CSI node plugin (libraries from a node cache)")
+    cmd.add_argument("--endpoint", required=True, help="unix:///path/to/csi.sock")
+    cmd.add_argument("--root", required=True, type=Path, help="the node cache and the records")
+    cmd.add_argument("--node-id", required=True, help="this node's name (NodeGetInfo)")
+    cmd.add_argument(
+        "--allowed-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT][/PATH]",
+        help="images may come only from here (repeatable; at least one)",
+    )
+    cmd.add_argument(
+        "--registry",
+        default="",
+        help="where language/flavor/version attributes point, e.g. 127.0.0.1:5000/libinject",
+    )
+    cmd.add_argument(
+        "--target-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="target paths must be under this (repeatable; default /var/lib/kubelet/pods)",
+    )
+    cmd.add_argument("--crane", default="crane", type=Path, help="go-containerregistry crane")
+    cmd.add_argument(
+        "--publish-timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="past this a publish mounts an empty volume (the pull goes on)",
+    )
+    cmd.add_argument(
+        "--pull-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="a pull (resolve, download, unpack) that takes longer fails",
+    )
+    cmd.add_argument("--log-format", choices=["json", "text"], default="json")
+    cmd.set_defaults(run=_run_csi)
+
+
+def _run_csi(args: argparse.Namespace) -> str:
+    # Imported here: the other commands must not pay for grpc's import.
+    from libinject.csi import server, validate  # noqa: PLC0415
+    from libinject.csi.cache import CranePuller  # noqa: PLC0415
+    from libinject.csi.node import NodeConfig  # noqa: PLC0415
+    from libinject.runtime import logs  # noqa: PLC0415
+
+    if not args.allowed_registry:
+        raise InputError("--allowed-registry", "name at least one registry images may come from")
+    try:
+        rules = validate.Rules(
+            allowed_registries=tuple(args.allowed_registry),
+            registry=args.registry,
+            target_roots=tuple(args.target_root) or (validate.KUBELET_PODS,),
+        )
+        server.socket_path(args.endpoint)
+    except ValueError as error:
+        raise InputError("csi", str(error)) from error
+    if args.publish_timeout <= 0 or args.pull_timeout <= 0:
+        raise InputError("--publish-timeout/--pull-timeout", "must be positive")
+    logs.configure(args.log_format)
+    config = NodeConfig(node_id=args.node_id, rules=rules, publish_timeout=args.publish_timeout)
+    try:
+        server.serve(
+            endpoint=args.endpoint,
+            root=args.root,
+            config=config,
+            puller=CranePuller(args.crane),
+            pull_timeout=args.pull_timeout,
+        )
+    except server.EndpointError as error:
+        raise InputError("--endpoint", str(error)) from error
+    return ""

@@ -1,0 +1,272 @@
+"""The node cache: each library image unpacked once, keyed by its manifest digest.
+
+Layout under the plugin's root:
+  images/<hex digest>/libinject/   the image's /libinject directory (the bind mount's source)
+  refs/<sha256 of reference>.json  which digest a tag resolved to, once it was pulled
+  empty/                           the empty directory published when a library is not ready
+
+A pull resolves the reference to a digest (`crane digest`), then exports the image *by that
+digest* (`crane export REF@DIGEST -`), keeping only `libinject/` from the flattened file system.
+Integrity: go-containerregistry checks that the manifest fetched by digest hashes to that digest,
+and checks every layer blob against the digest the manifest gives as it reads it, so the files
+unpacked are the ones the digest names; a reference pinned with `@sha256:` must also resolve to
+that same digest. The export unpacks into a temporary directory that is renamed into place, so a
+cache entry is complete or absent. Concurrent requests for one reference share one pull (its
+future), which runs to its own deadline even when the publish that started it has given up, so
+the next publish finds the library ready. Library tags name released versions and are treated as
+immutable: once a tag was pulled, its recorded digest is used without asking the registry again
+(a warm publish makes no network call, and works with the registry down).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from libinject.runtime import logs
+
+LIBRARY_DIR = "libinject"
+DEFAULT_PULL_TIMEOUT = 300.0
+
+_log = logs.get("libinject.csi.cache")
+
+
+class PullError(RuntimeError):
+    """The library could not be pulled or unpacked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    digest: str  # sha256:<hex>
+    path: Path  # the unpacked libinject/ directory
+
+
+class Puller(Protocol):
+    def digest(self, reference: str, timeout: float) -> str:
+        """The manifest digest `reference` resolves to (sha256:<hex>)."""
+
+    def export(self, pinned: str, into: Path, timeout: float) -> None:
+        """Unpacks the `libinject/` directory of the image `pinned` (REF@DIGEST) into `into`."""
+
+
+@dataclass(frozen=True)
+class CranePuller:
+    """Pulls with go-containerregistry's crane (plain http to localhost registries)."""
+
+    crane: Path
+
+    def digest(self, reference: str, timeout: float) -> str:
+        try:
+            result = subprocess.run(
+                [str(self.crane), "digest", reference],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise PullError(f"crane digest {reference}: no answer in {timeout:.1f}s") from error
+        except OSError as error:
+            raise PullError(f"crane digest {reference}: {error}") from error
+        if result.returncode != 0:
+            raise PullError(f"crane digest {reference}: {_last_line(result.stderr)}")
+        digest = result.stdout.strip()
+        if not digest.startswith("sha256:") or len(digest) != 71:
+            raise PullError(f"crane digest {reference}: unexpected answer {digest[:80]!r}")
+        return digest
+
+    def export(self, pinned: str, into: Path, timeout: float) -> None:
+        try:
+            process = subprocess.Popen(
+                [str(self.crane), "export", pinned, "-"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as error:
+            raise PullError(f"crane export {pinned}: {error}") from error
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        try:
+            assert process.stdout is not None
+            with tarfile.open(fileobj=process.stdout, mode="r|") as archive:
+                archive.extractall(into, filter=_library_only)
+            stderr = process.stderr.read() if process.stderr else b""
+            code = process.wait()
+        except (tarfile.TarError, OSError) as error:
+            process.kill()
+            process.wait()
+            raise PullError(f"crane export {pinned}: {error}") from error
+        finally:
+            timer.cancel()
+        if code != 0:
+            why = "timed out" if code < 0 else _last_line(stderr.decode(errors="replace"))
+            raise PullError(f"crane export {pinned}: {why}")
+
+
+def _library_only(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """Only `libinject/...`, through tarfile's `data` filter (no escapes, devices, setuid)."""
+    name = member.name.removeprefix("./")
+    if name != LIBRARY_DIR and not name.startswith(LIBRARY_DIR + "/"):
+        return None
+    return tarfile.data_filter(member, dest)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "failed"
+
+
+class Cache:
+    """The node cache under `root`; `ensure` makes a library ready, sharing concurrent pulls."""
+
+    def __init__(
+        self,
+        root: Path,
+        puller: Puller,
+        *,
+        pull_timeout: float = DEFAULT_PULL_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = root
+        self.images = root / "images"
+        self.refs = root / "refs"
+        self.empty = root / "empty"
+        self._puller = puller
+        self._pull_timeout = pull_timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pulls: dict[str, Future[Entry]] = {}
+        for directory in (self.images, self.refs, self.empty):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.empty.chmod(0o555)
+
+    def ensure(self, reference: str, timeout: float) -> Entry:
+        """The unpacked library of `reference`, waiting at most `timeout` seconds.
+
+        Raises PullError (the pull failed) or TimeoutError (not ready in time; the pull goes on).
+        """
+        with self._lock:
+            ready = self.lookup(reference)
+            if ready is not None:
+                return ready
+            pull = self._pulls.get(reference)
+            if pull is None:
+                pull = Future()
+                self._pulls[reference] = pull
+                threading.Thread(
+                    target=self._pull, args=(reference, pull), name="pull", daemon=True
+                ).start()
+        return pull.result(timeout=max(timeout, 0.0))
+
+    def lookup(self, reference: str) -> Entry | None:
+        """The cached library of `reference` when its digest is known and unpacked."""
+        digest = _pinned(reference) or self._recorded(reference)
+        if digest is None:
+            return None
+        path = self.path_of(digest)
+        return Entry(digest, path) if path.is_dir() else None
+
+    def path_of(self, digest: str) -> Path:
+        return self.images / digest.removeprefix("sha256:") / LIBRARY_DIR
+
+    def digests(self) -> list[str]:
+        """The digests unpacked in the cache."""
+        return sorted(
+            f"sha256:{p.name}" for p in self.images.iterdir() if not p.name.startswith(".")
+        )
+
+    def _pull(self, reference: str, pull: Future[Entry]) -> None:
+        started = self._clock()
+        try:
+            entry = self._fetch(reference, deadline=started + self._pull_timeout)
+        except BaseException as error:
+            _log.warning("library pull failed", reference=reference, error=str(error))
+            with self._lock:
+                del self._pulls[reference]
+            pull.set_exception(
+                error if isinstance(error, PullError) else PullError(f"{reference}: {error}")
+            )
+            return
+        with self._lock:
+            del self._pulls[reference]
+        pull.set_result(entry)
+
+    def _fetch(self, reference: str, deadline: float) -> Entry:
+        digest = self._puller.digest(reference, timeout=self._left(deadline))
+        pinned = _pinned(reference)
+        if pinned is not None and pinned != digest:
+            raise PullError(f"{reference}: the registry resolves it to {digest}")
+        path = self.path_of(digest)
+        if not path.is_dir():
+            name = reference.partition("@")[0]
+            scratch = Path(tempfile.mkdtemp(prefix=".pull-", dir=self.images))
+            try:
+                self._puller.export(f"{name}@{digest}", scratch, timeout=self._left(deadline))
+                if not (scratch / LIBRARY_DIR).is_dir():
+                    raise PullError(f"{reference}: the image has no /{LIBRARY_DIR} directory")
+                try:
+                    scratch.rename(path.parent)  # atomic: an entry is complete or absent
+                except OSError:
+                    if not path.is_dir():
+                        raise
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            _log.info("library pulled", reference=reference, digest=digest)
+        self._record(reference, digest)
+        return Entry(digest, path)
+
+    def _left(self, deadline: float) -> float:
+        left = deadline - self._clock()
+        if left <= 0:
+            raise PullError(f"the pull's deadline ({self._pull_timeout:.0f}s) passed")
+        return left
+
+    def _ref_file(self, reference: str) -> Path:
+        return self.refs / f"{hashlib.sha256(reference.encode()).hexdigest()}.json"
+
+    def _recorded(self, reference: str) -> str | None:
+        try:
+            data = json.loads(self._ref_file(reference).read_text())
+        except (OSError, ValueError):
+            return None
+        digest = data.get("digest") if data.get("reference") == reference else None
+        return digest if isinstance(digest, str) else None
+
+    def _record(self, reference: str, digest: str) -> None:
+        write_atomic(self._ref_file(reference), {"reference": reference, "digest": digest})
+
+
+def _pinned(reference: str) -> str | None:
+    _, at, digest = reference.partition("@")
+    return digest if at else None
+
+
+def write_atomic(path: Path, data: object) -> None:
+    """Writes JSON to `path` through a synced temporary file renamed over it."""
+    fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -1,0 +1,190 @@
+"""The CSI Node service: ephemeral inline volumes served read-only from the node cache.
+
+NodePublishVolume: validate the request, resolve the image from the volume attributes, make sure
+the library is in the cache (waiting at most the publish timeout), record the publication, then
+bind-mount the library read-only at the target path. When the library cannot be made ready in
+time (a pull error, the registry down, the timeout) an empty read-only directory is published
+instead, so the pod starts uninstrumented rather than stuck, and the record says why.
+NodeUnpublishVolume: unmount, remove the target directory, drop the record; an unknown volume is
+already unpublished (OK). Every other Node call is UNIMPLEMENTED (the base servicer's answer).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+
+from libinject.csi import mounts, validate
+from libinject.csi.cache import Cache, PullError
+from libinject.csi.generated import csi_pb2, csi_pb2_grpc
+from libinject.csi.publications import EMPTY, Publication, Publications
+from libinject.runtime import logs
+
+DEFAULT_PUBLISH_TIMEOUT = 20.0
+# What a publish keeps of the kubelet's own deadline for the mount and its answer.
+DEADLINE_MARGIN = 1.0
+
+_log = logs.get("libinject.csi.node")
+
+
+def log_empty(publication: Publication) -> None:
+    """The default report of a volume published empty (the hook for an Event or a metric)."""
+    _log.warning(
+        "library not ready: published an empty volume",
+        volume_id=publication.volume_id,
+        target_path=publication.target_path,
+        image=publication.reference,
+        reason=publication.reason,
+    )
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    rules: validate.Rules
+    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
+
+
+class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
+    def __init__(
+        self,
+        config: NodeConfig,
+        cache: Cache,
+        publications: Publications,
+        *,
+        on_empty: Callable[[Publication], None] = log_empty,
+    ) -> None:
+        self.config = config
+        self.cache = cache
+        self.publications = publications
+        self.on_empty = on_empty
+        self._locks_guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def NodeGetCapabilities(self, _request: Any, _context: Any) -> Any:  # noqa: N802 (gRPC's)
+        return csi_pb2.NodeGetCapabilitiesResponse(capabilities=[])
+
+    def NodeGetInfo(self, _request: Any, _context: Any) -> Any:  # noqa: N802
+        return csi_pb2.NodeGetInfoResponse(node_id=self.config.node_id)
+
+    def NodePublishVolume(self, request: Any, context: Any) -> Any:  # noqa: N802
+        rules = self.config.rules
+        try:
+            volume_id = validate.volume_id(request.volume_id)
+            target = validate.target_path(request.target_path, rules.target_roots)
+            if not request.HasField("volume_capability"):
+                raise validate.RefusedError("volume_capability", "missing")
+            if request.volume_capability.HasField("block"):
+                raise validate.RefusedError("volume_capability", "block volumes are not served")
+            reference = validate.image_for(dict(request.volume_context), rules)
+            self._check_real_path(target)
+        except validate.RefusedError as refused:
+            _abort(context, grpc.StatusCode[refused.code.value], str(refused))
+        with self._volume_lock(volume_id):
+            existing = self.publications.get(volume_id)
+            if existing is not None:
+                if existing.target_path != target or existing.reference != reference:
+                    _abort(
+                        context,
+                        grpc.StatusCode.ALREADY_EXISTS,
+                        f"volume {volume_id} is published at {existing.target_path} "
+                        f"with {existing.reference}",
+                    )
+                if mounts.is_mounted(Path(target)):
+                    return csi_pb2.NodePublishVolumeResponse()
+            publication = self._publish(volume_id, Path(target), reference, context)
+        if publication.empty:
+            self.on_empty(publication)
+        else:
+            _log.info(
+                "volume published",
+                volume_id=volume_id,
+                target_path=target,
+                digest=publication.digest,
+            )
+        return csi_pb2.NodePublishVolumeResponse()
+
+    def NodeUnpublishVolume(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            volume_id = validate.volume_id(request.volume_id)
+            target = validate.target_path(request.target_path, self.config.rules.target_roots)
+        except validate.RefusedError as refused:
+            _abort(context, grpc.StatusCode[refused.code.value], str(refused))
+        with self._volume_lock(volume_id):
+            existing = self.publications.get(volume_id)
+            if existing is None or existing.target_path != target:
+                # Not ours at this target: nothing published, nothing to touch (spec: OK).
+                return csi_pb2.NodeUnpublishVolumeResponse()
+            path = Path(target)
+            try:
+                if mounts.is_mounted(path):
+                    mounts.unmount(path)
+                path.rmdir()
+            except FileNotFoundError:
+                pass
+            except (mounts.MountError, OSError) as error:
+                _abort(context, grpc.StatusCode.INTERNAL, f"unpublish {target}: {error}")
+            self.publications.remove(volume_id)
+        _log.info("volume unpublished", volume_id=volume_id, target_path=target)
+        return csi_pb2.NodeUnpublishVolumeResponse()
+
+    def _publish(self, volume_id: str, target: Path, reference: str, context: Any) -> Publication:
+        source, digest, reason = self._library(reference, context)
+        try:
+            target.mkdir(parents=True, exist_ok=True)  # the plugin makes the target itself
+        except OSError as error:
+            _abort(context, grpc.StatusCode.INTERNAL, f"target {target}: {error}")
+        publication = self.publications.put(
+            Publication(
+                volume_id=volume_id,
+                target_path=str(target),
+                reference=reference,
+                digest=digest,
+                reason=reason,
+            )
+        )
+        try:
+            mounts.bind_readonly(source, target)
+        except mounts.MountError as error:
+            self.publications.remove(volume_id)
+            _abort(context, grpc.StatusCode.INTERNAL, str(error))
+        return publication
+
+    def _library(self, reference: str, context: Any) -> tuple[Path, str, str]:
+        """The mount source, the digest (or EMPTY) and why it is empty ("" when not)."""
+        timeout = self.config.publish_timeout
+        remaining = context.time_remaining()
+        if remaining is not None:
+            timeout = min(timeout, remaining - DEADLINE_MARGIN)
+        try:
+            entry = self.cache.ensure(reference, timeout=timeout)
+        except TimeoutError:
+            return self.cache.empty, EMPTY, f"not ready within {max(timeout, 0):.1f}s"
+        except PullError as error:
+            return self.cache.empty, EMPTY, str(error)
+        return entry.path, entry.digest, ""
+
+    def _check_real_path(self, target: str) -> None:
+        """The target with symlinks resolved must stay under a root (itself resolved)."""
+        roots = [os.path.realpath(root) for root in self.config.rules.target_roots]
+        if not validate.within(os.path.realpath(target), roots):
+            raise validate.RefusedError("target_path", f"{target!r}: resolves outside the roots")
+
+    @contextmanager
+    def _volume_lock(self, volume_id: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault(volume_id, threading.Lock())
+        with lock:
+            yield
+
+
+def _abort(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:
+    context.abort(code, message)
+    raise AssertionError("context.abort returns only by raising")  # pragma: no cover

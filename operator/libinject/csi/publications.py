@@ -1,0 +1,70 @@
+"""The durable record of each published volume: `<root>/volumes/<volume id>.json`.
+
+A record is written (atomically) before the bind mount and removed after the unmount, so after a
+crash or a restart the records still name every volume that may be mounted. Reference counts are
+derived from them, never kept apart: a digest is in use while a record names it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from libinject.csi.cache import write_atomic
+
+EMPTY = "empty"  # the digest field of a volume published empty (the library was not ready)
+
+
+@dataclass(frozen=True)
+class Publication:
+    volume_id: str
+    target_path: str
+    reference: str  # the image asked for
+    digest: str  # sha256:<hex>, or EMPTY
+    reason: str = ""  # why the volume is empty (a pull error, a timeout); "" when not
+    published_at: float = 0.0  # seconds since the epoch
+
+    @property
+    def empty(self) -> bool:
+        return self.digest == EMPTY
+
+
+class Publications:
+    """The records under `root/volumes/` (volume ids are validated before they get here)."""
+
+    def __init__(self, root: Path) -> None:
+        self.directory = root / "volumes"
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def get(self, volume_id: str) -> Publication | None:
+        try:
+            data = json.loads(self._path(volume_id).read_text())
+        except FileNotFoundError:
+            return None
+        return Publication(**data)
+
+    def put(self, publication: Publication) -> Publication:
+        stamped = (
+            publication
+            if publication.published_at
+            else Publication(**{**asdict(publication), "published_at": time.time()})
+        )
+        write_atomic(self._path(stamped.volume_id), asdict(stamped))
+        return stamped
+
+    def remove(self, volume_id: str) -> None:
+        self._path(volume_id).unlink(missing_ok=True)
+
+    def all(self) -> list[Publication]:
+        found = (self.get(p.stem) for p in sorted(self.directory.glob("*.json")))
+        return [p for p in found if p is not None]
+
+    def refcounts(self) -> dict[str, int]:
+        """How many published volumes use each cached digest (empty volumes are not counted)."""
+        return dict(Counter(p.digest for p in self.all() if not p.empty))
+
+    def _path(self, volume_id: str) -> Path:
+        return self.directory / f"{volume_id}.json"

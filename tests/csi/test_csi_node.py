@@ -1,0 +1,407 @@
+"""The CSI node plugin for real: `libinject csi` over its unix socket, called with the generated
+client stubs as the kubelet would, pulling real library images from a local registry with crane
+and bind-mounting them.
+
+Root only. Nothing touches the host's mount table: each test holds a private mount namespace
+(`unshare --mount --propagation private -- sleep`) and runs the plugin inside it with `nsenter`,
+so the plugin's mounts live there and outlive a killed plugin (as the kubelet's do), and vanish
+with the holder. Files are read through `/proc/<holder>/root/...`, which sees that namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from cluster import poll
+from cluster.libraries import ImageFactory
+from cluster.registry import Registry
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
+
+csi_pb2 = pytest.importorskip("libinject.csi.generated.csi_pb2")
+csi_pb2_grpc = pytest.importorskip("libinject.csi.generated.csi_pb2_grpc")
+
+LIBINJECT = Path(sys.executable).parent / "libinject"
+UNREACHABLE = "127.0.0.1:9/libinject"  # the discard port: nothing listens, connections refused
+
+
+def capability() -> Any:
+    mode = csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_WRITER
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(),
+        access_mode=csi_pb2.VolumeCapability.AccessMode(mode=mode),
+    )
+
+
+@dataclass
+class Plugin:
+    """One plugin process in a mount namespace held by `holder`; restartable."""
+
+    root: Path
+    pods: Path
+    registry: Registry
+    crane: Path
+    holder: subprocess.Popen[bytes]
+    publish_timeout: float = 120.0
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    channel: Any = None
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "csi.sock"
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.root.parent / f"plugin-{self.starts}.log"
+        self.logs.append(log)
+        command = [
+            "nsenter",
+            f"--target={self.holder.pid}",
+            "--mount",
+            "--",
+            str(LIBINJECT),
+            "csi",
+            f"--endpoint=unix://{self.socket}",
+            f"--root={self.root}",
+            "--node-id=node-1",
+            f"--allowed-registry={self.registry.address}/libinject",
+            f"--allowed-registry={UNREACHABLE}",
+            f"--registry={self.registry.address}/libinject",
+            f"--target-root={self.pods}",
+            f"--crane={self.crane}",
+            f"--publish-timeout={self.publish_timeout}",
+        ]
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        self.channel = grpc.insecure_channel(f"unix://{self.socket}")
+        identity = csi_pb2_grpc.IdentityStub(self.channel)
+        poll.until(
+            lambda: self._ready(identity),
+            what="the CSI plugin to answer Probe",
+            timeout=30,
+            interval=0.1,
+        )
+
+    def _ready(self, identity: Any) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the plugin exited: {self.logs[-1].read_text()}")
+        try:
+            return bool(identity.Probe(csi_pb2.ProbeRequest(), timeout=1).ready.value)
+        except grpc.RpcError:
+            return False
+
+    def kill(self, signum: int = signal.SIGKILL) -> None:
+        if self.channel is not None:
+            self.channel.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+            self.process.wait(timeout=30)
+
+    @property
+    def node(self) -> Any:
+        return csi_pb2_grpc.NodeStub(self.channel)
+
+    def publish(self, volume_id: str, target: Path, attributes: dict[str, str]) -> Any:
+        request = csi_pb2.NodePublishVolumeRequest(
+            volume_id=volume_id,
+            target_path=str(target),
+            volume_capability=capability(),
+            readonly=True,
+            volume_context=attributes,
+        )
+        return self.node.NodePublishVolume(request, timeout=180)
+
+    def unpublish(self, volume_id: str, target: Path) -> Any:
+        request = csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=str(target))
+        return self.node.NodeUnpublishVolume(request, timeout=30)
+
+    def inside(self, path: Path) -> Path:
+        """`path` as the plugin's mount namespace sees it."""
+        return Path(f"/proc/{self.holder.pid}/root") / path.relative_to("/")
+
+    def sh(self, script: str) -> subprocess.CompletedProcess[str]:
+        """Runs `script` in the plugin's mount namespace."""
+        return subprocess.run(
+            ["nsenter", f"--target={self.holder.pid}", "--mount", "--", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def mounted(self, target: Path) -> bool:
+        mountinfo = Path(f"/proc/{self.holder.pid}/mountinfo").read_text()
+        return any(line.split(" ")[4] == str(target) for line in mountinfo.splitlines())
+
+    def record(self, volume_id: str) -> dict[str, Any] | None:
+        path = self.root / "volumes" / f"{volume_id}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def pulls(self) -> int:
+        return sum(log.read_text().count('"library pulled"') for log in self.logs)
+
+    def cached(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "images").iterdir() if p.name[0] != ".")
+
+
+@pytest.fixture
+def plugin(tmp_path: Path, registry: Registry, crane: Path) -> Iterator[Plugin]:
+    holder = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity"]
+    )
+    root, pods = tmp_path / "root", tmp_path / "pods"
+    pods.mkdir()
+    running = Plugin(root=root, pods=pods, registry=registry, crane=crane, holder=holder)
+    try:
+        poll.until(
+            lambda: (
+                os.readlink(f"/proc/{holder.pid}/ns/mnt")
+                != os.readlink(f"/proc/{os.getpid()}/ns/mnt")
+            ),
+            what="the private mount namespace",
+            timeout=10,
+            interval=0.02,
+        )
+        running.start()
+        yield running
+    finally:
+        running.kill(signal.SIGTERM)
+        holder.kill()  # the namespace, and every mount in it, goes with its last process
+        holder.wait()
+
+
+@pytest.fixture(scope="module")
+def ddtrace_image(library_images: ImageFactory) -> str:
+    return library_images("ddtrace")
+
+
+def target_of(plugin: Plugin, pod: str) -> Path:
+    return plugin.pods / pod / "volumes" / "kubernetes.io~csi" / "libinject-python" / "mount"
+
+
+def test_publish_read_readonly_unpublish(plugin: Plugin, ddtrace_image: str) -> None:
+    """Publish bind-mounts the image's /libinject read-only at the target (the loader is there,
+    writes fail with EROFS), the record names the digest; unpublish unmounts, removes the target
+    directory and the record."""
+    target = target_of(plugin, "pod-a")
+    plugin.publish("csi-a", target, {"image": ddtrace_image})
+
+    seen = plugin.inside(target)
+    assert (seen / "sitecustomize.py").is_file()
+    assert plugin.mounted(target)
+    write = plugin.sh(f"touch {target}/x")
+    assert write.returncode != 0
+    assert "Read-only file system" in write.stderr
+    record = plugin.record("csi-a")
+    assert record is not None
+    assert record["digest"].startswith("sha256:")
+    assert record["target_path"] == str(target)
+    assert plugin.cached() == [record["digest"].removeprefix("sha256:")]
+
+    plugin.unpublish("csi-a", target)
+    assert not plugin.mounted(target)
+    assert not target.exists()
+    assert plugin.record("csi-a") is None
+    plugin.unpublish("csi-a", target)  # again: already unpublished is OK
+
+
+def test_publish_by_language_flavor_version(plugin: Plugin, ddtrace_image: str) -> None:
+    """language/flavor/version attributes name `<registry>/<language>-<flavor>:<version>`, the
+    image the engine injects; the same volume published again at the same target is OK, at
+    another target ALREADY_EXISTS."""
+    version = ddtrace_image.rsplit(":", 1)[1]
+    attributes = {"language": "python", "flavor": "ddtrace", "version": version}
+    target = target_of(plugin, "pod-b")
+    plugin.publish("csi-b", target, attributes)
+    plugin.publish("csi-b", target, attributes)  # idempotent
+    assert (plugin.inside(target) / "sitecustomize.py").is_file()
+    with pytest.raises(grpc.RpcError) as error:
+        plugin.publish("csi-b", target_of(plugin, "pod-c"), attributes)
+    assert error.value.code() is grpc.StatusCode.ALREADY_EXISTS
+    plugin.unpublish("csi-b", target)
+
+
+def test_ten_publishes_share_one_pull_and_one_copy(plugin: Plugin, ddtrace_image: str) -> None:
+    """Ten concurrent publishes of one image on a cold cache: one pull, one cache directory, ten
+    read-only mounts of it; each unpublish releases one reference."""
+    targets = {f"csi-{i}": target_of(plugin, f"pod-{i}") for i in range(10)}
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        calls = [
+            pool.submit(plugin.publish, volume, target, {"image": ddtrace_image})
+            for volume, target in targets.items()
+        ]
+        for call in calls:
+            call.result()
+    assert plugin.pulls() == 1
+    assert len(plugin.cached()) == 1
+    digests = {(plugin.record(volume) or {}).get("digest") for volume in targets}
+    assert len(digests) == 1
+    for target in targets.values():
+        assert plugin.mounted(target)
+        assert (plugin.inside(target) / "sitecustomize.py").is_file()
+    for volume, target in targets.items():
+        plugin.unpublish(volume, target)
+    assert not list((plugin.root / "volumes").glob("*.json"))
+    assert len(plugin.cached()) == 1  # collection of unused versions is not this step's
+
+
+def test_unreachable_registry_publishes_an_empty_volume(plugin: Plugin) -> None:
+    """With the registry down the pod must still start: publish succeeds with an empty
+    read-only directory, and the record says why the library is missing."""
+    target = target_of(plugin, "pod-down")
+    plugin.publish("csi-down", target, {"image": f"{UNREACHABLE}/python-ddtrace:4.16.0"})
+    assert plugin.mounted(target)
+    assert list(plugin.inside(target).iterdir()) == []
+    assert plugin.sh(f"touch {target}/x").returncode != 0
+    record = plugin.record("csi-down")
+    assert record is not None
+    assert record["digest"] == "empty"
+    assert "crane digest" in record["reason"]
+    assert "library not ready" in plugin.logs[-1].read_text()
+    plugin.unpublish("csi-down", target)
+    assert not target.exists()
+
+
+def test_slow_pull_publishes_empty_then_the_cache_is_warm(
+    tmp_path: Path, registry: Registry, crane: Path, ddtrace_image: str
+) -> None:
+    """A publish timeout shorter than the pull: the first publish mounts an empty volume in time
+    (its record says so), the pull goes on, and a later publish gets the library."""
+    holder = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "--", "sleep", "1d"]
+    )
+    pods = tmp_path / "pods"
+    pods.mkdir()
+    plugin = Plugin(
+        root=tmp_path / "root",
+        pods=pods,
+        registry=registry,
+        crane=crane,
+        holder=holder,
+        publish_timeout=0.05,
+    )
+    try:
+        plugin.start()
+        first = target_of(plugin, "pod-1")
+        plugin.publish("csi-1", first, {"image": ddtrace_image})
+        record = plugin.record("csi-1")
+        assert record is not None
+        assert record["digest"] == "empty"
+        assert "not ready within" in record["reason"]
+        poll.until(plugin.cached, what="the pull to finish", timeout=120)
+        second = target_of(plugin, "pod-2")
+        plugin.publish("csi-2", second, {"image": ddtrace_image})
+        assert (plugin.inside(second) / "sitecustomize.py").is_file()
+    finally:
+        plugin.kill(signal.SIGTERM)
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize(
+    ("volume_id", "target", "attributes", "code"),
+    [
+        ("../x", "pods/p/mount", None, grpc.StatusCode.INVALID_ARGUMENT),
+        ("a/b", "pods/p/mount", None, grpc.StatusCode.INVALID_ARGUMENT),
+        ("", "pods/p/mount", None, grpc.StatusCode.INVALID_ARGUMENT),
+        ("csi-x", "pods/../../etc", None, grpc.StatusCode.INVALID_ARGUMENT),
+        ("csi-x", "/etc/libinject", None, grpc.StatusCode.INVALID_ARGUMENT),
+        ("csi-x", "pods/p/mount", {}, grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            "csi-x",
+            "pods/p/mount",
+            {"image": "docker.io/library/busybox:1"},
+            grpc.StatusCode.PERMISSION_DENIED,
+        ),
+    ],
+)
+def test_hostile_requests_refused(
+    plugin: Plugin,
+    volume_id: str,
+    target: str,
+    attributes: dict[str, str] | None,
+    code: grpc.StatusCode,
+) -> None:
+    """Hostile volume ids, target paths escaping or outside the pods root, missing attributes
+    and images from a registry not allowed: refused with the right code, nothing written."""
+    path = target if target.startswith("/") else f"{plugin.pods.parent}/{target}"
+    image = {"image": f"{plugin.registry.address}/libinject/python-ddtrace:1"}
+    with pytest.raises(grpc.RpcError) as error:
+        plugin.publish(volume_id, Path(path), image if attributes is None else attributes)
+    assert error.value.code() is code
+    assert not list((plugin.root / "volumes").glob("*.json"))
+    assert not Path("/etc/libinject").exists()
+
+
+def test_symlinked_target_escaping_the_root_refused(plugin: Plugin, tmp_path: Path) -> None:
+    """A target whose parent is a symlink out of the pods root is refused before any mount."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (plugin.pods / "evil").symlink_to(outside)
+    image = {"image": f"{plugin.registry.address}/libinject/python-ddtrace:1"}
+    with pytest.raises(grpc.RpcError) as error:
+        plugin.publish("csi-evil", plugin.pods / "evil" / "mount", image)
+    assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert not (outside / "mount").exists()
+
+
+def test_killed_and_restarted_plugin_loses_nothing(plugin: Plugin, ddtrace_image: str) -> None:
+    """SIGKILL between publish and unpublish: the restarted plugin still knows the volume (its
+    record and the reference count derived from the records), serves a new publish of the same
+    image from the cache without pulling, and unpublishes both cleanly."""
+    first = target_of(plugin, "pod-1")
+    plugin.publish("csi-1", first, {"image": ddtrace_image})
+    before = plugin.record("csi-1")
+    plugin.kill(signal.SIGKILL)
+    assert plugin.mounted(first)  # the mount outlives the plugin, as on a node
+
+    plugin.start()  # a stale socket is left behind: the new plugin replaces it
+    assert plugin.record("csi-1") == before
+    second = target_of(plugin, "pod-2")
+    plugin.publish("csi-2", second, {"image": ddtrace_image})
+    assert plugin.pulls() == 1  # the first run's only
+    assert before is not None
+    refcounts = Counter(
+        json.loads(path.read_text())["digest"] for path in (plugin.root / "volumes").glob("*.json")
+    )
+    assert refcounts == {before["digest"]: 2}
+
+    plugin.unpublish("csi-1", first)
+    assert not plugin.mounted(first)
+    assert not first.exists()
+    assert plugin.record("csi-1") is None
+    assert (plugin.inside(second) / "sitecustomize.py").is_file()  # the other still served
+    plugin.unpublish("csi-2", second)
+    assert not plugin.mounted(second)
+
+
+def test_identity_and_node_info(plugin: Plugin) -> None:
+    """A node-only plugin: its name, no controller capability, ready, the configured node id;
+    the calls it does not serve are UNIMPLEMENTED."""
+    identity = csi_pb2_grpc.IdentityStub(plugin.channel)
+    info = identity.GetPluginInfo(csi_pb2.GetPluginInfoRequest())
+    assert info.name == "csi.libinject.dev"
+    assert info.vendor_version
+    assert not identity.GetPluginCapabilities(csi_pb2.GetPluginCapabilitiesRequest()).capabilities
+    assert plugin.node.NodeGetInfo(csi_pb2.NodeGetInfoRequest()).node_id == "node-1"
+    with pytest.raises(grpc.RpcError) as error:
+        plugin.node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(volume_id="v"))
+    assert error.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    with contextlib.suppress(grpc.RpcError):
+        plugin.channel.close()
