@@ -3,6 +3,10 @@
 # that venv. Build from the repository root: docker build -t localhost:5000/libinject/operator:0.1.0 .
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
+# crane, which the CSI node plugin (`libinject csi`) pulls library images with.
+FROM golang:1.26-bookworm AS crane
+RUN CGO_ENABLED=0 GOBIN=/out go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
+
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -30,6 +34,7 @@ RUN /opt/libinject/bin/pip install --no-deps /src \
 FROM ${PYTHON_IMAGE}
 # Same base image, so the venv's interpreter link (/usr/local/bin/python3.11) resolves here too.
 COPY --from=builder /opt/libinject /opt/libinject
+COPY --from=crane /out/crane /usr/local/bin/crane
 # The root filesystem is read-only in the cluster: bytecode was compiled at install time, none is
 # written at run time. Logs go out unbuffered.
 ENV PATH=/opt/libinject/bin:$PATH \

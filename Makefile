@@ -45,12 +45,14 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Engine latency in memory, the webhook on a local control plane, Python start-up with the
-# injected library, and the Python bundles' sizes (results in bench/results/).
+# injected library, the Python bundles' sizes, and CSI versus the copy for 50 pods on one node
+# (results in bench/results/).
 bench: testbin
 	$(RUN) -m bench.engine
 	$(RUN) -m bench.webhook
 	$(RUN) -m bench.python_startup
 	$(RUN) -m bench.bundle_size
+	$(RUN) -m bench.csi
 
 # Regenerates the CRD from the Python model (the one source of truth for the schema).
 crds: $(STAMP)

@@ -8,7 +8,9 @@ test using them never fetches or starts anything:
   - `busybox`: Debian's static busybox, unpacked from busybox-static (cluster.debian);
   - `registry`: a local OCI registry on loopback (cluster.registry.Registry);
   - `test_agent`: Datadog's trace test agent, also the OTLP receiver (cluster.testagent.TestAgent);
-    `agent` is the same agent, cleared of what earlier tests sent it.
+    `agent` is the same agent, cleared of what earlier tests sent it;
+  - `csi_plugin`: libinject's CSI node plugin for the pod runner (cluster.csiplugin.CSIPlugin),
+    images allowed from the registry's libinject/ only; one per test, so its cache starts cold.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from cluster import build, debian
+from cluster.csiplugin import CSIPlugin
 from cluster.registry import Registry
 from cluster.testagent import TestAgent
 
@@ -55,3 +58,14 @@ def agent(test_agent: TestAgent) -> TestAgent:
     """The session's test agent, holding only what this test sends it."""
     test_agent.clear()
     return test_agent
+
+
+@pytest.fixture
+def csi_plugin(crane: Path, registry: Registry, tmp_path: Path) -> Iterator[CSIPlugin]:
+    """The plugin serving `csi_plugin.endpoint`; hand the runner its endpoint and kubelet_root."""
+    prefix = f"{registry.address}/libinject"
+    plugin = CSIPlugin(
+        crane=crane, allowed_registries=(prefix,), registry=prefix, directory=tmp_path / "csi"
+    )
+    with plugin:
+        yield plugin

@@ -145,12 +145,20 @@ def test_attributes_name_the_image_as_the_engine_does() -> None:
     assert validate.image_for({"image": image}, RULES) == image
 
 
+def test_the_webhooks_attributes_are_accepted() -> None:
+    """What the webhook writes (libinject.engine.delivery): the image, and its language for
+    people reading the pod."""
+    image = "127.0.0.1:5000/libinject/python-ddtrace:4.16.0"
+    assert validate.image_for({"image": image, "language": "python"}, RULES) == image
+
+
 @pytest.mark.parametrize(
     ("attributes", "code"),
     [
         ({}, Code.INVALID_ARGUMENT),
         ({"language": "python", "flavor": "ddtrace"}, Code.INVALID_ARGUMENT),
-        ({"image": "x", "language": "python"}, Code.INVALID_ARGUMENT),
+        ({"image": "127.0.0.1:5000/libinject/p:1", "flavor": "ddtrace"}, Code.INVALID_ARGUMENT),
+        ({"image": "127.0.0.1:5000/libinject/p:1", "language": "../x"}, Code.INVALID_ARGUMENT),
         ({"image": "127.0.0.1:5000/libinject/p:1", "extra": "1"}, Code.INVALID_ARGUMENT),
         ({"language": "../x", "flavor": "d", "version": "1"}, Code.INVALID_ARGUMENT),
         ({"language": "python", "flavor": "d", "version": "1/../2"}, Code.INVALID_ARGUMENT),

@@ -20,6 +20,7 @@ import yaml
 from cluster import poll
 from cluster.fixtures import OPERATOR_NAMESPACE, NamespaceFactory
 from cluster.kubectl import Kubectl
+from cluster.manifests import RESTRICTED_CONTEXT, one, render
 
 REPO = Path(__file__).parents[2]
 MANIFESTS = REPO / "manifests"
@@ -56,27 +57,11 @@ PROBE_POD: dict[str, Any] = {
             {
                 "name": "app",
                 "image": "registry.invalid/app:1",
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "capabilities": {"drop": ["ALL"]},
-                    "runAsNonRoot": True,
-                    "runAsUser": 1000,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": RESTRICTED_CONTEXT,
             }
         ]
     },
 }
-
-
-def _render(kubectl: Kubectl, path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(kubectl("kustomize", str(path)).stdout) if d]
-
-
-def _one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
-    return found[0]
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -142,12 +127,12 @@ def _template_as_pod(deployment: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def base(kubectl: Kubectl) -> list[dict[str, Any]]:
-    return _render(kubectl, MANIFESTS)
+    return render(kubectl, MANIFESTS)
 
 
 @pytest.fixture(scope="module")
 def overlay(kubectl: Kubectl) -> list[dict[str, Any]]:
-    return _render(kubectl, CERT_MANAGER)
+    return render(kubectl, CERT_MANAGER)
 
 
 def test_base_renders_the_whole_install(base: list[dict[str, Any]]) -> None:
@@ -169,10 +154,10 @@ def test_base_passes_a_server_side_dry_run(kubectl: Kubectl, base: list[dict[str
     """The server accepts every object of the base without a warning. libinject-system enforces
     `restricted`; Pod Security only warns about a Deployment's template, so the template is also
     dry-run as a Pod there, where `restricted` is enforced."""
-    namespace = _one(base, "Namespace", OPERATOR_NAMESPACE)
+    namespace = one(base, "Namespace", OPERATOR_NAMESPACE)
     assert namespace["metadata"]["labels"][ENFORCE] == "restricted"
     _dry_run_apply(kubectl, base)
-    pod = _template_as_pod(_one(base, "Deployment", "libinject-operator"))
+    pod = _template_as_pod(one(base, "Deployment", "libinject-operator"))
     result = _dry_run_pod(kubectl, pod, OPERATOR_NAMESPACE)
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr, result.stderr
@@ -184,7 +169,7 @@ def test_restricted_is_really_enforced_in_the_operator_namespace(
 ) -> None:
     """Control for the test above: the same template without its container securityContext is
     refused in libinject-system, so the acceptance there is Pod Security's verdict."""
-    pod = _template_as_pod(_one(base, "Deployment", "libinject-operator"))
+    pod = _template_as_pod(one(base, "Deployment", "libinject-operator"))
     del pod["spec"]["containers"][0]["securityContext"]
     result = _dry_run_pod(kubectl, pod, OPERATOR_NAMESPACE)
     assert result.returncode != 0
@@ -196,7 +181,7 @@ def test_webhook_safety_settings(base: list[dict[str, Any]]) -> None:
     is re-invoked after later webhooks, declares no side effects, only sees pod CREATEs, only in
     opted-in namespaces other than the system ones and ours, and carries no caBundle (the
     operator or cert-manager fills it, and a re-apply must not wipe it)."""
-    configuration = _one(base, "MutatingWebhookConfiguration", "libinject")
+    configuration = one(base, "MutatingWebhookConfiguration", "libinject")
     [webhook] = configuration["webhooks"]
     assert webhook["name"] == "pods.libinject.dev"
     assert webhook["failurePolicy"] == "Ignore"
@@ -239,7 +224,7 @@ def test_the_server_keeps_the_webhook_as_written(
 ) -> None:
     """The server stores every setting of the webhook as we wrote it: none is dropped, none is
     defaulted to something else (and so the checks above are what the API server acts on)."""
-    rendered = _one(base, "MutatingWebhookConfiguration", "libinject")
+    rendered = one(base, "MutatingWebhookConfiguration", "libinject")
     [stored] = _dry_run_apply(kubectl, [rendered])
     [webhook], [stored_webhook] = rendered["webhooks"], stored["webhooks"]
     for key, value in webhook.items():
@@ -262,7 +247,7 @@ def probe_webhook(kubectl: Kubectl, base: list[dict[str, Any]]) -> Iterator[str]
     """A copy of our webhook configuration, under its own names, pointing at a Service that does
     not exist: every call to it fails, whatever state the real operator is in, and the API
     server's counters for it are its alone. Yields the webhook's name."""
-    configuration = copy.deepcopy(_one(base, "MutatingWebhookConfiguration", "libinject"))
+    configuration = copy.deepcopy(one(base, "MutatingWebhookConfiguration", "libinject"))
     suffix = secrets.token_hex(3)
     configuration["metadata"] = {"name": f"libinject-probe-{suffix}"}
     webhook = configuration["webhooks"][0]
@@ -357,7 +342,7 @@ def test_cert_manager_overlay_changes_only_what_it_says(
     }
     assert (
         configuration["webhooks"]
-        == _one(base, "MutatingWebhookConfiguration", "libinject")["webhooks"]
+        == one(base, "MutatingWebhookConfiguration", "libinject")["webhooks"]
     )
 
     certificate = keyed["Certificate", "libinject-webhook"]
@@ -372,7 +357,7 @@ def test_cert_manager_overlay_changes_only_what_it_says(
 
     deployment = keyed["Deployment", "libinject-operator"]
     container = _container(deployment)
-    base_args = _container(_one(base, "Deployment", "libinject-operator"))["args"]
+    base_args = _container(one(base, "Deployment", "libinject-operator"))["args"]
     assert container["args"] == [
         *base_args,
         f"--tls-cert-file={CERT_MOUNT}/tls.crt",
@@ -394,7 +379,7 @@ def test_cert_manager_overlay_passes_a_dry_run_without_cert_manager(
     accepted by the server without a warning, and the template still meets `restricted`."""
     ours = [o for o in overlay if not o["apiVersion"].startswith("cert-manager.io/")]
     _dry_run_apply(kubectl, ours)
-    pod = _template_as_pod(_one(ours, "Deployment", "libinject-operator"))
+    pod = _template_as_pod(one(ours, "Deployment", "libinject-operator"))
     result = _dry_run_pod(kubectl, pod, OPERATOR_NAMESPACE)
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr, result.stderr
@@ -405,14 +390,14 @@ def test_service_probes_and_pdb_fit_the_deployment(base: list[dict[str, Any]]) -
     `metrics`; readiness is /readyz and liveness /healthz on that listener, behind a startup
     probe; the PDB keeps one replica of two through drains; both select the Deployment's pods.
     A new replica is ready before an old one stops, and replicas spread across nodes."""
-    deployment = _one(base, "Deployment", "libinject-operator")
+    deployment = one(base, "Deployment", "libinject-operator")
     spec, pod_spec = deployment["spec"], deployment["spec"]["template"]["spec"]
     labels = spec["template"]["metadata"]["labels"]
     container = _container(deployment)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"webhook": 9443, "probes": 8080}
 
-    service = _one(base, "Service", "libinject-webhook")
+    service = one(base, "Service", "libinject-webhook")
     assert service["spec"]["selector"].items() <= labels.items()
     service_ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
     assert service_ports == {"https": (443, "webhook"), "metrics": (8080, "probes")}
@@ -422,7 +407,7 @@ def test_service_probes_and_pdb_fit_the_deployment(base: list[dict[str, Any]]) -
         assert http["port"] == "probes"
         assert path is None or http["path"] == path
 
-    pdb = _one(base, "PodDisruptionBudget", "libinject-operator")
+    pdb = one(base, "PodDisruptionBudget", "libinject-operator")
     assert pdb["spec"]["minAvailable"] == 1
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert spec["replicas"] > pdb["spec"]["minAvailable"]
@@ -442,7 +427,7 @@ def test_the_read_only_root_leaves_the_operator_room_to_write(base: list[dict[st
     """The root filesystem is read-only; the generated certificates' directory (the operator's
     default --cert-dir) and /tmp are emptyDirs, the certificates' in memory; the config is the
     ConfigMap, mounted read-only where `--config` looks."""
-    deployment = _one(base, "Deployment", "libinject-operator")
+    deployment = one(base, "Deployment", "libinject-operator")
     container = _container(deployment)
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
@@ -464,14 +449,14 @@ def test_the_operator_reads_its_config_and_flags(
 
     from libinject.runtime import config  # noqa: PLC0415 (the operator's runtime, under way)
 
-    text = _one(base, "ConfigMap", "libinject-config")["data"]["config.yaml"]
+    text = one(base, "ConfigMap", "libinject-config")["data"]["config.yaml"]
     path = tmp_path / "config.yaml"
     path.write_text(text)
     defaults = config.load(flags={}, environ={})
     assert config.load(flags={"config": path}, environ={}) == defaults
     document = yaml.safe_load(text)
     assert document["webhookHost"] == SERVICE_HOST
-    container = _container(_one(base, "Deployment", "libinject-operator"))
+    container = _container(one(base, "Deployment", "libinject-operator"))
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert (document["webhookPort"], document["probePort"]) == (ports["webhook"], ports["probes"])
 
@@ -483,7 +468,7 @@ def test_the_operator_reads_its_config_and_flags(
         return config.load(flags=flags, environ={})
 
     assert settings(container["args"]) == defaults
-    overlaid = settings(_container(_one(overlay, "Deployment", "libinject-operator"))["args"])
+    overlaid = settings(_container(one(overlay, "Deployment", "libinject-operator"))["args"])
     assert overlaid.webhook.cert_file == Path(CERT_MOUNT, "tls.crt")
     assert overlaid.webhook.key_file == Path(CERT_MOUNT, "tls.key")
 
@@ -496,7 +481,7 @@ def test_the_peering_crd_keeps_kopf_keepalives(
     accepted, and the server keeps a status shaped like Kopf's keep-alives (identity -> priority,
     lifetime, lastseen): the CRD preserves unknown fields there, and has no status subresource
     that would make Kopf patch /status (a sub-resource the operator's RBAC does not grant)."""
-    crd = _one(base, "CustomResourceDefinition", "clusterkopfpeerings.kopf.dev")
+    crd = one(base, "CustomResourceDefinition", "clusterkopfpeerings.kopf.dev")
     [version] = crd["spec"]["versions"]
     assert "subresources" not in version
     keepalive = {"priority": 7, "lifetime": 60, "lastseen": "2026-01-01T00:00:00+00:00"}

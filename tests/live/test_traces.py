@@ -5,11 +5,17 @@ runner plays the kubelet: it pulls the library image from the local registry, ru
 container chrooted into it, and runs the app container's command (a Flask app, from a ConfigMap)
 with the host's Python, the injected env and the mounted library. Traces go to Datadog's trace
 test agent, which also serves as the OTLP receiver.
+
+The trace tests run in both injection modes: `init-container` (the copy above) and `csi`, where
+the webhook adds a CSI inline volume instead and the pod runner publishes it through the real
+node plugin (`libinject csi`, cluster.csiplugin) as the kubelet would: the app reads the library
+from the plugin's node cache, one copy for every pod of that version.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import time
@@ -24,6 +30,7 @@ from kubernetes import client
 
 from cluster import harness, poll
 from cluster.apps import FLASK, WEBAPP, image_env, virtualenv
+from cluster.csiplugin import CSIPlugin, mounts_under
 from cluster.fixtures import NamespaceFactory
 from cluster.libraries import (
     DDTRACE,
@@ -34,6 +41,7 @@ from cluster.libraries import (
     push_image,
 )
 from cluster.podrunner import PodRunner, RunningPod
+from cluster.podrunner.csi import target_path
 from cluster.registry import Registry
 from cluster.testagent import TestAgent, repeated_field
 from cluster.workloads import ENABLED, PolicyFactory, create_pod, python_policy
@@ -52,11 +60,32 @@ OLD_WRAPT = "wrapt==1.17.2"
 OLD_BYTECODE = "bytecode==0.13.0"
 OWN_DDTRACE = "ddtrace==4.15.0"
 PYTHON_38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
+LIBRARY_VOLUME = "libinject-python"
+CSI_DRIVER = "csi.libinject.dev"
+MODES = ["init-container", "csi"]
 
 
 @pytest.fixture
-def runner(admin: client.ApiClient, crane: Path, tmp_path: Path) -> PodRunner:
-    return PodRunner(admin=admin, crane=crane, directory=tmp_path / "pods")
+def mode(request: pytest.FixtureRequest) -> str:
+    """The policies' injection mode: init-container unless a test parametrizes it (indirect)."""
+    return str(getattr(request, "param", "init-container"))
+
+
+@pytest.fixture
+def runner(
+    admin: client.ApiClient, crane: Path, tmp_path: Path, mode: str, request: pytest.FixtureRequest
+) -> PodRunner:
+    """The pod runner; in csi mode it publishes through the test's CSI plugin."""
+    if mode != "csi":
+        return PodRunner(admin=admin, crane=crane, directory=tmp_path / "pods")
+    plugin: CSIPlugin = request.getfixturevalue("csi_plugin")  # stopped after the pods
+    return PodRunner(
+        admin=admin,
+        crane=crane,
+        directory=tmp_path / "pods",
+        csi_endpoint=plugin.endpoint,
+        kubelet_root=plugin.kubelet_root,
+    )
 
 
 @pytest.fixture
@@ -66,9 +95,11 @@ def instrumented(
     policies: PolicyFactory,
     library_images: ImageFactory,
     test_agent: TestAgent,
+    mode: str,
 ) -> Callable[..., str]:
     """A fresh opted-in namespace whose Python pods get `flavor`'s image from the local registry
-    (or `image`), with the node's agent at the test agent's port; returns the namespace."""
+    (or `image`), with the node's agent at the test agent's port; returns the namespace. In csi
+    mode the policy says `injection: {mode: csi}`."""
 
     def make(flavor: str, image: str = "") -> str:
         namespace = namespaces(labels=ENABLED)
@@ -80,16 +111,18 @@ def instrumented(
             "version": version,
             "image": image or library_images(flavor),
         }
+        injection = {"injection": {"mode": "csi"}} if mode == "csi" else {}
         policies(
             python_policy(
                 f"traces-{flavor}",
                 [namespace],
                 libraries=[library],
                 agent={"mode": "hostIP", "port": port},
+                **injection,
             )
         )
         _configmap(admin, namespace)
-        _wait_until_injecting(admin, namespace)
+        _wait_until_injecting(admin, namespace, mode)
         return namespace
 
     return make
@@ -149,17 +182,22 @@ def serve(runner: PodRunner) -> Iterator[Callable[..., tuple[RunningPod, int]]]:
         running.stop()
 
 
+@pytest.mark.parametrize("mode", MODES, indirect=True)
 def test_ddtrace_traces_carry_the_pods_service_env_and_version(
     admin: client.ApiClient,
     instrumented: Callable[..., str],
     serve: Callable[..., tuple[RunningPod, int]],
     agent: TestAgent,
+    mode: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The webhook's pod spec alone makes an uninstrumented Flask app send traces: the init
-    container copied the bundle, PYTHONPATH loaded it, and each request's span reaches the
-    node's agent (status.hostIP + the policy's port) tagged with the pod labels' service, env
-    and version. The process got the pod's uid as DD_ENTITY_ID (ddtrace puts it on its
-    DogStatsD metrics; trace payloads carry no entity id of their own)."""
+    container copied the bundle (or, in csi mode, the plugin published its node cache's copy),
+    PYTHONPATH loaded it, and each request's span reaches the node's agent (status.hostIP + the
+    policy's port) tagged with the pod labels' service, env and version. The process got the
+    pod's uid as DD_ENTITY_ID (ddtrace puts it on its DogStatsD metrics; trace payloads carry
+    no entity id of their own). In csi mode a second pod of the same version shares the one
+    cached copy."""
     namespace = instrumented("ddtrace")
     pod = create_pod(admin, namespace=namespace, body=webapp_pod("shop"))
     running, port = serve(pod, virtualenv(FLASK))
@@ -177,17 +215,31 @@ def test_ddtrace_traces_carry_the_pods_service_env_and_version(
     assert facts["entity_id"] == pod["metadata"]["uid"]
     assert facts["ddtrace"].startswith("/opt/libinject/python/sites/")
     assert f"loaded ddtrace {DDTRACE}" in running.output()
+    if mode == "csi":
+        plugin: CSIPlugin = request.getfixturevalue("csi_plugin")
+        assert facts["ddtrace"].startswith(_served_from_the_cache(pod, running, plugin) + "/")
+        second = create_pod(admin, namespace=namespace, body=webapp_pod("shop-2"))
+        again, other_port = serve(second, virtualenv(FLASK))
+        assert json.loads(_get(other_port, "/facts"))["ddtrace"] == facts["ddtrace"]
+        _served_from_the_cache(second, again, plugin)
+        assert len(plugin.cached()) == 1, plugin.cached()  # one copy per node
+        assert plugin.pulls() == 1
+        assert len({record["digest"] for record in plugin.records()}) == 1
+        assert len(plugin.records()) == 2
 
 
+@pytest.mark.parametrize("mode", MODES, indirect=True)
 def test_opentelemetry_spans_carry_the_service_and_kubernetes_attributes(
     admin: client.ApiClient,
     instrumented: Callable[..., str],
     serve: Callable[..., tuple[RunningPod, int]],
     agent: TestAgent,
+    mode: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The OpenTelemetry flavor auto-instruments the same app: spans arrive over OTLP/HTTP at
     the receiver with service.name from the pod label and the pod's namespace, name, uid and
-    container as resource attributes."""
+    container as resource attributes. In csi mode the SDK is the plugin's cached copy."""
     namespace = instrumented("opentelemetry")
     pod = create_pod(admin, namespace=namespace, body=webapp_pod("shop-otel"))
     running, port = serve(pod, virtualenv(FLASK))
@@ -205,6 +257,60 @@ def test_opentelemetry_spans_carry_the_service_and_kubernetes_attributes(
     assert resource["k8s.pod.uid"] == pod["metadata"]["uid"]
     assert resource["k8s.container.name"] == "app"
     assert f"loaded opentelemetry {OPENTELEMETRY}" in running.output()
+    if mode == "csi":
+        plugin: CSIPlugin = request.getfixturevalue("csi_plugin")
+        mount_path = _served_from_the_cache(pod, running, plugin)
+        assert json.loads(_get(port, "/facts"))["otel_sdk"].startswith(mount_path + "/")
+        assert len(plugin.cached()) == 1
+
+
+def _served_from_the_cache(pod: dict[str, Any], running: RunningPod, plugin: CSIPlugin) -> str:
+    """Checks the pod got the CSI volume and no copy container, and that its app sees, at the
+    library's mountPath, the plugin's cached directory itself (same device and inode, looked at
+    through the container's own mount namespace); returns the mountPath."""
+    spec = pod["spec"]
+    assert not spec.get("initContainers")
+    volume = next(v for v in spec["volumes"] if v["name"] == LIBRARY_VOLUME)
+    assert volume["csi"]["driver"] == CSI_DRIVER
+    assert volume["csi"]["readOnly"] is True
+    mounts = spec["containers"][0]["volumeMounts"]
+    mount_path = str(next(m for m in mounts if m["name"] == LIBRARY_VOLUME)["mountPath"])
+    target = str(target_path(plugin.kubelet_root, pod["metadata"]["uid"], LIBRARY_VOLUME))
+    records = [record for record in plugin.records() if record["target_path"] == target]
+    assert len(records) == 1, plugin.records()
+    cached = os.stat(plugin.library(records[0]["digest"]))
+    assert running.process is not None
+    seen = os.stat(f"/proc/{running.process.pid}/root{mount_path}")
+    assert (seen.st_dev, seen.st_ino) == (cached.st_dev, cached.st_ino)
+    return mount_path
+
+
+@pytest.mark.parametrize("mode", ["csi"], indirect=True)
+def test_the_csi_plugin_leaves_no_mount_behind(
+    admin: client.ApiClient,
+    instrumented: Callable[..., str],
+    runner: PodRunner,
+    csi_plugin: CSIPlugin,
+) -> None:
+    """The plugin's mounts stay inside its private directory and go with it: while a pod runs
+    its volume is mounted under the kubelet root; once the pod is done it is unpublished and
+    the pod's directories are gone; once the plugin is stopped nothing at all is mounted under
+    that directory (nor is it one itself) in our mount table."""
+    namespace = instrumented("ddtrace")
+    command = ["python", "-c", "import os; print(sorted(os.listdir('/opt/libinject/python')))"]
+    pod = create_pod(admin, namespace=namespace, body=webapp_pod("listing", command=command))
+    target = target_path(csi_plugin.kubelet_root, pod["metadata"]["uid"], LIBRARY_VOLUME)
+    with runner.start(pod, app=image_env(virtualenv(FLASK))) as running:
+        assert str(target) in mounts_under(csi_plugin.kubelet_root)
+        assert running.wait(60) == 0, running.output()
+    assert "sitecustomize.py" in running.output()
+    assert mounts_under(csi_plugin.kubelet_root) == []
+    assert list((csi_plugin.kubelet_root / "pods").iterdir()) == []
+    assert csi_plugin.records() == []
+    directory = csi_plugin.root
+    assert mounts_under(directory, itself=True) == [str(directory)]
+    csi_plugin.stop()
+    assert mounts_under(directory, itself=True) == []
 
 
 def _otlp_spans(agent: TestAgent) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -236,8 +342,9 @@ def _configmap(admin: client.ApiClient, namespace: str) -> None:
     client.CoreV1Api(admin).create_namespaced_config_map(namespace, body)
 
 
-def _wait_until_injecting(admin: client.ApiClient, namespace: str) -> None:
-    """Until the operator's index has the new policy: a dry-run create comes back injected."""
+def _wait_until_injecting(admin: client.ApiClient, namespace: str, mode: str) -> None:
+    """Until the operator's index has the new policy: a dry-run create comes back injected (a
+    copy container, or in csi mode the CSI volume)."""
     core = client.CoreV1Api(admin)
 
     def injected() -> bool:
@@ -245,7 +352,10 @@ def _wait_until_injecting(admin: client.ApiClient, namespace: str) -> None:
         response = core.create_namespaced_pod(
             namespace, probe, dry_run="All", _preload_content=False
         )
-        return bool(json.loads(response.data)["spec"].get("initContainers"))
+        spec = json.loads(response.data)["spec"]
+        if mode != "csi":
+            return bool(spec.get("initContainers"))
+        return any(v["name"] == LIBRARY_VOLUME and "csi" in v for v in spec.get("volumes") or ())
 
     poll.until(injected, what=f"injection in {namespace}", timeout=30)
 

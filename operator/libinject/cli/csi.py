@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from libinject.cli.errors import InputError
@@ -47,13 +48,53 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="SECONDS",
         help="a pull (resolve, download, unpack) that takes longer fails",
     )
+    cmd.add_argument(
+        "--gc-grace",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="a cached version no volume uses is removed once unused this long",
+    )
+    cmd.add_argument(
+        "--gc-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often unused versions are looked for (also once at start)",
+    )
+    cmd.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://ADDRESS:PORT/metrics (0: off)",
+    )
+    cmd.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="the address the metrics endpoint listens on",
+    )
+    cmd.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        help="for Events on pods (default: in-cluster configuration when in a pod)",
+    )
+    cmd.add_argument(
+        "--events",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="post a Warning Event on a pod whose volume is published empty (default: on "
+        "when a Kubernetes configuration loads)",
+    )
     cmd.add_argument("--log-format", choices=["json", "text"], default="json")
     cmd.set_defaults(run=_run_csi)
 
 
 def _run_csi(args: argparse.Namespace) -> str:
     # Imported here: the other commands must not pay for grpc's import.
-    from libinject.csi import server, validate  # noqa: PLC0415
+    from libinject.csi import metrics, server, validate  # noqa: PLC0415
     from libinject.csi.cache import CranePuller  # noqa: PLC0415
     from libinject.csi.node import NodeConfig  # noqa: PLC0415
     from libinject.runtime import logs  # noqa: PLC0415
@@ -71,16 +112,51 @@ def _run_csi(args: argparse.Namespace) -> str:
         raise InputError("csi", str(error)) from error
     if args.publish_timeout <= 0 or args.pull_timeout <= 0:
         raise InputError("--publish-timeout/--pull-timeout", "must be positive")
+    if args.gc_grace < 0 or args.gc_interval <= 0:
+        raise InputError("--gc-grace/--gc-interval", "grace >= 0, interval > 0")
+    if not 0 <= args.metrics_port <= 65535:
+        raise InputError("--metrics-port", "0 (off) to 65535")
     logs.configure(args.log_format)
     config = NodeConfig(node_id=args.node_id, rules=rules, publish_timeout=args.publish_timeout)
+    settings = server.Settings(
+        pull_timeout=args.pull_timeout,
+        gc_grace=args.gc_grace,
+        gc_interval=args.gc_interval,
+        on_empty=_event_poster(args),
+    )
+    if args.metrics_port:
+        try:
+            metrics.serve(args.metrics_port, args.metrics_address)
+        except OSError as error:
+            raise InputError("--metrics-port", str(error)) from error
     try:
         server.serve(
             endpoint=args.endpoint,
             root=args.root,
             config=config,
             puller=CranePuller(args.crane),
-            pull_timeout=args.pull_timeout,
+            settings=settings,
         )
     except server.EndpointError as error:
         raise InputError("--endpoint", str(error)) from error
     return ""
+
+
+def _event_poster(args: argparse.Namespace) -> Callable[..., None] | None:
+    """The Event poster's report, started; None when Events are off or cannot be posted."""
+    from libinject.csi import events  # noqa: PLC0415
+    from libinject.runtime import logs  # noqa: PLC0415
+
+    log = logs.get("libinject.csi")
+    if args.events is False:
+        return None
+    try:
+        api = events.api_client(args.kubeconfig)
+    except events.ConfigError as error:
+        if args.events or args.kubeconfig is not None:
+            raise InputError("--events", str(error)) from error
+        log.info("events off", why=str(error))
+        return None
+    poster = events.EventPoster(api, node_id=args.node_id)
+    poster.start()
+    return poster.report

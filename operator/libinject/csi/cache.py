@@ -2,6 +2,8 @@
 
 Layout under the plugin's root:
   images/<hex digest>/libinject/   the image's /libinject directory (the bind mount's source)
+  images/<hex digest>/last-use     its mtime: when the image was last pulled, published or
+                                   unpublished (collection of unused versions reads it; gc.py)
   refs/<sha256 of reference>.json  which digest a tag resolved to, once it was pulled
   empty/                           the empty directory published when a library is not ready
 
@@ -29,15 +31,19 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from libinject.csi import metrics
 from libinject.runtime import logs
 
 LIBRARY_DIR = "libinject"
+LAST_USE = "last-use"
+GARBAGE_PREFIX = ".gc-"  # an entry being removed: renamed out of the way first
 DEFAULT_PULL_TIMEOUT = 300.0
 
 _log = logs.get("libinject.csi.cache")
@@ -148,6 +154,8 @@ class Cache:
         self._clock = clock
         self._lock = threading.Lock()
         self._pulls: dict[str, Future[Entry]] = {}
+        self._holds_guard = threading.Lock()
+        self._holds: dict[str, threading.Lock] = {}
         for directory in (self.images, self.refs, self.empty):
             directory.mkdir(parents=True, exist_ok=True)
         self.empty.chmod(0o555)
@@ -187,6 +195,55 @@ class Cache:
             f"sha256:{p.name}" for p in self.images.iterdir() if not p.name.startswith(".")
         )
 
+    @contextmanager
+    def hold(self, digest: str) -> Iterator[None]:
+        """The lock of one digest: a publish holds it from finding the entry until its record
+        is written (and touched), collection while it checks the records and removes the entry."""
+        with self._holds_guard:
+            lock = self._holds.setdefault(digest, threading.Lock())
+        with lock:
+            yield
+
+    def touch(self, digest: str) -> None:
+        """Marks the entry of `digest` used now (no-op when it is not cached)."""
+        marker = self.path_of(digest).parent / LAST_USE
+        with suppress(FileNotFoundError):
+            marker.touch()  # an existing marker gets mtime now
+
+    def last_uses(self) -> dict[str, float]:
+        """When each cached digest was last used (its marker's mtime, else its directory's)."""
+        found = {}
+        for digest in self.digests():
+            entry = self.path_of(digest).parent
+            for path in (entry / LAST_USE, entry):
+                try:
+                    found[digest] = path.stat().st_mtime
+                    break
+                except FileNotFoundError:
+                    continue
+        return found
+
+    def remove(self, digest: str) -> None:
+        """Removes the entry of `digest` (renamed away first, so it is absent at once) and the
+        tag records that resolve to it. The caller holds `hold(digest)` and knows it unused."""
+        entry = self.path_of(digest).parent
+        garbage = entry.with_name(GARBAGE_PREFIX + entry.name)
+        with suppress(FileNotFoundError):
+            entry.rename(garbage)
+        for ref in self.refs.glob("*.json"):
+            if self._recorded_digest(ref) == digest:
+                ref.unlink(missing_ok=True)
+        _remove_tree(garbage)
+
+    def remove_leftovers(self) -> None:
+        """Entries a crash left half-removed, and tag records of digests no longer cached."""
+        for garbage in self.images.glob(GARBAGE_PREFIX + "*"):
+            _remove_tree(garbage)
+        for ref in self.refs.glob("*.json"):
+            digest = self._recorded_digest(ref)
+            if digest is not None and not self.path_of(digest).is_dir():
+                ref.unlink(missing_ok=True)
+
     def _pull(self, reference: str, pull: Future[Entry]) -> None:
         started = self._clock()
         try:
@@ -216,6 +273,7 @@ class Cache:
                 self._puller.export(f"{name}@{digest}", scratch, timeout=self._left(deadline))
                 if not (scratch / LIBRARY_DIR).is_dir():
                     raise PullError(f"{reference}: the image has no /{LIBRARY_DIR} directory")
+                (scratch / LAST_USE).touch()  # used now, from the moment it is in place
                 try:
                     scratch.rename(path.parent)  # atomic: an entry is complete or absent
                 except OSError:
@@ -224,6 +282,8 @@ class Cache:
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             _log.info("library pulled", reference=reference, digest=digest)
+            metrics.CACHE_IMAGES.set(len(self.digests()))
+        self.touch(digest)
         self._record(reference, digest)
         return Entry(digest, path)
 
@@ -236,6 +296,14 @@ class Cache:
     def _ref_file(self, reference: str) -> Path:
         return self.refs / f"{hashlib.sha256(reference.encode()).hexdigest()}.json"
 
+    @staticmethod
+    def _recorded_digest(ref: Path) -> str | None:
+        try:
+            digest = json.loads(ref.read_text()).get("digest")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return digest if isinstance(digest, str) else None
+
     def _recorded(self, reference: str) -> str | None:
         try:
             data = json.loads(self._ref_file(reference).read_text())
@@ -246,6 +314,17 @@ class Cache:
 
     def _record(self, reference: str, digest: str) -> None:
         write_atomic(self._ref_file(reference), {"reference": reference, "digest": digest})
+
+
+def _remove_tree(path: Path) -> None:
+    """Removes `path`, making read-only directories of an unpacked image writable as it goes."""
+
+    def retry(function: Callable[..., object], name: str, _: object) -> None:
+        os.chmod(os.path.dirname(name), 0o700)
+        function(name)
+
+    if path.exists():
+        shutil.rmtree(path, onerror=retry)
 
 
 def _pinned(reference: str) -> str | None:

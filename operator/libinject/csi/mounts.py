@@ -34,9 +34,10 @@ def is_mounted(target: Path) -> bool:
     return str(target) in mount_points()
 
 
-def mount_points() -> set[str]:
+def mount_points(mountinfo: Path = MOUNTINFO) -> set[str]:
+    """The mount points of a mount table (ours, or another process's /proc/<pid>/mountinfo)."""
     points = set()
-    for line in MOUNTINFO.read_text().splitlines():
+    for line in mountinfo.read_text().splitlines():
         fields = line.split(" ")
         if len(fields) > 4:
             points.add(_unescape(fields[4]))

@@ -4,7 +4,10 @@ NodePublishVolume: validate the request, resolve the image from the volume attri
 the library is in the cache (waiting at most the publish timeout), record the publication, then
 bind-mount the library read-only at the target path. When the library cannot be made ready in
 time (a pull error, the registry down, the timeout) an empty read-only directory is published
-instead, so the pod starts uninstrumented rather than stuck, and the record says why.
+instead, so the pod starts uninstrumented rather than stuck, and the record, the log, the
+`libinject_csi_empty_volumes_total` counter and (when the kubelet named the pod and Events are
+on) a Warning Event on the pod say why. The cache entry is held (`Cache.hold`) from finding it
+until the record names it and its last use is touched, so collection cannot remove it between.
 NodeUnpublishVolume: unmount, remove the target directory, drop the record; an unknown volume is
 already unpublished (OK). Every other Node call is UNIMPLEMENTED (the base servicer's answer).
 """
@@ -13,16 +16,18 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
 
-from libinject.csi import mounts, validate
+from libinject.csi import metrics, mounts, validate
 from libinject.csi.cache import Cache, PullError
+from libinject.csi.events import Pod, pod_of
 from libinject.csi.generated import csi_pb2, csi_pb2_grpc
 from libinject.csi.publications import EMPTY, Publication, Publications
 from libinject.runtime import logs
@@ -30,18 +35,22 @@ from libinject.runtime import logs
 DEFAULT_PUBLISH_TIMEOUT = 20.0
 # What a publish keeps of the kubelet's own deadline for the mount and its answer.
 DEADLINE_MARGIN = 1.0
+# Times a publish looks for a library again when collection removed it as the publish found it.
+ATTEMPTS = 2
 
 _log = logs.get("libinject.csi.node")
 
 
-def log_empty(publication: Publication) -> None:
-    """The default report of a volume published empty (the hook for an Event or a metric)."""
+def log_empty(publication: Publication, pod: Pod | None) -> None:
+    """The log line of a volume published empty."""
     _log.warning(
         "library not ready: published an empty volume",
         volume_id=publication.volume_id,
         target_path=publication.target_path,
         image=publication.reference,
         reason=publication.reason,
+        cause=publication.cause,
+        pod=f"{pod.namespace}/{pod.name}" if pod else "",
     )
 
 
@@ -59,7 +68,7 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         cache: Cache,
         publications: Publications,
         *,
-        on_empty: Callable[[Publication], None] = log_empty,
+        on_empty: Callable[[Publication, Pod | None], None] | None = None,
     ) -> None:
         self.config = config
         self.cache = cache
@@ -75,6 +84,7 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         return csi_pb2.NodeGetInfoResponse(node_id=self.config.node_id)
 
     def NodePublishVolume(self, request: Any, context: Any) -> Any:  # noqa: N802
+        started = time.monotonic()
         rules = self.config.rules
         try:
             volume_id = validate.volume_id(request.volume_id)
@@ -100,8 +110,14 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 if mounts.is_mounted(Path(target)):
                     return csi_pb2.NodePublishVolumeResponse()
             publication = self._publish(volume_id, Path(target), reference, context)
+        outcome = "empty" if publication.empty else "library"
+        metrics.PUBLISH_SECONDS.labels(outcome).observe(time.monotonic() - started)
         if publication.empty:
-            self.on_empty(publication)
+            metrics.EMPTY_VOLUMES.labels(publication.cause).inc()
+            pod = pod_of(request.volume_context)
+            log_empty(publication, pod)
+            if self.on_empty is not None:
+                self.on_empty(publication, pod)
         else:
             _log.info(
                 "volume published",
@@ -131,25 +147,36 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 pass
             except (mounts.MountError, OSError) as error:
                 _abort(context, grpc.StatusCode.INTERNAL, f"unpublish {target}: {error}")
+            if not existing.empty:
+                # Before the record goes: collection then never sees it unused since long ago.
+                self.cache.touch(existing.digest)
             self.publications.remove(volume_id)
         _log.info("volume unpublished", volume_id=volume_id, target_path=target)
         return csi_pb2.NodeUnpublishVolumeResponse()
 
     def _publish(self, volume_id: str, target: Path, reference: str, context: Any) -> Publication:
-        source, digest, reason = self._library(reference, context)
         try:
             target.mkdir(parents=True, exist_ok=True)  # the plugin makes the target itself
         except OSError as error:
             _abort(context, grpc.StatusCode.INTERNAL, f"target {target}: {error}")
-        publication = self.publications.put(
-            Publication(
-                volume_id=volume_id,
-                target_path=str(target),
-                reference=reference,
-                digest=digest,
-                reason=reason,
+        publication = None
+        for _ in range(ATTEMPTS):
+            source, digest, reason, cause = self._library(reference, context)
+            with nullcontext() if digest == EMPTY else self.cache.hold(digest):
+                if digest != EMPTY and not source.is_dir():
+                    continue  # collected after ensure found it: look again
+                publication = self._record(
+                    volume_id, target, reference, digest=digest, reason=reason, cause=cause
+                )
+                if digest != EMPTY:
+                    self.cache.touch(digest)
+            break
+        if publication is None:
+            source = self.cache.empty
+            why = "removed by collection as it was published"
+            publication = self._record(
+                volume_id, target, reference, digest=EMPTY, reason=why, cause=metrics.COLLECTED
             )
-        )
         try:
             mounts.bind_readonly(source, target)
         except mounts.MountError as error:
@@ -157,8 +184,23 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             _abort(context, grpc.StatusCode.INTERNAL, str(error))
         return publication
 
-    def _library(self, reference: str, context: Any) -> tuple[Path, str, str]:
-        """The mount source, the digest (or EMPTY) and why it is empty ("" when not)."""
+    def _record(
+        self, volume_id: str, target: Path, reference: str, *, digest: str, reason: str, cause: str
+    ) -> Publication:
+        return self.publications.put(
+            Publication(
+                volume_id=volume_id,
+                target_path=str(target),
+                reference=reference,
+                digest=digest,
+                reason=reason,
+                cause=cause,
+            )
+        )
+
+    def _library(self, reference: str, context: Any) -> tuple[Path, str, str, str]:
+        """The mount source, the digest (or EMPTY), why it is empty and the coarse cause ("", ""
+        when not empty)."""
         timeout = self.config.publish_timeout
         remaining = context.time_remaining()
         if remaining is not None:
@@ -166,10 +208,11 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         try:
             entry = self.cache.ensure(reference, timeout=timeout)
         except TimeoutError:
-            return self.cache.empty, EMPTY, f"not ready within {max(timeout, 0):.1f}s"
+            why = f"not ready within {max(timeout, 0):.1f}s"
+            return self.cache.empty, EMPTY, why, metrics.TIMEOUT
         except PullError as error:
-            return self.cache.empty, EMPTY, str(error)
-        return entry.path, entry.digest, ""
+            return self.cache.empty, EMPTY, str(error), metrics.PULL_ERROR
+        return entry.path, entry.digest, "", ""
 
     def _check_real_path(self, target: str) -> None:
         """The target with symlinks resolved must stay under a root (itself resolved)."""

@@ -25,6 +25,7 @@ class Publication:
     reference: str  # the image asked for
     digest: str  # sha256:<hex>, or EMPTY
     reason: str = ""  # why the volume is empty (a pull error, a timeout); "" when not
+    cause: str = ""  # the reason's coarse kind (metrics.TIMEOUT, ...); "" when not empty
     published_at: float = 0.0  # seconds since the epoch
 
     @property
@@ -44,7 +45,8 @@ class Publications:
             data = json.loads(self._path(volume_id).read_text())
         except FileNotFoundError:
             return None
-        return Publication(**data)
+        known = set(Publication.__dataclass_fields__)
+        return Publication(**{key: value for key, value in data.items() if key in known})
 
     def put(self, publication: Publication) -> Publication:
         stamped = (

@@ -1,22 +1,27 @@
-"""The plugin's gRPC server on a unix socket; stops gracefully on SIGTERM or SIGINT."""
+"""The plugin's gRPC server on a unix socket, with its collector of unused versions (and, when
+asked, its metrics endpoint and Event poster); stops gracefully on SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import signal
 import stat
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import grpc
 
-from libinject.csi.cache import Cache, Puller
+from libinject.csi import gc
+from libinject.csi.cache import DEFAULT_PULL_TIMEOUT, Cache, Puller
+from libinject.csi.events import Pod
 from libinject.csi.generated import csi_pb2_grpc
 from libinject.csi.identity import Identity
 from libinject.csi.node import Node, NodeConfig
-from libinject.csi.publications import Publications
+from libinject.csi.publications import Publication, Publications
 from libinject.runtime import logs
 
 WORKERS = 16
@@ -35,27 +40,52 @@ def socket_path(endpoint: str) -> Path:
     return Path(endpoint.removeprefix("unix://"))
 
 
+@dataclass(frozen=True)
+class Settings:
+    pull_timeout: float = DEFAULT_PULL_TIMEOUT
+    gc_grace: float = gc.DEFAULT_GRACE
+    gc_interval: float = gc.DEFAULT_INTERVAL
+    # Called for each volume published empty (after the log and the metric): the Event poster.
+    on_empty: Callable[[Publication, Pod | None], None] | None = None
+
+
+@dataclass
+class Running:
+    server: Any  # grpc.Server
+    collector: gc.Collector
+
+    def stop(self, grace: float = GRACE) -> None:
+        self.server.stop(grace).wait()
+        self.collector.stop()
+
+
 def build(
-    *, endpoint: str, root: Path, config: NodeConfig, puller: Puller, pull_timeout: float
-) -> Any:
-    """A started server (grpc.Server) serving Identity and Node at `endpoint`."""
+    *, endpoint: str, root: Path, config: NodeConfig, puller: Puller, settings: Settings
+) -> Running:
+    """A started server serving Identity and Node at `endpoint`, and its started collector."""
     path = socket_path(endpoint)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(path.lstat().st_mode):
             raise EndpointError(f"{path} exists and is not a socket")
         path.unlink()  # a stale socket of an earlier run
-    node = Node(config, Cache(root, puller, pull_timeout=pull_timeout), Publications(root))
+    cache = Cache(root, puller, pull_timeout=settings.pull_timeout)
+    publications = Publications(root)
+    node = Node(config, cache, publications, on_empty=settings.on_empty)
+    collector = gc.Collector(
+        cache, publications, grace=settings.gc_grace, interval=settings.gc_interval
+    )
     server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"))
     csi_pb2_grpc.add_IdentityServicer_to_server(Identity(), server)
     csi_pb2_grpc.add_NodeServicer_to_server(node, server)
     server.add_insecure_port(f"unix://{path}")
     server.start()
-    return server
+    collector.start()
+    return Running(server, collector)
 
 
 def serve(
-    *, endpoint: str, root: Path, config: NodeConfig, puller: Puller, pull_timeout: float
+    *, endpoint: str, root: Path, config: NodeConfig, puller: Puller, settings: Settings
 ) -> None:
     """Serves until SIGTERM or SIGINT, then stops, letting calls in flight finish."""
     stopping = threading.Event()
@@ -66,10 +96,15 @@ def serve(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server = build(
-        endpoint=endpoint, root=root, config=config, puller=puller, pull_timeout=pull_timeout
+    running = build(endpoint=endpoint, root=root, config=config, puller=puller, settings=settings)
+    _log.info(
+        "serving",
+        endpoint=endpoint,
+        root=str(root),
+        node_id=config.node_id,
+        gc_grace=settings.gc_grace,
+        gc_interval=settings.gc_interval,
     )
-    _log.info("serving", endpoint=endpoint, root=str(root), node_id=config.node_id)
     stopping.wait()
-    server.stop(GRACE).wait()
+    running.stop()
     socket_path(endpoint).unlink(missing_ok=True)

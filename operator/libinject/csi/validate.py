@@ -136,16 +136,20 @@ def image_reference(value: str, allowed: Sequence[str]) -> str:
 def image_for(attributes: Mapping[str, str], rules: Rules) -> str:
     """The library image an inline volume's attributes name.
 
-    Either `image` (a full reference), or `language`, `flavor` and `version`, which name
-    `<registry>/<language>-<flavor>:<version>` as libinject.engine.inject does.
+    Either `image` (a full reference; the webhook also writes `language` next to it, which
+    only names the volume's library for people reading the pod), or `language`, `flavor` and
+    `version`, which name `<registry>/<language>-<flavor>:<version>` as libinject.engine.inject
+    does.
     """
     ours = {k: v for k, v in attributes.items() if not k.startswith(KUBELET_ATTRIBUTE_PREFIX)}
     unknown = sorted(set(ours) - ATTRIBUTES)
     if unknown:
         raise RefusedError("volume_context", f"unknown attributes: {', '.join(unknown)}")
     if "image" in ours:
-        if set(ours) != {"image"}:
+        if not set(ours) <= {"image", "language"}:
             raise RefusedError("volume_context", "give either image or language/flavor/version")
+        if "language" in ours and not _NAME.fullmatch(ours["language"]):
+            raise RefusedError("volume_context", f"language {ours['language']!r}: not a name")
         return image_reference(ours["image"], rules.allowed_registries)
     missing = sorted(ATTRIBUTES - {"image"} - set(ours))
     if missing:

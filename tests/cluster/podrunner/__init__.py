@@ -6,6 +6,9 @@ registry with crane and runs it to completion chrooted into that image, then sta
 container from the host's file system with the pod's volumes mounted and its environment
 resolved as the kubelet resolves it. Every container runs in private mount, UTS and PID
 namespaces (launch.py), so no mount reaches the host's mount table and no process outlives it.
+Given a CSI node plugin's endpoint (`csi_endpoint`, `kubelet_root`), it publishes the pod's csi
+inline volumes through that plugin as the kubelet does; those mounts are the plugin's, in the
+runner's own mount namespace, under the kubelet root.
 
     runner = PodRunner(admin=admin, crane=crane, directory=tmp_path)
     with runner.start(pod, app={"PATH": f"{venv}/bin:/usr/bin:/bin"}) as running:
@@ -16,6 +19,7 @@ namespaces (launch.py), so no mount reaches the host's mount table and no proces
 from cluster.podrunner.containers import Identity, Image
 from cluster.podrunner.errors import (
     ContainerConfigError,
+    CSIVolumeError,
     ImagePullError,
     InitContainerError,
     PodRunnerError,
@@ -27,6 +31,7 @@ from cluster.podrunner.runner import AppImage, Completed, PodRunner, RunningPod
 
 __all__ = [
     "AppImage",
+    "CSIVolumeError",
     "Completed",
     "ContainerConfigError",
     "Identity",

@@ -15,12 +15,24 @@ class ContainerConfigError(PodRunnerError):
 class UnsupportedVolumeError(PodRunnerError):
     """A volume of a type the runner does not make."""
 
-    def __init__(self, volume: str, kind: str) -> None:
+    def __init__(self, volume: str, kind: str, *, detail: str = "") -> None:
         super().__init__(
             f"volume {volume!r} is of type {kind!r}, which the pod runner does not support"
+            + (f" ({detail})" if detail else "")
         )
         self.volume = volume
         self.kind = kind
+        self.detail = detail
+
+
+class CSIVolumeError(PodRunnerError):
+    """The CSI node plugin refused or failed a call for a volume (the kubelet's FailedMount)."""
+
+    def __init__(self, volume: str, call: str, detail: str) -> None:
+        super().__init__(f"volume {volume!r}: {call} failed: {detail}")
+        self.volume = volume
+        self.call = call
+        self.detail = detail
 
 
 class ImagePullError(PodRunnerError):

@@ -1,5 +1,10 @@
 """The kubelet's part for one pod: volumes, init containers from their images, then one app
-container on the host's file system, all in private mount and PID namespaces."""
+container on the host's file system, all in private mount and PID namespaces.
+
+CSI inline volumes are published by a real node plugin (cluster.podrunner.csi) in this
+process's mount namespace, under the kubelet root: each container's namespace is a copy of ours
+made when it starts, so it has the plugin's mount at the target path and binds it at its
+mountPath."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from kubernetes import client
 
 from cluster.podrunner.api import ApiSources
 from cluster.podrunner.containers import Image
+from cluster.podrunner.csi import CSIVolumes, NodePlugin
 from cluster.podrunner.environment import Sources, resolve_env
 from cluster.podrunner.errors import ContainerConfigError, InitContainerError
 from cluster.podrunner.images import ImageStore
@@ -52,7 +58,12 @@ class PodRunner:
 
     `admin` reads what the pod refers to (ConfigMaps, Secrets, its node). `host_ip` stands for
     status.hostIP and status.podIP: the app runs on this host's network. `grace` is how long a
-    stopped app gets between SIGTERM and SIGKILL."""
+    stopped app gets between SIGTERM and SIGKILL.
+
+    `csi_endpoint` (unix:///path/csi.sock) is a CSI node plugin for the pods' `csi` inline
+    volumes of its driver; `kubelet_root` is the kubelet's root directory its target paths are
+    under (`<kubelet_root>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount`). Without an
+    endpoint a csi volume is refused as unsupported."""
 
     def __init__(
         self,
@@ -64,6 +75,8 @@ class PodRunner:
         images: ImageStore | None = None,
         init_timeout: float = 120.0,
         grace: float = 5.0,
+        csi_endpoint: str | None = None,
+        kubelet_root: Path = Path("/var/lib/kubelet"),
     ) -> None:
         self.core = client.CoreV1Api(admin)
         self.directory = directory
@@ -71,6 +84,11 @@ class PodRunner:
         self.images = images or ImageStore(crane, directory / "images")
         self.init_timeout = init_timeout
         self.grace = grace
+        self.csi = (
+            None
+            if csi_endpoint is None
+            else NodePlugin(endpoint=csi_endpoint, kubelet_root=kubelet_root)
+        )
 
     def start(
         self,
@@ -85,11 +103,16 @@ class PodRunner:
         image = app if isinstance(app, AppImage) else AppImage(env=dict(app))
         work = self.directory / _directory_name(pod)
         running = RunningPod(work, grace=self.grace)
+        running.csi = None if self.csi is None else CSIVolumes(self.csi)
         try:
             sources = _sources(self.core, pod)
             work.mkdir(parents=True)
             volumes = prepare_volumes(
-                pod, directory=work / "volumes", sources=sources, images=self.images
+                pod,
+                directory=work / "volumes",
+                sources=sources,
+                images=self.images,
+                csi=running.csi,
             )
             for spec in pod["spec"].get("initContainers") or ():
                 self._run_init(pod, spec, volumes=volumes, sources=sources, work=work)
@@ -181,6 +204,7 @@ class RunningPod:
         self.grace = grace
         self.mountpoints = HostMountpoints()
         self.process: ContainerProcess | None = None
+        self.csi: CSIVolumes | None = None
 
     def __enter__(self) -> RunningPod:
         return self
@@ -203,14 +227,19 @@ class RunningPod:
         return self._process().wait(timeout)
 
     def stop(self) -> int | None:
-        """SIGTERM, SIGKILL after the grace period; then the mountpoints made on the host and
-        the pod's directory go. Safe to call twice."""
+        """SIGTERM, SIGKILL after the grace period; then the CSI volumes are unpublished, and
+        the mountpoints made on the host and the pod's directory go. Safe to call twice; a
+        failed unpublish is raised once the rest is cleaned up."""
         code = None
         if self.process is not None:
             code = self.process.stop(grace=self.grace)
             self.process.keep_output()
-        self.mountpoints.release()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        try:
+            if self.csi is not None:
+                self.csi.unpublish_all()
+        finally:
+            self.mountpoints.release()
+            shutil.rmtree(self.directory, ignore_errors=True)
         return code
 
     def output(self) -> str:

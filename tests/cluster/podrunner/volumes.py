@@ -6,7 +6,9 @@ always does. image: the image's file system, read-only. The ServiceAccount token
 (projected, `kube-api-access-*`) gets a dummy token, the namespace and the cluster's CA bundle
 (the namespace's kube-root-ca.crt ConfigMap): it is filled, not skipped, because the
 ServiceAccount plugin (and libinject's copy container) mount it, but nothing here may act as the
-pod's ServiceAccount. Anything else is refused.
+pod's ServiceAccount. csi: published by the CSI node plugin the runner was given, as the kubelet
+publishes an inline volume (cluster.podrunner.csi); the path is the plugin's target path, and
+only the plugin's own driver is accepted. Anything else is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from cluster import poll
+from cluster.podrunner.csi import CSIVolumes
 from cluster.podrunner.environment import Sources
 from cluster.podrunner.errors import ContainerConfigError, UnsupportedVolumeError
 
@@ -40,19 +43,30 @@ class Unpacker(Protocol):
 
 
 def prepare_volumes(
-    pod: Mapping[str, Any], *, directory: Path, sources: Sources, images: Unpacker
+    pod: Mapping[str, Any],
+    *,
+    directory: Path,
+    sources: Sources,
+    images: Unpacker,
+    csi: CSIVolumes | None = None,
 ) -> dict[str, Volume]:
-    """Makes every volume of the pod under `directory`; refuses the whole pod if one of them is
-    of a type the runner does not support, before making any."""
+    """Makes every volume of the pod under `directory` (csi volumes through `csi`, which keeps
+    what it published for the caller to unpublish); refuses the whole pod if one of them is of a
+    type the runner does not support, before making any."""
     specs = list(pod.get("spec", {}).get("volumes") or ())
     for spec in specs:
-        _check(spec)
+        _check(spec, csi)
     namespace = str(pod["metadata"]["namespace"])
     volumes = {}
     for spec in specs:
-        path = directory / str(spec["name"])
-        volumes[spec["name"]] = _make(
-            spec, path, sources=sources, images=images, namespace=namespace
+        name = str(spec["name"])
+        if _kind(spec) == "csi":
+            assert csi is not None  # _check refused it otherwise
+            path = csi.publish(pod, spec)
+            volumes[name] = Volume(name, path, read_only=bool(spec["csi"].get("readOnly")))
+            continue
+        volumes[name] = _make(
+            spec, directory / name, sources=sources, images=images, namespace=namespace
         )
     return volumes
 
@@ -62,8 +76,11 @@ def _kind(spec: Mapping[str, Any]) -> str:
     return kinds[0] if len(kinds) == 1 else "+".join(kinds) or "none"
 
 
-def _check(spec: Mapping[str, Any]) -> None:
+def _check(spec: Mapping[str, Any], csi: CSIVolumes | None) -> None:
     kind = _kind(spec)
+    if kind == "csi" and csi is not None:
+        csi.plugin.check(spec)
+        return
     token = kind == "projected" and str(spec["name"]).startswith(TOKEN_VOLUME_PREFIX)
     if kind not in ("emptyDir", "configMap", "secret", "image") and not token:
         raise UnsupportedVolumeError(str(spec["name"]), kind)

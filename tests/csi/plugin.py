@@ -1,0 +1,206 @@
+"""A `libinject csi` plugin for the tests, run for real in a private mount namespace.
+
+Root only. Nothing touches the host's mount table: each plugin's namespace is held by
+`unshare --mount --propagation private -- sleep`, and the plugin runs inside it with `nsenter`,
+so its mounts live there and outlive a killed plugin (as the kubelet's do), and vanish with the
+holder. Files are read through `/proc/<holder>/root/...`, which sees that namespace. The plugin
+is called with the generated client stubs, as the kubelet would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from cluster import poll
+from cluster.registry import Registry
+from libinject.csi.mounts import mount_points
+
+csi_pb2 = pytest.importorskip("libinject.csi.generated.csi_pb2")
+csi_pb2_grpc = pytest.importorskip("libinject.csi.generated.csi_pb2_grpc")
+
+LIBINJECT = Path(sys.executable).parent / "libinject"
+UNREACHABLE = "127.0.0.1:9/libinject"  # the discard port: nothing listens, connections refused
+
+
+def capability() -> Any:
+    mode = csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_WRITER
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(),
+        access_mode=csi_pb2.VolumeCapability.AccessMode(mode=mode),
+    )
+
+
+@dataclass
+class Plugin:
+    """One plugin process in a mount namespace held by `holder`; restartable."""
+
+    root: Path
+    pods: Path
+    registry: Registry
+    crane: Path
+    holder: subprocess.Popen[bytes]
+    publish_timeout: float = 120.0
+    extra_args: list[str] = field(default_factory=list)  # more `libinject csi` flags
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    channel: Any = None
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "csi.sock"
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.root.parent / f"plugin-{self.starts}.log"
+        self.logs.append(log)
+        command = [
+            "nsenter",
+            f"--target={self.holder.pid}",
+            "--mount",
+            "--",
+            str(LIBINJECT),
+            "csi",
+            f"--endpoint=unix://{self.socket}",
+            f"--root={self.root}",
+            "--node-id=node-1",
+            f"--allowed-registry={self.registry.address}/libinject",
+            f"--allowed-registry={UNREACHABLE}",
+            f"--registry={self.registry.address}/libinject",
+            f"--target-root={self.pods}",
+            f"--crane={self.crane}",
+            f"--publish-timeout={self.publish_timeout}",
+            *self.extra_args,
+        ]
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        self.channel = grpc.insecure_channel(f"unix://{self.socket}")
+        identity = csi_pb2_grpc.IdentityStub(self.channel)
+        poll.until(
+            lambda: self._ready(identity),
+            what="the CSI plugin to answer Probe",
+            timeout=30,
+            interval=0.1,
+        )
+
+    def _ready(self, identity: Any) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the plugin exited: {self.logs[-1].read_text()}")
+        try:
+            return bool(identity.Probe(csi_pb2.ProbeRequest(), timeout=1).ready.value)
+        except grpc.RpcError:
+            return False
+
+    def kill(self, signum: int = signal.SIGKILL) -> None:
+        if self.channel is not None:
+            self.channel.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+            self.process.wait(timeout=30)
+
+    @property
+    def node(self) -> Any:
+        return csi_pb2_grpc.NodeStub(self.channel)
+
+    def log(self) -> str:
+        """Every run's log, in order."""
+        return "".join(log.read_text() for log in self.logs)
+
+    def publish(self, volume_id: str, target: Path, attributes: dict[str, str]) -> Any:
+        request = csi_pb2.NodePublishVolumeRequest(
+            volume_id=volume_id,
+            target_path=str(target),
+            volume_capability=capability(),
+            readonly=True,
+            volume_context=attributes,
+        )
+        return self.node.NodePublishVolume(request, timeout=180)
+
+    def unpublish(self, volume_id: str, target: Path) -> Any:
+        request = csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=str(target))
+        return self.node.NodeUnpublishVolume(request, timeout=30)
+
+    def inside(self, path: Path) -> Path:
+        """`path` as the plugin's mount namespace sees it."""
+        return Path(f"/proc/{self.holder.pid}/root") / path.relative_to("/")
+
+    def sh(self, script: str) -> subprocess.CompletedProcess[str]:
+        """Runs `script` in the plugin's mount namespace."""
+        return subprocess.run(
+            ["nsenter", f"--target={self.holder.pid}", "--mount", "--", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def mounted(self, target: Path) -> bool:
+        return str(target) in mount_points(Path(f"/proc/{self.holder.pid}/mountinfo"))
+
+    def record(self, volume_id: str) -> dict[str, Any] | None:
+        path = self.root / "volumes" / f"{volume_id}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def pulls(self) -> int:
+        return sum(log.read_text().count('"library pulled"') for log in self.logs)
+
+    def cached(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "images").iterdir() if p.name[0] != ".")
+
+
+def target_of(plugin: Plugin, pod: str) -> Path:
+    return plugin.pods / pod / "volumes" / "kubernetes.io~csi" / "libinject-python" / "mount"
+
+
+@contextlib.contextmanager
+def running_plugin(
+    directory: Path,
+    registry: Registry,
+    crane: Path,
+    *extra_args: str,
+    publish_timeout: float = 120.0,
+) -> Iterator[Plugin]:
+    """A started plugin (root and pods directories under `directory`) in its own mount
+    namespace; stopped, and the namespace with every mount in it gone, on exit."""
+    holder = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity"]
+    )
+    pods = directory / "pods"
+    pods.mkdir()
+    running = Plugin(
+        root=directory / "root",
+        pods=pods,
+        registry=registry,
+        crane=crane,
+        holder=holder,
+        publish_timeout=publish_timeout,
+        extra_args=list(extra_args),
+    )
+    try:
+        poll.until(
+            lambda: (
+                os.readlink(f"/proc/{holder.pid}/ns/mnt")
+                != os.readlink(f"/proc/{os.getpid()}/ns/mnt")
+            ),
+            what="the private mount namespace",
+            timeout=10,
+            interval=0.02,
+        )
+        running.start()
+        yield running
+    finally:
+        running.kill(signal.SIGTERM)
+        holder.kill()  # the namespace, and every mount in it, goes with its last process
+        holder.wait()
