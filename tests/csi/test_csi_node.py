@@ -9,7 +9,6 @@ import json
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import grpc
 import pytest
 
 from cluster import poll
-from cluster.libraries import ImageFactory
 from cluster.registry import Registry
 from csi.plugin import (
     UNREACHABLE,
@@ -29,17 +27,6 @@ from csi.plugin import (
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
-
-
-@pytest.fixture
-def plugin(tmp_path: Path, registry: Registry, crane: Path) -> Iterator[Plugin]:
-    with running_plugin(tmp_path, registry, crane) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def ddtrace_image(library_images: ImageFactory) -> str:
-    return library_images("ddtrace")
 
 
 def test_publish_read_readonly_unpublish(plugin: Plugin, ddtrace_image: str) -> None:

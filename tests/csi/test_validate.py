@@ -184,3 +184,49 @@ def test_bad_configuration_refused(entry: str) -> None:
     """The node's own allowed-registry entries are checked at start-up."""
     with pytest.raises(ValueError, match="registry"):
         Rules(allowed_registries=(entry,))
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({}, False),
+        ({"writable": "false"}, False),
+        ({"writable": "true"}, True),
+    ],
+)
+def test_writable_attribute(attributes: dict[str, str], expected: bool) -> None:
+    """`writable` is false when absent, and exactly "true" or "false" otherwise."""
+    assert validate.writable(attributes) is expected
+
+
+@pytest.mark.parametrize("value", ["", "True", "yes", "1", "true ", "on"])
+def test_writable_values_refused(value: str) -> None:
+    """Anything but "true" or "false" (no case folding, no yes/1/on) is INVALID_ARGUMENT."""
+    with pytest.raises(RefusedError) as refused:
+        validate.writable({"writable": value})
+    assert refused.value.code is Code.INVALID_ARGUMENT
+    assert refused.value.field == "volume_context"
+
+
+def test_writable_goes_with_either_way_of_naming_the_image() -> None:
+    """`writable` says how the library is mounted, not which one: it is not an unknown
+    attribute next to `image` (and `language`) or next to language/flavor/version."""
+    image = "127.0.0.1:5000/libinject/python-ddtrace:4.16.0"
+    for attributes in (
+        {"image": image, "writable": "true"},
+        {"image": image, "language": "python", "writable": "false"},
+        {"language": "python", "flavor": "ddtrace", "version": "4.16.0", "writable": "true"},
+    ):
+        assert validate.image_for(attributes, RULES) == image
+
+
+def test_overlay_paths() -> None:
+    """A path named in overlay options passes unchanged unless it holds `,` (separates the
+    options), `:` (separates lower directories), `\\` (escapes) or NUL: those are refused."""
+    path = "/var/lib/libinject/overlays/csi-3f9a/upper"
+    assert validate.overlay_path(path, "root") == path
+    for bad in ("/a,b", "/a:b", "/a\\b", "/a\0b", "/x/upper,lowerdir=/etc"):
+        with pytest.raises(RefusedError) as refused:
+            validate.overlay_path(bad, "root")
+        assert refused.value.code is Code.INVALID_ARGUMENT
+        assert refused.value.field == "root"

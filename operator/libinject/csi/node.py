@@ -1,24 +1,31 @@
-"""The CSI Node service: ephemeral inline volumes served read-only from the node cache.
+"""The CSI Node service: ephemeral inline volumes served from the node cache.
 
 NodePublishVolume: validate the request, resolve the image from the volume attributes, make sure
 the library is in the cache (waiting at most the publish timeout), record the publication, then
-bind-mount the library read-only at the target path. When the library cannot be made ready in
+bind-mount the library read-only at the target path. A volume with the `writable: "true"`
+attribute gets an overlay instead, for libraries that must write next to themselves: the cached
+library as its lower directory (read-only, shared by every pod), and an upper and a work directory
+of its own (`<root>/overlays/<volume id>/{upper,work}`, made after the record is written), so
+writes land there and no other volume sees them. When the library cannot be made ready in
 time (a pull error, the registry down, the timeout) an empty read-only directory is published
 instead, so the pod starts uninstrumented rather than stuck, and the record, the log, the
 `libinject_csi_empty_volumes_total` counter and (when the kubelet named the pod and Events are
 on) a Warning Event on the pod say why. The cache entry is held (`Cache.hold`) from finding it
 until the record names it and its last use is touched, so collection cannot remove it between.
-NodeUnpublishVolume: unmount, remove the target directory, drop the record; an unknown volume is
-already unpublished (OK). Every other Node call is UNIMPLEMENTED (the base servicer's answer).
+NodeUnpublishVolume: unmount, remove the target directory, then a writable volume's overlay
+directories (the record says `writable`, so this holds after a restart too), drop the record; an
+unknown volume is already unpublished (OK). Every other Node call is UNIMPLEMENTED (the base
+servicer's answer).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -74,6 +81,7 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         self.cache = cache
         self.publications = publications
         self.on_empty = on_empty
+        self.overlays = cache.root / "overlays"
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
@@ -94,22 +102,31 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             if request.volume_capability.HasField("block"):
                 raise validate.RefusedError("volume_capability", "block volumes are not served")
             reference = validate.image_for(dict(request.volume_context), rules)
+            writable = validate.writable(dict(request.volume_context))
+            if writable:
+                validate.overlay_path(str(self.cache.images), "root")
+                validate.overlay_path(str(self._overlay(volume_id)), "root")
             self._check_real_path(target)
         except validate.RefusedError as refused:
             _abort(context, grpc.StatusCode[refused.code.value], str(refused))
         with self._volume_lock(volume_id):
             existing = self.publications.get(volume_id)
             if existing is not None:
-                if existing.target_path != target or existing.reference != reference:
+                if (
+                    existing.target_path != target
+                    or existing.reference != reference
+                    or existing.writable != writable
+                ):
                     _abort(
                         context,
                         grpc.StatusCode.ALREADY_EXISTS,
                         f"volume {volume_id} is published at {existing.target_path} "
-                        f"with {existing.reference}",
+                        f"with {existing.reference}"
+                        + (" (writable)" if existing.writable else " (read-only)"),
                     )
                 if mounts.is_mounted(Path(target)):
                     return csi_pb2.NodePublishVolumeResponse()
-            publication = self._publish(volume_id, Path(target), reference, context)
+            publication = self._publish(volume_id, Path(target), reference, writable, context)
         outcome = "empty" if publication.empty else "library"
         metrics.PUBLISH_SECONDS.labels(outcome).observe(time.monotonic() - started)
         if publication.empty:
@@ -124,6 +141,7 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 volume_id=volume_id,
                 target_path=target,
                 digest=publication.digest,
+                writable=publication.overlay,
             )
         return csi_pb2.NodePublishVolumeResponse()
 
@@ -147,6 +165,12 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 pass
             except (mounts.MountError, OSError) as error:
                 _abort(context, grpc.StatusCode.INTERNAL, f"unpublish {target}: {error}")
+            if existing.writable:
+                # Only now the overlay is unmounted: its upper directory is nobody's any more.
+                try:
+                    self._remove_overlay(volume_id)
+                except OSError as error:
+                    _abort(context, grpc.StatusCode.INTERNAL, f"unpublish {target}: {error}")
             if not existing.empty:
                 # Before the record goes: collection then never sees it unused since long ago.
                 self.cache.touch(existing.digest)
@@ -154,7 +178,9 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         _log.info("volume unpublished", volume_id=volume_id, target_path=target)
         return csi_pb2.NodeUnpublishVolumeResponse()
 
-    def _publish(self, volume_id: str, target: Path, reference: str, context: Any) -> Publication:
+    def _publish(
+        self, volume_id: str, target: Path, reference: str, writable: bool, context: Any
+    ) -> Publication:
         try:
             target.mkdir(parents=True, exist_ok=True)  # the plugin makes the target itself
         except OSError as error:
@@ -166,7 +192,13 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 if digest != EMPTY and not source.is_dir():
                     continue  # collected after ensure found it: look again
                 publication = self._record(
-                    volume_id, target, reference, digest=digest, reason=reason, cause=cause
+                    volume_id,
+                    target,
+                    reference,
+                    digest=digest,
+                    reason=reason,
+                    cause=cause,
+                    writable=writable,
                 )
                 if digest != EMPTY:
                     self.cache.touch(digest)
@@ -175,18 +207,49 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             source = self.cache.empty
             why = "removed by collection as it was published"
             publication = self._record(
-                volume_id, target, reference, digest=EMPTY, reason=why, cause=metrics.COLLECTED
+                volume_id,
+                target,
+                reference,
+                digest=EMPTY,
+                reason=why,
+                cause=metrics.COLLECTED,
+                writable=writable,
             )
         try:
-            mounts.bind_readonly(source, target)
-        except mounts.MountError as error:
-            self.publications.remove(volume_id)
-            _abort(context, grpc.StatusCode.INTERNAL, str(error))
+            if publication.overlay:
+                overlay = self._overlay(volume_id)
+                upper, work = overlay / "upper", overlay / "work"
+                self.overlays.mkdir(mode=0o700, exist_ok=True)
+                overlay.mkdir(mode=0o700, exist_ok=True)
+                upper.mkdir(mode=0o755, exist_ok=True)
+                work.mkdir(mode=0o700, exist_ok=True)
+                mounts.overlay(source, upper, work, target)
+            else:
+                mounts.bind_readonly(source, target)
+        except (mounts.MountError, OSError) as error:
+            message = str(error)
+            try:
+                if writable:
+                    self._remove_overlay(volume_id)
+                self.publications.remove(volume_id)
+            except OSError as cleanup:  # the record stays: it names what is left to remove
+                message += f" (and cleaning up: {cleanup})"
+            _abort(context, grpc.StatusCode.INTERNAL, message)
         return publication
 
     def _record(
-        self, volume_id: str, target: Path, reference: str, *, digest: str, reason: str, cause: str
+        self,
+        volume_id: str,
+        target: Path,
+        reference: str,
+        *,
+        digest: str,
+        reason: str,
+        cause: str,
+        writable: bool,
     ) -> Publication:
+        if writable and digest == EMPTY:
+            reason += "; served read-only although writable was asked (no library to overlay)"
         return self.publications.put(
             Publication(
                 volume_id=volume_id,
@@ -195,8 +258,19 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 digest=digest,
                 reason=reason,
                 cause=cause,
+                writable=writable,
             )
         )
+
+    def _overlay(self, volume_id: str) -> Path:
+        """A writable volume's overlay directories: `upper/` (its writes) and `work/`."""
+        return self.overlays / volume_id
+
+    def _remove_overlay(self, volume_id: str) -> None:
+        """Removes a volume's overlay directories (gone already: nothing to do). Called only
+        with the overlay unmounted (or never mounted)."""
+        with suppress(FileNotFoundError):
+            shutil.rmtree(self._overlay(volume_id))
 
     def _library(self, reference: str, context: Any) -> tuple[Path, str, str, str]:
         """The mount source, the digest (or EMPTY), why it is empty and the coarse cause ("", ""

@@ -1,8 +1,11 @@
 """The durable record of each published volume: `<root>/volumes/<volume id>.json`.
 
-A record is written (atomically) before the bind mount and removed after the unmount, so after a
+A record is written (atomically) before the mount and removed after the unmount, so after a
 crash or a restart the records still name every volume that may be mounted. Reference counts are
-derived from them, never kept apart: a digest is in use while a record names it.
+derived from them, never kept apart: a digest is in use while a record names it, whether a
+read-only bind mount or an overlay's lower directory. A record that says `writable` may own an
+overlay's directories (`<root>/overlays/<volume id>/`): they are made after the record is written
+and removed before it goes, so no restart loses track of them.
 """
 
 from __future__ import annotations
@@ -26,11 +29,18 @@ class Publication:
     digest: str  # sha256:<hex>, or EMPTY
     reason: str = ""  # why the volume is empty (a pull error, a timeout); "" when not
     cause: str = ""  # the reason's coarse kind (metrics.TIMEOUT, ...); "" when not empty
+    # Asked for an overlay (`writable: "true"`); served one unless the volume is empty.
+    writable: bool = False
     published_at: float = 0.0  # seconds since the epoch
 
     @property
     def empty(self) -> bool:
         return self.digest == EMPTY
+
+    @property
+    def overlay(self) -> bool:
+        """Mounted as an overlay over the cached library (else a read-only bind mount)."""
+        return self.writable and not self.empty
 
 
 class Publications:

@@ -6,7 +6,9 @@ the file system or a registry:
     length, never `.` or `..`, no `/`;
   - a target path is where a bind mount goes: absolute, already normalized, no `..` component,
     and strictly under one of the allowed roots (the kubelet's pods directory by default);
-  - an image reference must come from one of the allowed registries (`host[:port]/prefix`).
+  - an image reference must come from one of the allowed registries (`host[:port]/prefix`);
+  - `writable` is "true" or "false" (absent: false), and a path an overlay's options name holds
+    no `,`, `:` or `\\` (mount options cannot express them).
 Each refusal says which field and why, and carries the gRPC status code the plugin answers with.
 """
 
@@ -25,6 +27,10 @@ MAX_REFERENCE = 512
 # What the kubelet adds to an inline volume's attributes (podInfoOnMount): accepted and ignored.
 KUBELET_ATTRIBUTE_PREFIX = "csi.storage.k8s.io/"
 ATTRIBUTES = frozenset({"image", "language", "flavor", "version"})
+# How the library is mounted rather than which one: beside either way of naming the image.
+OPTIONS = frozenset({"writable"})
+# What an overlay's `-o lowerdir=...,upperdir=...,workdir=...` cannot hold in a path.
+OVERLAY_UNSAFE = (",", ":", "\\")
 
 _VOLUME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
@@ -141,7 +147,11 @@ def image_for(attributes: Mapping[str, str], rules: Rules) -> str:
     `version`, which name `<registry>/<language>-<flavor>:<version>` as libinject.engine.inject
     does.
     """
-    ours = {k: v for k, v in attributes.items() if not k.startswith(KUBELET_ATTRIBUTE_PREFIX)}
+    ours = {
+        k: v
+        for k, v in attributes.items()
+        if not k.startswith(KUBELET_ATTRIBUTE_PREFIX) and k not in OPTIONS
+    }
     unknown = sorted(set(ours) - ATTRIBUTES)
     if unknown:
         raise RefusedError("volume_context", f"unknown attributes: {', '.join(unknown)}")
@@ -163,3 +173,21 @@ def image_for(attributes: Mapping[str, str], rules: Rules) -> str:
         raise RefusedError("volume_context", f"version {ours['version']!r}: not a valid tag")
     reference = f"{rules.registry}/{ours['language']}-{ours['flavor']}:{ours['version']}"
     return image_reference(reference, rules.allowed_registries)
+
+
+def writable(attributes: Mapping[str, str]) -> bool:
+    """The `writable` attribute: "true" asks for an overlay with a per-volume upper directory,
+    "false" or none for the read-only bind mount; any other value is refused."""
+    value = attributes.get("writable", "false")
+    if value not in {"true", "false"}:
+        raise RefusedError("volume_context", f"writable {value[:64]!r}: expected true or false")
+    return value == "true"
+
+
+def overlay_path(value: str, field: str) -> str:
+    """A path an overlay mount's options name (lowerdir, upperdir, workdir): those options are
+    separated by `,`, lower directories by `:`, and `\\` escapes, so none of them may appear."""
+    unsafe = " ".join(repr(char) for char in (*OVERLAY_UNSAFE, "\0") if char in value)
+    if unsafe:
+        raise RefusedError(field, f"{value!r}: an overlay cannot name a path holding {unsafe}")
+    return value
