@@ -160,7 +160,7 @@ def binaries() -> dict[str, Path]:
 def ensure(product: Product) -> dict[str, Path]:
     target = _target(key=product.key)
     if not target.is_dir():
-        with _locked(target.parent / ".lock"):
+        with locked(target.parent / ".lock"):
             if not target.is_dir():  # another run may have built it while we waited
                 _build(product, target)
     return _paths(target)
@@ -177,20 +177,20 @@ def _paths(target: Path) -> dict[str, Path]:
 def _build(product: Product, target: Path) -> None:
     go = go_binary()
     started = time.monotonic()
-    _say(f"building {product.key} from the Go module proxy into {target}")
+    say(f"building {product.key} from the Go module proxy into {target}")
     with tempfile.TemporaryDirectory(prefix=f".{product.key}-", dir=target.parent) as work:
         module = Path(work) / "module"
         module.mkdir()
         _write_module(product, module)
-        _run([go, "mod", "tidy"], cwd=module, label=f"{product.key}: resolving", unit="downloads")
+        run([go, "mod", "tidy"], cwd=module, label=f"{product.key}: resolving", unit="downloads")
         out = Path(work) / "bin"
         for name, package in product.commands.items():
             flags = [*BUILD_FLAGS, "-ldflags", " ".join(("-s", "-w", *product.ldflags))]
             command = [go, "build", "-v", *flags, "-o", str(out / name), package]
-            _run(command, cwd=module, label=f"{product.key}: {name}", unit="packages")
+            run(command, cwd=module, label=f"{product.key}: {name}", unit="packages")
         _copy_data(product, out)
         out.rename(target)  # atomic: a half-built product is never cached
-    _say(f"built {product.key} in {_elapsed(started)}")
+    say(f"built {product.key} in {elapsed(started)}")
 
 
 def _copy_data(product: Product, out: Path) -> None:
@@ -220,7 +220,7 @@ def _write_module(product: Product, directory: Path) -> None:
     )
 
 
-def _run(command: list[str], *, cwd: Path, label: str, unit: str) -> None:
+def run(command: list[str], *, cwd: Path, label: str, unit: str) -> None:
     """Runs a go command, printing a progress line every few seconds and its output on failure."""
     started = time.monotonic()
     process = subprocess.Popen(
@@ -238,7 +238,7 @@ def _run(command: list[str], *, cwd: Path, label: str, unit: str) -> None:
     if process.wait() != 0:
         tail = "".join(lines[-40:])
         raise BuildError(f"{label} failed ({' '.join(command)}):\n{tail}")
-    _say(f"{label}: done in {_elapsed(started)} ({len(lines)} {unit})")
+    say(f"{label}: done in {elapsed(started)} ({len(lines)} {unit})")
 
 
 @contextmanager
@@ -248,7 +248,7 @@ def _ticker(*, label: str, started: float, progress: Callable[[], str]) -> Itera
 
     def tick() -> None:
         while not stop.wait(PROGRESS_EVERY):
-            _say(f"{label}: {progress()} so far, {_elapsed(started)}")
+            say(f"{label}: {progress()} so far, {elapsed(started)}")
 
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()
@@ -260,7 +260,7 @@ def _ticker(*, label: str, started: float, progress: Callable[[], str]) -> Itera
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -274,12 +274,12 @@ def _go_json(*args: str) -> dict[str, str]:
     return dict(json.loads(result.stdout))
 
 
-def _elapsed(started: float) -> str:
+def elapsed(started: float) -> str:
     seconds = int(time.monotonic() - started)
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(f"[testbin] {message}", file=sys.stderr, flush=True)
 
 
@@ -289,12 +289,12 @@ def main() -> int:
 
     try:
         for name, path in binaries().items():
-            _say(f"{name}: {path}")
-        _say(f"busybox: {debian.busybox()}")
-        _say(f"docker-registry: {debian.docker_registry()}")
-        _say(f"ddapm-test-agent: {testagent.venv()}")
+            say(f"{name}: {path}")
+        say(f"busybox: {debian.busybox()}")
+        say(f"docker-registry: {debian.docker_registry()}")
+        say(f"ddapm-test-agent: {testagent.venv()}")
     except BuildError as error:
-        _say(str(error))
+        say(str(error))
         return 1
     return 0
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cluster.build import _elapsed, _locked, _say
+from cluster.build import elapsed, locked, say
 from libinject.images.layer import is_static_elf
 from tools.gobuild import BuildError, cache_root
 
@@ -28,7 +28,7 @@ def unpacked(package: str) -> Path:
     version = _candidate(package)
     target = cache_root() / "debian" / f"{package}-{version.replace(':', '%3a')}"
     if not target.is_dir():
-        with _locked(target.parent / ".lock"):
+        with locked(target.parent / ".lock"):
             if not target.is_dir():  # another run may have unpacked it while we waited
                 _unpack(package, version, target)
     return target
@@ -72,7 +72,7 @@ def _candidate(package: str) -> str:
 
 
 def _update(reason: str) -> None:
-    _say(f"{reason}: running apt-get update once")
+    say(f"{reason}: running apt-get update once")
     result = subprocess.run(["apt-get", "update"], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BuildError(f"apt-get update failed (it needs root):\n{result.stdout}{result.stderr}")
@@ -80,7 +80,7 @@ def _update(reason: str) -> None:
 
 def _unpack(package: str, version: str, target: Path) -> None:
     started = time.monotonic()
-    _say(f"downloading {package} {version} from Debian into {target}")
+    say(f"downloading {package} {version} from Debian into {target}")
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as work:
         download = Path(work) / "download"
         download.mkdir()
@@ -89,7 +89,7 @@ def _unpack(package: str, version: str, target: Path) -> None:
         root = Path(work) / "root"
         _run(["dpkg-deb", "-x", str(deb), str(root)])
         root.rename(target)  # atomic: a half-unpacked package is never cached
-    _say(f"unpacked {package} {version} in {_elapsed(started)}")
+    say(f"unpacked {package} {version} in {elapsed(started)}")
 
 
 def _download(package: str, version: str, directory: Path) -> None:

@@ -56,7 +56,7 @@ def venv() -> Path:
     digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()[:8]
     target = cache_root() / "venvs" / f"{PACKAGE}-{version()}-{digest}"
     if not target.is_dir():
-        with build._locked(target.parent / ".lock"):
+        with build.locked(target.parent / ".lock"):
             if not target.is_dir():  # another run may have built it while we waited
                 _create(target)
     return target
@@ -69,20 +69,20 @@ def python() -> Path:
 
 def _create(target: Path) -> None:
     started = time.monotonic()
-    build._say(f"creating {target.name} from {LOCK.name} into {target}")
+    build.say(f"creating {target.name} from {LOCK.name} into {target}")
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as work:
         directory = Path(work) / "venv"
         # From the base interpreter, not through the dev venv (venv does that by itself).
         subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
         install = [str(directory / "bin" / "python"), "-m", "pip", "install", "--no-input"]
-        build._run(
+        build.run(
             [*install, "--progress-bar=off", "--disable-pip-version-check", "-r", str(LOCK)],
             cwd=Path(work),
             label=f"{target.name}: pip install",
             unit="lines of output",
         )
         directory.rename(target)  # atomic: a half-installed venv is never cached
-    build._say(f"created {target.name} in {build._elapsed(started)}")
+    build.say(f"created {target.name} in {build.elapsed(started)}")
 
 
 @dataclass
