@@ -41,10 +41,12 @@ def test_exact_variable_clash() -> None:
         combine(EXACT, "1", "0")
 
 
-def test_every_load_variable_is_reserved_in_the_api() -> None:
-    """A policy's env may not set what the engine builds (the CRD rule lists these names)."""
+def test_the_api_reserves_exactly_the_load_variables() -> None:
+    """A policy's env may not set what the engine builds (the CRD rule lists these names), and
+    the API reserves no name the engine never sets: the rules name their variables by the API's
+    LoadVariableName, so both lists are one."""
     names = {rule.name for rules in LOAD_RULES.values() for rule in rules}
-    assert names <= set(LOAD_VARIABLES)
+    assert names == set(LOAD_VARIABLES)
 
 
 def test_every_language_and_flavor_has_rules() -> None:
@@ -64,6 +66,12 @@ CASES = [
     ("nodejs", "opentelemetry", "NODE_OPTIONS", None,
      "--require=/opt/libinject/nodejs/autoinstrumentation.js"),
     ("dotnet", "ddtrace", "CORECLR_PROFILER", None, "{846F5F1C-F9AE-4B07-969E-05C26BC060D8}"),
+    ("dotnet", "ddtrace", "CORECLR_PROFILER_PATH_64", None,
+     "/opt/libinject/dotnet/linux-x64/Datadog.Trace.ClrProfiler.Native.so"),
+    ("dotnet", "ddtrace", "CORECLR_PROFILER_PATH_ARM64", None,
+     "/opt/libinject/dotnet/linux-arm64/Datadog.Trace.ClrProfiler.Native.so"),
+    ("dotnet", "opentelemetry", "CORECLR_PROFILER_PATH_ARM64", None,
+     "/opt/libinject/dotnet/linux-arm64/OpenTelemetry.AutoInstrumentation.Native.so"),
     ("dotnet", "opentelemetry", "DOTNET_STARTUP_HOOKS", None,
      "/opt/libinject/dotnet/net/OpenTelemetry.AutoInstrumentation.StartupHook.dll"),
     ("ruby", "ddtrace", "RUBYOPT", "-W0", "-W0 -r/opt/libinject/ruby/auto_inject"),
@@ -114,3 +122,36 @@ def test_env_from_is_warned_about() -> None:
     source = [{"configMapRef": {"name": "settings"}}]
     result = run(pod(container(envFrom=source)), policy())
     assert any("envFrom" in warning for warning in result.decision.warnings)
+
+
+def _profiler_coreclr_loads(env: dict[str, str], arch: str) -> str | None:
+    """Which profiler path a 64-bit CoreCLR on Linux reads (dotnet/runtime, profilinghelper.cpp):
+    on arm64 CORECLR_PROFILER_PATH_ARM64 first; then CORECLR_PROFILER_PATH_64; then the
+    unsuffixed CORECLR_PROFILER_PATH."""
+    order = ["CORECLR_PROFILER_PATH_64", "CORECLR_PROFILER_PATH"]
+    if arch == "arm64":
+        order.insert(0, "CORECLR_PROFILER_PATH_ARM64")
+    return next((env[name] for name in order if name in env), None)
+
+
+@pytest.mark.parametrize("flavor", ["ddtrace", "opentelemetry"])
+@pytest.mark.parametrize(("arch", "rid"), [("x64", "linux-x64"), ("arm64", "linux-arm64")])
+def test_each_architecture_loads_its_own_profiler(flavor: str, arch: str, rid: str) -> None:
+    """One pod spec serves every node: the runtime of each architecture finds the native profiler
+    built for it. Fails before the fix, where CORECLR_PROFILER_PATH named linux-x64 for all."""
+    lib = {"language": "dotnet", "flavor": flavor, "version": "3.0.0"}
+    env = env_of(run(pod(), policy(libraries=[lib])))
+    loaded = _profiler_coreclr_loads(env, arch)
+    assert loaded is not None
+    assert loaded.startswith(f"/opt/libinject/dotnet/{rid}/")
+    assert loaded.endswith("Native.so")
+
+
+def test_a_users_own_arm64_profiler_blocks_dotnet() -> None:
+    """A container that already names a profiler for one architecture gets no second one: the
+    per-arch variables are EXACT like the CLSID, so a different value skips the container."""
+    theirs = {"name": "CORECLR_PROFILER_PATH_ARM64", "value": "/other/profiler.so"}
+    lib = {"language": "dotnet", "version": "3.0.0"}
+    result = run(pod(container(env=[theirs])), policy(libraries=[lib]))
+    assert result.decision.reason.code is Code.NO_CONTAINER_SELECTED
+    assert result.pod["spec"]["containers"][0]["env"] == [theirs]

@@ -9,6 +9,7 @@ one place is what makes the CRD file and the engine agree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NewType
@@ -57,6 +58,17 @@ class Rule:
     message: str
     check: Callable[[Any], bool]
     field_path: str | None = None
+
+
+def matches(pattern: str, text: str) -> bool:
+    """Whether `text` matches a schema pattern as the API server judges it.
+
+    The API server runs patterns with Go's regexp, where `$` matches only at the very end;
+    Python's `re.search` lets `$` match before a trailing newline too, so "1.2\n" would pass
+    here and be refused there. Every pattern of the model is anchored (`^...$`, a test checks),
+    so a full match is the same judgement without that gap.
+    """
+    return re.fullmatch(pattern, text) is not None
 
 
 def describe(description: str, **constraints: Any) -> dict[str, Field]:

@@ -7,11 +7,10 @@ in an object is reported, not only the first.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from libinject.api.fields import QUANTITY_PATTERN, Field
+from libinject.api.fields import QUANTITY_PATTERN, Field, matches
 from libinject.api.introspect import (
     attrs_of,
     is_enum,
@@ -55,7 +54,7 @@ def parse_policy(obj: Mapping[str, Any]) -> InstrumentationPolicy:
         errors.append(FieldError("apiVersion", f"must be {API_VERSION}"))
     if obj.get("kind") != KIND:
         errors.append(FieldError("kind", f"must be {KIND}"))
-    if not isinstance(name, str) or not re.fullmatch(DNS_LABEL, name):
+    if not isinstance(name, str) or not matches(DNS_LABEL, name):
         errors.append(FieldError("metadata.name", "Required value: a DNS label"))
         name = str(name)
     raw_spec = obj.get("spec")
@@ -131,7 +130,7 @@ def _scalar(tp: Any, raw: Any, *, meta: Field, path: str, errors: list[FieldErro
 
 def _quantity(raw: Any, *, path: str, errors: list[FieldError]) -> str | None:
     text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
-    if isinstance(text, str) and re.fullmatch(QUANTITY_PATTERN, text):
+    if isinstance(text, str) and matches(QUANTITY_PATTERN, text):
         return text
     errors.append(FieldError(path, f'Invalid value: "{raw}": must be a quantity'))
     return None
@@ -172,7 +171,7 @@ def _string(
         return None
     if max_length is not None and len(text) > max_length:
         errors.append(FieldError(path, f"Too long: may not be more than {max_length} bytes"))
-    if pattern is not None and not re.search(pattern, text):
+    if pattern is not None and not matches(pattern, text):
         errors.append(FieldError(path, f"Invalid value: \"{text}\": should match '{pattern}'"))
     return str(text)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, TypeGuard
 
-from libinject.api.fields import Quantity, Rule, describe
+from libinject.api.fields import Quantity, Rule, describe, matches
 
 GROUP = "libinject.dev"
 VERSION = "v1alpha1"
@@ -28,6 +28,7 @@ ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 # A released library version: 1, 1.2, 1.2.3, optionally with a pre-release suffix: semver's
 # (1.2.3-rc.1) or PEP 440's (0.66b1, OpenTelemetry Python's contrib releases).
 VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,2}(-?[A-Za-z][-0-9A-Za-z.]*|-[0-9][-0-9A-Za-z.]*)?$"
+VERSION_MAX_LENGTH = 64  # within an image tag's 128 characters: every version is a valid tag
 # What a pod may ask for: an exact version, or a prefix ending in ".*" (2.*, 2.9.*), or "*".
 VERSION_GLOB_PATTERN = (
     r"^(\*|[0-9]+(\.[0-9]+){0,2}(\.\*)?"
@@ -36,23 +37,40 @@ VERSION_GLOB_PATTERN = (
 IMAGE_PATTERN = r"^[a-z0-9][^\s@]*(@sha256:[a-f0-9]{64})?$"
 URL_PATTERN = r"^(http|https|unix)://[^\s]+$"
 
-# Variables libinject sets to make a runtime load its library. A policy's `env` cannot set them:
-# their values are built per container (prepended or appended to the user's own value).
-LOAD_VARIABLES = (
-    "PYTHONPATH",
-    "JAVA_TOOL_OPTIONS",
-    "NODE_OPTIONS",
-    "RUBYOPT",
-    "PHP_INI_SCAN_DIR",
-    "CORECLR_ENABLE_PROFILING",
-    "CORECLR_PROFILER",
-    "CORECLR_PROFILER_PATH",
-    "DOTNET_STARTUP_HOOKS",
-    "DOTNET_ADDITIONAL_DEPS",
-    "DOTNET_SHARED_STORE",
-    "DD_DOTNET_TRACER_HOME",
-    "OTEL_DOTNET_AUTO_HOME",
-)
+
+def is_version(value: object) -> TypeGuard[str]:
+    """The one version grammar: what spec.libraries[].version accepts (its pattern and length),
+    for every other place that takes a library version, such as a pod's request. Whatever
+    passes is a valid image tag."""
+    return (
+        isinstance(value, str)
+        and len(value) <= VERSION_MAX_LENGTH
+        and matches(VERSION_PATTERN, value)
+    )
+
+
+class LoadVariableName(StrEnum):
+    """Variables libinject sets to make a runtime load its library (the engine's load rules name
+    only these). A policy's `env` cannot set them: their values are built per container
+    (prepended or appended to the user's own value)."""
+
+    PYTHONPATH = "PYTHONPATH"
+    JAVA_TOOL_OPTIONS = "JAVA_TOOL_OPTIONS"
+    NODE_OPTIONS = "NODE_OPTIONS"
+    RUBYOPT = "RUBYOPT"
+    PHP_INI_SCAN_DIR = "PHP_INI_SCAN_DIR"
+    CORECLR_ENABLE_PROFILING = "CORECLR_ENABLE_PROFILING"
+    CORECLR_PROFILER = "CORECLR_PROFILER"
+    CORECLR_PROFILER_PATH_64 = "CORECLR_PROFILER_PATH_64"
+    CORECLR_PROFILER_PATH_ARM64 = "CORECLR_PROFILER_PATH_ARM64"
+    DOTNET_STARTUP_HOOKS = "DOTNET_STARTUP_HOOKS"
+    DOTNET_ADDITIONAL_DEPS = "DOTNET_ADDITIONAL_DEPS"
+    DOTNET_SHARED_STORE = "DOTNET_SHARED_STORE"
+    DD_DOTNET_TRACER_HOME = "DD_DOTNET_TRACER_HOME"
+    OTEL_DOTNET_AUTO_HOME = "OTEL_DOTNET_AUTO_HOME"
+
+
+LOAD_VARIABLES = tuple(LoadVariableName)
 
 
 class Language(StrEnum):
@@ -204,7 +222,7 @@ class LibrarySpec:
             "The library version injected by default (1, 1.2, 1.2.3 or 1.2.3-rc.1). It also "
             "picks the default image's tag.",
             pattern=VERSION_PATTERN,
-            max_length=64,
+            max_length=VERSION_MAX_LENGTH,
         )
     )
     flavor: Flavor = field(

@@ -20,6 +20,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from libinject.api.types import Flavor, Language
+from libinject.engine import versions
+
 KUBELET_PODS = "/var/lib/kubelet/pods"
 MAX_VOLUME_ID = 128
 MAX_PATH = 4096
@@ -166,12 +169,15 @@ def image_for(attributes: Mapping[str, str], rules: Rules) -> str:
         raise RefusedError("volume_context", f"name an image, or give {', '.join(missing)}")
     if not rules.registry:
         raise RefusedError("volume_context", "no --registry configured for language/flavor/version")
-    for key in ("language", "flavor"):
-        if not _NAME.fullmatch(ours[key]):
-            raise RefusedError("volume_context", f"{key} {ours[key]!r}: not a repository name part")
-    if not _TAG.fullmatch(ours["version"]):
-        raise RefusedError("volume_context", f"version {ours['version']!r}: not a valid tag")
-    reference = f"{rules.registry}/{ours['language']}-{ours['flavor']}:{ours['version']}"
+    try:  # the webhook's one image builder: a known language and flavor, a version as tag
+        reference = versions.library_image(
+            registry=rules.registry,
+            language=Language(ours["language"]),
+            flavor=Flavor(ours["flavor"]),
+            version=ours["version"],
+        )
+    except ValueError as error:
+        raise RefusedError("volume_context", str(error)) from None
     return image_reference(reference, rules.allowed_registries)
 
 

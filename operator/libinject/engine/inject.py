@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from libinject.api.types import InstrumentationPolicy, Language, LibrarySpec, Mode
+from libinject.api.types import InstrumentationPolicy, Language, Mode
 from libinject.engine import containers, delivery, environment
 from libinject.engine.choice import choose, explain_candidates, library_of
 from libinject.engine.decision import (
@@ -27,7 +27,7 @@ from libinject.engine.languages import load_rules
 from libinject.engine.patch import Operation, diff
 from libinject.engine.resources import Resources, copy_resources, pod_share
 from libinject.engine.settings import EngineSettings, LibrarySettings
-from libinject.engine.versions import resolve_version
+from libinject.engine.versions import image_for, resolve_version
 
 INJECTED_ANNOTATION = "libinject.dev/injected"
 SKIPPED_ANNOTATION = "libinject.dev/injection-skipped"
@@ -161,7 +161,7 @@ def _choose_library(
         language=language,
         flavor=library.flavor,
         version=version,
-        image=_image(library, version, settings),
+        image=image_for(library, version=version, registry=settings.libraries.registry),
         mode=resolve_mode(mode, settings.libraries),
         policy=policy.name,
         version_reason=version_reason,
@@ -173,12 +173,6 @@ def resolve_mode(mode: Mode, libraries: LibrarySettings) -> Mode:
     if mode is not Mode.AUTO:
         return mode
     return Mode.CSI if libraries.csi_registered else libraries.default_mode
-
-
-def _image(library: LibrarySpec, version: str, settings: EngineSettings) -> str:
-    if library.image:
-        return library.image
-    return f"{settings.libraries.registry}/{library.language}-{library.flavor}:{version}"
 
 
 def _deliver(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from libinject.api.types import Flavor, Language
+from libinject.api.types import Flavor, Language, LoadVariableName
 
 
 class Join(Enum):
@@ -25,7 +25,7 @@ class Join(Enum):
 class LoadVariable:
     """One variable of the load step. `{root}` in `value` is the library's mount path."""
 
-    name: str
+    name: str  # one of the API's LoadVariableName (reserved: a policy's env cannot set them)
     value: str
     join: Join
     keep_default: bool = False  # PATH_APPEND only: a leading ':' keeps the runtime's default list
@@ -34,64 +34,88 @@ class LoadVariable:
         return self.value.replace("{root}", root)
 
 
-def _path(name: str, value: str) -> LoadVariable:
-    return LoadVariable(name, value, Join.PATH_PREPEND)
+# Rules are made only here, from the API's names (kept as plain strings: they go into pods).
+def _path(name: LoadVariableName, value: str) -> LoadVariable:
+    return LoadVariable(name.value, value, Join.PATH_PREPEND)
 
 
-def _option(name: str, value: str) -> LoadVariable:
-    return LoadVariable(name, value, Join.OPTION_APPEND)
+def _option(name: LoadVariableName, value: str) -> LoadVariable:
+    return LoadVariable(name.value, value, Join.OPTION_APPEND)
 
 
-def _exact(name: str, value: str) -> LoadVariable:
-    return LoadVariable(name, value, Join.EXACT)
+def _exact(name: LoadVariableName, value: str) -> LoadVariable:
+    return LoadVariable(name.value, value, Join.EXACT)
 
+
+def _ini_dir(name: LoadVariableName, value: str) -> LoadVariable:
+    return LoadVariable(name.value, value, Join.PATH_APPEND, keep_default=True)
+
+
+_V = LoadVariableName
 
 _CORECLR_DD = "{846F5F1C-F9AE-4B07-969E-05C26BC060D8}"
 _CORECLR_OTEL = "{918728DD-259F-4A6A-AC2B-B85E1B658318}"
 
+# The native profiler differs per CPU architecture, and the runtime picks it: an arm64 CoreCLR
+# reads CORECLR_PROFILER_PATH_ARM64 first, any 64-bit one then CORECLR_PROFILER_PATH_64, and
+# the unsuffixed CORECLR_PROFILER_PATH last (dotnet/runtime, profilinghelper.cpp). So both
+# per-arch paths are set and each process loads its own, whatever the node. The library image
+# holds each architecture's build in its runtime-identifier directory (linux-x64, linux-arm64),
+# the layout both tracers' Linux packages use.
+_PROFILER_DIRS = (
+    (_V.CORECLR_PROFILER_PATH_64, "linux-x64"),
+    (_V.CORECLR_PROFILER_PATH_ARM64, "linux-arm64"),
+)
+
+
+def _profiler(clsid: str, library: str) -> tuple[LoadVariable, ...]:
+    """Profiling on, the profiler's CLSID, and its native library for each architecture."""
+    return (
+        _exact(_V.CORECLR_ENABLE_PROFILING, "1"),
+        _exact(_V.CORECLR_PROFILER, clsid),
+        *(_exact(name, f"{{root}}/{rid}/{library}") for name, rid in _PROFILER_DIRS),
+    )
+
+
 LOAD_RULES: dict[tuple[Language, Flavor], tuple[LoadVariable, ...]] = {
     # Both Python flavors: the image's sitecustomize.py picks the build for the interpreter.
-    (Language.PYTHON, Flavor.DDTRACE): (_path("PYTHONPATH", "{root}"),),
-    (Language.PYTHON, Flavor.OPENTELEMETRY): (_path("PYTHONPATH", "{root}"),),
+    (Language.PYTHON, Flavor.DDTRACE): (_path(_V.PYTHONPATH, "{root}"),),
+    (Language.PYTHON, Flavor.OPENTELEMETRY): (_path(_V.PYTHONPATH, "{root}"),),
     (Language.JAVA, Flavor.DDTRACE): (
-        _option("JAVA_TOOL_OPTIONS", "-javaagent:{root}/dd-java-agent.jar"),
+        _option(_V.JAVA_TOOL_OPTIONS, "-javaagent:{root}/dd-java-agent.jar"),
     ),
     (Language.JAVA, Flavor.OPENTELEMETRY): (
-        _option("JAVA_TOOL_OPTIONS", "-javaagent:{root}/opentelemetry-javaagent.jar"),
+        _option(_V.JAVA_TOOL_OPTIONS, "-javaagent:{root}/opentelemetry-javaagent.jar"),
     ),
     (Language.NODEJS, Flavor.DDTRACE): (
-        _option("NODE_OPTIONS", "--require={root}/node_modules/dd-trace/init"),
+        _option(_V.NODE_OPTIONS, "--require={root}/node_modules/dd-trace/init"),
     ),
     (Language.NODEJS, Flavor.OPENTELEMETRY): (
-        _option("NODE_OPTIONS", "--require={root}/autoinstrumentation.js"),
+        _option(_V.NODE_OPTIONS, "--require={root}/autoinstrumentation.js"),
     ),
+    # Datadog's profiler under linux-x64 / linux-arm64 is its native loader, built for glibc
+    # and musl at once (dd-trace-dotnet 3.x), which then loads the tracer for the container's C
+    # library: one value fits both.
     (Language.DOTNET, Flavor.DDTRACE): (
-        _exact("CORECLR_ENABLE_PROFILING", "1"),
-        _exact("CORECLR_PROFILER", _CORECLR_DD),
-        _exact("CORECLR_PROFILER_PATH", "{root}/linux-x64/Datadog.Trace.ClrProfiler.Native.so"),
-        _exact("DD_DOTNET_TRACER_HOME", "{root}"),
+        *_profiler(_CORECLR_DD, "Datadog.Trace.ClrProfiler.Native.so"),
+        _exact(_V.DD_DOTNET_TRACER_HOME, "{root}"),
     ),
+    # OpenTelemetry's profiler is built per C library, and no variable the runtime reads can
+    # tell glibc from musl: its image must hold, under linux-x64 / linux-arm64, the build for the
+    # C library of the containers it serves (the README's .NET section says so).
     (Language.DOTNET, Flavor.OPENTELEMETRY): (
-        _exact("CORECLR_ENABLE_PROFILING", "1"),
-        _exact("CORECLR_PROFILER", _CORECLR_OTEL),
-        _exact(
-            "CORECLR_PROFILER_PATH", "{root}/linux-x64/OpenTelemetry.AutoInstrumentation.Native.so"
-        ),
+        *_profiler(_CORECLR_OTEL, "OpenTelemetry.AutoInstrumentation.Native.so"),
         _path(
-            "DOTNET_STARTUP_HOOKS", "{root}/net/OpenTelemetry.AutoInstrumentation.StartupHook.dll"
+            _V.DOTNET_STARTUP_HOOKS, "{root}/net/OpenTelemetry.AutoInstrumentation.StartupHook.dll"
         ),
-        _path("DOTNET_ADDITIONAL_DEPS", "{root}/AdditionalDeps"),
-        _path("DOTNET_SHARED_STORE", "{root}/store"),
-        _exact("OTEL_DOTNET_AUTO_HOME", "{root}"),
+        _path(_V.DOTNET_ADDITIONAL_DEPS, "{root}/AdditionalDeps"),
+        _path(_V.DOTNET_SHARED_STORE, "{root}/store"),
+        _exact(_V.OTEL_DOTNET_AUTO_HOME, "{root}"),
     ),
-    (Language.RUBY, Flavor.DDTRACE): (_option("RUBYOPT", "-r{root}/auto_inject"),),
-    (Language.RUBY, Flavor.OPENTELEMETRY): (_option("RUBYOPT", "-r{root}/auto_inject"),),
-    (Language.PHP, Flavor.DDTRACE): (
-        LoadVariable("PHP_INI_SCAN_DIR", "{root}/conf.d", Join.PATH_APPEND, keep_default=True),
-    ),
-    (Language.PHP, Flavor.OPENTELEMETRY): (
-        LoadVariable("PHP_INI_SCAN_DIR", "{root}/conf.d", Join.PATH_APPEND, keep_default=True),
-    ),
+    (Language.RUBY, Flavor.DDTRACE): (_option(_V.RUBYOPT, "-r{root}/auto_inject"),),
+    (Language.RUBY, Flavor.OPENTELEMETRY): (_option(_V.RUBYOPT, "-r{root}/auto_inject"),),
+    (Language.PHP, Flavor.DDTRACE): (_ini_dir(_V.PHP_INI_SCAN_DIR, "{root}/conf.d"),),
+    (Language.PHP, Flavor.OPENTELEMETRY): (_ini_dir(_V.PHP_INI_SCAN_DIR, "{root}/conf.d"),),
 }
 
 

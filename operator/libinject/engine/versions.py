@@ -1,11 +1,14 @@
-"""Which version a pod gets: the policy's, unless the pod asks for one the policy allows."""
+"""Which version a pod gets: the policy's, unless the pod asks for one the policy allows; and
+the one place that turns a library and a version into an image reference."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from libinject.api.types import LibrarySpec
+from libinject.api.types import Flavor, Language, LibrarySpec, is_version
 from libinject.engine.decision import Code, Reason
+
+_SHOWN = 80  # how much of a refused request a message repeats
 
 
 def version_annotation(language: str) -> str:
@@ -23,13 +26,24 @@ def allows(pattern: str, version: str) -> bool:
 
 
 def resolve_version(
-    library: LibrarySpec, annotations: Mapping[str, str]
+    library: LibrarySpec, annotations: Mapping[str, object]
 ) -> tuple[str, Reason | None]:
-    """(version, reason) where reason records a request granted or refused, else None."""
+    """(version, reason) where reason records a request granted or refused, else None.
+
+    A request must be a version in the grammar of spec.libraries[].version before it is
+    compared with allowedVersions: a pattern such as 2.* or anything carrying a digest, a path
+    or a second tag is no version, and would otherwise reach the image reference.
+    """
     key = version_annotation(library.language)
-    requested = annotations.get(key)
-    if requested is None or requested == library.version:
+    if key not in annotations or annotations[key] == library.version:
         return library.version, None
+    requested = annotations[key]
+    if not is_version(requested):
+        why = (
+            f"{key}={_shown(requested)} refused: not a version (1, 1.2, 1.2.3, optionally with a "
+            f"suffix such as -rc.1; letters, digits, '.', '-'); using {library.version}"
+        )
+        return library.version, Reason(Code.VERSION_NOT_ALLOWED, why)
     if library.image:
         why = f"{key}={requested} refused: the policy pins the image {library.image}"
         return library.version, Reason(Code.VERSION_NOT_ALLOWED, why)
@@ -38,3 +52,37 @@ def resolve_version(
     allowed = ", ".join(library.allowed_versions) or "none"
     why = f"{key}={requested} refused: allowedVersions is [{allowed}]; using {library.version}"
     return library.version, Reason(Code.VERSION_NOT_ALLOWED, why)
+
+
+def _shown(value: object) -> str:
+    """A refused value as a message may repeat it: quoted (so whitespace and control characters
+    show), cut short, and only its type when it is no string (a YAML 2.10 is the float 2.1)."""
+    if not isinstance(value, str):
+        return f"<{type(value).__name__} {str(value)[:_SHOWN]}> (quote it: versions are strings)"
+    shown = repr(value)
+    return shown if len(shown) <= _SHOWN else shown[: _SHOWN - 3] + "..."
+
+
+class InvalidVersionError(ValueError):
+    """A version outside the grammar was about to become an image tag."""
+
+
+def library_image(*, registry: str, language: Language, flavor: Flavor, version: str) -> str:
+    """The default image of a library: <registry>/<language>-<flavor>:<version>.
+
+    Every image reference built from a version goes through here (the webhook's and the CSI
+    plugin's), so none can hold anything but a version of the grammar as its tag.
+    """
+    if not is_version(version):
+        raise InvalidVersionError(f"{_shown(version)} is not a library version")
+    return f"{registry}/{Language(language)}-{Flavor(flavor)}:{version}"
+
+
+def image_for(library: LibrarySpec, *, version: str, registry: str) -> str:
+    """The image a pod gets for `library` at `version`: the policy's pinned image, or the
+    default one."""
+    if library.image:
+        return library.image
+    return library_image(
+        registry=registry, language=library.language, flavor=library.flavor, version=version
+    )
