@@ -23,16 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from libinject.api.parse import FieldError, InvalidPolicyError, parse_policy
-from libinject.api.types import (
-    InstrumentationPolicy,
-    Language,
-    NamespaceSelector,
-    SelectorOperator,
-)
+from libinject.api.types import InstrumentationPolicy, Language, NamespaceSelector
 from libinject.engine.checks import semantic_errors
 from libinject.engine.decision import Code
 from libinject.engine.eligibility import namespace_reason
-from libinject.engine.index import Namespace
+from libinject.engine.index import Namespace, narrowing
 from libinject.engine.selectors import selects_namespace
 from libinject.engine.settings import NamespaceSettings
 
@@ -160,16 +155,13 @@ class _EnabledNamespaces:
         return found
 
     def _candidates(self, selector: NamespaceSelector) -> Iterable[str]:
-        """A superset of what the selector selects; `selects_namespace` has the last word."""
-        if selector.match_names:
-            return [name for name in selector.match_names if name in self.labels]
-        if selector.match_labels:
-            return self.by_pair.get(min(selector.match_labels.items()), [])
-        for requirement in selector.match_expressions:
-            if requirement.operator is SelectorOperator.IN:
-                pairs = [(requirement.key, value) for value in requirement.values]
-                return {name for pair in pairs for name in self.by_pair.get(pair, [])}
-        return self.labels
+        """A superset of what the selector selects, by the engine's own bucketing."""
+        keys = narrowing(selector)
+        if keys is None:
+            return self.labels
+        named = (name for name in keys.names if name in self.labels)
+        labelled = (name for pair in keys.pairs for name in self.by_pair.get(pair, []))
+        return {*named, *labelled}
 
 
 def _selector_key(selector: NamespaceSelector) -> Hashable:

@@ -40,13 +40,29 @@ class NamespacePlan:
     by_language: Mapping[Language, tuple[InstrumentationPolicy, ...]]
 
 
-def _required_pairs(selector: NamespaceSelector) -> list[tuple[str, str]]:
-    """For a selector with an `In` expression: every label pair one of which a selected namespace
-    must have. Empty when no expression narrows the namespaces that way."""
+@dataclass(frozen=True)
+class Narrowing:
+    """What every namespace a selector selects has: one of `names`, or one of the label `pairs`.
+    A superset test only: `selects_namespace` has the last word."""
+
+    names: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, str], ...] = ()
+
+
+def narrowing(selector: NamespaceSelector) -> Narrowing | None:
+    """How a selector narrows the namespaces it can select, or None when it can select any.
+
+    The one bucketing of selectors: the index files policies under these keys, and the status
+    reconciler looks up namespaces by them.
+    """
+    if selector.match_names:
+        return Narrowing(names=selector.match_names)
+    if selector.match_labels:
+        return Narrowing(pairs=(min(selector.match_labels.items()),))
     for requirement in selector.match_expressions:
         if requirement.operator is SelectorOperator.IN:
-            return [(requirement.key, value) for value in requirement.values]
-    return []
+            return Narrowing(pairs=tuple((requirement.key, v) for v in requirement.values))
+    return None
 
 
 class PolicyIndex:
@@ -63,18 +79,14 @@ class PolicyIndex:
                 self._bucket(policy)
 
     def _bucket(self, policy: InstrumentationPolicy) -> None:
-        selector = policy.spec.namespace_selector
-        if selector.match_names:
-            for name in selector.match_names:
-                self._by_name.setdefault(name, []).append(policy)
-        elif selector.match_labels:
-            pair = min(selector.match_labels.items())
-            self._by_label.setdefault(pair, []).append(policy)
-        elif keyed := _required_pairs(selector):
-            for pair in keyed:
-                self._by_label.setdefault(pair, []).append(policy)
-        else:
+        keys = narrowing(policy.spec.namespace_selector)
+        if keys is None:
             self._unkeyed.append(policy)
+            return
+        for name in keys.names:
+            self._by_name.setdefault(name, []).append(policy)
+        for pair in keys.pairs:
+            self._by_label.setdefault(pair, []).append(policy)
 
     def plan(self, namespace: Namespace) -> NamespacePlan:
         key = (namespace.name, frozenset(namespace.labels.items()))
