@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from cluster import poll
 from cluster.harness import free_port
 from libinject.admission import admit
 from libinject.engine.settings import EngineSettings
@@ -182,18 +184,26 @@ def test_changed_certificate_files_are_served_without_closing_the_listener(tmp_p
         await anext(stream)
         task = asyncio.ensure_future(anext(stream))  # the reload loop runs inside this step
         try:
-            first = await presented(port)
+            first = await asyncio.to_thread(presented, port)
             cert.write_text("half a certificate")  # a torn write: keep serving the old chain
             await asyncio.sleep(0.3)
-            torn = await presented(port)
+            torn = await asyncio.to_thread(presented, port)
             new = pki.new_material(hosts=["127.0.0.1"], now=NOW)
             # The new certificate before its key: a pair that does not match is not loaded.
             cert.write_bytes(new.serving.certificate)
             await asyncio.sleep(0.3)
-            mismatched = await presented(port)
+            mismatched = await asyncio.to_thread(presented, port)
             key.write_bytes(new.serving.key)
-            await asyncio.sleep(0.3)
-            return first, torn, mismatched, await presented(port)
+            # The positive outcome is polled for (a busy machine may take a while to reload);
+            # the negative ones above could only be waited out. The poll runs in a thread: the
+            # server's reload loop runs on this event loop and must keep running meanwhile.
+            after = await asyncio.to_thread(
+                poll.until,
+                lambda: (der := presented(port)) != first and der,
+                what="the new certificate to be served",
+                timeout=30,
+            )
+            return first, torn, mismatched, after
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -206,12 +216,15 @@ def test_changed_certificate_files_are_served_without_closing_the_listener(tmp_p
     assert after != first
 
 
-async def presented(port: int) -> bytes:
+def presented(port: int) -> bytes:
     """The DER certificate the server shows in a fresh handshake."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
-    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    writer.close()
-    return bytes(der)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
