@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -17,6 +18,7 @@ from libinject.api.parse import InvalidPolicyError
 from libinject.api.types import Flavor, Language, LibrarySpec, is_version
 from libinject.csi import validate
 from libinject.csi.validate import RefusedError, Rules
+from libinject.engine.checks import semantic_errors
 from libinject.engine.decision import Code
 from libinject.engine.settings import EngineSettings
 from libinject.engine.versions import InvalidVersionError, allows, library_image
@@ -279,3 +281,24 @@ def test_no_request_yields_an_image_outside_the_default_form(
     assert is_version(choice.version)
     assert choice.version in ("3.12.0", requested)
     assert result.pod["spec"]["initContainers"][0]["image"] == choice.image
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "mirror.example/py:tag\u00e9",  # a Latin letter outside ASCII
+        "mirror.example/py:t\u0663",  # an Arabic-Indic digit
+        "mirror.example/py:v1\n",
+        "mirror.example/Py:v1",
+        "mirror.example/py:",
+        "mirror.example/py:v1@sha256:abc",
+    ],
+)
+def test_a_policy_image_that_is_no_image_reference_is_invalid(image: str) -> None:
+    """The policy's own `image` can name no reference a runtime refuses either: ASCII-only tags
+    (Python's \\w would take other scripts' letters and digits), a lowercase repository, a
+    non-empty tag, a whole digest. Fails before the fix for the non-ASCII tags."""
+    parsed = None
+    with contextlib.suppress(InvalidPolicyError):  # the CRD's pattern may refuse it already
+        parsed = policy(libraries=[{**PYTHON, "image": image}])
+    assert parsed is None or semantic_errors(parsed), image
