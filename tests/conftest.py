@@ -1,3 +1,38 @@
-"""Shared fixtures: the local control plane for tests/live (started only when a test asks)."""
+"""Shared fixtures: the local control plane for tests/live (started only when a test asks).
+
+Markers (pyproject.toml): `live` for tests/live (tests/live/conftest.py marks them), `network`
+for every test that may reach a registry. A test is `network` when it uses, however indirectly,
+one of NETWORK_FIXTURES, or when its module says so; `pytest -m "not live and not network"` is
+the offline subset.
+"""
+
+from __future__ import annotations
+
+import pytest
 
 pytest_plugins = ["cluster.fixtures", "cluster.services", "cluster.libraries"]
+
+# Fixtures that build, download or install on first use (their caches may be cold): the Go
+# module proxy (the control plane's binaries, crane, csi-sanity, psacheck), Debian (busybox, the
+# OCI registry), PyPI (the trace test agent, the bundles and the sites the loader tests install).
+NETWORK_FIXTURES = frozenset(
+    {
+        "control_plane",
+        "crane",
+        "csi_sanity",
+        "busybox",
+        "registry",
+        "test_agent",
+        "bundles",
+        "library_images",
+        "ddtrace_site",
+        "otel_site",
+        "psacheck",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if NETWORK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)

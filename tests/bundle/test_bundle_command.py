@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from cluster.libraries import LIBINJECT, build_bundle, host_target
 
 
@@ -38,6 +40,7 @@ def test_an_unknown_target_is_refused_before_any_install(tmp_path: Path) -> None
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.network  # asks PyPI
 def test_a_release_that_does_not_exist_fails_with_pips_reason(tmp_path: Path) -> None:
     """A typo in the version is an error naming the target and what pip said; no bundle."""
     result = _bundle(
@@ -51,6 +54,7 @@ def test_a_release_that_does_not_exist_fails_with_pips_reason(tmp_path: Path) ->
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.network  # installs from PyPI on a cold cache
 def test_editing_a_bundle_never_changes_the_cache_the_next_bundle_is_made_from(
     tmp_path: Path,
 ) -> None:

@@ -18,6 +18,8 @@ from cluster.libraries import VERSIONS, build_bundle
 from libinject.bundle.stages import interpreter
 from libinject.bundle.targets import PYTHONS, all_targets
 
+pytestmark = pytest.mark.network  # every bundle here is installed from PyPI (cached after)
+
 FLAVORS = tuple(VERSIONS)
 # The distribution whose wheel must match each target's interpreter, libc and arch: the one
 # with native code in each flavor.
