@@ -30,7 +30,9 @@ from cluster.csiplugin import CSIPlugin
 from cluster.libraries import DDTRACE, build_bundle, host_target, push_image
 from cluster.podrunner.csi import CSIVolumes, NodePlugin
 from cluster.registry import Registry
+from libinject.api.types import Flavor, Language
 from libinject.bundle.dedup import sizes
+from libinject.engine.versions import library_image
 
 RESULTS = Path(__file__).parent / "results" / "csi.json"
 PODS = 50
@@ -90,7 +92,12 @@ def main() -> None:
         scratch = Path(work)
         bundle = scratch / "bundle"
         build_bundle(flavor="ddtrace", out=bundle, targets=[host_target()])
-        reference = f"{registry.address}/libinject/python-ddtrace:{DDTRACE}"
+        reference = library_image(
+            registry=f"{registry.address}/libinject",
+            language=Language.PYTHON,
+            flavor=Flavor.DDTRACE,
+            version=DDTRACE,
+        )
         push_image(bundle=bundle, reference=reference, crane=crane, busybox=busybox)
         copy = copy_side(bundle, busybox, scratch)
         plugin = CSIPlugin(

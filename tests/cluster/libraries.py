@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from cluster.registry import Registry
+from libinject.api.types import Flavor, Language
+from libinject.engine.versions import library_image
 from tools.gobuild import cache_root
 
 # The versions are images/python/versions' (the one list of the images we build).
@@ -97,7 +99,12 @@ def library_images(
     def get(flavor: str, version: str = "") -> str:
         key = (flavor, version or VERSIONS[flavor])
         if key not in pushed:
-            reference = f"{registry.address}/libinject/python-{flavor}:{key[1]}"
+            reference = library_image(
+                registry=f"{registry.address}/libinject",
+                language=Language.PYTHON,
+                flavor=Flavor(flavor),
+                version=key[1],
+            )
             push_image(bundle=bundles(*key), reference=reference, crane=crane, busybox=busybox)
             pushed[key] = reference
         return pushed[key]
