@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import functools
 import json
 import ssl
 import tempfile
@@ -32,7 +33,7 @@ import aiohttp
 from kubernetes import client, config
 
 from bench.stats import environment, summarize, write_results
-from cluster import build, harness, poll
+from cluster import build, harness, kubejson, poll
 from cluster.fixtures import GROUP, PLURAL, VERSION
 from cluster.kubectl import Kubectl
 from cluster.operator import NAMESPACE, OperatorProcess
@@ -90,14 +91,18 @@ def install(kubectl: Kubectl, port: int) -> None:
     kubectl("wait", "--for=condition=Established", "crd/instrumentationpolicies.libinject.dev")
 
 
+def _service_accounts(core: client.CoreV1Api, namespace: str) -> list[Any]:
+    return list(core.list_namespaced_service_account(namespace).items)
+
+
 def measure(plane: harness.ControlPlane, operator: OperatorProcess) -> dict[str, Any]:
     api = config.new_client_from_config(config_file=str(plane.kubeconfig))
     core = client.CoreV1Api(api)
     injected, plain = "bench-injected", "bench-plain"
     for name, labels in ((injected, ENABLED), (plain, {})):
-        core.create_namespace({"metadata": {"name": name, "labels": labels}})
+        core.create_namespace(kubejson.body({"metadata": {"name": name, "labels": labels}}))
         poll.until(
-            lambda name=name: core.list_namespaced_service_account(name).items,
+            functools.partial(_service_accounts, core, name),
             what=f"the default ServiceAccount of {name}",
             timeout=60,
         )
@@ -157,9 +162,9 @@ def ratios(side: dict[str, float], base: dict[str, float]) -> dict[str, float]:
 
 def injected_template(core: client.CoreV1Api, namespace: str) -> dict[str, Any]:
     """A pod as our webhook stored it, minus what the server sets: re-created, it needs nothing."""
-    core.create_namespaced_pod(namespace, app_pod("template"))
+    core.create_namespaced_pod(namespace, kubejson.body(app_pod("template")))
     stored = core.read_namespaced_pod("template", namespace, _preload_content=False)
-    pod = json.loads(stored.data)
+    pod = kubejson.json_of(stored)
     metadata = {key: pod["metadata"][key] for key in ("labels", "annotations")}
     spec = {key: value for key, value in pod["spec"].items() if key != "nodeName"}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
@@ -176,8 +181,9 @@ def create_interleaved(
         for side, namespace in sides[shift:] + sides[:shift]:
             body = copy.deepcopy(template) if side == CALLED_ONLY else app_pod("")
             body["metadata"]["name"] = f"{'again' if side == CALLED_ONLY else 'pod'}-{index}"
+            payload = kubejson.body(body)
             begun = time.perf_counter_ns()
-            core.create_namespaced_pod(namespace, body)
+            core.create_namespaced_pod(namespace, payload)
             elapsed = time.perf_counter_ns() - begun
             if index >= WARMUP_PODS:
                 timings[side].append(elapsed)
@@ -201,6 +207,7 @@ async def admissions_per_second(
     api: client.ApiClient, *, port: int, namespace: str
 ) -> dict[str, Any]:
     secret = client.CoreV1Api(api).read_namespaced_secret("libinject-webhook-tls", NAMESPACE)
+    assert secret.data is not None
     bundle = base64.b64decode(secret.data["ca.crt"]).decode()
     context = ssl.create_default_context(cadata=bundle)
     url = f"https://127.0.0.1:{port}/mutate-pods"

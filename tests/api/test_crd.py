@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from invalid_policies import CRD_CASES
 
+from api.invalid_policies import CRD_CASES
 from libinject.api.crd import crd
 
 CRD_FILE = Path(__file__).parents[2] / "crds" / "instrumentationpolicies.libinject.dev.yaml"

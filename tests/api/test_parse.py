@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-from invalid_policies import INVALID, INVALID_CASES
 
+from api.invalid_policies import INVALID, INVALID_CASES
 from builders import policy_object
 from libinject.api.parse import InvalidPolicyError, parse_policy
 from libinject.api.types import AgentMode, Flavor, Mode

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cluster import build, harness, supervisor
+from cluster import harness, supervisor
+from tools.gobuild import BuildError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return commands[args.command](directory)
-    except (build.BuildError, harness.StartupError, TimeoutError) as error:
+    except (BuildError, harness.StartupError, TimeoutError) as error:
         print(f"[cluster] {error}", file=sys.stderr)
         return 1
 

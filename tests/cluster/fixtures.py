@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
 from cluster import build, harness, poll
 from cluster.kubectl import Kubectl
@@ -84,6 +84,7 @@ def operator_token(installed: None, admin: client.ApiClient) -> str:
     response = client.CoreV1Api(admin).create_namespaced_service_account_token(
         OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, request
     )
+    assert response.status is not None
     return str(response.status.token)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from kubernetes import client
 
-from cluster import harness
+from cluster import harness, kubejson
 from libinject.runtime import pki
 
 NAME = "zz-test-labeller"  # after "libinject": webhooks are called in name order
@@ -44,7 +44,7 @@ def labelling_webhook(
     hooks = client.AdmissionregistrationV1Api(admin)
     try:
         hooks.create_mutating_webhook_configuration(
-            _configuration(namespace, port=port, bundle=material.bundle)
+            kubejson.body(_configuration(namespace, port=port, bundle=material.bundle))
         )
         try:
             yield

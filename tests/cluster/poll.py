@@ -9,7 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def until(check: Callable[[], T], *, what: str, timeout: float, interval: float = 0.1) -> T:
+def until(check: Callable[[], T | None], *, what: str, timeout: float, interval: float = 0.1) -> T:
     """Calls `check` until it returns something truthy, and returns that.
 
     Raises TimeoutError naming `what` when time is up; `check` may raise to give up early (a

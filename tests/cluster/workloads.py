@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
 
-from cluster import poll
+from cluster import kubejson, poll
 from cluster.fixtures import GROUP, PLURAL, VERSION
 
 ENABLED = {"libinject.dev/inject": "enabled"}
@@ -53,17 +52,18 @@ def app_pod(name: str, **annotations: str) -> dict[str, Any]:
 def create_pod(admin: client.ApiClient, *, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     """Creates the pod and returns it as stored, after admission."""
     core = client.CoreV1Api(admin)
-    core.create_namespaced_pod(namespace, body)
+    core.create_namespaced_pod(namespace, kubejson.body(body))
     return read_pod(admin, namespace=namespace, name=body["metadata"]["name"])
 
 
 def read_pod(admin: client.ApiClient, *, namespace: str, name: str) -> dict[str, Any]:
     response = client.CoreV1Api(admin).read_namespaced_pod(name, namespace, _preload_content=False)
-    return dict(json.loads(response.data))
+    return kubejson.json_of(response)
 
 
 def pod_names(admin: client.ApiClient, namespace: str) -> list[str]:
-    return [p.metadata.name for p in client.CoreV1Api(admin).list_namespaced_pod(namespace).items]
+    pods = client.CoreV1Api(admin).list_namespaced_pod(namespace).items
+    return [str(p.metadata.name) for p in pods if p.metadata is not None]
 
 
 def init_names(pod: dict[str, Any]) -> list[str]:
@@ -76,7 +76,9 @@ def env_of(pod: dict[str, Any], container: str) -> dict[str, Any]:
 
 
 def policy_status(admin: client.ApiClient, name: str) -> dict[str, Any]:
-    obj = client.CustomObjectsApi(admin).get_cluster_custom_object(GROUP, VERSION, PLURAL, name)
+    obj: Any = client.CustomObjectsApi(admin).get_cluster_custom_object(
+        GROUP, VERSION, PLURAL, name
+    )  # the client types custom objects as object: they are JSON
     return dict(obj.get("status") or {})
 
 
@@ -99,9 +101,9 @@ def wait_until_injecting(admin: client.ApiClient, namespace: str, timeout: float
 
     def injected() -> bool:
         response = core.create_namespaced_pod(
-            namespace, app_pod("probe"), dry_run="All", _preload_content=False
+            namespace, kubejson.body(app_pod("probe")), dry_run="All", _preload_content=False
         )
-        labels = json.loads(response.data)["metadata"].get("labels") or {}
+        labels = kubejson.json_of(response)["metadata"].get("labels") or {}
         return labels.get(INSTRUMENTED) == "true"
 
     poll.until(injected, what=f"the webhook injecting in {namespace}", timeout=timeout)

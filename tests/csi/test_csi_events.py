@@ -136,11 +136,13 @@ def test_event_on_the_pod_of_an_empty_volume(
         ),
     )
     image = f"{UNREACHABLE}/python-ddtrace:4.16.0"
+    assert pod.metadata is not None
+    uid = str(pod.metadata.uid)
     attributes = {
         "image": image,
-        events.POD_NAME: pod.metadata.name,
+        events.POD_NAME: str(pod.metadata.name),
         events.POD_NAMESPACE: namespace,
-        events.POD_UID: pod.metadata.uid,
+        events.POD_UID: uid,
     }
     reporting.publish("csi-event", target_of(reporting, "pod-event"), attributes)
 
@@ -154,9 +156,9 @@ def test_event_on_the_pod_of_an_empty_volume(
     assert event.type == "Warning"
     assert event.involved_object.kind == "Pod"
     assert event.involved_object.name == "payments-api"
-    assert event.involved_object.uid == pod.metadata.uid
+    assert event.involved_object.uid == uid
     assert event.reporting_component == "csi.libinject.dev"
-    assert image in event.message
+    assert image in str(event.message)
     v1 = client.EventsV1Api(admin).list_namespaced_event(namespace).items
     assert [e.reporting_controller for e in v1 if e.reason == "LibraryNotReady"] == [
         "csi.libinject.dev"

@@ -159,7 +159,7 @@ def containers(
 
 
 # The user's volume sources; none is one the engine makes (its emptyDirs are 64Mi, 300Mi or 1Gi).
-USER_VOLUME_SOURCES = [
+USER_VOLUME_SOURCES: list[dict[str, Any]] = [
     {"emptyDir": {}},
     {"emptyDir": {"sizeLimit": "2Gi"}},
     {"configMap": {"name": "settings"}},

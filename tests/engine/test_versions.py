@@ -20,6 +20,7 @@ from libinject.csi import validate
 from libinject.csi.validate import RefusedError, Rules
 from libinject.engine.checks import semantic_errors
 from libinject.engine.decision import Code
+from libinject.engine.inject import Result
 from libinject.engine.settings import EngineSettings
 from libinject.engine.versions import InvalidVersionError, allows, library_image
 
@@ -42,10 +43,10 @@ def test_allows(pattern: str, version: str, allowed: bool) -> None:
     assert allows(pattern, version) is allowed
 
 
-def _injected(result: object) -> dict[str, object]:
-    annotations = result.pod["metadata"]["annotations"]  # type: ignore[attr-defined]
+def _injected(result: Result) -> dict[str, object]:
+    annotations = result.pod["metadata"]["annotations"]
     (record,) = json.loads(annotations["libinject.dev/injected"])
-    return record  # type: ignore[no-any-return]
+    return dict(record)
 
 
 def test_an_allowed_request_picks_version_and_image_tag() -> None:

@@ -5,7 +5,7 @@ is rebuilt when (and only when) they change, and namespace labels read through t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pytest
@@ -43,6 +43,11 @@ def indexes(*names: str) -> tuple[OperatorIndexer, OperatorIndexer]:
     return policies, namespaces
 
 
+def body(raw: dict[str, Any]) -> kopf.Body:
+    """An object as Kopf hands it to index handlers (its type is a TypedDict of the API's keys)."""
+    return kopf.Body(cast("kopf.RawBody", raw))
+
+
 def primed() -> CacheState:
     state = CacheState()
     state.primed = True
@@ -50,11 +55,11 @@ def primed() -> CacheState:
 
 
 def test_a_valid_policy_is_indexed_under_the_one_key() -> None:
-    assert policy_entry(kopf.Body(policy_object("a", priority=3))) == {ALL: policy("a", priority=3)}
+    assert policy_entry(body(policy_object("a", priority=3))) == {ALL: policy("a", priority=3)}
 
 
 @pytest.mark.parametrize(
-    "body",
+    "raw",
     [
         pytest.param(policy_object("a", libraries=[]), id="no-libraries"),
         pytest.param({**policy_object("a"), "apiVersion": "libinject.dev/v9"}, id="wrong-version"),
@@ -70,8 +75,8 @@ def test_a_valid_policy_is_indexed_under_the_one_key() -> None:
         ),
     ],
 )
-def test_an_invalid_policy_is_left_out_of_the_index(body: dict[str, Any]) -> None:
-    assert policy_entry(kopf.Body(body)) == {}
+def test_an_invalid_policy_is_left_out_of_the_index(raw: dict[str, Any]) -> None:
+    assert policy_entry(body(raw)) == {}
 
 
 @pytest.mark.parametrize(
@@ -85,7 +90,7 @@ def test_an_invalid_policy_is_left_out_of_the_index(body: dict[str, Any]) -> Non
 def test_a_namespace_is_indexed_by_name_with_its_labels(
     metadata: dict[str, Any], expected: dict[str, Any]
 ) -> None:
-    assert namespace_entry(kopf.Body({"metadata": metadata})) == expected
+    assert namespace_entry(body({"metadata": metadata})) == expected
 
 
 def test_nothing_is_decided_until_the_indexes_are_primed() -> None:

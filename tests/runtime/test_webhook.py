@@ -12,10 +12,10 @@ import contextlib
 import json
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -41,7 +41,7 @@ def review(pod: dict[str, Any], *, namespace: str = "shop") -> dict[str, Any]:
 POD = {"metadata": {"generateName": "web-"}, "spec": {"containers": [{"name": "app"}]}}
 
 
-async def deciding(_: dict[str, Any], **__: Any) -> None:
+async def deciding(*_: Any, **__: Any) -> None:
     """What our Kopf handler does: decide for the pending pod (here with unprimed caches)."""
     call = webhook.pending()
     call.admission = admit(call.pod, namespace=call.namespace, caches=None, settings=SETTINGS)
@@ -57,6 +57,12 @@ def write_material(directory: Path, material: pki.Material) -> tuple[Path, Path]
     return cert, key
 
 
+def listen(server: webhook.WebhookServer, fn: Fn) -> AsyncGenerator[Any, None]:
+    """The server's stream of client configs: an async generator, closed with aclose (Kopf's
+    protocol types it as a plain async iterator)."""
+    return cast("AsyncGenerator[Any, None]", server(fn))
+
+
 async def serve(
     tmp_path: Path, fn: Fn, body: Any, *, deadline: float = 2.0
 ) -> tuple[int, dict[str, Any]]:
@@ -66,7 +72,7 @@ async def serve(
     server = webhook.WebhookServer(
         port=port, cert_file=cert, key_file=key, deadline=deadline, on_listening=lambda: None
     )
-    stream = server(fn)
+    stream = listen(server, fn)
     await anext(stream)
     try:
         context = ssl.create_default_context(cadata=material.bundle.decode())
@@ -180,7 +186,7 @@ def test_changed_certificate_files_are_served_without_closing_the_listener(tmp_p
             on_listening=lambda: None,
             file_check_seconds=0.05,
         )
-        stream = server(deciding)
+        stream = listen(server, deciding)
         await anext(stream)
         task = asyncio.ensure_future(anext(stream))  # the reload loop runs inside this step
         try:
@@ -199,7 +205,7 @@ def test_changed_certificate_files_are_served_without_closing_the_listener(tmp_p
             # server's reload loop runs on this event loop and must keep running meanwhile.
             after = await asyncio.to_thread(
                 poll.until,
-                lambda: (der := presented(port)) != first and der,
+                lambda: der if (der := presented(port)) != first else None,
                 what="the new certificate to be served",
                 timeout=30,
             )

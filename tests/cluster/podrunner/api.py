@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
+from cluster import kubejson
 from cluster.podrunner.errors import ContainerConfigError
 
 
@@ -36,7 +37,7 @@ class ApiSources:
                 " and the pod is not scheduled (spec.nodeName is empty)"
             )
         node = self.core.read_node(self.node_name, _preload_content=False)
-        return dict(json.loads(node.data).get("status", {}).get("allocatable") or {})
+        return dict(kubejson.json_of(node).get("status", {}).get("allocatable") or {})
 
     def _read(self, name: str, *, kind: str, read: Callable[..., Any]) -> Mapping[str, Any] | None:
         key = (kind, name)
