@@ -10,6 +10,7 @@ import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from kubernetes import client
@@ -26,13 +27,13 @@ HOSTS = ["127.0.0.1"]
 
 def stored(admin: client.ApiClient) -> pki.Material:
     secret = client.CoreV1Api(admin).read_namespaced_secret(SECRET, NAMESPACE)
-    return pki.from_secret_data(secret.data)
+    return pki.from_secret_data(cast("dict[str, str]", secret.data))  # base64 text, as served
 
 
 def ca_bundle(admin: client.ApiClient) -> bytes:
     api = client.AdmissionregistrationV1Api(admin)
-    hooks = api.read_mutating_webhook_configuration("libinject").webhooks
-    bundles = {hook.client_config.ca_bundle for hook in hooks}
+    hooks = api.read_mutating_webhook_configuration("libinject").webhooks or []
+    bundles = {str(hook.client_config.ca_bundle) for hook in hooks}
     assert len(bundles) == 1
     return base64.b64decode(bundles.pop())
 
@@ -83,7 +84,7 @@ def test_material_due_for_renewal_is_renewed_on_start_and_trust_holds(
     issued = datetime.now(UTC) - timedelta(days=3 * 365 - 200)
     old = pki.new_material(hosts=HOSTS, now=issued)
     secret = client.CoreV1Api(admin).read_namespaced_secret(SECRET, NAMESPACE)
-    secret.data = pki.to_secret_data(old)
+    secret.data = dict(pki.to_secret_data(old))
     client.CoreV1Api(admin).replace_namespaced_secret(SECRET, NAMESPACE, secret)
 
     operator = operator_processes("renewing").wait_ready()

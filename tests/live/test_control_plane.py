@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
-from cluster import harness, poll, versions
+from cluster import harness, kubejson, poll, versions
 from cluster.fixtures import NamespaceFactory, token_client
 
 TESTS = Path(__file__).parents[1]
@@ -34,11 +34,12 @@ def test_rbac_is_enforced(
     token = client.CoreV1Api(admin).create_namespaced_service_account_token(
         "default", namespace, request
     )
-    nobody = client.CoreV1Api(token_client(control_plane, token.status.token))
+    assert token.status is not None
+    nobody = client.CoreV1Api(token_client(control_plane, str(token.status.token)))
     with pytest.raises(ApiException) as refused:
         nobody.list_namespaced_pod(namespace)
     assert refused.value.status == 403
-    assert f"system:serviceaccount:{namespace}:default" in refused.value.body
+    assert f"system:serviceaccount:{namespace}:default" in str(refused.value.body)
 
 
 def _pod(name: str, **container: Any) -> dict[str, Any]:
@@ -55,11 +56,13 @@ def test_pod_security_is_enforced(admin: client.ApiClient, namespaces: Namespace
     restricted = namespaces(labels={"pod-security.kubernetes.io/enforce": "restricted"})
     core = client.CoreV1Api(admin)
     with pytest.raises(ApiException) as refused:
-        core.create_namespaced_pod(restricted, _pod("plain"), dry_run="All")
+        core.create_namespaced_pod(restricted, kubejson.body(_pod("plain")), dry_run="All")
     assert refused.value.status == 403
-    assert 'violates PodSecurity "restricted:latest"' in json.loads(refused.value.body)["message"]
+    assert (
+        'violates PodSecurity "restricted:latest"' in json.loads(str(refused.value.body))["message"]
+    )
     baseline = namespaces(labels={"pod-security.kubernetes.io/enforce": "baseline"})
-    core.create_namespaced_pod(baseline, _pod("plain"), dry_run="All")
+    core.create_namespaced_pod(baseline, kubejson.body(_pod("plain")), dry_run="All")
 
 
 def _deployment(replicas: int) -> dict[str, Any]:
@@ -79,33 +82,41 @@ def _deployment(replicas: int) -> dict[str, Any]:
     }
 
 
+def _owner(obj: Any) -> str | None:
+    """The name of an object's first owner."""
+    owners = (obj.metadata.owner_references if obj.metadata else None) or []
+    return str(owners[0].name) if owners else None
+
+
 def test_deployment_becomes_running_pods(
     admin: client.ApiClient, control_plane: harness.ControlPlane, namespace: str
 ) -> None:
     """Controllers make the ReplicaSet and Pods, the scheduler binds them to fake nodes, and kwok
     reports them Running: what the webhook tests stand on."""
-    client.AppsV1Api(admin).create_namespaced_deployment(namespace, _deployment(replicas=3))
+    client.AppsV1Api(admin).create_namespaced_deployment(
+        namespace, kubejson.body(_deployment(replicas=3))
+    )
     apps, core = client.AppsV1Api(admin), client.CoreV1Api(admin)
     (replica_set,) = poll.until(
         lambda: apps.list_namespaced_replica_set(namespace).items, what="a ReplicaSet", timeout=60
     )
-    assert replica_set.metadata.owner_references[0].name == "web"
+    assert _owner(replica_set) == "web"
 
     def running() -> list[Any]:
         pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
-        return pods if len(pods) == 3 and all(p.status.phase == "Running" for p in pods) else []
+        phases = [p.status.phase if p.status else None for p in pods]
+        return pods if phases == ["Running"] * 3 else []
+
+    def all_ready() -> bool:
+        # Polled until all three: the Deployment counts its ready replicas one by one.
+        status = apps.read_namespaced_deployment(namespace=namespace, name="web").status
+        return status is not None and status.ready_replicas == 3
 
     pods = poll.until(running, what="3 Running pods", timeout=60)
     assert {p.spec.node_name for p in pods} <= set(control_plane.node_names)
-    assert all(p.metadata.owner_references[0].name == replica_set.metadata.name for p in pods)
-    ready = poll.until(
-        lambda: (
-            apps.read_namespaced_deployment(namespace=namespace, name="web").status.ready_replicas
-        ),
-        what="the Deployment's ready replicas",
-        timeout=60,
-    )
-    assert ready == 3
+    assert replica_set.metadata is not None
+    assert all(_owner(p) == replica_set.metadata.name for p in pods)
+    poll.until(all_ready, what="the Deployment's 3 ready replicas", timeout=60)
 
 
 def _alive(pid: int) -> bool:

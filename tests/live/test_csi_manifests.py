@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
-from cluster import harness, poll
+from cluster import harness, kubejson, poll
 from cluster.fixtures import OPERATOR_NAMESPACE, NamespaceFactory, token_client
 from cluster.kubectl import Kubectl
 from cluster.manifests import RESTRICTED_CONTEXT, one, render
@@ -150,7 +150,7 @@ def csi_namespace(admin: client.ApiClient, with_csi: list[dict[str, Any]]) -> It
         return False
 
     poll.until(absent, what=f"no namespace {CSI_NAMESPACE}", timeout=60)
-    core.create_namespace(one(with_csi, "Namespace", CSI_NAMESPACE))
+    core.create_namespace(kubejson.body(one(with_csi, "Namespace", CSI_NAMESPACE)))
     try:
         yield CSI_NAMESPACE
     finally:
@@ -416,21 +416,21 @@ DENIED: dict[str, Call] = {
     "list Secrets everywhere": lambda api, _: client.CoreV1Api(api).list_secret_for_all_namespaces(),
     "read pods": lambda api, ns: client.CoreV1Api(api).list_namespaced_pod(ns),
     "create pods": lambda api, ns: client.CoreV1Api(api).create_namespaced_pod(
-        ns, {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "image": "a"}]}}
+        ns, kubejson.body({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "image": "a"}]}})
     ),
     "read Events": lambda api, ns: client.CoreV1Api(api).list_namespaced_event(ns),
     "delete Events": lambda api, ns: client.CoreV1Api(api).delete_collection_namespaced_event(ns),
     "read nodes": lambda api, _: client.CoreV1Api(api).list_node(),
     "read CSI drivers": lambda api, _: client.StorageV1Api(api).list_csi_driver(),
     "create a CSI driver": lambda api, _: client.StorageV1Api(api).create_csi_driver(
-        {"metadata": {"name": "x.example.com"}, "spec": {"volumeLifecycleModes": ["Ephemeral"]}}
+        kubejson.body({"metadata": {"name": "x.example.com"}, "spec": {"volumeLifecycleModes": ["Ephemeral"]}})
     ),
     "read policies": lambda api, _: client.CustomObjectsApi(api).list_cluster_custom_object(
         "libinject.dev", "v1alpha1", "instrumentationpolicies"
     ),
     "grant itself more": lambda api, _: client.RbacAuthorizationV1Api(api).create_cluster_role_binding(
-        {"metadata": {"name": "escalate"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-         "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": CSI_NAMESPACE}]}
+        kubejson.body({"metadata": {"name": "escalate"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+         "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": CSI_NAMESPACE}]})
     ),
 }  # fmt: skip
 
@@ -439,9 +439,11 @@ DENIED: dict[str, Call] = {
 def world(admin: client.ApiClient, installed: None) -> Iterator[str]:
     """A namespace with a Secret, as the admin made it: where the calls act."""
     core = client.CoreV1Api(admin)
-    namespace = core.create_namespace({"metadata": {"generateName": "csi-rbac-"}}).metadata.name
+    created = core.create_namespace(kubejson.body({"metadata": {"generateName": "csi-rbac-"}}))
+    assert created.metadata is not None
+    namespace = str(created.metadata.name)
     core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "app-db"}, "stringData": {"password": "x"}}
+        namespace, kubejson.body({"metadata": {"name": "app-db"}, "stringData": {"password": "x"}})
     )
     yield namespace
     core.delete_namespace(namespace)
@@ -466,6 +468,7 @@ def plugin(
     response = client.CoreV1Api(admin).create_namespaced_service_account_token(
         ACCOUNT, csi_namespace, request
     )
+    assert response.status is not None
     try:
         yield token_client(control_plane, str(response.status.token))
     finally:
@@ -488,7 +491,7 @@ def test_the_plugin_may_not(action: str, plugin: client.ApiClient, world: str) -
     with pytest.raises(ApiException) as refused:
         DENIED[action](plugin, world)
     assert refused.value.status == 403, refused.value.body
-    assert f"system:serviceaccount:{CSI_NAMESPACE}:{ACCOUNT}" in refused.value.body
+    assert f"system:serviceaccount:{CSI_NAMESPACE}:{ACCOUNT}" in str(refused.value.body)
 
 
 def test_the_denials_are_not_for_want_of_objects(admin: client.ApiClient, world: str) -> None:

@@ -3,14 +3,13 @@ object exists, and the copy container when it does not, with no operator restart
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
-from cluster import poll
+from cluster import kubejson, poll
 from cluster.fixtures import NamespaceFactory
 from cluster.workloads import ENABLED, PolicyFactory, app_pod, python_policy
 
@@ -31,7 +30,7 @@ def csi_driver(admin: client.ApiClient) -> Iterator[None]:
             "attachRequired": False,
         },
     }
-    storage.create_csi_driver(body)
+    storage.create_csi_driver(kubejson.body(body))
     try:
         yield
     finally:
@@ -45,9 +44,9 @@ def csi_driver(admin: client.ApiClient) -> Iterator[None]:
 def _volume_kind(admin: client.ApiClient, namespace: str) -> str:
     """What the webhook gives a new pod now: 'csi' or 'emptyDir' (a dry-run create)."""
     response = client.CoreV1Api(admin).create_namespaced_pod(
-        namespace, app_pod("probe"), dry_run="All", _preload_content=False
+        namespace, kubejson.body(app_pod("probe")), dry_run="All", _preload_content=False
     )
-    volumes = json.loads(response.data)["spec"].get("volumes") or []
+    volumes = kubejson.json_of(response)["spec"].get("volumes") or []
     ours = [v for v in volumes if v["name"] == "libinject-python"]
     return next((kind for kind in ("csi", "emptyDir") if ours and kind in ours[0]), "none")
 
@@ -68,5 +67,7 @@ def test_auto_switches_to_csi_when_the_driver_is_registered_and_back(
         lambda: _volume_kind(admin, namespace) == "emptyDir", what="the emptyDir", timeout=30
     )
     client.StorageV1Api(admin).create_csi_driver(
-        {"metadata": {"name": DRIVER}, "spec": {"volumeLifecycleModes": ["Ephemeral"]}}
+        kubejson.body(
+            {"metadata": {"name": DRIVER}, "spec": {"volumeLifecycleModes": ["Ephemeral"]}}
+        )
     )

@@ -5,15 +5,17 @@ one operator without seeing each other's objects."""
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
 
-from cluster import poll
+from cluster import kubejson, poll
 from cluster.fixtures import NamespaceFactory
 from cluster.kubectl import Kubectl
 from cluster.labeller import LABEL as LABELLED
@@ -66,7 +68,7 @@ def test_a_deployment_in_an_opted_in_namespace_is_injected_as_the_policy_says(
             "template": {"metadata": {"labels": {"app": "checkout"}}, "spec": app_pod("x")["spec"]},
         },
     }
-    client.AppsV1Api(admin).create_namespaced_deployment(namespace, deployment)
+    client.AppsV1Api(admin).create_namespaced_deployment(namespace, kubejson.body(deployment))
     names = poll.until(
         lambda: pod_names(admin, namespace) if len(pod_names(admin, namespace)) == 2 else None,
         what="the Deployment's two pods",
@@ -209,6 +211,15 @@ def test_an_invalid_policy_gets_a_false_ready_condition_and_a_warning_event(
     assert plain["metadata"]["annotations"][SKIPPED].startswith("NoMatchingPolicy:")
 
 
+def _conflicting(admin: client.ApiClient, name: str) -> dict[str, Any] | None:
+    found = condition(policy_status(admin, name), "Conflicting")
+    return found if found.get("status") == "True" else None
+
+
+def _conflict_events(admin: client.ApiClient, name: str) -> list[Any]:
+    return [e for e in events_for(admin, name) if e.reason == "PolicyConflict"]
+
+
 @pytest.mark.usefixtures("running_operator")
 def test_conflicting_policies_are_told_which_one_wins(
     admin: client.ApiClient, namespaces: NamespaceFactory, policies: PolicyFactory
@@ -221,10 +232,7 @@ def test_conflicting_policies_are_told_which_one_wins(
     winner = min(first, second)
     for name, other in ((first, second), (second, first)):
         conflicting = poll.until(
-            lambda name=name: (
-                condition(policy_status(admin, name), "Conflicting").get("status") == "True"
-                and condition(policy_status(admin, name), "Conflicting")
-            ),
+            functools.partial(_conflicting, admin, name),
             what=f"{name} Conflicting",
             timeout=30,
         )
@@ -233,7 +241,7 @@ def test_conflicting_policies_are_told_which_one_wins(
         assert f"{winner} wins" in conflicting["message"]
         assert condition(policy_status(admin, name), "Ready")["status"] == "True"
         poll.until(
-            lambda name=name: [e for e in events_for(admin, name) if e.reason == "PolicyConflict"],
+            functools.partial(_conflict_events, admin, name),
             what=f"a PolicyConflict event for {name}",
             timeout=30,
         )

@@ -76,7 +76,9 @@ def two_replicas(
 
 def injected_share(admin: client.ApiClient, namespace: str) -> tuple[int, int]:
     pods = client.CoreV1Api(admin).list_namespaced_pod(namespace).items
-    injected = [p for p in pods if (p.metadata.labels or {}).get(INSTRUMENTED) == "true"]
+    injected = [
+        p for p in pods if p.metadata and (p.metadata.labels or {}).get(INSTRUMENTED) == "true"
+    ]
     return len(injected), len(pods)
 
 
@@ -194,7 +196,7 @@ def elected(
 ) -> tuple[OperatorProcess, OperatorProcess] | None:
     """(standby, active) once the election has settled: both replicas keep alive in the peering
     object, the higher priority has resumed, and the lower one is not (or no longer) active."""
-    peering = client.CustomObjectsApi(admin).get_cluster_custom_object(
+    peering: Any = client.CustomObjectsApi(admin).get_cluster_custom_object(
         "kopf.dev", "v1", "clusterkopfpeerings", "libinject"
     )
     alive = peering.get("status") or {}

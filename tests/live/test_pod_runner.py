@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from cluster import poll
+from cluster import kubejson, poll
 from cluster.podrunner import (
     AppImage,
     ImageStore,
@@ -160,9 +160,9 @@ def create_pod(
         "spec": spec,
     }
     response = client.CoreV1Api(admin).create_namespaced_pod(
-        namespace, body, _preload_content=False
+        namespace, kubejson.body(body), _preload_content=False
     )
-    return dict(json.loads(response.data))
+    return kubejson.json_of(response)
 
 
 def create_settings(admin: client.ApiClient, namespace: str) -> None:
@@ -170,7 +170,7 @@ def create_settings(admin: client.ApiClient, namespace: str) -> None:
         "metadata": {"name": "settings"},
         "data": {"app.conf": "debug=true\n", "greeting": "hello $(DD_SERVICE)"},
     }
-    client.CoreV1Api(admin).create_namespaced_config_map(namespace, body)
+    client.CoreV1Api(admin).create_namespaced_config_map(namespace, kubejson.body(body))
 
 
 def library_pod(image: str, mount_root: Path, *, command: list[str]) -> dict[str, Any]:
@@ -209,7 +209,7 @@ def inside(path: Path) -> list[int]:
 def report(running: RunningPod) -> dict[str, Any]:
     """The app's JSON line, once it has written all of it."""
     output = poll.until(
-        lambda: running.output().endswith("\n") and running.output(),
+        lambda: running.output() if running.output().endswith("\n") else None,
         what="the app's report",
         timeout=30,
     )
@@ -297,8 +297,13 @@ def test_short_lived_app(
     )
     create_pod(admin, namespace, spec=spec)
     core = client.CoreV1Api(admin)
+
+    def scheduled() -> client.V1Pod | None:
+        found = core.read_namespaced_pod("web", namespace)
+        return found if found.spec is not None and found.spec.node_name else None
+
     pod = poll.until(
-        lambda: (found := core.read_namespaced_pod("web", namespace)).spec.node_name and found,
+        scheduled,
         what="the pod to be scheduled",
         timeout=30,
     )

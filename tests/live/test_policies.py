@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
 from api.invalid_policies import INVALID
 from cluster.fixtures import GROUP, PLURAL, VERSION
@@ -85,7 +85,7 @@ def test_server_rejects_invalid_policies(
             GROUP, VERSION, PLURAL, _policy("invalid", spec), dry_run="All"
         )
     assert rejected.value.status == 422, rejected.value.body
-    causes = json.loads(rejected.value.body)["details"]["causes"]
+    causes = json.loads(str(rejected.value.body))["details"]["causes"]
     fields = [cause.get("field", "") for cause in causes]
     assert _server_path(path) in fields, causes
 
@@ -96,7 +96,7 @@ def test_examples_are_accepted_with_defaults(admin: client.ApiClient, example: P
     """The server fills in the schema's defaults, and they are the model's: parsing what the
     server returns gives the same policy as parsing the file."""
     written = yaml.safe_load(example.read_text())
-    stored = client.CustomObjectsApi(admin).create_cluster_custom_object(
+    stored: Any = client.CustomObjectsApi(admin).create_cluster_custom_object(
         GROUP, VERSION, PLURAL, written, dry_run="All"
     )
     spec = stored["spec"]

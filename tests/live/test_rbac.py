@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
+from cluster import kubejson
 from cluster.fixtures import GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION
 from cluster.kubectl import Kubectl
 
@@ -133,7 +134,7 @@ DENIED: dict[str, Call] = {
     "list Secrets in its own namespace": lambda api, _: client.CoreV1Api(api).list_namespaced_secret(OPERATOR_NAMESPACE),
     "read another Secret in its own namespace": lambda api, _: client.CoreV1Api(api).read_namespaced_secret("other", OPERATOR_NAMESPACE),
     "create pods": lambda api, w: client.CoreV1Api(api).create_namespaced_pod(
-        w.namespace, {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "image": "a"}]}}
+        w.namespace, kubejson.body({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "image": "a"}]}})
     ),
     "delete a policy": lambda api, _: client.CustomObjectsApi(api).delete_cluster_custom_object(GROUP, VERSION, PLURAL, POLICY),
     "relabel a namespace": lambda api, w: client.CoreV1Api(api).patch_namespace(
@@ -142,8 +143,8 @@ DENIED: dict[str, Call] = {
     "patch another webhook configuration": _label_patch("someone-else"),
     "read pods": lambda api, w: client.CoreV1Api(api).list_namespaced_pod(w.namespace),
     "grant itself more": lambda api, _: client.RbacAuthorizationV1Api(api).create_cluster_role_binding(
-        {"metadata": {"name": "escalate"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-         "subjects": [{"kind": "ServiceAccount", "name": "libinject-operator", "namespace": OPERATOR_NAMESPACE}]}
+        kubejson.body({"metadata": {"name": "escalate"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+         "subjects": [{"kind": "ServiceAccount", "name": "libinject-operator", "namespace": OPERATOR_NAMESPACE}]})
     ),
     "keep-alive in another operator's peering": lambda api, _: client.CustomObjectsApi(api).patch_cluster_custom_object(
         *PEERING, "default", {"status": {"rbac-probe": None}}
@@ -166,9 +167,11 @@ def world(admin: client.ApiClient, installed: None) -> Iterator[World]:
     """A policy and two webhook configurations to act on, and a namespace with a Secret."""
     core, hooks = client.CoreV1Api(admin), client.AdmissionregistrationV1Api(admin)
     policies = client.CustomObjectsApi(admin)
-    namespace = core.create_namespace({"metadata": {"generateName": "rbac-"}}).metadata.name
+    created = core.create_namespace(kubejson.body({"metadata": {"generateName": "rbac-"}}))
+    assert created.metadata is not None
+    namespace = str(created.metadata.name)
     core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "app-db"}, "stringData": {"password": "x"}}
+        namespace, kubejson.body({"metadata": {"name": "app-db"}, "stringData": {"password": "x"}})
     )
     policy: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -179,7 +182,7 @@ def world(admin: client.ApiClient, installed: None) -> Iterator[World]:
     policies.create_cluster_custom_object(GROUP, VERSION, PLURAL, policy)
     # Ours (WEBHOOK) comes with the manifests; another one is made here.
     hooks.create_mutating_webhook_configuration(
-        {"metadata": {"name": "someone-else"}, "webhooks": []}
+        kubejson.body({"metadata": {"name": "someone-else"}, "webhooks": []})
     )
     yield World(namespace=namespace)
     hooks.delete_mutating_webhook_configuration("someone-else")
@@ -197,7 +200,7 @@ def test_operator_may_not(action: str, operator: client.ApiClient, world: World)
     with pytest.raises(ApiException) as refused:
         DENIED[action](operator, world)
     assert refused.value.status == 403, refused.value.body
-    assert "system:serviceaccount:libinject-system:libinject-operator" in refused.value.body
+    assert "system:serviceaccount:libinject-system:libinject-operator" in str(refused.value.body)
 
 
 def test_the_operator_kubeconfig_is_the_service_account(operator_kubectl: Kubectl) -> None:

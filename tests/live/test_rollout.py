@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from cluster import poll
+from cluster import kubejson, poll
 from cluster.fixtures import GROUP, PLURAL, VERSION, NamespaceFactory, OperatorFactory
 from cluster.kubectl import Kubectl
 from cluster.operator import OperatorProcess
@@ -52,21 +52,26 @@ def deployment(admin: client.ApiClient, namespace: str, name: str, tier: str) ->
             "template": {"metadata": {"labels": {"app": name, "tier": tier}}, "spec": pod["spec"]},
         },
     }
-    client.AppsV1Api(admin).create_namespaced_deployment(namespace, body)
+    client.AppsV1Api(admin).create_namespaced_deployment(namespace, kubejson.body(body))
 
 
 def template_annotations(admin: client.ApiClient, namespace: str, name: str) -> dict[str, str]:
     found = client.AppsV1Api(admin).read_namespaced_deployment(name, namespace)
+    assert found.spec is not None
+    assert found.spec.template.metadata is not None
     return dict(found.spec.template.metadata.annotations or {})
 
 
 def revision(admin: client.ApiClient, namespace: str, name: str) -> str:
     found = client.AppsV1Api(admin).read_namespaced_deployment(name, namespace)
+    assert found.metadata is not None
     return str((found.metadata.annotations or {}).get(REVISION))
 
 
 def stored_spec(admin: client.ApiClient, name: str) -> dict[str, Any]:
-    obj = client.CustomObjectsApi(admin).get_cluster_custom_object(GROUP, VERSION, PLURAL, name)
+    obj: Any = client.CustomObjectsApi(admin).get_cluster_custom_object(
+        GROUP, VERSION, PLURAL, name
+    )  # custom objects are JSON
     return dict(obj["spec"])
 
 
@@ -138,7 +143,8 @@ def test_a_spec_change_rolls_out_the_selected_workloads_once(
     def newest_injected_version() -> str | None:
         pods = client.CoreV1Api(admin).list_namespaced_pod(namespace, label_selector="app=web")
         for item in pods.items:
-            pod = read_pod(admin, namespace=namespace, name=item.metadata.name)
+            assert item.metadata is not None
+            pod = read_pod(admin, namespace=namespace, name=str(item.metadata.name))
             record = json.loads(pod["metadata"]["annotations"].get(INJECTED, "[]"))
             if record and record[0]["version"] == "3.13.0":
                 return "3.13.0"

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from cluster import harness, poll
+from cluster import harness, kubejson, poll
 from cluster.apps import FLASK, WEBAPP, image_env, virtualenv
 from cluster.csiplugin import CSIPlugin, mounts_under
 from cluster.fixtures import NamespaceFactory
@@ -339,7 +339,7 @@ def _is_server(span: dict[str, Any]) -> bool:
 
 def _configmap(admin: client.ApiClient, namespace: str) -> None:
     body = {"metadata": {"name": "webapp"}, "data": {"webapp.py": WEBAPP.read_text()}}
-    client.CoreV1Api(admin).create_namespaced_config_map(namespace, body)
+    client.CoreV1Api(admin).create_namespaced_config_map(namespace, kubejson.body(body))
 
 
 def _wait_until_injecting(admin: client.ApiClient, namespace: str, mode: str) -> None:
@@ -350,9 +350,9 @@ def _wait_until_injecting(admin: client.ApiClient, namespace: str, mode: str) ->
     def injected() -> bool:
         probe = webapp_pod(f"probe-{secrets.token_hex(2)}")
         response = core.create_namespaced_pod(
-            namespace, probe, dry_run="All", _preload_content=False
+            namespace, kubejson.body(probe), dry_run="All", _preload_content=False
         )
-        spec = json.loads(response.data)["spec"]
+        spec = kubejson.json_of(response)["spec"]
         if mode != "csi":
             return bool(spec.get("initContainers"))
         return any(v["name"] == LIBRARY_VOLUME and "csi" in v for v in spec.get("volumes") or ())
