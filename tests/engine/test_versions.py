@@ -103,7 +103,7 @@ REGISTRY = EngineSettings().libraries.registry
 # version of the grammar of spec.libraries[].version (anchored on both ends with \Z, so a
 # trailing newline cannot slip through as it would with $).
 DEFAULT_IMAGE = re.compile(
-    re.escape(REGISTRY) + r"/python-ddtrace:([0-9]+(\.[0-9]+){0,2}"
+    re.escape(REGISTRY) + r"/([a-z]+)-([a-z]+):([0-9]+(\.[0-9]+){0,2}"
     r"(-?[A-Za-z][-0-9A-Za-z.]*|-[0-9][-0-9A-Za-z.]*)?)\Z"
 )
 
@@ -263,22 +263,27 @@ REQUESTS = st.one_of(
 
 
 @settings(max_examples=400, deadline=None)
-@given(requested=REQUESTS, allowed=st.sampled_from([["*"], ["4.*"], ["4.1.*"], ["4.1"]]))
+@given(
+    requested=REQUESTS,
+    allowed=st.sampled_from([["*"], ["4.*"], ["4.1.*"], ["4.1"]]),
+    language=st.sampled_from(list(Language)),
+    flavor=st.sampled_from(list(Flavor)),
+)
 def test_no_request_yields_an_image_outside_the_default_form(
-    requested: object, allowed: list[str]
+    requested: object, allowed: list[str], language: Language, flavor: Flavor
 ) -> None:
-    """Whatever a pod requests, the image is <registry>/<language>-<flavor>:<version> with a
-    version of the grammar, equal to the version recorded; and the pod's init container gets
-    exactly that image."""
-    lib = {**PYTHON, "allowedVersions": allowed}
+    """Whatever a pod requests, for any language and flavor, the image is
+    <registry>/<language>-<flavor>:<version> with a version of the grammar, equal to the version
+    recorded; and the pod's init container gets exactly that image."""
+    lib = {"language": language, "flavor": flavor, "version": "3.12.0", "allowedVersions": allowed}
     result = run(
-        pod(annotations={"libinject.dev/python.version": requested}),  # type: ignore[dict-item]
+        pod(annotations={f"libinject.dev/{language}.version": requested}),  # type: ignore[dict-item]
         policy(libraries=[lib]),
     )
     (choice,) = result.decision.injected
     match = DEFAULT_IMAGE.match(choice.image)
     assert match is not None, choice.image
-    assert match.group(1) == choice.version
+    assert match.group(1, 2, 3) == (language, flavor, choice.version)
     assert is_version(choice.version)
     assert choice.version in ("3.12.0", requested)
     assert result.pod["spec"]["initContainers"][0]["image"] == choice.image
