@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from libinject.api.types import InstrumentationPolicy, Language, LibrarySpec, Mode
-from libinject.engine import containers, delivery, environment
+from libinject.engine import containers, delivery, environment, shape
 from libinject.engine.choice import choose, explain_candidates, library_of
 from libinject.engine.decision import (
     Code,
@@ -60,6 +60,9 @@ def inject(
 
     With `explain`, every policy's verdict is recorded too (slower: it visits every policy).
     """
+    malformed = shape.pod_problem(pod)
+    if malformed is not None:  # first: everything below trusts the shape of what it reads
+        return _malformed(pod, malformed, namespace=namespace, settings=settings)
     name = pod_name(pod)
     ns_reason = namespace_reason(namespace, settings.namespaces)
     if ns_reason.code is not Code.NAMESPACE_ENABLED:
@@ -84,6 +87,31 @@ def skip(pod: Mapping[str, Any], *, namespace: str, reason: Reason) -> Result:
     refusal made before the engine could decide, such as an operator that is not ready."""
     decision = Decision(pod_name(pod), namespace, reason)
     return _finish(pod, _editable_copy(pod), decision)
+
+
+def _malformed(
+    pod: Mapping[str, Any],
+    problem: shape.ShapeError,
+    *,
+    namespace: Namespace,
+    settings: EngineSettings,
+) -> Result:
+    """A pod the engine cannot read is admitted without a library: with the skip record when
+    its namespace is enabled and its metadata can hold the record, else exactly as it came."""
+    recordable = shape.recordable(pod)
+    name = pod_name(pod) if recordable else "<malformed pod>"
+    ns_reason = namespace_reason(namespace, settings.namespaces)
+    if ns_reason.code is not Code.NAMESPACE_ENABLED:
+        return Result(dict(pod), [], Decision(name, namespace.name, ns_reason))
+    reason = Reason(Code.MALFORMED_POD, str(problem), problem.path)
+    decision = Decision(name, namespace.name, reason)
+    if not recordable:
+        return Result(dict(pod), [], decision)
+    meta = dict(pod.get("metadata") or {})  # only the metadata is copied: the rest is unread
+    meta.update(
+        labels=dict(meta.get("labels") or {}), annotations=dict(meta.get("annotations") or {})
+    )
+    return _finish(pod, {**pod, "metadata": meta}, decision)
 
 
 def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
