@@ -180,7 +180,9 @@ def test_an_error_late_in_the_input_prints_nothing_before_it(
     )
     code, out, err = run_cli(capsys, "inject", "-f", str(tmp_path), "--policies", str(policy_file))
     assert (code, out) == (2, "")
-    assert "b.yaml, document 1: spec.template.spec.containers: Deployment -/d has no containers" in err
+    assert (
+        "b.yaml, document 1: spec.template.spec.containers: Deployment -/d has no containers" in err
+    )
 
 
 @pytest.mark.parametrize(

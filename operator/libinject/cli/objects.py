@@ -36,9 +36,11 @@ def problem(doc: Mapping[str, Any], path: str = "") -> shape.ShapeError | None:
         return found
     if is_list(doc):
         found = shape.problem(doc, LIST, path)
-        items = doc.get("items") or []
+        if found is not None:
+            return found
         where = f"{path}." if path else ""
-        inner = (problem(item, f"{where}items[{index}]") for index, item in enumerate(items))
-        return found or next((item for item in inner if item is not None), None)
+        items = enumerate(doc.get("items") or [])
+        inner = (problem(item, f"{where}items[{index}]") for index, item in items)
+        return next((item for item in inner if item is not None), None)
     schema = WORKLOADS.get(doc.get("kind", ""))
     return None if schema is None else shape.problem(doc, schema, path)
