@@ -4,6 +4,7 @@ without bound or end in a traceback."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from hostile import MALFORMED_PODS
+from hostile import MALFORMED_PODS, WRONG_VALUES
+from libinject.api.parse import InvalidPolicyError
 from libinject.cli import bounds, documents
+from libinject.engine.checks import usable_policy
 
 LIBINJECT = str(Path(sys.executable).parent / "libinject")
 HANG_GUARD = 120  # seconds: a hang guard for a loaded machine, not a timing assertion
@@ -249,3 +252,62 @@ def test_the_pure_python_loader_has_the_same_bounds(content: bytes, message: str
     assert message.split(": line", maxsplit=1)[0].split(": not", maxsplit=1)[0] in str(
         refused.value
     )
+
+
+# A policy that sets every field of the API, with the right types.
+RICH_POLICY: dict[str, Any] = {
+    "apiVersion": "libinject.dev/v1alpha1",
+    "kind": "InstrumentationPolicy",
+    "metadata": {"name": "rich", "generation": 3},
+    "spec": {
+        "priority": 10,
+        "paused": False,
+        "namespaceSelector": {"matchNames": ["shop"]},
+        "podSelector": {
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["api"]}],
+        },
+        "containerNames": ["app"],
+        "libraries": [
+            {"language": "python", "flavor": "opentelemetry", "version": "0.66b1",
+             "allowedVersions": ["0.*"]},
+            {"language": "java", "version": "2.10.0", "image": "registry.example/java:2"},
+        ],
+        "injection": {"mode": "init-container", "sizeLimit": "200Mi",
+                      "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "128Mi"}}},
+        "env": [{"name": "OTEL_X", "value": "1"}],
+        "agent": {"mode": "service", "service": {"name": "c", "namespace": "o", "port": 4318}},
+        "rolloutOnChange": True,
+    },
+}  # fmt: skip
+
+
+def _places(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    return [path] + [place for key, child in items for place in _places(child, (*path, key))]
+
+
+@pytest.mark.parametrize("path", _places(RICH_POLICY)[1:], ids=str)
+def test_any_value_anywhere_in_a_policy_is_a_parse_error_or_fine(path: tuple[Any, ...]) -> None:
+    """The policy parser's class: whatever value of whatever type sits at any field, it parses
+    or raises InvalidPolicyError naming fields; nothing else escapes (metadata.generation: abc
+    used to end in a ValueError)."""
+    assert usable_policy(RICH_POLICY).name == "rich"
+    refusals = []
+    for value in WRONG_VALUES:
+        target = copy.deepcopy(RICH_POLICY)
+        parent = target
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = value
+        try:
+            usable_policy(target)
+        except InvalidPolicyError as error:
+            refusals.append(error)
+    assert all(error.errors for error in refusals), "every refusal names at least one field"
