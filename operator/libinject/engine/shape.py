@@ -14,7 +14,8 @@ The checker recurses along the table only, never along the data, so its depth is
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +94,7 @@ POD = Obj({"metadata": METADATA, "spec": POD_SPEC})
 
 @dataclass(frozen=True)
 class ShapeError:
-    """The first field, in document order, whose value does not fit the table."""
+    """The first field (in the order of the pod's own keys) whose value does not fit."""
 
     path: str  # `spec.containers[0].env[2].value`; empty for the object itself
     problem: str
@@ -119,68 +120,90 @@ def recordable(pod: Any) -> bool:
 
 
 def problem(value: Any, schema: Schema, path: str = "") -> ShapeError | None:
-    """The first place where `value` breaks `schema`, or None."""
-    if isinstance(schema, Obj):
-        return _object(value, schema, path)
-    if isinstance(schema, ListOf):
-        return _list(value, schema, path)
-    if isinstance(schema, MapOf):
-        return _map(value, schema, path)
-    return _scalar(value, schema, path)
+    """The first place where `value` breaks `schema`, or None; `path` is where `value` is."""
+    found = _check(value, schema)
+    if found is None:
+        return None
+    steps, message = found
+    return ShapeError((path + "".join(reversed(steps))).lstrip("."), message)
 
 
-def _scalar(value: Any, schema: Quantity | type, path: str) -> ShapeError | None:
-    if isinstance(schema, Quantity):
-        return None if _is_quantity(value) else _wrong(value, "a quantity such as 500m", path)
+# A problem found below: the steps to it (innermost first, such as ".value", "[2]", ".env") and
+# what is wrong. Paths are put together only for a problem: a well-formed pod formats nothing.
+_Found = tuple[list[str], str]
+
+
+def _check(value: Any, schema: Schema) -> _Found | None:
+    return _CHECKS[type(schema)](value, schema)
+
+
+def _scalar(value: Any, schema: type) -> _Found | None:
     if isinstance(value, schema) and not (schema is int and isinstance(value, bool)):
         return None
-    return _wrong(value, _NAMES[schema], path)
+    return [], _wrong(value, _NAMES[schema])
 
 
-def _list(value: Any, schema: ListOf, path: str) -> ShapeError | None:
-    if not isinstance(value, list):
-        return _wrong(value, "a list", path)
-    items = (problem(item, schema.item, f"{path}[{index}]") for index, item in enumerate(value))
-    return next((found for found in items if found is not None), None)
+def _quantity(value: Any, schema: Quantity) -> _Found | None:  # noqa: ARG001 (one signature)
+    if not isinstance(value, bool) and isinstance(value, str | int | float) and _is_quantity(value):
+        return None
+    return [], _wrong(value, "a quantity such as 500m")
 
 
-def _object(value: Any, schema: Obj, path: str) -> ShapeError | None:
-    if not isinstance(value, Mapping):
-        return _wrong(value, "a mapping", path)
-    if bad_key := _non_string_key(value, path):
-        return bad_key
+def _object(value: Any, schema: Obj) -> _Found | None:
+    if type(value) is not dict and not isinstance(value, Mapping):  # the ABC check is slow
+        return [], _wrong(value, "a mapping")
     for name in schema.required:
         if value.get(name) in (None, ""):
-            return ShapeError(_join(path, name), "required")
-    for name, child in schema.fields.items():
-        found = None if value.get(name) is None else problem(value[name], child, _join(path, name))
+            return [f".{name}"], "required"
+    fields = schema.fields
+    for name, item in value.items():  # the pod's own order: few of its fields are declared
+        child = fields.get(name)
+        if child is None or item is None or type(item) is child:  # the last: a scalar that fits
+            continue
+        found = _check(item, child)
         if found is not None:
+            found[0].append(f".{name}")
             return found
     return None
 
 
-def _map(value: Any, schema: MapOf, path: str) -> ShapeError | None:
-    if not isinstance(value, Mapping):
-        return _wrong(value, "a mapping", path)
-    if bad_key := _non_string_key(value, path):
-        return bad_key
+def _list(value: Any, schema: ListOf) -> _Found | None:
+    if not isinstance(value, list):
+        return [], _wrong(value, "a list")
+    for index, item in enumerate(value):
+        found = _check(item, schema.item)
+        if found is not None:
+            found[0].append(f"[{index}]")
+            return found
+    return None
+
+
+def _map(value: Any, schema: MapOf) -> _Found | None:
+    """Keys are read (a label's name, an annotation's), so they must be strings too."""
+    if type(value) is not dict and not isinstance(value, Mapping):
+        return [], _wrong(value, "a mapping")
     for key, item in value.items():
-        found = None if item is None else problem(item, schema.value, f"{path}[{key}]")
+        if not isinstance(key, str):
+            return [], f"the key {_show(key)} is {_kind(key)}, expected a string"
+        found = None if item is None else _check(item, schema.value)
         if found is not None:
+            found[0].append(f"[{key}]")
             return found
     return None
 
 
-def _non_string_key(value: Mapping[Any, Any], path: str) -> ShapeError | None:
-    for key in value:
-        if not isinstance(key, str):
-            return ShapeError(path, f"the key {_show(key)} is {_kind(key)}, expected a string")
-    return None
+_CHECKS: dict[type, Callable[[Any, Any], _Found | None]] = {
+    Obj: _object,
+    ListOf: _list,
+    MapOf: _map,
+    Quantity: _quantity,
+    type: _scalar,
+}
 
 
-def _is_quantity(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return False
+@functools.lru_cache(maxsize=4096)
+def _is_quantity(value: str | int | float) -> bool:
+    """Pods repeat a few quantities, so answers are cached."""
     try:
         parse_quantity(str(value))
     except ValueError:  # also a number too long for int(): Python bounds those
@@ -188,15 +211,11 @@ def _is_quantity(value: Any) -> bool:
     return True
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def _wrong(value: Any, expected: str, path: str) -> ShapeError:
+def _wrong(value: Any, expected: str) -> str:
     got = _kind(value)
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         got = f"{got} ({_show(value)})"
-    return ShapeError(path, f"expected {expected}, got {got}")
+    return f"expected {expected}, got {got}"
 
 
 def _show(value: Any) -> str:
