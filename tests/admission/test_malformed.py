@@ -45,3 +45,26 @@ def test_malformed_pods_are_admitted_with_the_field_named(
     assert {k: v for k, v in after.items() if k != "metadata"} == {
         k: v for k, v in before.items() if k != "metadata"
     }, "nothing but the record changes"
+
+
+@pytest.mark.parametrize(("caches", "outcome"), [(None, Code.NOT_READY),
+                         (Caches(index=PolicyIndex([]), namespaces={}), Code.NAMESPACE_UNKNOWN)],
+                         ids=["caches-not-primed", "namespace-not-cached"])  # fmt: skip
+@pytest.mark.parametrize(
+    "target", [c[1] for c in MALFORMED_PODS], ids=[c[0] for c in MALFORMED_PODS]
+)
+def test_malformed_pods_are_recorded_when_undecidable_too(
+    target: dict[str, Any], caches: Caches | None, outcome: Code
+) -> None:
+    """Before the engine can decide, the record says why it did not; it only needs the metadata
+    (not the spec) to be readable, and without even that the pod is admitted as it came."""
+    before = copy.deepcopy(target)
+    admission = admit(target, namespace="shop", caches=caches, settings=EngineSettings())
+    assert admission.error is None
+    assert admission.outcome is outcome
+    if not shape.recordable(before):
+        assert (admission.result.pod, admission.result.patch) == (before, [])
+        return
+    after = jsonpatch.apply_patch(before, admission.result.patch)
+    assert after["metadata"]["annotations"][SKIPPED_ANNOTATION].startswith(outcome)
+    assert after["spec"] == before["spec"]
