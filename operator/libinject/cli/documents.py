@@ -31,32 +31,16 @@ _BYTE_ORDER_MARKS = (
 
 
 def loader_class(*, libyaml: bool) -> type[Any]:
-    """A safe loader (libyaml's parser or PyYAML's own) whose constructors turn a value Python
-    cannot hold (a date such as 2024-13-45) into a YAML error at its line, and refuse what a
-    Kubernetes object cannot hold and the writer cannot write back (!!omap, !!pairs)."""
+    """A safe loader (libyaml's parser or PyYAML's own) that reads YAML as Kubernetes tools do:
+    a timestamp stays the text it is (as kubectl keeps it; 2024-13-45 is then no error), and
+    !!omap and !!pairs, which no JSON object holds and the writer cannot write back, are
+    refused."""
     base: type[Any] = yaml.CSafeLoader if libyaml else yaml.SafeLoader
-    loader: type[Any] = type("BoundedLoader", (base,), {})
-    for tag in ("int", "float", "timestamp"):
-        full = f"tag:yaml.org,2002:{tag}"
-        loader.add_constructor(full, _at_its_line(yaml.SafeLoader.yaml_constructors[full]))
+    loader: type[Any] = type("KubernetesLoader", (base,), {})
+    loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
     for tag in ("omap", "pairs"):
         loader.add_constructor(f"tag:yaml.org,2002:{tag}", _refuse_ordered_pairs)
     return loader
-
-
-def _at_its_line(construct: Any) -> Any:
-    def checked(loader: Any, node: yaml.Node) -> Any:
-        try:
-            return construct(loader, node)
-        except (ValueError, OverflowError) as error:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"{node.value!r:.60} is not a valid {node.tag}: {error}",
-                node.start_mark,
-            ) from error
-
-    return checked
 
 
 def _refuse_ordered_pairs(loader: Any, node: yaml.Node) -> Any:  # noqa: ARG001 (a constructor)
