@@ -8,24 +8,30 @@ from typing import Any
 
 from builders import container, pod
 
-# A pod that sets every field the engine reads, with the right types.
+_RICH_FIELDS: dict[str, Any] = {
+    "env": [
+        {"name": "A", "value": "1"},
+        {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ],
+    "envFrom": [{"configMapRef": {"name": "cm"}}],
+    "volumeMounts": [
+        {"name": "data", "mountPath": "/data", "readOnly": True},
+        {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+    ],
+    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": 1}},
+    "securityContext": {"runAsUser": 1000},
+}
+# A pod that sets every field the engine reads, with the right types, in every kind of container.
 RICH_POD: dict[str, Any] = pod(
-    container(
-        "app",
-        env=[
-            {"name": "A", "value": "1"},
-            {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        ],
-        envFrom=[{"configMapRef": {"name": "cm"}}],
-        volumeMounts=[{"name": "data", "mountPath": "/data", "readOnly": True}],
-        resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": 1}},
-        securityContext={"runAsUser": 1000},
-    ),
+    container("app", **_RICH_FIELDS),
     labels={"app.kubernetes.io/name": "web", "tags.datadoghq.com/env": "prod"},
     annotations={"libinject.dev/python.version": "3.12.0"},
-    initContainers=[container("setup", restartPolicy="Always")],
-    ephemeralContainers=[container("debug")],
-    volumes=[{"name": "data", "emptyDir": {}}],
+    initContainers=[
+        container("setup", **_RICH_FIELDS),
+        container("sidecar", restartPolicy="Always", **_RICH_FIELDS),
+    ],
+    ephemeralContainers=[container("debug", **_RICH_FIELDS)],
+    volumes=[{"name": "data", "emptyDir": {}}, {"name": "kube-api-access-x", "projected": {}}],
     securityContext={"runAsUser": 1000, "runAsNonRoot": True},
     nodeSelector={"kubernetes.io/os": "linux"},
     os={"name": "linux"},
