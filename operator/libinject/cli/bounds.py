@@ -60,6 +60,7 @@ class Scan:
     yaml.YAMLError where the input is not YAML (`document` then says in which document)."""
 
     def __init__(self) -> None:
+        self.loader: Any = None
         self.document = 0
         self.done = False
         self.open: list[_Open] = []
@@ -135,9 +136,10 @@ class Scan:
             )
 
     def refuse(self, event: Any, problem: str) -> None:
-        path = "".join(open_.position() for open_ in self.open[:-1]).lstrip(".")
-        if not isinstance(event, yaml.CollectionStartEvent) and self.open:
-            path += self.open[-1].position()
+        # The node's place: where each open collection is; a collection that just opened is
+        # the node itself, not one of its parents.
+        parents = self.open[:-1] if isinstance(event, yaml.CollectionStartEvent) else self.open
+        path = "".join(open_.position() for open_ in parents)
         raise BoundError(
             document=self.document,
             path=path.lstrip("."),

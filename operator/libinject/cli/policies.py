@@ -30,10 +30,10 @@ def _unwrap(doc: Mapping[str, Any]) -> list[Any]:
     return list(doc.get("items") or []) if is_list(doc) else [doc]
 
 
-def _parse(obj: Any, name: str, index: int) -> InstrumentationPolicy:
-    if not isinstance(obj, Mapping) or obj.get("kind") != KIND:
-        kind = obj.get("kind") if isinstance(obj, Mapping) else type(obj).__name__
-        raise InputError(name, f"expected an {KIND}, found {kind}", document=index)
+def _parse(obj: Mapping[str, Any], name: str, index: int) -> InstrumentationPolicy:
+    """`obj` is an object (libinject.cli.objects checked it and a List's items when loading)."""
+    if obj.get("kind") != KIND:
+        raise InputError(name, f"expected an {KIND}, found {obj.get('kind')}", document=index)
     try:
         return usable_policy(obj)
     except InvalidPolicyError as error:
