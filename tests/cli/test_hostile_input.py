@@ -249,6 +249,18 @@ def test_libyaml_is_used_when_present() -> None:
     assert issubclass(documents._PlainDumper, yaml.CSafeDumper)
 
 
+STRANGE_STRINGS = ["", " lead", "trail ", "yes", "0x1F", "~", "2024-01-01", "=", "<<", "a: b", "- a",
+                   "x" * 300, "a " * 150, "\u00e9\u4e2d\u2028\x85\ufeff\t\r\x07", "'\"\\\n{[&*!|>%@`"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", STRANGE_STRINGS, ids=range(len(STRANGE_STRINGS)))
+def test_the_writer_keeps_every_string(text: str) -> None:
+    """What libinject writes reads back as the same value, as a value and as a key: the
+    libyaml emitter folds and quotes on its own."""
+    for document in ({"k": text}, [text], {text: 1}):
+        assert yaml.safe_load(documents.dump_documents([document])) == document
+
+
 @pytest.mark.parametrize(
     ("content", "message"), [c[1:] for c in YAML_CASES], ids=[c[0] for c in YAML_CASES]
 )

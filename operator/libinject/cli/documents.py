@@ -126,7 +126,8 @@ _DUMPER_BASE: type[Any] = yaml.CSafeDumper if yaml.__with_libyaml__ else yaml.Sa
 
 class _PlainDumper(_DUMPER_BASE):  # type: ignore[misc]
     """Never writes anchors and aliases: manifests are read by people and by kubectl. libyaml's
-    emitter when present writes the same text as PyYAML's own."""
+    emitter, when present, writes the same values as PyYAML's own (long quoted strings may be
+    folded at other places)."""
 
     def ignore_aliases(self, data: Any) -> bool:  # noqa: ARG002 (every node, whatever it is)
         return True
