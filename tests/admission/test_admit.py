@@ -87,10 +87,13 @@ def test_a_bug_in_the_engine_admits_the_pod_and_keeps_the_error() -> None:
 
 
 def test_a_pod_too_broken_to_annotate_is_admitted_as_it_came() -> None:
+    """Metadata that is not a mapping cannot take the skip record: the decision (for the log
+    line and the metrics) names the field instead."""
     malformed = {"metadata": ["not", "a", "map"], "spec": {"containers": []}}
     admission = _admit(malformed, "shop")
-    assert admission.outcome is Code.INTERNAL_ERROR
-    assert admission.error is not None
+    assert admission.outcome is Code.MALFORMED_POD
+    assert admission.result.decision.reason.message == "metadata: expected a mapping, got a list"
+    assert admission.error is None
     assert admission.result.patch == []
     assert admission.result.pod == malformed
 

@@ -65,7 +65,7 @@ def test_inject_keeps_order_and_passes_other_objects_through(
 def test_inject_reads_stdin(
     policy_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(POD))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(POD.encode())))
     code, out, _ = run_cli(capsys, "inject", "-f", "-", "--policies", str(policy_file))
     assert code == 0
     assert yaml.safe_load(out)["spec"]["initContainers"][0]["name"] == "libinject-python"
@@ -122,11 +122,11 @@ def test_explain_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 BAD_INPUTS = [
     # (id, file name, content, what the message must say)
-    ("unparseable-yaml", "bad.yaml", "kind: Pod\n  metadata: [", "bad.yaml: line"),
+    ("unparseable-yaml", "bad.yaml", "kind: Pod\n  metadata: [", "bad.yaml, document 1: line 2: not valid YAML"),
     ("pod-without-containers", "empty.yaml", POD + "---\nkind: Pod\nmetadata: {name: x}\nspec: {}\n",
-     "empty.yaml, document 2: Pod -/x has no containers"),
+     "empty.yaml, document 2: spec.containers: Pod -/x has no containers"),
     ("container-without-name", "noname.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{image: a}]\n",
-     "noname.yaml, document 1: Pod -/x has a container without a name"),
+     "noname.yaml, document 1: spec.containers[0].name: required"),
     ("not-a-mapping", "scalar.yaml", "just text\n", "scalar.yaml, document 1: not a Kubernetes object"),
 ]  # fmt: skip
 
@@ -180,7 +180,9 @@ def test_an_error_late_in_the_input_prints_nothing_before_it(
     )
     code, out, err = run_cli(capsys, "inject", "-f", str(tmp_path), "--policies", str(policy_file))
     assert (code, out) == (2, "")
-    assert "b.yaml, document 1: Deployment -/d has no containers" in err
+    assert (
+        "b.yaml, document 1: spec.template.spec.containers: Deployment -/d has no containers" in err
+    )
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from libinject.api.types import DNS_LABEL, GROUP, KIND, VERSION, Instrumentation
 
 T = TypeVar("T")
 API_VERSION = f"{GROUP}/{VERSION}"
+_GENERATION = Field(description="", minimum=0, maximum=2**63 - 1)  # the API server's int64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +58,11 @@ def parse_policy(obj: Mapping[str, Any]) -> InstrumentationPolicy:
     if not isinstance(name, str) or not matches(DNS_LABEL, name):
         errors.append(FieldError("metadata.name", "Required value: a DNS label"))
         name = str(name)
+    generation = metadata.get("generation") if isinstance(metadata, Mapping) else None
+    if generation is not None:
+        generation = _integer(
+            generation, meta=_GENERATION, path="metadata.generation", errors=errors
+        )
     raw_spec = obj.get("spec")
     spec = None
     if raw_spec is None:
@@ -65,8 +71,7 @@ def parse_policy(obj: Mapping[str, Any]) -> InstrumentationPolicy:
         spec = parse_object(PolicySpec, raw_spec, path="spec", errors=errors)
     if errors or spec is None:
         raise InvalidPolicyError(name, errors)
-    generation = metadata.get("generation", 0) if isinstance(metadata, Mapping) else 0
-    return InstrumentationPolicy(name=name, spec=spec, generation=int(generation))
+    return InstrumentationPolicy(name=name, spec=spec, generation=generation or 0)
 
 
 def parse_object(cls: type[T], raw: Any, *, path: str, errors: list[FieldError]) -> T | None:

@@ -114,11 +114,11 @@ def _process(args: argparse.Namespace, *, explain: bool) -> Outcome:
     index = PolicyIndex(load_policies(args.policies))
     settings = _settings(args)
     default_labels = _parse_labels(args.namespace_labels)
-    sources = [(name, load_documents(name, text)) for name, text in read_source(args.filename)]
-    namespaces = _declared_namespaces(doc for _, docs in sources for doc in docs)
+    sources = [(name, load_documents(name, data)) for name, data in read_source(args.filename)]
+    namespaces = _declared_namespaces(doc for _, docs in sources for _, doc in docs)
     outcome = Outcome([], [])
     for name, documents in sources:
-        for number, doc in enumerate(documents, start=1):
+        for number, doc in documents:
             for slot in list(pod_slots(doc, source=name, document=number)):
                 ns_name = namespace_of(slot.owner, args.namespace)
                 namespace = Namespace(ns_name, namespaces.get(ns_name, default_labels))
@@ -132,7 +132,7 @@ def _process(args: argparse.Namespace, *, explain: bool) -> Outcome:
 
 
 def _declared_namespaces(documents: Any) -> dict[str, dict[str, str]]:
-    """Namespace objects in the input give their own labels."""
+    """Namespace objects in the input give their own labels (their shape is checked already)."""
     return {
         doc["metadata"]["name"]: dict(doc["metadata"].get("labels") or {})
         for doc in documents

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,33 +46,29 @@ class PodSlot:
         parent[self.path[-1]] = pod
 
 
-def pod_slots(doc: dict[str, Any], *, source: str, document: int) -> Iterator[PodSlot]:
-    """Every pod in a document; Lists are walked in order; other kinds yield nothing."""
+def is_list(doc: Mapping[str, Any]) -> bool:
     kind = doc.get("kind")
-    if kind == "List" or (isinstance(kind, str) and kind.endswith("List") and "items" in doc):
+    return kind == "List" or (isinstance(kind, str) and kind.endswith("List") and "items" in doc)
+
+
+def pod_slots(doc: dict[str, Any], *, source: str, document: int) -> Iterator[PodSlot]:
+    """Every pod in a document; Lists are walked in order; other kinds yield nothing. The
+    document's shape is checked already (libinject.cli.objects, when it is loaded)."""
+    if is_list(doc):
         for item in doc.get("items") or []:
-            if isinstance(item, dict):
-                yield from pod_slots(item, source=source, document=document)
+            yield from pod_slots(item, source=source, document=document)
         return
+    kind = doc.get("kind")
     if kind not in POD_PATHS:
         return
     pod: Any = doc
     for key in POD_PATHS[kind]:
-        pod = pod.get(key) if isinstance(pod, dict) else None
-    slot = PodSlot(doc, POD_PATHS[kind], pod if isinstance(pod, dict) else {})
-    _check_pod(slot, source=source, document=document)
+        pod = pod.get(key) or {}
+    slot = PodSlot(doc, POD_PATHS[kind], pod)
+    if not (pod.get("spec") or {}).get("containers"):
+        path = ".".join((*POD_PATHS[kind], "spec", "containers"))
+        raise InputError(source, f"{path}: {slot.label} has no containers", document=document)
     yield slot
-
-
-def _check_pod(slot: PodSlot, *, source: str, document: int) -> None:
-    containers = (slot.pod.get("spec") or {}).get("containers")
-    if not isinstance(containers, list) or not containers:
-        raise InputError(source, f"{slot.label} has no containers", document=document)
-    for container in containers:
-        if not isinstance(container, dict) or not container.get("name"):
-            raise InputError(
-                source, f"{slot.label} has a container without a name", document=document
-            )
 
 
 def namespace_of(doc: dict[str, Any], default: str) -> str:

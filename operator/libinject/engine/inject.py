@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from libinject.api.types import InstrumentationPolicy, Language, Mode
-from libinject.engine import containers, delivery, environment
+from libinject.engine import containers, delivery, environment, shape
 from libinject.engine.choice import choose, explain_candidates, library_of
 from libinject.engine.decision import (
     Code,
@@ -33,6 +33,7 @@ INJECTED_ANNOTATION = "libinject.dev/injected"
 SKIPPED_ANNOTATION = "libinject.dev/injection-skipped"
 INSTRUMENTED_LABEL = "libinject.dev/instrumented"
 PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+MALFORMED_NAME = "<malformed pod>"  # the decision's pod name when the metadata is unreadable
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ def inject(
 
     With `explain`, every policy's verdict is recorded too (slower: it visits every policy).
     """
+    malformed = shape.pod_problem(pod)
+    if malformed is not None:  # first: everything below trusts the shape of what it reads
+        return _malformed(pod, malformed, namespace=namespace, settings=settings)
     name = pod_name(pod)
     ns_reason = namespace_reason(namespace, settings.namespaces)
     if ns_reason.code is not Code.NAMESPACE_ENABLED:
@@ -81,9 +85,32 @@ def inject(
 
 def skip(pod: Mapping[str, Any], *, namespace: str, reason: Reason) -> Result:
     """The pod as it came, plus the skip record (annotation and label) saying why: for a
-    refusal made before the engine could decide, such as an operator that is not ready."""
-    decision = Decision(pod_name(pod), namespace, reason)
-    return _finish(pod, _editable_copy(pod), decision)
+    refusal made before the engine could decide, such as an operator that is not ready. A pod
+    whose metadata cannot hold the record is left exactly as it came."""
+    if not shape.recordable(pod):
+        return Result(dict(pod), [], Decision(MALFORMED_NAME, namespace, reason))
+    meta = dict(pod.get("metadata") or {})  # only the maps the record goes into are copied
+    meta.update(
+        labels=dict(meta.get("labels") or {}), annotations=dict(meta.get("annotations") or {})
+    )
+    return _finish(pod, {**pod, "metadata": meta}, Decision(pod_name(pod), namespace, reason))
+
+
+def _malformed(
+    pod: Mapping[str, Any],
+    problem: shape.ShapeError,
+    *,
+    namespace: Namespace,
+    settings: EngineSettings,
+) -> Result:
+    """A pod the engine cannot read gets no library, and the record of why where its namespace
+    is enabled."""
+    ns_reason = namespace_reason(namespace, settings.namespaces)
+    if ns_reason.code is not Code.NAMESPACE_ENABLED:
+        name = pod_name(pod) if shape.recordable(pod) else MALFORMED_NAME
+        return Result(dict(pod), [], Decision(name, namespace.name, ns_reason))
+    reason = Reason(Code.MALFORMED_POD, str(problem), problem.path)
+    return skip(pod, namespace=namespace.name, reason=reason)
 
 
 def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
