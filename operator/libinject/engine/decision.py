@@ -22,6 +22,7 @@ class Code(StrEnum):
     POD_OPTED_OUT = "PodOptedOut"
     WINDOWS_POD = "WindowsPod"
     NO_CONTAINERS = "NoContainers"
+    POD_TOO_LARGE = "PodTooLarge"
     # Policy choice, per language.
     NAMESPACE_NOT_SELECTED = "NamespaceNotSelected"
     POD_NOT_SELECTED = "PodNotSelected"

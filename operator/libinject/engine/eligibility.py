@@ -7,6 +7,7 @@ from typing import Any
 
 from libinject.engine.decision import Code, Reason
 from libinject.engine.index import Namespace
+from libinject.engine.limits import size_reason
 from libinject.engine.settings import NamespaceSettings
 
 INJECT_LABEL = "libinject.dev/inject"
@@ -49,4 +50,4 @@ def pod_reason(pod: Mapping[str, Any]) -> Reason | None:
         return Reason(Code.WINDOWS_POD, "Windows pods are not instrumented")
     if not spec.get("containers"):
         return Reason(Code.NO_CONTAINERS, "the pod has no containers")
-    return None
+    return size_reason(spec)

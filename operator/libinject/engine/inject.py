@@ -64,10 +64,10 @@ def inject(
     ns_reason = namespace_reason(namespace, settings.namespaces)
     if ns_reason.code is not Code.NAMESPACE_ENABLED:
         return Result(dict(pod), [], Decision(name, namespace.name, ns_reason))
+    refused = pod_reason(pod)  # before any copy: a pod too large to decide costs no more
+    if refused is not None:
+        return skip(pod, namespace=namespace.name, reason=refused)
     mutated = _editable_copy(pod)
-    skip = pod_reason(pod)
-    if skip is not None:
-        return _finish(pod, mutated, Decision(name, namespace.name, skip))
     labels = _labels(pod)
     winners = choose(index.plan(namespace), labels)
     languages = _inject_all(mutated, winners=winners, namespace=namespace, settings=settings)
@@ -83,18 +83,23 @@ def skip(pod: Mapping[str, Any], *, namespace: str, reason: Reason) -> Result:
     """The pod as it came, plus the skip record (annotation and label) saying why: for a
     refusal made before the engine could decide, such as an operator that is not ready."""
     decision = Decision(pod_name(pod), namespace, reason)
-    return _finish(pod, _editable_copy(pod), decision)
+    return _finish(pod, _record_copy(pod), decision)
 
 
-def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy that owns the metadata maps and the container dicts the engine edits, and shares
-    everything else with the original. Sharing lets the diff skip untouched subtrees by identity;
-    in exchange every edit below a container replaces a shared object (a list, an env entry)
-    instead of changing it."""
+def _record_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy that owns the metadata maps the record goes into and shares everything else with
+    the original, so the diff skips the spec by identity: a skip costs the same for any pod."""
     meta = dict(pod.get("metadata") or {})
     for key in ("annotations", "labels"):
         meta[key] = dict(meta.get(key) or {})
-    copy = {**pod, "metadata": meta}
+    return {**pod, "metadata": meta}
+
+
+def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """`_record_copy`, also owning the container dicts the engine edits. Sharing lets the diff
+    skip untouched subtrees by identity; in exchange every edit below a container replaces a
+    shared object (a list, an env entry) instead of changing it."""
+    copy = _record_copy(pod)
     if isinstance(pod.get("spec"), Mapping):
         spec = copy["spec"] = dict(pod["spec"])
         for kind in ("containers", "initContainers"):
@@ -242,10 +247,11 @@ def _containers(
     candidates = {c["name"]: c for c in spec.get("initContainers") or () if c["name"] not in ours}
     apps = {c["name"]: c for c in spec["containers"]}
     wanted = policy.spec.container_names or tuple(apps)
+    named = frozenset(wanted)  # a set: membership for each container must not scan the names
     verdicts = [
         ContainerVerdict(name, Reason(Code.CONTAINER_NOT_NAMED, "not in containerNames", name))
         for name in {**candidates, **apps}
-        if name not in wanted
+        if name not in named
     ]
     targets = []
     for name in wanted:
@@ -319,15 +325,21 @@ def _add_pod_objects(spec: dict[str, Any], plan: delivery.Delivery, ours: frozen
     running before every user init container and native sidecar, it needs no extra resources.
     Both lists are replaced, never changed in place (they may be the caller's)."""
     volumes = spec.get("volumes") or []
-    if not any(covers(volume, plan.volume) for volume in volumes):
+    if not _has(volumes, plan.volume):
         spec["volumes"] = [*volumes, plan.volume]
     init = plan.init_container
     inits = spec.get("initContainers") or []
-    if init is not None and not any(covers(existing, init) for existing in inits):
+    if init is not None and not _has(inits, init):
         position = 0
         while position < len(inits) and inits[position].get("name") in ours:
             position += 1
         spec["initContainers"] = [*inits[:position], init, *inits[position:]]
+
+
+def _has(items: list[Any], planned: Mapping[str, Any]) -> bool:
+    """Whether one of `items` covers `planned`; only those of its name can (a cheap test first)."""
+    name = planned["name"]
+    return any(item.get("name") == name and covers(item, planned) for item in items)
 
 
 def _with_candidates(
