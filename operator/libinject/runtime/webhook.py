@@ -286,13 +286,14 @@ def _record(admission: Admission, *, seconds: float, timeout: float | None) -> N
         "message": decision.reason.message,
         "policies": sorted({injected.policy for injected in decision.injected}),
         "ms": round(seconds * 1000, 3),
+        "timeout": timeout,  # the API server's, for this call
     }
     if timeout is not None and seconds > timeout:
         # The API server stopped waiting before we answered: the pod went on as it came, with
         # no record on it. Counted from when our handler got the request: time spent queued before
         # that (a starved process) is not seen, so this is a lower bound.
         metrics.ADMISSIONS_LATE.labels(outcome=kind).inc()
-        log.warning("admission answered late", seconds=round(seconds, 3), timeout=timeout, **fields)
+        log.warning("admission answered late", seconds=round(seconds, 3), **fields)
     if admission.error is not None:
         log.error("admission failed open", error=repr(admission.error), **fields)
     elif decision.reason.code is Code.NAMESPACE_EXCLUDED:
