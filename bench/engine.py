@@ -481,7 +481,7 @@ def sized_pod(containers: int) -> dict[str, Any]:
 
 
 def time_pod_sizes(index: PolicyIndex, namespace: Namespace) -> dict[str, Any]:
-    """Median seconds of one mutation per pod size, bounds lifted and in force."""
+    """Median milliseconds of one mutation per pod size, bounds lifted and in force."""
     settings = EngineSettings()
     lifted: dict[str, Any] = {}
     bounded: dict[str, Any] = {}
@@ -491,8 +491,8 @@ def time_pod_sizes(index: PolicyIndex, namespace: Namespace) -> dict[str, Any]:
             timings, code = _time_sized(pod, index, namespace, settings, bounds=bounds)
             median = sorted(timings)[len(timings) // 2]
             report[str(containers)] = {
-                "seconds": round(median / 1e9, 4),
-                "us_per_container": round(median / 1e3 / containers, 2),
+                "ms": round(median / 1e6, 3),
+                "us_per_container": round(median / 1e3 / containers, 3),
                 "outcome": code,
             }
     return {
@@ -662,7 +662,7 @@ def print_summary(report: dict[str, Any]) -> None:
     for bounds in ("bounds_lifted", "bounds_in_force"):
         for containers, stats in report["pod_size"][bounds].items():
             print(
-                f"  {containers:>6} containers, {bounds:<15} {stats['seconds']:>8.4f} s "
+                f"  {containers:>6} containers, {bounds:<15} {stats['ms']:>10.3f} ms "
                 f"({stats['us_per_container']} us/container, {stats['outcome']})"
             )
     verdict = "met" if report["target"]["met"] else "NOT met"

@@ -171,8 +171,16 @@ def test_any_failure_admits_the_pod_and_says_why_on_it(
         {"request": {"uid": "u", "operation": "CREATE", "object": None}},
         {"request": {"uid": "u", "object": {"spec": {}}}},
         "not json at all",
+        "[" * 100_000 + "]" * 100_000,
     ],
-    ids=["no-request", "no-object", "object-not-a-mapping", "no-operation", "not-json"],
+    ids=[
+        "no-request",
+        "no-object",
+        "object-not-a-mapping",
+        "no-operation",
+        "not-json",
+        "nested-too-deep",
+    ],
 )
 def test_a_body_that_is_not_an_admission_review_is_a_bad_request(tmp_path: Path, body: Any) -> None:
     """Nothing to admit and nothing to answer with: 400, and the handler is never called."""

@@ -217,8 +217,9 @@ async def _read_review(request: web.Request) -> dict[str, Any]:
         for field in ("uid", "operation"):
             if not isinstance(review["request"][field], str):
                 raise TypeError(f"the request's {field} is not a string")
-    except (ValueError, KeyError, TypeError) as error:
-        # Not an AdmissionReview: nothing to admit, and nothing to answer it with.
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
+        # Not an AdmissionReview (or nested deeper than any pod): nothing to admit, and nothing
+        # to answer it with.
         log.warning("not an AdmissionReview", reason=repr(error))
         raise web.HTTPBadRequest(reason=f"not an AdmissionReview: {error!r}") from error
     return dict(review)
