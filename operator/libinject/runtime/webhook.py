@@ -24,6 +24,7 @@ import hashlib
 import json
 import re
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,10 @@ MAX_REVIEW_BYTES = 4 * 1024 * 1024
 # Threads deciding at once. Decisions hold the GIL, so more would not decide faster; a few let a
 # small pod be decided while a large one is (the interpreter switches threads every 5 ms).
 DECISION_THREADS = 4
+# How long a decision thread may hold the GIL while the event loop waits for it (Python's default
+# is 5 ms). A review needs the loop several times; with 5 ms each, a review answered while a large
+# one is decided waits tens of milliseconds more.
+SWITCH_INTERVAL = 0.001
 # Of the API server's timeout (the `timeout` query parameter), the share our deadline may use.
 TIMEOUT_SHARE = 2 / 3
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
@@ -109,6 +114,7 @@ class WebhookServer:
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         self._threads = ThreadPoolExecutor(DECISION_THREADS, thread_name_prefix="admission")
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             # reuse_port: replicas on one host (the tests' two-replica runs) share the port, and
             # the kernel spreads connections between them as a Service spreads them over pods.
