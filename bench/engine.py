@@ -10,8 +10,9 @@ namespaces without injection return before any policy is looked at; they are rep
 
 `pod_size` times one mutation of ever larger pods (1,000 to 20,000 containers, each with 3 env
 entries and 2 mounts, one volume per container): with the bounds of `libinject.engine.limits`
-lifted, the engine's own growth (linear: the time per container stays flat); with them, what a
-pod beyond them costs (refused as PodTooLarge before any work).
+lifted, the engine's own growth (its work is linear, tests/engine/test_scaling.py; the time per
+container rises until the pod outgrows the CPU caches, then stays flat); with them, what a pod
+beyond them costs (refused as PodTooLarge before any work).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ FILE_CHECK_SECONDS = 5.0
 # review is refused (413; failurePolicy Ignore admits the pod) and logged and counted.
 MAX_REVIEW_BYTES = 4 * 1024 * 1024
 # Threads deciding at once. Decisions hold the GIL, so more would not decide faster; a few let a
-# small pod be decided while a large one is (the interpreter switches threads every 5 ms).
+# small pod be decided while a large one is (see SWITCH_INTERVAL).
 DECISION_THREADS = 4
 # How long a decision thread may hold the GIL while the event loop waits for it (Python's default
 # is 5 ms). A review needs the loop several times; with 5 ms each, a review answered while a large
