@@ -103,7 +103,7 @@ def test_work_is_linear_in_every_dimension_of_the_pod(dimension: str) -> None:
     assert comparisons_2n <= 2 * comparisons
 
 
-def test_the_bounds_are_above_what_real_pods_have() -> None:
+def test_a_pod_at_the_bounds_is_decided() -> None:
     """A pod at the bounds is decided: only pods beyond them are refused."""
     at_bound = pod(*[container(f"c{index}") for index in range(limits.MAX_CONTAINERS)])
     assert run(at_bound).decision.reason.code is Code.INJECTED
