@@ -7,6 +7,12 @@ seed, so two runs measure the same work and only the machine differs.
 Pods are sent to namespaces drawn at random, as a webhook sees them. The first pod of a namespace
 makes the index build that namespace's plan ("cold"); later pods reuse it ("warm"). Pods in
 namespaces without injection return before any policy is looked at; they are reported apart.
+
+`pod_size` times one mutation of ever larger pods (1,000 to 20,000 containers, each with 3 env
+entries and 2 mounts, one volume per container): with the bounds of `libinject.engine.limits`
+lifted, the engine's own growth (its work is linear, tests/engine/test_scaling.py; the time per
+container rises until the pod outgrows the CPU caches, then stays flat); with them, what a pod
+beyond them costs (refused as PodTooLarge before any work).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 from bench.stats import environment, summarize, write_results
 from libinject.api.parse import parse_policy
 from libinject.api.types import InstrumentationPolicy
+from libinject.engine import limits
 from libinject.engine.decision import Code
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.inject import inject
@@ -67,6 +74,9 @@ MUTATIONS = 20_000
 WARMUP_MUTATIONS = 2_000
 EXPLAIN_MUTATIONS = 500
 INDEX_BUILDS = 50
+
+SIZES = (1_000, 5_000, 20_000)  # containers, for the pod-size measure
+SIZE_RUNS = 3  # per size; the median is reported
 
 # Outcomes decided from the namespace alone, before the index is consulted.
 NAMESPACE_SKIPS = frozenset(
@@ -449,11 +459,83 @@ def time_explain(
     return timings
 
 
+def sized_pod(containers: int) -> dict[str, Any]:
+    """`containers` containers of 3 env entries and 2 mounts each, one volume per container."""
+    return {
+        "metadata": {"generateName": "large-"},
+        "spec": {
+            "containers": [
+                {
+                    "name": f"c{n}",
+                    "image": "registry.example/app:1",
+                    "env": [{"name": f"VAR_{k}", "value": "v"} for k in range(3)],
+                    "volumeMounts": [
+                        {"name": f"v{n}", "mountPath": "/data"},
+                        {"name": "shared", "mountPath": "/shared"},
+                    ],
+                }
+                for n in range(containers)
+            ],
+            "volumes": [{"name": f"v{n}", "emptyDir": {}} for n in range(containers)],
+        },
+    }
+
+
+def time_pod_sizes(index: PolicyIndex, namespace: Namespace) -> dict[str, Any]:
+    """Median milliseconds of one mutation per pod size, bounds lifted and in force."""
+    settings = EngineSettings()
+    lifted: dict[str, Any] = {}
+    bounded: dict[str, Any] = {}
+    for containers in SIZES:
+        pod = sized_pod(containers)
+        for report, bounds in ((lifted, False), (bounded, True)):
+            timings, code = _time_sized(pod, index, namespace, settings, bounds=bounds)
+            median = sorted(timings)[len(timings) // 2]
+            report[str(containers)] = {
+                "ms": round(median / 1e6, 3),
+                "us_per_container": round(median / 1e3 / containers, 3),
+                "outcome": code,
+            }
+    return {
+        "pod_shape": "N containers x (3 env, 2 mounts), N volumes",
+        "runs_per_size": SIZE_RUNS,
+        "bounds": {"max_containers": limits.MAX_CONTAINERS, "max_entries": limits.MAX_ENTRIES},
+        "bounds_lifted": lifted,
+        "bounds_in_force": bounded,
+    }
+
+
+def _time_sized(
+    pod: dict[str, Any],
+    index: PolicyIndex,
+    namespace: Namespace,
+    settings: EngineSettings,
+    *,
+    bounds: bool,
+) -> tuple[list[int], str]:
+    saved = limits.MAX_CONTAINERS, limits.MAX_ENTRIES
+    if not bounds:  # the engine's own growth, past what a webhook would decide
+        limits.MAX_CONTAINERS = limits.MAX_ENTRIES = 10**9
+    timings, code = [], ""
+    try:
+        with gc_paused():
+            for _ in range(SIZE_RUNS):
+                start = time.perf_counter_ns()
+                result = inject(pod, namespace=namespace, index=index, settings=settings)
+                timings.append(time.perf_counter_ns() - start)
+                code = result.decision.reason.code.value
+                del result
+    finally:
+        limits.MAX_CONTAINERS, limits.MAX_ENTRIES = saved
+    return timings, code
+
+
 @dataclass(frozen=True)
 class Measurements:
     index_builds: list[int]
     run: MutationRun
     explain: list[int]
+    pod_size: dict[str, Any]
 
 
 def measure(population: Population) -> Measurements:
@@ -478,7 +560,21 @@ def measure(population: Population) -> Measurements:
     )
     if pod != pristine:
         raise RuntimeError("inject changed its input pod: later iterations measured other work")
-    return Measurements(index_builds, run, explain)
+    # One policy for every container of the large pods, in a namespace of its own.
+    large = parse_policy(
+        {
+            "apiVersion": "libinject.dev/v1alpha1",
+            "kind": "InstrumentationPolicy",
+            "metadata": {"name": "large"},
+            "spec": {
+                "libraries": [{"language": "python", "version": "3.12.0"}],
+                "namespaceSelector": {"matchNames": ["large"]},
+            },
+        }
+    )
+    namespace = Namespace("large", {"libinject.dev/inject": "enabled"})
+    pod_size = time_pod_sizes(PolicyIndex([large]), namespace)
+    return Measurements(index_builds, run, explain, pod_size)
 
 
 # --- Reporting ----------------------------------------------------------------------------------
@@ -545,6 +641,7 @@ def build_report(
             str(count): pods for count, pods in sorted(run.languages_injected.items())
         },
         "target": {"p99_us": TARGET_P99_US, "met": overall["p99_us"] < TARGET_P99_US},
+        "pod_size": measured.pod_size,
         "wall_seconds": round(wall_seconds, 1),
     }
 
@@ -563,6 +660,12 @@ def print_summary(report: dict[str, Any]) -> None:
         cells = "".join(f"{stats.get(f'{key}_us', 0):>9.1f}" for key in ("p50", "p90", "p99"))
         tail = "".join(f"{stats.get(f'{key}_us', 0):>9.1f}" for key in ("max", "mean"))
         print(f"  {label:<32}{stats['count']:>8}{cells}{tail}")
+    for bounds in ("bounds_lifted", "bounds_in_force"):
+        for containers, stats in report["pod_size"][bounds].items():
+            print(
+                f"  {containers:>6} containers, {bounds:<15} {stats['ms']:>10.3f} ms "
+                f"({stats['us_per_container']} us/container, {stats['outcome']})"
+            )
     verdict = "met" if report["target"]["met"] else "NOT met"
     print(f"  target p99 < {TARGET_P99_US} us (overall mutation): {verdict}")
     print(f"  written to {RESULTS}")

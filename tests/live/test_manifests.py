@@ -43,6 +43,7 @@ BASE = {
     ("ConfigMap", "libinject-config"),
     ("Deployment", "libinject-operator"),
     ("Service", "libinject-webhook"),
+    ("NetworkPolicy", "libinject-operator"),
     ("PodDisruptionBudget", "libinject-operator"),
     ("MutatingWebhookConfiguration", "libinject"),
 }

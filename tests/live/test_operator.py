@@ -39,6 +39,7 @@ from cluster.workloads import (
     read_pod,
     wait_until_injecting,
 )
+from libinject.engine import limits
 
 
 @pytest.mark.usefixtures("running_operator")
@@ -295,3 +296,56 @@ def test_metrics_count_admissions_and_show_the_certificate_expiry(
     assert after['libinject_policies{reason="Valid"}'] >= 1
     days_left = (after["libinject_certificate_expiry_timestamp_seconds"] - time.time()) / 86400
     assert 80 < days_left <= 90
+
+
+def test_a_pod_beyond_the_engines_bounds_is_skipped_and_says_why(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    running_operator: OperatorProcess,
+) -> None:
+    """A pod with more containers than one admission may decide for (the API server accepts it)
+    is admitted as it came, with PodTooLarge on it, in the log and in the metrics; a pod in the
+    same namespace right after it is injected as usual."""
+    namespace = namespaces(labels=ENABLED)
+    policies(python_policy("bounds", [namespace]))
+    wait_until_injecting(admin, namespace)
+    key = 'libinject_admissions_total{outcome="skipped",reason="PodTooLarge"}'
+    before = running_operator.metrics().get(key, 0.0)
+    count = limits.MAX_CONTAINERS + 1
+    crowded = app_pod("crowded")
+    crowded["spec"]["containers"] = [
+        {"name": f"c{n}", "image": "registry.invalid/app:1"} for n in range(count)
+    ]
+    stored = create_pod(admin, namespace=namespace, body=crowded)
+    assert stored["metadata"]["annotations"][SKIPPED].startswith(
+        f"PodTooLarge: the pod has {count} containers"
+    )
+    assert stored["metadata"]["labels"][INSTRUMENTED] == "false"
+    assert "initContainers" not in stored["spec"]
+    assert running_operator.metrics()[key] == before + 1
+    assert admissions_of(running_operator, namespace, "crowded") == ["skipped"]
+    after = create_pod(admin, namespace=namespace, body=app_pod("next"))
+    assert after["metadata"]["labels"][INSTRUMENTED] == "true"
+
+
+def test_the_operator_reads_the_api_servers_timeout(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    running_operator: OperatorProcess,
+) -> None:
+    """The API server's call carries the configuration's timeoutSeconds (3) as `?timeout=3s`;
+    each admission's log line has it, which is what a late answer is measured against."""
+    namespace = namespaces(labels=ENABLED)
+    policies(python_policy("timeout", [namespace]))
+    wait_until_injecting(admin, namespace)
+    create_pod(admin, namespace=namespace, body=app_pod("timed"))
+    (line,) = [
+        line
+        for line in running_operator.log_lines()
+        if line.get("event") == "admission"
+        and line.get("pod") == "timed"
+        and line.get("namespace") == namespace
+    ]
+    assert line["timeout"] == 3.0

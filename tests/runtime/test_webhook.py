@@ -9,16 +9,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import socket
 import ssl
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from cluster import poll
 from cluster.harness import free_port
@@ -41,10 +45,13 @@ def review(pod: dict[str, Any], *, namespace: str = "shop") -> dict[str, Any]:
 POD = {"metadata": {"generateName": "web-"}, "spec": {"containers": [{"name": "app"}]}}
 
 
-async def deciding(*_: Any, **__: Any) -> None:
-    """What our Kopf handler does: decide for the pending pod (here with unprimed caches)."""
+async def deciding(_: dict[str, Any], **__: Any) -> None:
+    """What our Kopf handler does: say how to decide for the pending pod (here with unprimed
+    caches); the server runs it on a decision thread."""
     call = webhook.pending()
-    call.admission = admit(call.pod, namespace=call.namespace, caches=None, settings=SETTINGS)
+    call.decide = functools.partial(
+        admit, call.pod, namespace=call.namespace, caches=None, settings=SETTINGS
+    )
 
 
 SETTINGS = EngineSettings()
@@ -57,33 +64,41 @@ def write_material(directory: Path, material: pki.Material) -> tuple[Path, Path]
     return cert, key
 
 
-def listen(server: webhook.WebhookServer, fn: Fn) -> AsyncGenerator[Any, None]:
-    """The server's stream of client configs: an async generator, closed with aclose (Kopf's
-    protocol types it as a plain async iterator)."""
-    return cast("AsyncGenerator[Any, None]", server(fn))
+Post = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
 
 
-async def serve(
-    tmp_path: Path, fn: Fn, body: Any, *, deadline: float = 2.0
-) -> tuple[int, dict[str, Any]]:
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, fn: Fn, *, deadline: float = 2.0) -> AsyncIterator[Post]:
+    """A running server; yields `post(body, query="")` -> (status, answer)."""
     material = pki.new_material(hosts=["127.0.0.1"], now=NOW)
     cert, key = write_material(tmp_path, material)
     port = free_port()
     server = webhook.WebhookServer(
         port=port, cert_file=cert, key_file=key, deadline=deadline, on_listening=lambda: None
     )
-    stream = listen(server, fn)
+    stream = server(fn)
     await anext(stream)
+    context = ssl.create_default_context(cadata=material.bundle.decode())
+    url = f"https://127.0.0.1:{port}/{webhook.HANDLER_ID}"
     try:
-        context = ssl.create_default_context(cadata=material.bundle.decode())
         async with aiohttp.ClientSession() as session:
-            url = f"https://127.0.0.1:{port}/{webhook.HANDLER_ID}"
-            data = body if isinstance(body, str) else json.dumps(body)
-            async with session.post(url, data=data, ssl=context) as response:
-                answer = await response.json() if response.status == 200 else {}
-                return response.status, answer
+
+            async def post(body: Any, query: str = "") -> tuple[int, dict[str, Any]]:
+                data = body if isinstance(body, str | bytes) else json.dumps(body)
+                async with session.post(url + query, data=data, ssl=context) as response:
+                    answer = await response.json() if response.status == 200 else {}
+                    return response.status, answer
+
+            yield post
     finally:
         await stream.aclose()
+
+
+async def serve(
+    tmp_path: Path, fn: Fn, body: Any, *, deadline: float = 2.0, query: str = ""
+) -> tuple[int, dict[str, Any]]:
+    async with serving(tmp_path, fn, deadline=deadline) as post:
+        return await post(body, query)
 
 
 def patch_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -95,6 +110,8 @@ def skipped_annotation(answer: dict[str, Any]) -> str:
     for op in patch_of(answer):
         if op["path"] == "/metadata/annotations":
             return str(op["value"]["libinject.dev/injection-skipped"])
+        if op["path"] == "/metadata/annotations/libinject.dev~1injection-skipped":
+            return str(op["value"])
     raise AssertionError(f"no skip annotation in {patch_of(answer)}")
 
 
@@ -153,10 +170,19 @@ def test_any_failure_admits_the_pod_and_says_why_on_it(
     [
         {"kind": "AdmissionReview"},
         {"request": {"uid": "u"}},
-        {"request": {"uid": "u", "object": None}},
+        {"request": {"uid": "u", "operation": "CREATE", "object": None}},
+        {"request": {"uid": "u", "object": {"spec": {}}}},
         "not json at all",
+        "[" * 100_000 + "]" * 100_000,
     ],
-    ids=["no-request", "no-object", "object-not-a-mapping", "not-json"],
+    ids=[
+        "no-request",
+        "no-object",
+        "object-not-a-mapping",
+        "no-operation",
+        "not-json",
+        "nested-too-deep",
+    ],
 )
 def test_a_body_that_is_not_an_admission_review_is_a_bad_request(tmp_path: Path, body: Any) -> None:
     """Nothing to admit and nothing to answer with: 400, and the handler is never called."""
@@ -186,7 +212,7 @@ def test_changed_certificate_files_are_served_without_closing_the_listener(tmp_p
             on_listening=lambda: None,
             file_check_seconds=0.05,
         )
-        stream = listen(server, deciding)
+        stream = server(deciding)
         await anext(stream)
         task = asyncio.ensure_future(anext(stream))  # the reload loop runs inside this step
         try:
@@ -234,3 +260,190 @@ def presented(port: int) -> bytes:
         der = tls.getpeercert(binary_form=True)
     assert der is not None
     return der
+
+
+def counted(counter: Any) -> float:
+    """The sum of a counter over all its labels."""
+    return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
+
+
+def filled(size: int) -> dict[str, Any]:
+    """A pod whose review is about `size` bytes long (an annotation pads it)."""
+    padding = size - len(json.dumps(review(POD))) - 40
+    return {**POD, "metadata": {"generateName": "web-", "annotations": {"pad": "x" * padding}}}
+
+
+@pytest.mark.parametrize("operation", ["UPDATE", "CONNECT", "DELETE"])
+def test_other_operations_are_allowed_unchanged_and_unrecorded(
+    tmp_path: Path, operation: str
+) -> None:
+    """Only a CREATE is ours to decide. Any other review is allowed with no patch and counted
+    nowhere (before, Kopf's handler filter left it unanswered and the pod got an InternalError
+    skip record); a DELETE carries no object at all, a CONNECT an options object."""
+    called: list[bool] = []
+
+    async def fn(request: dict[str, Any], **kwargs: Any) -> None:
+        called.append(True)
+        await deciding(request, **kwargs)
+
+    body = review(POD)
+    body["request"]["operation"] = operation
+    if operation == "DELETE":
+        body["request"].update(object=None, oldObject=POD)
+    if operation == "CONNECT":
+        body["request"]["object"] = {"kind": "PodExecOptions", "command": ["sh"]}
+    before = counted(metrics.ADMISSIONS)
+    status, answer = asyncio.run(serve(tmp_path, fn, body))
+    assert status == 200
+    assert answer["response"] == {"uid": "u-1", "allowed": True}
+    assert called == []
+    assert counted(metrics.ADMISSIONS) == before
+
+
+def test_kopf_routes_the_call_with_the_pods_names_only(tmp_path: Path) -> None:
+    """Kopf deep-copies the object it gets, on the event loop: it gets what names the pod, and
+    the handler decides for the whole pod it reads from `pending()`."""
+    seen: list[Any] = []
+
+    async def fn(request: dict[str, Any], **kwargs: Any) -> None:
+        seen.append((request["request"]["object"], webhook.pending().pod))
+        await deciding(request, **kwargs)
+
+    pod = {"apiVersion": "v1", "kind": "Pod", **POD}
+    asyncio.run(serve(tmp_path, fn, review(pod)))
+    assert seen == [
+        ({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"}}, pod)
+    ]
+
+
+def test_a_review_is_answered_while_another_is_still_being_decided(tmp_path: Path) -> None:
+    """Decisions run off the event loop: while a large pod's decision is still running (held
+    until the second answer is in), another review is read, decided and answered. Before, the
+    decision ran on the event loop and every other review waited for it."""
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+    large = {
+        "metadata": {"generateName": "large-"},
+        "spec": {"containers": [{"name": f"c{n}", "image": "i"} for n in range(500)]},
+    }
+
+    def decide_large() -> Any:
+        started.set()
+        release.wait(30)
+        admission = admit(large, namespace="shop", caches=None, settings=SETTINGS)
+        order.append("large decided")
+        return admission
+
+    async def fn(request: dict[str, Any], **kwargs: Any) -> None:
+        if webhook.pending().pod is large or "large-" in json.dumps(request):
+            webhook.pending().decide = decide_large
+        else:
+            await deciding(request, **kwargs)
+
+    async def scenario() -> tuple[int, int]:
+        async with serving(tmp_path, fn, deadline=60) as post:
+            in_flight = asyncio.ensure_future(post(review(large)))
+            await asyncio.to_thread(started.wait, 30)
+            small_status, _ = await post(review(POD))
+            order.append("small answered")
+            release.set()
+            large_status, _ = await in_flight
+            return small_status, large_status
+
+    assert asyncio.run(scenario()) == (200, 200)
+    assert order == ["small answered", "large decided"]
+
+
+def test_a_review_the_api_server_can_send_is_read_whole(tmp_path: Path) -> None:
+    """A review of 3 MiB (the API server's own request limit) is read and decided. aiohttp's
+    default limit of 1 MiB answered 413, and the pod went through with no record at all."""
+    status, answer = asyncio.run(serve(tmp_path, deciding, review(filled(3 * 1024 * 1024))))
+    assert status == 200
+    assert skipped_annotation(answer).startswith("OperatorNotReady:")
+
+
+def test_a_review_over_the_limit_is_refused_logged_and_counted(tmp_path: Path) -> None:
+    """Beyond MAX_REVIEW_BYTES the body is not read (413: the API server admits the pod as it
+    came, failurePolicy Ignore), and the refusal is in the log and the metrics."""
+    called: list[bool] = []
+
+    async def fn(request: dict[str, Any], **kwargs: Any) -> None:
+        called.append(True)
+
+    sample = {"outcome": "refused", "reason": "PodTooLarge"}
+    before = metrics.REGISTRY.get_sample_value("libinject_admissions_total", sample) or 0.0
+    body = review(filled(webhook.MAX_REVIEW_BYTES + 1024))
+    with capture_logs() as lines:
+        status, _ = asyncio.run(serve(tmp_path, fn, body))
+    assert status == 413
+    assert called == []
+    assert metrics.REGISTRY.get_sample_value("libinject_admissions_total", sample) == before + 1
+    (refused,) = [line for line in lines if line["event"] == "admission refused"]
+    assert refused["reason"] == "PodTooLarge"
+    assert refused["log_level"] == "warning"
+
+
+def test_an_answer_after_the_api_servers_timeout_is_logged_and_counted(tmp_path: Path) -> None:
+    """The API server says how long it waits (`?timeout=`). A replica starved of CPU (here: its
+    event loop held for 3x that) answers after it: the pod went on with no record, so the late
+    answer is logged (`admission answered late`, seconds and timeout) and counted."""
+
+    async def starved(request: dict[str, Any], **kwargs: Any) -> None:
+        time.sleep(0.3)  # holds the event loop, as a process starved of CPU does
+        await deciding(request, **kwargs)
+
+    before = counted(metrics.ADMISSIONS_LATE)
+    with capture_logs() as lines:
+        status, _ = asyncio.run(serve(tmp_path, starved, review(POD), query="?timeout=0.1s"))
+    assert status == 200
+    assert counted(metrics.ADMISSIONS_LATE) == before + 1
+    (late,) = [line for line in lines if line["event"] == "admission answered late"]
+    assert late["timeout"] == 0.1
+    assert late["seconds"] >= 0.3
+    assert late["log_level"] == "warning"
+
+
+def test_an_answer_in_time_is_not_late(tmp_path: Path) -> None:
+    before = counted(metrics.ADMISSIONS_LATE)
+    with capture_logs() as lines:
+        status, _ = asyncio.run(serve(tmp_path, deciding, review(POD), query="?timeout=30s"))
+    assert status == 200
+    assert counted(metrics.ADMISSIONS_LATE) == before
+    assert [line for line in lines if line["event"] == "admission answered late"] == []
+
+
+def test_the_deadline_stays_inside_the_api_servers_timeout(tmp_path: Path) -> None:
+    """With a webhook timeout shorter than the configured deadline, the pod is still answered
+    (and its skip recorded) before the API server stops waiting: 2/3 of its timeout."""
+
+    async def slow(_: dict[str, Any], **__: Any) -> None:
+        await asyncio.sleep(5)
+
+    status, answer = asyncio.run(
+        serve(tmp_path, slow, review(POD), deadline=2.0, query="?timeout=0.3s")
+    )
+    assert status == 200
+    message = "InternalError: TimeoutError: no decision within the 0.2s admission deadline"
+    assert skipped_annotation(answer).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("3s", 3.0),
+        ("30s", 30.0),
+        ("1m0s", 60.0),
+        ("1.5s", 1.5),
+        ("500ms", 0.5),
+        (None, None),
+        ("", None),
+        ("3", None),
+        ("-1s", None),
+        ("0s", None),
+        ("3s; rm", None),
+    ],
+)
+def test_the_api_servers_timeout_is_read_as_a_go_duration(
+    text: str | None, seconds: float | None
+) -> None:
+    assert webhook.api_timeout(text) == seconds

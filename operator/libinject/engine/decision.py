@@ -23,6 +23,7 @@ class Code(StrEnum):
     WINDOWS_POD = "WindowsPod"
     NO_CONTAINERS = "NoContainers"
     MALFORMED_POD = "MalformedPod"  # a field of the wrong type (engine.shape); admitted as is
+    POD_TOO_LARGE = "PodTooLarge"
     # Policy choice, per language.
     NAMESPACE_NOT_SELECTED = "NamespaceNotSelected"
     POD_NOT_SELECTED = "PodNotSelected"

@@ -24,6 +24,7 @@ from libinject.engine.decision import (
 from libinject.engine.eligibility import namespace_reason, pod_reason
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.languages import load_rules
+from libinject.engine.limits import size_reason
 from libinject.engine.patch import Operation, diff
 from libinject.engine.resources import Resources, copy_resources, pod_share
 from libinject.engine.settings import EngineSettings, LibrarySettings
@@ -61,17 +62,16 @@ def inject(
 
     With `explain`, every policy's verdict is recorded too (slower: it visits every policy).
     """
-    malformed = shape.pod_problem(pod)
-    if malformed is not None:  # first: everything below trusts the shape of what it reads
-        return _malformed(pod, malformed, namespace=namespace, settings=settings)
-    name = pod_name(pod)
     ns_reason = namespace_reason(namespace, settings.namespaces)
-    if ns_reason.code is not Code.NAMESPACE_ENABLED:
-        return Result(dict(pod), [], Decision(name, namespace.name, ns_reason))
+    if ns_reason.code is not Code.NAMESPACE_ENABLED:  # never touched, not even with a record
+        return Result(dict(pod), [], Decision(pod_name(pod), namespace.name, ns_reason))
+    # Size first: it reads only list lengths, so a pod too large to decide costs no more. Then
+    # the shape: everything after it trusts the type of what it reads.
+    refused = size_reason(pod) or _malformed(pod) or pod_reason(pod)
+    if refused is not None:
+        return skip(pod, namespace=namespace.name, reason=refused)
+    name = pod_name(pod)
     mutated = _editable_copy(pod)
-    skip = pod_reason(pod)
-    if skip is not None:
-        return _finish(pod, mutated, Decision(name, namespace.name, skip))
     labels = _labels(pod)
     winners = choose(index.plan(namespace), labels)
     languages = _inject_all(mutated, winners=winners, namespace=namespace, settings=settings)
@@ -87,41 +87,32 @@ def skip(pod: Mapping[str, Any], *, namespace: str, reason: Reason) -> Result:
     """The pod as it came, plus the skip record (annotation and label) saying why: for a
     refusal made before the engine could decide, such as an operator that is not ready. A pod
     whose metadata cannot hold the record is left exactly as it came."""
+    decision = Decision(pod_name(pod), namespace, reason)
     if not shape.recordable(pod):
-        return Result(dict(pod), [], Decision(MALFORMED_NAME, namespace, reason))
-    meta = dict(pod.get("metadata") or {})  # only the maps the record goes into are copied
-    meta.update(
-        labels=dict(meta.get("labels") or {}), annotations=dict(meta.get("annotations") or {})
-    )
-    return _finish(pod, {**pod, "metadata": meta}, Decision(pod_name(pod), namespace, reason))
+        return Result(dict(pod), [], decision)
+    return _finish(pod, _record_copy(pod), decision)
 
 
-def _malformed(
-    pod: Mapping[str, Any],
-    problem: shape.ShapeError,
-    *,
-    namespace: Namespace,
-    settings: EngineSettings,
-) -> Result:
-    """A pod the engine cannot read gets no library, and the record of why where its namespace
-    is enabled."""
-    ns_reason = namespace_reason(namespace, settings.namespaces)
-    if ns_reason.code is not Code.NAMESPACE_ENABLED:
-        name = pod_name(pod) if shape.recordable(pod) else MALFORMED_NAME
-        return Result(dict(pod), [], Decision(name, namespace.name, ns_reason))
-    reason = Reason(Code.MALFORMED_POD, str(problem), problem.path)
-    return skip(pod, namespace=namespace.name, reason=reason)
+def _malformed(pod: Mapping[str, Any]) -> Reason | None:
+    """MalformedPod naming the first field of the wrong type, else None."""
+    problem = shape.pod_problem(pod)
+    return None if problem is None else Reason(Code.MALFORMED_POD, str(problem), problem.path)
 
 
-def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy that owns the metadata maps and the container dicts the engine edits, and shares
-    everything else with the original. Sharing lets the diff skip untouched subtrees by identity;
-    in exchange every edit below a container replaces a shared object (a list, an env entry)
-    instead of changing it."""
+def _record_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy that owns the metadata maps the record goes into and shares everything else with
+    the original, so the diff skips the spec by identity: a skip costs the same for any pod."""
     meta = dict(pod.get("metadata") or {})
     for key in ("annotations", "labels"):
         meta[key] = dict(meta.get(key) or {})
-    copy = {**pod, "metadata": meta}
+    return {**pod, "metadata": meta}
+
+
+def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """`_record_copy`, also owning the container dicts the engine edits. Sharing lets the diff
+    skip untouched subtrees by identity; in exchange every edit below a container replaces a
+    shared object (a list, an env entry) instead of changing it."""
+    copy = _record_copy(pod)
     if isinstance(pod.get("spec"), Mapping):
         spec = copy["spec"] = dict(pod["spec"])
         for kind in ("containers", "initContainers"):
@@ -132,6 +123,8 @@ def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
 
 def pod_name(pod: Mapping[str, Any]) -> str:
     meta = pod.get("metadata") or {}
+    if not isinstance(meta, Mapping):
+        return MALFORMED_NAME
     return str(meta.get("name") or (meta.get("generateName") or "<pod template>"))
 
 
@@ -263,10 +256,11 @@ def _containers(
     candidates = {c["name"]: c for c in spec.get("initContainers") or () if c["name"] not in ours}
     apps = {c["name"]: c for c in spec["containers"]}
     wanted = policy.spec.container_names or tuple(apps)
+    named = frozenset(wanted)  # a set: membership for each container must not scan the names
     verdicts = [
         ContainerVerdict(name, Reason(Code.CONTAINER_NOT_NAMED, "not in containerNames", name))
         for name in {**candidates, **apps}
-        if name not in wanted
+        if name not in named
     ]
     targets = []
     for name in wanted:
@@ -340,15 +334,21 @@ def _add_pod_objects(spec: dict[str, Any], plan: delivery.Delivery, ours: frozen
     running before every user init container and native sidecar, it needs no extra resources.
     Both lists are replaced, never changed in place (they may be the caller's)."""
     volumes = spec.get("volumes") or []
-    if not any(covers(volume, plan.volume) for volume in volumes):
+    if not _has(volumes, plan.volume):
         spec["volumes"] = [*volumes, plan.volume]
     init = plan.init_container
     inits = spec.get("initContainers") or []
-    if init is not None and not any(covers(existing, init) for existing in inits):
+    if init is not None and not _has(inits, init):
         position = 0
         while position < len(inits) and inits[position].get("name") in ours:
             position += 1
         spec["initContainers"] = [*inits[:position], init, *inits[position:]]
+
+
+def _has(items: list[Any], planned: Mapping[str, Any]) -> bool:
+    """Whether one of `items` covers `planned`; only those of its name can (a cheap test first)."""
+    name = planned["name"]
+    return any(item.get("name") == name and covers(item, planned) for item in items)
 
 
 def _with_candidates(

@@ -37,14 +37,12 @@ def _diff_dicts(old: dict[str, Any], new: dict[str, Any], path: str) -> list[Ope
 
 
 def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[Operation]:
+    shorter = min(len(old), len(new))
     prefix = 0
-    while prefix < min(len(old), len(new)) and old[prefix] == new[prefix]:
+    while prefix < shorter and old[prefix] == new[prefix]:
         prefix += 1
     suffix = 0
-    while (
-        suffix < min(len(old), len(new)) - prefix
-        and old[len(old) - 1 - suffix] == new[len(new) - 1 - suffix]
-    ):
+    while suffix < shorter - prefix and old[-1 - suffix] == new[-1 - suffix]:
         suffix += 1
     old_mid, new_mid = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
     if old_mid and new_mid and len(old_mid) != len(new_mid):

@@ -8,8 +8,17 @@ REGISTRY = CollectorRegistry()
 
 ADMISSIONS = Counter(
     "libinject_admissions",
-    "Pod admissions by outcome (injected, skipped, unchanged, failed-open) and reason code.",
+    "Pod admissions by outcome (injected, skipped, unchanged, failed-open, refused: a review too "
+    "large to read) and reason code.",
     ["outcome", "reason"],
+    registry=REGISTRY,
+)
+ADMISSIONS_LATE = Counter(
+    "libinject_admissions_late",
+    "Admissions answered after the API server's timeout for the call (its `timeout` query "
+    "parameter), by the outcome they would have had: the API server admitted those pods as they "
+    "came, with no record on them.",
+    ["outcome"],
     registry=REGISTRY,
 )
 # Buckets from 0.25 ms: the engine decides in about half a millisecond, so coarser buckets

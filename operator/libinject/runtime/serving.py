@@ -7,12 +7,13 @@ included, and a webhook deciding on frozen caches would inject stale policies.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Any
 
 import kopf
 
-from libinject.admission import admit
+from libinject.admission import Caches, admit
 from libinject.api.types import GROUP, PLURAL, VERSION, InstrumentationPolicy
 from libinject.engine.settings import EngineSettings
 from libinject.runtime import caches, logs, metrics, webhook
@@ -67,17 +68,31 @@ def registry(
     )
     async def mutate_pod(**kwargs: Any) -> None:
         # Kopf hands each index to handlers as a keyword argument named after its id.
+        # The server decides on a thread of its own: here, only what to decide with.
         call = webhook.pending()
-        call.admission = admit(
+        call.decide = functools.partial(
+            admit,
             call.pod,
             namespace=call.namespace,
-            caches=state.caches(kwargs["policies"], kwargs["namespace_labels"]),
+            caches=_snapshot(
+                state.caches(kwargs["policies"], kwargs["namespace_labels"]), call.namespace
+            ),
             settings=with_csi
             if settings.libraries.csi_driver in kwargs["csi_drivers"]
             else settings,
         )
 
     return reg
+
+
+def _snapshot(caches: Caches | None, namespace: str) -> Caches | None:
+    """The caches as the decision thread may read them: the labels of the one namespace copied
+    here, on the event loop, where Kopf changes its index (the policy index is rebuilt, never
+    changed, when policies change)."""
+    if caches is None:
+        return None
+    labels = caches.namespaces.get(namespace)
+    return replace(caches, namespaces={} if labels is None else {namespace: dict(labels)})
 
 
 def _count(indexes: dict[str, Any]) -> None:

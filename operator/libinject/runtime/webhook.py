@@ -6,6 +6,12 @@ carry none in their body), to enforce a deadline, and to fail open: a timeout or
 the pod without a library and says why on the pod. The answer carries the engine's own patch
 (name-aware list edits) rather than Kopf's diff of a deep copy of the whole pod.
 
+Kopf only routes the call: it gets the pod's metadata, not the pod (it deep-copies what it gets,
+on the event loop). The handler hands back how to decide, and the decision runs on a thread of
+its own, so the event loop keeps reading and answering other reviews while a large pod is being
+decided, and the deadline is kept for the caller even when the decision is not done. A thread
+still competes for the GIL: `libinject.engine.limits` bounds what one decision may cost.
+
 Certificate files are re-read when they change and swapped into the live TLS context, so rotation
 never closes the listener (Kopf's server restarts it, refusing calls for a moment).
 """
@@ -16,13 +22,16 @@ import asyncio
 import base64
 import hashlib
 import json
+import re
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from kopf._cogs.structs import reviews  # the protocol's types; public only via this module
@@ -33,16 +42,34 @@ from libinject.runtime import logs, metrics, pki
 
 HANDLER_ID = "mutate-pods"  # also the URL path: /mutate-pods
 FILE_CHECK_SECONDS = 5.0
+# The largest AdmissionReview we read. The API server decodes write requests of up to 3 MiB of
+# JSON (k8s.io/apiserver's MaxRequestBodyBytes: twice etcd's default 1.5 MiB request limit, as
+# JSON is larger than the protobuf it stores), so no pod it can store is larger than that; 1 MiB
+# more is room for the review's envelope (userInfo) and the fields admission defaulted. A larger
+# review is refused (413; failurePolicy Ignore admits the pod) and logged and counted.
+MAX_REVIEW_BYTES = 4 * 1024 * 1024
+# Threads deciding at once. Decisions hold the GIL, so more would not decide faster; a few let a
+# small pod be decided while a large one is (see SWITCH_INTERVAL).
+DECISION_THREADS = 4
+# How long a decision thread may hold the GIL while the event loop waits for it (Python's default
+# is 5 ms). A review needs the loop several times; with 5 ms each, a review answered while a large
+# one is decided waits tens of milliseconds more.
+SWITCH_INTERVAL = 0.001
+# Of the API server's timeout (the `timeout` query parameter), the share our deadline may use.
+TIMEOUT_SHARE = 2 / 3
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 log = logs.get(__name__)
 
 
 @dataclass
 class Pending:
-    """One admission in flight: what the handler needs and what it decided."""
+    """One admission in flight: what the handler needs, and how it decides (a call the server
+    runs on a decision thread)."""
 
     pod: Mapping[str, Any]
     namespace: str
-    admission: Admission | None = None
+    decide: Callable[[], Admission] | None = None
 
 
 _pending: ContextVar[Pending] = ContextVar("libinject_pending_admission")
@@ -72,6 +99,7 @@ class WebhookServer:
         self.key_file = key_file
         self.deadline = deadline
         self.on_listening = on_listening
+        self._threads: ThreadPoolExecutor | None = None
 
     async def __call__(self, fn: reviews.WebhookFn) -> AsyncIterator[reviews.WebhookClientConfig]:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -81,10 +109,12 @@ class WebhookServer:
         async def serve(request: web.Request) -> web.Response:
             return await self._serve(fn, request)
 
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_REVIEW_BYTES)
         app.router.add_post("/{id:.*}", serve)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
+        self._threads = ThreadPoolExecutor(DECISION_THREADS, thread_name_prefix="admission")
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             # reuse_port: replicas on one host (the tests' two-replica runs) share the port, and
             # the kernel spreads connections between them as a Service spreads them over pods.
@@ -99,6 +129,8 @@ class WebhookServer:
                 digest = self._reload_if_changed(context, digest)
         finally:
             await runner.cleanup()
+            # A decision past its deadline may still run: it is not waited for.
+            self._threads.shutdown(wait=False, cancel_futures=True)
 
     def _digest(self) -> str:
         return hashlib.sha256(self.cert_file.read_bytes() + self.key_file.read_bytes()).hexdigest()
@@ -124,42 +156,110 @@ class WebhookServer:
 
     async def _serve(self, fn: reviews.WebhookFn, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        try:
-            review = json.loads(await request.text())
-            payload = review["request"]
-            pod, uid = payload["object"], payload["uid"]
-            if not isinstance(pod, dict):
-                raise TypeError(f"the object is a {type(pod).__name__}, not a pod")
-        except (ValueError, KeyError, TypeError) as error:
+        timeout = api_timeout(request.query.get("timeout"))
+        review = await _read_review(request)
+        payload = review["request"]
+        uid = payload["uid"]
+        if payload.get("operation") != "CREATE":
+            # Not ours to change (the configuration sends only CREATE): allowed as it is, with
+            # no record, whatever the object is (none at all for a DELETE).
+            log.debug("not a create: allowed unchanged", operation=payload.get("operation"))
+            return web.json_response(review_response(review, uid=uid, admission=None))
+        pod = payload.get("object")
+        if not isinstance(pod, dict):
             # Not an AdmissionReview: nothing to admit, and nothing to answer it with.
-            log.warning("not an AdmissionReview", reason=repr(error))
-            raise web.HTTPBadRequest(reason=f"not an AdmissionReview: {error!r}") from error
+            log.warning("not an AdmissionReview", reason=f"the object is a {type(pod).__name__}")
+            raise web.HTTPBadRequest(reason="not an AdmissionReview: the object is not a pod")
         call = Pending(pod=pod, namespace=str(payload.get("namespace") or ""))
-        token = _pending.set(call)
+        deadline = self.deadline if timeout is None else min(self.deadline, timeout * TIMEOUT_SHARE)
         try:
-            await asyncio.wait_for(
-                fn(review, webhook=request.match_info.get("id"), headers=dict(request.headers)),
-                self.deadline,
-            )
+            admission = await asyncio.wait_for(self._decide(fn, review, call, request), deadline)
         except TimeoutError:
-            late = TimeoutError(f"no decision within the {self.deadline}s admission deadline")
-            call.admission = failed(pod, namespace=call.namespace, error=late)
+            late = TimeoutError(f"no decision within the {deadline:g}s admission deadline")
+            admission = failed(pod, namespace=call.namespace, error=late)
         except Exception as error:  # Kopf's own machinery failed: still never block the pod
-            call.admission = failed(pod, namespace=call.namespace, error=error)
-        finally:
-            _pending.reset(token)
-        admission = call.admission or failed(
-            pod, namespace=call.namespace, error=LookupError("no handler answered")
-        )
+            admission = failed(pod, namespace=call.namespace, error=error)
         response = review_response(review, uid=uid, admission=admission)
-        _record(admission, seconds=time.perf_counter() - started)
+        _record(admission, seconds=time.perf_counter() - started, timeout=timeout)
         return web.json_response(response)
 
+    async def _decide(
+        self, fn: reviews.WebhookFn, review: Mapping[str, Any], call: Pending, request: web.Request
+    ) -> Admission:
+        """Kopf routes the call to our handler, which hands back how to decide; the decision runs
+        on a decision thread, off the event loop."""
+        token = _pending.set(call)
+        try:
+            await fn(
+                _routing_review(review),
+                webhook=request.match_info.get("id"),
+                headers=dict(request.headers),
+            )
+        finally:
+            _pending.reset(token)
+        if call.decide is None:
+            raise LookupError("no handler answered")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, call.decide)
 
-def review_response(review: Mapping[str, Any], *, uid: str, admission: Admission) -> dict[str, Any]:
-    """Always allowed; the patch is the engine's (empty when the pod is left as it came)."""
+
+async def _read_review(request: web.Request) -> dict[str, Any]:
+    """The AdmissionReview in the body; refused (413) beyond MAX_REVIEW_BYTES, logged and
+    counted: the API server then admits the pod as it came (failurePolicy Ignore)."""
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        metrics.ADMISSIONS.labels(outcome="refused", reason=Code.POD_TOO_LARGE.value).inc()
+        log.warning(
+            "admission refused",
+            outcome="refused",
+            reason=Code.POD_TOO_LARGE.value,
+            message=f"the AdmissionReview is larger than {MAX_REVIEW_BYTES} bytes",
+            bytes=request.content_length,
+        )
+        raise
+    try:
+        review = json.loads(body)
+        for field in ("uid", "operation"):
+            if not isinstance(review["request"][field], str):
+                raise TypeError(f"the request's {field} is not a string")
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
+        # Not an AdmissionReview (or nested deeper than any pod): nothing to admit, and nothing
+        # to answer it with.
+        log.warning("not an AdmissionReview", reason=repr(error))
+        raise web.HTTPBadRequest(reason=f"not an AdmissionReview: {error!r}") from error
+    return dict(review)
+
+
+def _routing_review(review: Mapping[str, Any]) -> reviews.Request:
+    """The review as Kopf gets it: the pod reduced to what names it (Kopf deep-copies the object
+    on the event loop; our handler reads the whole pod from `pending()`)."""
+    payload = review["request"]
+    pod = payload["object"]
+    meta = pod.get("metadata")
+    names = ("name", "generateName", "namespace", "uid")
+    stub = {key: pod[key] for key in ("apiVersion", "kind") if key in pod}
+    if isinstance(meta, Mapping):
+        stub["metadata"] = {key: meta[key] for key in names if key in meta}
+    return cast(reviews.Request, {**review, "request": {**payload, "object": stub}})
+
+
+def api_timeout(text: str | None) -> float | None:
+    """Seconds from the API server's `timeout` query parameter (a Go duration such as `3s`, the
+    webhook's timeoutSeconds), or None when absent or unreadable."""
+    if not text or _DURATION.sub("", text):
+        return None
+    seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(text))
+    return seconds if seconds > 0 else None
+
+
+def review_response(
+    review: Mapping[str, Any], *, uid: str, admission: Admission | None
+) -> dict[str, Any]:
+    """Always allowed; the patch is the engine's (none when the pod is left as it came, or when
+    there was nothing to decide: `admission` None)."""
     answer: dict[str, Any] = {"uid": uid, "allowed": True}
-    if admission.result.patch:
+    if admission is not None and admission.result.patch:
         encoded = json.dumps(admission.result.patch, separators=(",", ":")).encode()
         answer["patchType"] = "JSONPatch"
         answer["patch"] = base64.b64encode(encoded).decode("ascii")
@@ -180,7 +280,7 @@ def outcome(admission: Admission) -> str:
     return "injected" if admission.result.decision.injected else "skipped"
 
 
-def _record(admission: Admission, *, seconds: float) -> None:
+def _record(admission: Admission, *, seconds: float, timeout: float | None) -> None:
     decision = admission.result.decision
     kind = outcome(admission)
     metrics.ADMISSIONS.labels(outcome=kind, reason=decision.reason.code.value).inc()
@@ -193,7 +293,14 @@ def _record(admission: Admission, *, seconds: float) -> None:
         "message": decision.reason.message,
         "policies": sorted({injected.policy for injected in decision.injected}),
         "ms": round(seconds * 1000, 3),
+        "timeout": timeout,  # the API server's, for this call
     }
+    if timeout is not None and seconds > timeout:
+        # The API server stopped waiting before we answered: the pod went on as it came, with
+        # no record on it. Counted from when our handler got the request: time spent queued before
+        # that (a starved process) is not seen, so this is a lower bound.
+        metrics.ADMISSIONS_LATE.labels(outcome=kind).inc()
+        log.warning("admission answered late", seconds=round(seconds, 3), **fields)
     if admission.error is not None:
         log.error("admission failed open", error=repr(admission.error), **fields)
     elif decision.reason.code is Code.NAMESPACE_EXCLUDED:
