@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cluster import harness, poll
 from cluster.libraries import ImageFactory
 from cluster.registry import Registry
-from csi.plugin import UNREACHABLE, Plugin, running_plugin, target_of
+from csi.plugin import UNREACHABLE, Plugin, running_plugin, signed, target_of
 from libinject.csi import events
 from libinject.csi.publications import Publication
 
@@ -46,7 +46,11 @@ def test_event_body() -> None:
     pod = events.pod_of(POD_ATTRIBUTES)
     assert pod is not None
     body = events.event_body(
-        publication, pod, node_id="node-1", now=datetime(2026, 1, 2, tzinfo=UTC)
+        pod,
+        reason=events.REASON,
+        note=events.empty_note(publication),
+        node_id="node-1",
+        now=datetime(2026, 1, 2, tzinfo=UTC),
     )
     assert body["eventTime"] == "2026-01-02T00:00:00.000000Z"
     assert body["type"] == "Warning"
@@ -97,9 +101,9 @@ def test_metrics_of_an_empty_and_a_library_publish(
     are accepted in the volume context."""
     down = target_of(metered, "pod-down")
     image = f"{UNREACHABLE}/python-ddtrace:4.16.0"
-    metered.publish("csi-down", down, {"image": image, **POD_ATTRIBUTES})
+    metered.publish("csi-down", down, {**signed(image), **POD_ATTRIBUTES})
     up = target_of(metered, "pod-up")
-    metered.publish("csi-up", up, {"image": library_images("ddtrace")})
+    metered.publish("csi-up", up, signed(library_images("ddtrace")))
 
     samples = scrape(metrics_port)
     assert samples[("libinject_csi_empty_volumes_total", (("reason", "pull_error"),))] == 1
@@ -137,7 +141,7 @@ def test_event_on_the_pod_of_an_empty_volume(
     )
     image = f"{UNREACHABLE}/python-ddtrace:4.16.0"
     attributes = {
-        "image": image,
+        **signed(image, namespace=namespace),
         events.POD_NAME: pod.metadata.name,
         events.POD_NAMESPACE: namespace,
         events.POD_UID: pod.metadata.uid,

@@ -2,10 +2,8 @@
 
 A record is written (atomically) before the mount and removed after the unmount, so after a
 crash or a restart the records still name every volume that may be mounted. Reference counts are
-derived from them, never kept apart: a digest is in use while a record names it, whether a
-read-only bind mount or an overlay's lower directory. A record that says `writable` may own an
-overlay's directories (`<root>/overlays/<volume id>/`): they are made after the record is written
-and removed before it goes, so no restart loses track of them.
+derived from them, never kept apart: a digest is in use while a record names it. A record also
+says which target its volume holds, so a second volume id is never mounted over it.
 """
 
 from __future__ import annotations
@@ -29,18 +27,11 @@ class Publication:
     digest: str  # sha256:<hex>, or EMPTY
     reason: str = ""  # why the volume is empty (a pull error, a timeout); "" when not
     cause: str = ""  # the reason's coarse kind (metrics.TIMEOUT, ...); "" when not empty
-    # Asked for an overlay (`writable: "true"`); served one unless the volume is empty.
-    writable: bool = False
     published_at: float = 0.0  # seconds since the epoch
 
     @property
     def empty(self) -> bool:
         return self.digest == EMPTY
-
-    @property
-    def overlay(self) -> bool:
-        """Mounted as an overlay over the cached library (else a read-only bind mount)."""
-        return self.writable and not self.empty
 
 
 class Publications:
@@ -73,6 +64,10 @@ class Publications:
     def all(self) -> list[Publication]:
         found = (self.get(p.stem) for p in sorted(self.directory.glob("*.json")))
         return [p for p in found if p is not None]
+
+    def at_target(self, target_path: str) -> list[Publication]:
+        """The records of volumes published at `target_path`."""
+        return [p for p in self.all() if p.target_path == target_path]
 
     def refcounts(self) -> dict[str, int]:
         """How many published volumes use each cached digest (empty volumes are not counted)."""
