@@ -20,12 +20,14 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from cluster import poll
 from cluster.registry import Registry
@@ -191,6 +193,17 @@ class Plugin:
 
     def cached(self) -> list[str]:
         return sorted(p.name for p in (self.root / "images").iterdir() if p.name[0] != ".")
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The plugin's /metrics, as {(sample name, sorted labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def target_of(plugin: Plugin, pod: str) -> Path:

@@ -4,19 +4,18 @@ plugin, and (live) a Warning Event on the pod, posted to a real API server."""
 from __future__ import annotations
 
 import os
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 import pytest
 from kubernetes import client
-from prometheus_client.parser import text_string_to_metric_families
 
 from cluster import harness, poll
 from cluster.libraries import ImageFactory
 from cluster.registry import Registry
-from csi.plugin import UNREACHABLE, Plugin, running_plugin, signed, target_of
+from csi.plugin import UNREACHABLE, Plugin, running_plugin, scrape, signed, target_of
 from libinject.csi import events
 from libinject.csi.publications import Publication
 
@@ -67,16 +66,6 @@ def test_event_body() -> None:
     assert body["metadata"]["name"].startswith("payments-api-0.")
     assert "reg/libinject/python-ddtrace:4" in body["note"]
     assert "crane digest: refused" in body["note"]
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 @pytest.fixture
@@ -165,3 +154,40 @@ def test_event_on_the_pod_of_an_empty_volume(
     assert [e.reporting_controller for e in v1 if e.reason == "LibraryNotReady"] == [
         "csi.libinject.dev"
     ]
+
+
+@root_only
+@pytest.mark.live
+def test_event_on_the_pod_of_a_refused_volume(
+    reporting: Plugin, admin: client.ApiClient, namespace: str, library_images: ImageFactory
+) -> None:
+    """A real pod naming the driver itself (no webhook wrote its volume, so no signature): the
+    publish is PERMISSION_DENIED and a Warning LibraryVolumeRefused Event regarding that pod says
+    why, so its owner sees it in `kubectl describe pod`."""
+    core = client.CoreV1Api(admin)
+    pod = core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="hand-written"),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="app:1")]),
+        ),
+    )
+    attributes = {
+        "image": library_images("ddtrace"),
+        "language": "python",
+        events.POD_NAME: pod.metadata.name,
+        events.POD_NAMESPACE: namespace,
+        events.POD_UID: pod.metadata.uid,
+    }
+    with pytest.raises(grpc.RpcError) as refused:
+        reporting.publish("csi-refused", target_of(reporting, "pod-refused"), attributes)
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+    def posted() -> list[client.CoreV1Event]:
+        found = core.list_namespaced_event(namespace).items
+        return [event for event in found if event.reason == "LibraryVolumeRefused"]
+
+    (event,) = poll.until(posted, what="the LibraryVolumeRefused event", timeout=30, interval=0.2)
+    assert event.type == "Warning"
+    assert event.involved_object.uid == pod.metadata.uid
+    assert "no signature" in event.message

@@ -226,3 +226,33 @@ def test_identity_and_node_info(plugin: Plugin) -> None:
     assert error.value.code() is grpc.StatusCode.UNIMPLEMENTED
     with contextlib.suppress(grpc.RpcError):
         plugin.channel.close()
+
+
+def test_a_pull_killed_midway_is_removed_at_restart(
+    tmp_path: Path, registry: Registry, crane: Path, ddtrace_image: str
+) -> None:
+    """SIGKILL while a pull unpacks into its `.pull-*` scratch directory: the directory is left
+    behind (nothing of the dead process can remove it); the restarted plugin removes it before
+    serving (logged), and the next publish pulls the library whole."""
+    with running_plugin(tmp_path, registry, crane, publish_timeout=0.05) as plugin:
+        images = plugin.root / "images"
+
+        def unpacking() -> list[Path]:
+            return [p for p in images.glob(".pull-*") if (p / "libinject").exists()]
+
+        plugin.publish("csi-1", target_of(plugin, "pod-1"), signed(ddtrace_image))  # empty
+        poll.until(unpacking, what="the pull to start unpacking", timeout=60, interval=0.005)
+        plugin.kill(signal.SIGKILL)
+        left = list(images.glob(".pull-*"))
+        assert left
+        assert plugin.cached() == []
+
+        plugin.start()
+        assert not list(images.glob(".pull-*"))
+        assert '"interrupted pull removed"' in plugin.log()
+        target = target_of(plugin, "pod-2")
+        plugin.publish("csi-2", target, signed(ddtrace_image))
+        poll.until(plugin.cached, what="the pull to finish", timeout=120)
+        plugin.unpublish("csi-2", target)
+        plugin.publish("csi-2", target, signed(ddtrace_image))
+        assert (plugin.inside(target) / "sitecustomize.py").is_file()

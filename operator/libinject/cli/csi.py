@@ -129,6 +129,7 @@ def _run_csi(args: argparse.Namespace) -> str:
         raise InputError("--metrics-port", "0 (off) to 65535")
     logs.configure(args.log_format)
     config = NodeConfig(node_id=args.node_id, rules=rules, publish_timeout=args.publish_timeout)
+    secret = _key_secret(args.key_secret) if args.key_secret is not None else None
     api = _api_client(args)
     poster = _event_poster(args, api)
     settings = server.Settings(
@@ -149,7 +150,7 @@ def _run_csi(args: argparse.Namespace) -> str:
             root=args.root,
             config=config,
             puller=CranePuller(args.crane),
-            keys=_keys(args, api),
+            keys=_keys(args.key_file, secret, api),
             settings=settings,
         )
     except server.EndpointError as error:
@@ -176,15 +177,20 @@ def _api_client(args: argparse.Namespace) -> Any:
         return None
 
 
-def _keys(args: argparse.Namespace, api: Any) -> Keys:
+def _key_secret(value: str) -> tuple[str, str]:
+    namespace, slash, name = value.partition("/")
+    if not (namespace and slash and name) or "/" in name:
+        raise InputError("--key-secret", f"{value!r}: expected NAMESPACE/NAME")
+    return namespace, name
+
+
+def _keys(key_file: Path | None, secret: tuple[str, str] | None, api: Any) -> Keys:
     from libinject.csi import keys  # noqa: PLC0415
 
-    if args.key_file is not None:
-        return keys.from_file(args.key_file)
-    namespace, slash, name = str(args.key_secret).partition("/")
-    if not (namespace and slash and name) or "/" in name:
-        raise InputError("--key-secret", f"{args.key_secret!r}: expected NAMESPACE/NAME")
-    return keys.from_secret(api, namespace=namespace, name=name)
+    if key_file is not None:
+        return keys.from_file(key_file)
+    assert secret is not None  # argparse requires one of the two
+    return keys.from_secret(api, namespace=secret[0], name=secret[1])
 
 
 def _event_poster(args: argparse.Namespace, api: Any) -> EventPoster | None:
