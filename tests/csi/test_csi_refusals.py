@@ -142,6 +142,26 @@ def test_a_second_volume_at_a_held_target_refused(
     assert not target.exists()
 
 
+def test_a_held_target_named_through_a_symlink_refused(
+    metered: Plugin, metrics_port: int, ddtrace_image: str
+) -> None:
+    """The same directory spelt through a symlink inside the pods root is the same target: a
+    second volume there is ALREADY_EXISTS, and the first stays mounted and readable."""
+    target = target_of(metered, "pod-a")
+    metered.publish("csi-a", target, signed(ddtrace_image))
+    (metered.pods / "alias").symlink_to(metered.pods / "pod-a")
+    alias = target_of(metered, "alias")
+    with pytest.raises(grpc.RpcError) as error:
+        metered.publish("csi-b", alias, signed(ddtrace_image))
+    assert error.value.code() is grpc.StatusCode.ALREADY_EXISTS
+    assert metered.record("csi-b") is None
+    assert refusals(metrics_port, "target_in_use") == 1
+    metered.unpublish("csi-b", alias)
+    assert (metered.inside(target) / "sitecustomize.py").is_file()
+    metered.unpublish("csi-a", target)
+    assert not metered.mounted(target)
+
+
 def refused_keep_mount(
     plugin: Plugin,
     volume_id: str,

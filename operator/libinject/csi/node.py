@@ -107,17 +107,19 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             volume_id, target, reference = self._check(request, attributes, context)
         except validate.RefusedError as refused:
             self._refuse(context, request.volume_id, refused, pod)
-        # The volume's lock, then its target's: a second id at the same target waits, then sees
-        # the first one's record.
-        with self._lock(f"volume:{volume_id}"), self._lock(f"target:{target}"):
+        # The volume's lock, then its target's (by its real path: the mount table shows that one,
+        # and two spellings of one directory are one target): a second id at the same target
+        # waits, then sees the first one's record.
+        real = os.path.realpath(target)
+        with self._lock(f"volume:{volume_id}"), self._lock(f"target:{real}"):
             existing = self.publications.get(volume_id)
             if existing is not None:
                 if existing.target_path != target or existing.reference != reference:
                     self._refuse(context, volume_id, _conflict(existing, target), pod)
-                if mounts.is_mounted(Path(target)):
+                if mounts.is_mounted(Path(real)):
                     return csi_pb2.NodePublishVolumeResponse()
             else:
-                self._check_target_free(context, volume_id, target, pod)
+                self._check_target_free(context, volume_id, real, pod)
             publication = self._publish(volume_id, Path(target), reference, context)
         outcome = "empty" if publication.empty else "library"
         metrics.PUBLISH_SECONDS.labels(outcome).observe(time.monotonic() - started)
@@ -142,13 +144,14 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             target = validate.target_path(request.target_path, self.config.rules.target_roots)
         except validate.RefusedError as refused:
             _abort(context, grpc.StatusCode[refused.code.value], str(refused))
-        with self._lock(f"volume:{volume_id}"), self._lock(f"target:{target}"):
+        real = os.path.realpath(target)
+        with self._lock(f"volume:{volume_id}"), self._lock(f"target:{real}"):
             existing = self.publications.get(volume_id)
             if existing is None or existing.target_path != target:
                 # Not this volume's target: whatever is mounted there is another volume's (or
                 # nobody's); nothing to touch (spec: OK).
                 return csi_pb2.NodeUnpublishVolumeResponse()
-            path = Path(target)
+            path = Path(real)
             try:
                 if mounts.is_mounted(path):
                     mounts.unmount(path)
@@ -209,17 +212,16 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             self.on_refused(volume_id, str(refused), pod)
         _abort(context, grpc.StatusCode[refused.code.value], str(refused))
 
-    def _check_target_free(
-        self, context: Any, volume_id: str, target: str, pod: Pod | None
-    ) -> None:
-        """A new volume's target must hold no other volume: a second mount over it would hide
-        the first, and the first one's unpublish would then unmount the second's layer."""
-        others = [p.volume_id for p in self.publications.at_target(target)]
-        if others or mounts.is_mounted(Path(target)):
+    def _check_target_free(self, context: Any, volume_id: str, real: str, pod: Pod | None) -> None:
+        """A new volume's target (`real`: its real path) must hold no other volume: a second
+        mount over it would hide the first, and the first one's unpublish would then unmount the
+        second's layer."""
+        others = [p.volume_id for p in self.publications.at_target(real)]
+        if others or mounts.is_mounted(Path(real)):
             holder = f"volume {others[0]}" if others else "another mount"
             refused = validate.RefusedError(
                 "target_path",
-                f"{target!r} already holds {holder}",
+                f"{real!r} already holds {holder}",
                 validate.Code.ALREADY_EXISTS,
                 validate.Reason.TARGET_IN_USE,
             )

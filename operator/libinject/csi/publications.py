@@ -9,6 +9,7 @@ says which target its volume holds, so a second volume id is never mounted over 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -65,9 +66,10 @@ class Publications:
         found = (self.get(p.stem) for p in sorted(self.directory.glob("*.json")))
         return [p for p in found if p is not None]
 
-    def at_target(self, target_path: str) -> list[Publication]:
-        """The records of volumes published at `target_path`."""
-        return [p for p in self.all() if p.target_path == target_path]
+    def at_target(self, real_path: str) -> list[Publication]:
+        """The records of volumes published at `real_path` (compared as real paths: a target
+        named through a symlink is the directory it resolves to)."""
+        return [p for p in self.all() if os.path.realpath(p.target_path) == real_path]
 
     def refcounts(self) -> dict[str, int]:
         """How many published volumes use each cached digest (empty volumes are not counted)."""
