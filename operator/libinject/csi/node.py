@@ -216,7 +216,7 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         """A new volume's target (`real`: its real path) must hold no other volume: a second
         mount over it would hide the first, and the first one's unpublish would then unmount the
         second's layer."""
-        others = [p.volume_id for p in self.publications.at_target(real)]
+        others = self.publications.at_target(real)
         if others or mounts.is_mounted(Path(real)):
             holder = f"volume {others[0]}" if others else "another mount"
             refused = validate.RefusedError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -41,6 +42,10 @@ class Publications:
     def __init__(self, root: Path) -> None:
         self.directory = root / "volumes"
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Which volumes each target (by real path) holds: read from the records once, then kept
+        # with them, so a publish does not read every record to find its target free.
+        self._guard = threading.Lock()
+        self._targets: dict[str, set[str]] | None = None
 
     def get(self, volume_id: str) -> Publication | None:
         try:
@@ -57,19 +62,36 @@ class Publications:
             else Publication(**{**asdict(publication), "published_at": time.time()})
         )
         write_atomic(self._path(stamped.volume_id), asdict(stamped))
+        with self._guard:
+            targets = self._index()
+            targets.setdefault(os.path.realpath(stamped.target_path), set()).add(stamped.volume_id)
         return stamped
 
     def remove(self, volume_id: str) -> None:
+        old = self.get(volume_id)
         self._path(volume_id).unlink(missing_ok=True)
+        if old is not None:
+            with self._guard:
+                self._index().get(os.path.realpath(old.target_path), set()).discard(volume_id)
 
     def all(self) -> list[Publication]:
         found = (self.get(p.stem) for p in sorted(self.directory.glob("*.json")))
         return [p for p in found if p is not None]
 
-    def at_target(self, real_path: str) -> list[Publication]:
-        """The records of volumes published at `real_path` (compared as real paths: a target
+    def at_target(self, real_path: str) -> list[str]:
+        """The ids of the volumes published at `real_path` (compared as real paths: a target
         named through a symlink is the directory it resolves to)."""
-        return [p for p in self.all() if os.path.realpath(p.target_path) == real_path]
+        with self._guard:
+            return sorted(self._index().get(real_path, ()))
+
+    def _index(self) -> dict[str, set[str]]:
+        """The targets' volumes (the caller holds `_guard`)."""
+        if self._targets is None:
+            self._targets = {}
+            for publication in self.all():
+                volumes = self._targets.setdefault(os.path.realpath(publication.target_path), set())
+                volumes.add(publication.volume_id)
+        return self._targets
 
     def refcounts(self) -> dict[str, int]:
         """How many published volumes use each cached digest (empty volumes are not counted)."""
