@@ -39,7 +39,8 @@ class CSIPlugin(harness.Service):
     `allowed_repositories` are the plugin's --allowed-repository entries (at least one). The
     signing key comes from `key_file`, else from the Secret `key_secret` (NAMESPACE/NAME) read
     with `kubeconfig` (which also turns Events on), as the DaemonSet's plugin reads it.
-    `directory` is a temporary one (removed on stop) when not given.
+    `directory` is a temporary one (removed on stop) when not given; `log_file` is where the
+    plugin's output goes (default `<directory>/plugin.log`).
     """
 
     crane: Path
@@ -48,6 +49,7 @@ class CSIPlugin(harness.Service):
     key_secret: str = ""
     kubeconfig: Path | None = None
     directory: Path | None = None
+    log_file: Path | None = None
     publish_timeout: float = 60.0
     program: tuple[str, ...] = (str(LIBINJECT), "csi")
     process: harness.Process | None = None
@@ -80,7 +82,7 @@ class CSIPlugin(harness.Service):
 
     @property
     def log(self) -> Path:
-        return self.root / "plugin.log"
+        return self.log_file or self.root / "plugin.log"
 
     def start(self) -> None:
         if self.directory is None:
