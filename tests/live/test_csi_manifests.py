@@ -1,8 +1,9 @@
 """The opt-in CSI component (manifests/components/csi), checked against the real control plane: it
-renders on top of the base and adds only the plugin's objects, the API server accepts them all in
-a server-side dry run, the CSIDriver says what the plugin does, the plugin's arguments are what
+renders on top of the base and adds only the plugin's objects, the API server accepts them all in a
+server-side dry run, the CSIDriver says what the plugin does, the plugin's arguments are what
 `libinject csi` accepts and agree with the volumes they name, its ServiceAccount may post Events
-and nothing else, and a pod in a namespace enforcing Pod Security `restricted` may use the driver.
+and read the one signing-key Secret and nothing else, and a pod in a namespace enforcing Pod
+Security `restricted` may use the driver.
 
 Nothing here creates the CSIDriver: once it exists the operator turns every `auto` policy to csi,
 which would change what the other live tests see. Only the namespace and the RBAC objects are

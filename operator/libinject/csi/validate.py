@@ -173,8 +173,9 @@ def image_for(attributes: Mapping[str, str], rules: Rules, *, keys: Sequence[byt
 
     The attributes must be exactly `image`, `language` and `signature` (plus the kubelet's
     `csi.storage.k8s.io/*`); the image well-formed and in an allowed repository; the signature
-    valid under one of `keys` for the namespace the kubelet named (its pod's, which the pod's
-    author cannot choose), that image and that language.
+    valid under one of `keys` for the namespace the kubelet named (its pod's: with the CSIDriver's
+    podInfoOnMount the kubelet writes its pod keys over any the volume's attributes set, so the
+    pod's author cannot choose it), that image and that language.
     """
     ours = {k: v for k, v in attributes.items() if not k.startswith(KUBELET_ATTRIBUTE_PREFIX)}
     if "writable" in ours:
