@@ -98,6 +98,22 @@ def test_registry_and_default_mode_flags(
     assert volume["csi"]["volumeAttributes"]["image"] == "mirror.example/li/python-ddtrace:3.12.0"
 
 
+def test_inject_says_its_csi_volumes_are_unsigned(
+    policy_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The offline CLI has no signing key: a CSI volume it writes has no signature (the plugin
+    refuses it), and stderr says so for that pod; an init-container pod gets no such note."""
+    pod_file = tmp_path / "pod.yaml"
+    pod_file.write_text(POD)
+    args = ("inject", "-f", str(pod_file), "--policies", str(policy_file))
+    _, out, err = run_cli(capsys, *args, "--default-mode", "csi")
+    assert "signature" not in yaml.safe_load(out)["spec"]["volumes"][0]["csi"]["volumeAttributes"]
+    assert "python CSI volume is unsigned" in err
+    assert "CSI plugin will refuse it" in err
+    _, _, err = run_cli(capsys, *args)
+    assert "unsigned" not in err
+
+
 def test_explain_text_says_why_each_policy_lost(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "explain", "-f", str(WORKLOADS), "--policies", str(POLICIES))
     assert code == 0

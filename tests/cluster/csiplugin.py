@@ -36,15 +36,20 @@ NODE_ID = "pod-runner-node"
 class CSIPlugin(harness.Service):
     """`libinject csi` serving `<directory>/csi.sock`; a context manager, or start and stop.
 
-    `allowed_registries` are the plugin's --allowed-registry entries (at least one), `registry`
-    where language/flavor/version attributes point. `directory` is a temporary one (removed on
-    stop) when not given.
+    `allowed_repositories` are the plugin's --allowed-repository entries (at least one). The
+    signing key comes from `key_file`, else from the Secret `key_secret` (NAMESPACE/NAME) read
+    with `kubeconfig` (which also turns Events on), as the DaemonSet's plugin reads it.
+    `directory` is a temporary one (removed on stop) when not given; `log_file` is where the
+    plugin's output goes (default `<directory>/plugin.log`).
     """
 
     crane: Path
-    allowed_registries: tuple[str, ...]
-    registry: str = ""
+    allowed_repositories: tuple[str, ...]
+    key_file: Path | None = None
+    key_secret: str = ""
+    kubeconfig: Path | None = None
     directory: Path | None = None
+    log_file: Path | None = None
     publish_timeout: float = 60.0
     program: tuple[str, ...] = (str(LIBINJECT), "csi")
     process: harness.Process | None = None
@@ -77,7 +82,7 @@ class CSIPlugin(harness.Service):
 
     @property
     def log(self) -> Path:
-        return self.root / "plugin.log"
+        return self.log_file or self.root / "plugin.log"
 
     def start(self) -> None:
         if self.directory is None:
@@ -101,8 +106,9 @@ class CSIPlugin(harness.Service):
             f"--endpoint={self.endpoint}",
             f"--root={self.cache_root}",
             f"--node-id={NODE_ID}",
-            *(f"--allowed-registry={entry}" for entry in self.allowed_registries),
-            *([f"--registry={self.registry}"] if self.registry else []),
+            *(f"--allowed-repository={entry}" for entry in self.allowed_repositories),
+            f"--key-file={self.key_file}" if self.key_file else f"--key-secret={self.key_secret}",
+            *([f"--kubeconfig={self.kubeconfig}"] if self.kubeconfig else ["--no-events"]),
             f"--target-root={self.kubelet_root / 'pods'}",
             f"--crane={self.crane}",
             f"--publish-timeout={self.publish_timeout}",

@@ -10,7 +10,8 @@ test using them never fetches or starts anything:
   - `test_agent`: Datadog's trace test agent, also the OTLP receiver (cluster.testagent.TestAgent);
     `agent` is the same agent, cleared of what earlier tests sent it;
   - `csi_plugin`: libinject's CSI node plugin for the pod runner (cluster.csiplugin.CSIPlugin),
-    images allowed from the registry's libinject/ only; one per test, so its cache starts cold.
+    images allowed from the registry's libinject/ only, volumes checked with the key the test
+    operator keeps in its Secret; one per test, so its cache starts cold.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from cluster import build, debian
+from cluster import build, debian, harness
 from cluster.csiplugin import CSIPlugin
+from cluster.fixtures import OPERATOR_NAMESPACE
 from cluster.registry import Registry
 from cluster.testagent import TestAgent
+from libinject.runtime.config import RuntimeSettings
 
 
 @pytest.fixture(scope="session")
@@ -61,11 +64,18 @@ def agent(test_agent: TestAgent) -> TestAgent:
 
 
 @pytest.fixture
-def csi_plugin(crane: Path, registry: Registry, tmp_path: Path) -> Iterator[CSIPlugin]:
-    """The plugin serving `csi_plugin.endpoint`; hand the runner its endpoint and kubelet_root."""
-    prefix = f"{registry.address}/libinject"
+def csi_plugin(
+    crane: Path, registry: Registry, tmp_path: Path, control_plane: harness.ControlPlane
+) -> Iterator[CSIPlugin]:
+    """The plugin serving `csi_plugin.endpoint`; hand the runner its endpoint and kubelet_root.
+    It checks volumes with the key the test's operator keeps in its Secret, read through the
+    API as the DaemonSet's plugin reads it."""
     plugin = CSIPlugin(
-        crane=crane, allowed_registries=(prefix,), registry=prefix, directory=tmp_path / "csi"
+        crane=crane,
+        allowed_repositories=(f"{registry.address}/libinject",),
+        key_secret=f"{OPERATOR_NAMESPACE}/{RuntimeSettings().csi_key_secret}",
+        kubeconfig=control_plane.kubeconfig,
+        directory=tmp_path / "csi",
     )
     with plugin:
         yield plugin

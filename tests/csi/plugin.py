@@ -4,7 +4,12 @@ Root only. Nothing touches the host's mount table: each plugin's namespace is he
 `unshare --mount --propagation private -- sleep`, and the plugin runs inside it with `nsenter`,
 so its mounts live there and outlive a killed plugin (as the kubelet's do), and vanish with the
 holder. Files are read through `/proc/<holder>/root/...`, which sees that namespace. The plugin
-is called with the generated client stubs, as the kubelet would.
+is called with the generated client stubs, as the kubelet would, with volume attributes signed
+as the webhook signs them (`signed`) under the test key in `<directory>/key`.
+
+The stubs are generated at set-up (`make .venv/.installed` runs `python -m
+libinject.csi.codegen`); without them every test here fails, naming that command, rather than
+being skipped.
 """
 
 from __future__ import annotations
@@ -15,23 +20,47 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from cluster import poll
 from cluster.registry import Registry
 from libinject.csi.mounts import mount_points
+from libinject.engine import signature
 
-csi_pb2 = pytest.importorskip("libinject.csi.generated.csi_pb2")
-csi_pb2_grpc = pytest.importorskip("libinject.csi.generated.csi_pb2_grpc")
+try:
+    from libinject.csi.generated import csi_pb2, csi_pb2_grpc
+except ImportError as missing:  # a failure, not a skip: a skipped suite proves nothing
+    raise ImportError(
+        "the CSI gRPC stubs are missing (libinject/csi/generated/): generate them with "
+        "`.venv/bin/python -m libinject.csi.codegen` (or `make .venv/.installed`)"
+    ) from missing
 
 LIBINJECT = Path(sys.executable).parent / "libinject"
 UNREACHABLE = "127.0.0.1:9/libinject"  # the discard port: nothing listens, connections refused
+KEY = b"5e1f" * 16  # the tests' signing key (64 hex digits, as the operator makes them)
+NAMESPACE = "shop"  # the namespace the kubelet names for the tests' pods
+
+
+def signed(
+    image: str, *, namespace: str = NAMESPACE, language: str = "python", key: bytes = KEY
+) -> dict[str, str]:
+    """The volume context the kubelet sends for a volume the webhook wrote into a pod of
+    `namespace`: the webhook's attributes (libinject.engine.delivery) and the pod's namespace."""
+    return {
+        "image": image,
+        "language": language,
+        signature.ATTRIBUTE: signature.sign(
+            key, namespace=namespace, image=image, language=language
+        ),
+        "csi.storage.k8s.io/pod.namespace": namespace,
+    }
 
 
 def capability() -> Any:
@@ -62,10 +91,16 @@ class Plugin:
     def socket(self) -> Path:
         return self.root / "csi.sock"
 
+    @property
+    def key_file(self) -> Path:
+        return self.root.parent / "key"
+
     def start(self) -> None:
         self.starts += 1
         log = self.root.parent / f"plugin-{self.starts}.log"
         self.logs.append(log)
+        if not self.key_file.exists():
+            self.key_file.write_bytes(KEY + b"\n")
         command = [
             "nsenter",
             f"--target={self.holder.pid}",
@@ -76,9 +111,9 @@ class Plugin:
             f"--endpoint=unix://{self.socket}",
             f"--root={self.root}",
             "--node-id=node-1",
-            f"--allowed-registry={self.registry.address}/libinject",
-            f"--allowed-registry={UNREACHABLE}",
-            f"--registry={self.registry.address}/libinject",
+            f"--allowed-repository={self.registry.address}/libinject",
+            f"--allowed-repository={UNREACHABLE}",
+            f"--key-file={self.key_file}",
             f"--target-root={self.pods}",
             f"--crane={self.crane}",
             f"--publish-timeout={self.publish_timeout}",
@@ -158,6 +193,17 @@ class Plugin:
 
     def cached(self) -> list[str]:
         return sorted(p.name for p in (self.root / "images").iterdir() if p.name[0] != ".")
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The plugin's /metrics, as {(sample name, sorted labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def target_of(plugin: Plugin, pod: str) -> Path:

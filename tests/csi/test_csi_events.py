@@ -4,19 +4,18 @@ plugin, and (live) a Warning Event on the pod, posted to a real API server."""
 from __future__ import annotations
 
 import os
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 import pytest
 from kubernetes import client
-from prometheus_client.parser import text_string_to_metric_families
 
 from cluster import harness, poll
 from cluster.libraries import ImageFactory
 from cluster.registry import Registry
-from csi.plugin import UNREACHABLE, Plugin, running_plugin, target_of
+from csi.plugin import UNREACHABLE, Plugin, running_plugin, scrape, signed, target_of
 from libinject.csi import events
 from libinject.csi.publications import Publication
 
@@ -46,7 +45,11 @@ def test_event_body() -> None:
     pod = events.pod_of(POD_ATTRIBUTES)
     assert pod is not None
     body = events.event_body(
-        publication, pod, node_id="node-1", now=datetime(2026, 1, 2, tzinfo=UTC)
+        pod,
+        reason=events.REASON,
+        note=events.empty_note(publication),
+        node_id="node-1",
+        now=datetime(2026, 1, 2, tzinfo=UTC),
     )
     assert body["eventTime"] == "2026-01-02T00:00:00.000000Z"
     assert body["type"] == "Warning"
@@ -63,16 +66,6 @@ def test_event_body() -> None:
     assert body["metadata"]["name"].startswith("payments-api-0.")
     assert "reg/libinject/python-ddtrace:4" in body["note"]
     assert "crane digest: refused" in body["note"]
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 @pytest.fixture
@@ -97,9 +90,9 @@ def test_metrics_of_an_empty_and_a_library_publish(
     are accepted in the volume context."""
     down = target_of(metered, "pod-down")
     image = f"{UNREACHABLE}/python-ddtrace:4.16.0"
-    metered.publish("csi-down", down, {"image": image, **POD_ATTRIBUTES})
+    metered.publish("csi-down", down, {**signed(image), **POD_ATTRIBUTES})
     up = target_of(metered, "pod-up")
-    metered.publish("csi-up", up, {"image": library_images("ddtrace")})
+    metered.publish("csi-up", up, signed(library_images("ddtrace")))
 
     samples = scrape(metrics_port)
     assert samples[("libinject_csi_empty_volumes_total", (("reason", "pull_error"),))] == 1
@@ -139,7 +132,7 @@ def test_event_on_the_pod_of_an_empty_volume(
     assert pod.metadata is not None
     uid = str(pod.metadata.uid)
     attributes = {
-        "image": image,
+        **signed(image, namespace=namespace),
         events.POD_NAME: str(pod.metadata.name),
         events.POD_NAMESPACE: namespace,
         events.POD_UID: uid,
@@ -163,3 +156,40 @@ def test_event_on_the_pod_of_an_empty_volume(
     assert [e.reporting_controller for e in v1 if e.reason == "LibraryNotReady"] == [
         "csi.libinject.dev"
     ]
+
+
+@root_only
+@pytest.mark.live
+def test_event_on_the_pod_of_a_refused_volume(
+    reporting: Plugin, admin: client.ApiClient, namespace: str, library_images: ImageFactory
+) -> None:
+    """A real pod naming the driver itself (no webhook wrote its volume, so no signature): the
+    publish is PERMISSION_DENIED and a Warning LibraryVolumeRefused Event regarding that pod says
+    why, so its owner sees it in `kubectl describe pod`."""
+    core = client.CoreV1Api(admin)
+    pod = core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="hand-written"),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="app:1")]),
+        ),
+    )
+    attributes = {
+        "image": library_images("ddtrace"),
+        "language": "python",
+        events.POD_NAME: pod.metadata.name,
+        events.POD_NAMESPACE: namespace,
+        events.POD_UID: pod.metadata.uid,
+    }
+    with pytest.raises(grpc.RpcError) as refused:
+        reporting.publish("csi-refused", target_of(reporting, "pod-refused"), attributes)
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+    def posted() -> list[client.CoreV1Event]:
+        found = core.list_namespaced_event(namespace).items
+        return [event for event in found if event.reason == "LibraryVolumeRefused"]
+
+    (event,) = poll.until(posted, what="the LibraryVolumeRefused event", timeout=30, interval=0.2)
+    assert event.type == "Warning"
+    assert event.involved_object.uid == pod.metadata.uid
+    assert "no signature" in event.message

@@ -18,7 +18,7 @@ import pytest
 from cluster import poll
 from cluster.libraries import ImageFactory
 from cluster.registry import Registry
-from csi.plugin import Plugin, running_plugin, target_of
+from csi.plugin import Plugin, running_plugin, signed, target_of
 from libinject.csi.cache import Cache, Entry
 from libinject.csi.gc import Collector, collectable
 from libinject.csi.publications import Publication, Publications
@@ -153,8 +153,8 @@ def test_plugin_collects_only_the_unused_version(
     is unpublished too."""
     plugin = gc_plugin
     kept, dropped = target_of(plugin, "pod-kept"), target_of(plugin, "pod-dropped")
-    plugin.publish("csi-kept", kept, {"image": two_images[0]})
-    plugin.publish("csi-dropped", dropped, {"image": two_images[1]})
+    plugin.publish("csi-kept", kept, signed(two_images[0]))
+    plugin.publish("csi-dropped", dropped, signed(two_images[1]))
     kept_digest = (plugin.record("csi-kept") or {})["digest"].removeprefix("sha256:")
     dropped_digest = (plugin.record("csi-dropped") or {})["digest"].removeprefix("sha256:")
     assert sorted(plugin.cached()) == sorted([kept_digest, dropped_digest])

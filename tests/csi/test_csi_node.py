@@ -23,6 +23,7 @@ from csi.plugin import (
     csi_pb2,
     csi_pb2_grpc,
     running_plugin,
+    signed,
     target_of,
 )
 
@@ -34,7 +35,7 @@ def test_publish_read_readonly_unpublish(plugin: Plugin, ddtrace_image: str) -> 
     writes fail with EROFS), the record names the digest; unpublish unmounts, removes the target
     directory and the record."""
     target = target_of(plugin, "pod-a")
-    plugin.publish("csi-a", target, {"image": ddtrace_image})
+    plugin.publish("csi-a", target, signed(ddtrace_image))
 
     seen = plugin.inside(target)
     assert (seen / "sitecustomize.py").is_file()
@@ -55,12 +56,12 @@ def test_publish_read_readonly_unpublish(plugin: Plugin, ddtrace_image: str) -> 
     plugin.unpublish("csi-a", target)  # again: already unpublished is OK
 
 
-def test_publish_by_language_flavor_version(plugin: Plugin, ddtrace_image: str) -> None:
-    """language/flavor/version attributes name `<registry>/<language>-<flavor>:<version>`, the
-    image the engine injects; the same volume published again at the same target is OK, at
-    another target ALREADY_EXISTS."""
-    version = ddtrace_image.rsplit(":", 1)[1]
-    attributes = {"language": "python", "flavor": "ddtrace", "version": version}
+def test_publish_again_is_idempotent_elsewhere_already_exists(
+    plugin: Plugin, ddtrace_image: str
+) -> None:
+    """The same volume published again at the same target is OK; at another target it is
+    ALREADY_EXISTS (CSI spec), and the first publication stays."""
+    attributes = signed(ddtrace_image)
     target = target_of(plugin, "pod-b")
     plugin.publish("csi-b", target, attributes)
     plugin.publish("csi-b", target, attributes)  # idempotent
@@ -81,7 +82,7 @@ def test_fifty_pods_share_one_pull_and_one_copy(plugin: Plugin, ddtrace_image: s
     targets = {f"csi-{i}": target_of(plugin, f"pod-{i}") for i in range(PODS_ON_NODE)}
     with ThreadPoolExecutor(max_workers=16) as pool:
         calls = [
-            pool.submit(plugin.publish, volume, target, {"image": ddtrace_image})
+            pool.submit(plugin.publish, volume, target, signed(ddtrace_image))
             for volume, target in targets.items()
         ]
         for call in calls:
@@ -103,7 +104,7 @@ def test_unreachable_registry_publishes_an_empty_volume(plugin: Plugin) -> None:
     """With the registry down the pod must still start: publish succeeds with an empty
     read-only directory, and the record says why the library is missing."""
     target = target_of(plugin, "pod-down")
-    plugin.publish("csi-down", target, {"image": f"{UNREACHABLE}/python-ddtrace:4.16.0"})
+    plugin.publish("csi-down", target, signed(f"{UNREACHABLE}/python-ddtrace:4.16.0"))
     assert plugin.mounted(target)
     assert list(plugin.inside(target).iterdir()) == []
     assert plugin.sh(f"touch {target}/x").returncode != 0
@@ -123,14 +124,14 @@ def test_slow_pull_publishes_empty_then_the_cache_is_warm(
     (its record says so), the pull goes on, and a later publish gets the library."""
     with running_plugin(tmp_path, registry, crane, publish_timeout=0.05) as plugin:
         first = target_of(plugin, "pod-1")
-        plugin.publish("csi-1", first, {"image": ddtrace_image})
+        plugin.publish("csi-1", first, signed(ddtrace_image))
         record = plugin.record("csi-1")
         assert record is not None
         assert record["digest"] == "empty"
         assert "not ready within" in record["reason"]
         poll.until(plugin.cached, what="the pull to finish", timeout=120)
         second = target_of(plugin, "pod-2")
-        plugin.publish("csi-2", second, {"image": ddtrace_image})
+        plugin.publish("csi-2", second, signed(ddtrace_image))
         assert (plugin.inside(second) / "sitecustomize.py").is_file()
 
 
@@ -146,7 +147,7 @@ def test_slow_pull_publishes_empty_then_the_cache_is_warm(
         (
             "csi-x",
             "pods/p/mount",
-            {"image": "docker.io/library/busybox:1"},
+            signed("docker.io/library/busybox:1"),
             grpc.StatusCode.PERMISSION_DENIED,
         ),
     ],
@@ -161,7 +162,7 @@ def test_hostile_requests_refused(
     """Hostile volume ids, target paths escaping or outside the pods root, missing attributes
     and images from a registry not allowed: refused with the right code, nothing written."""
     path = target if target.startswith("/") else f"{plugin.pods.parent}/{target}"
-    image = {"image": f"{plugin.registry.address}/libinject/python-ddtrace:1"}
+    image = signed(f"{plugin.registry.address}/libinject/python-ddtrace:1")
     with pytest.raises(grpc.RpcError) as error:
         plugin.publish(volume_id, Path(path), image if attributes is None else attributes)
     assert error.value.code() is code
@@ -174,7 +175,7 @@ def test_symlinked_target_escaping_the_root_refused(plugin: Plugin, tmp_path: Pa
     outside = tmp_path / "outside"
     outside.mkdir()
     (plugin.pods / "evil").symlink_to(outside)
-    image = {"image": f"{plugin.registry.address}/libinject/python-ddtrace:1"}
+    image = signed(f"{plugin.registry.address}/libinject/python-ddtrace:1")
     with pytest.raises(grpc.RpcError) as error:
         plugin.publish("csi-evil", plugin.pods / "evil" / "mount", image)
     assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -186,7 +187,7 @@ def test_killed_and_restarted_plugin_loses_nothing(plugin: Plugin, ddtrace_image
     record and the reference count derived from the records), serves a new publish of the same
     image from the cache without pulling, and unpublishes both cleanly."""
     first = target_of(plugin, "pod-1")
-    plugin.publish("csi-1", first, {"image": ddtrace_image})
+    plugin.publish("csi-1", first, signed(ddtrace_image))
     before = plugin.record("csi-1")
     plugin.kill(signal.SIGKILL)
     assert plugin.mounted(first)  # the mount outlives the plugin, as on a node
@@ -194,7 +195,7 @@ def test_killed_and_restarted_plugin_loses_nothing(plugin: Plugin, ddtrace_image
     plugin.start()  # a stale socket is left behind: the new plugin replaces it
     assert plugin.record("csi-1") == before
     second = target_of(plugin, "pod-2")
-    plugin.publish("csi-2", second, {"image": ddtrace_image})
+    plugin.publish("csi-2", second, signed(ddtrace_image))
     assert plugin.pulls() == 1  # the first run's only
     assert before is not None
     refcounts = Counter(
@@ -225,3 +226,33 @@ def test_identity_and_node_info(plugin: Plugin) -> None:
     assert error.value.code() is grpc.StatusCode.UNIMPLEMENTED
     with contextlib.suppress(grpc.RpcError):
         plugin.channel.close()
+
+
+def test_a_pull_killed_midway_is_removed_at_restart(
+    tmp_path: Path, registry: Registry, crane: Path, ddtrace_image: str
+) -> None:
+    """SIGKILL while a pull unpacks into its `.pull-*` scratch directory: the directory is left
+    behind (nothing of the dead process can remove it); the restarted plugin removes it before
+    serving (logged), and the next publish pulls the library whole."""
+    with running_plugin(tmp_path, registry, crane, publish_timeout=0.05) as plugin:
+        images = plugin.root / "images"
+
+        def unpacking() -> list[Path]:
+            return [p for p in images.glob(".pull-*") if (p / "libinject").exists()]
+
+        plugin.publish("csi-1", target_of(plugin, "pod-1"), signed(ddtrace_image))  # empty
+        poll.until(unpacking, what="the pull to start unpacking", timeout=60, interval=0.005)
+        plugin.kill(signal.SIGKILL)
+        left = list(images.glob(".pull-*"))
+        assert left
+        assert plugin.cached() == []
+
+        plugin.start()
+        assert not list(images.glob(".pull-*"))
+        assert '"interrupted pull removed"' in plugin.log()
+        target = target_of(plugin, "pod-2")
+        plugin.publish("csi-2", target, signed(ddtrace_image))
+        poll.until(plugin.cached, what="the pull to finish", timeout=120)
+        plugin.unpublish("csi-2", target)
+        plugin.publish("csi-2", target, signed(ddtrace_image))
+        assert (plugin.inside(target) / "sitecustomize.py").is_file()

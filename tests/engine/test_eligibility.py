@@ -27,6 +27,8 @@ MUTATE_ALL = EngineSettings(namespaces=NamespaceSettings(mutate_unlabelled=True)
                      Code.NAMESPACE_EXCLUDED, id="kube-system-never"),
         pytest.param("libinject-system", {"libinject.dev/inject": "enabled"}, MUTATE_ALL,
                      Code.NAMESPACE_EXCLUDED, id="own-namespace-never"),
+        pytest.param("libinject-csi", {"libinject.dev/inject": "enabled"}, MUTATE_ALL,
+                     Code.NAMESPACE_EXCLUDED, id="csi-plugin-namespace-never"),
     ],
 )  # fmt: skip
 def test_namespace_opt_in(

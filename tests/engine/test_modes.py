@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from builders import pod, policy, run
+from builders import ENABLED, pod, policy, run
 from libinject.api.types import Mode
+from libinject.engine import signature
+from libinject.engine.index import Namespace
 from libinject.engine.inject import Result
 from libinject.engine.settings import EngineSettings, LibrarySettings
 
@@ -55,3 +57,54 @@ def test_an_explicit_mode_is_kept_whether_or_not_the_driver_is_registered(mode: 
     for settings in (REGISTERED, ABSENT):
         result = run(pod(), policy(injection={"mode": str(mode)}), settings=settings)
         assert _mode(result) == str(mode)
+
+
+KEY = b"0123456789abcdef" * 4
+SIGNING = EngineSettings(libraries=LibrarySettings(csi_registered=True, csi_key=KEY))
+
+
+def _attributes(result: Result) -> dict[str, str]:
+    return dict(_volume(result)["csi"]["volumeAttributes"])  # type: ignore[index]
+
+
+def test_csi_volumes_are_signed_for_the_pods_namespace() -> None:
+    """With the operator's key the volume carries a signature the CSI plugin verifies for this
+    namespace, image and language only: another namespace (where the pod could be copied to),
+    image or language does not verify."""
+    attributes = _attributes(run(pod(), policy(injection={"mode": "csi"}), settings=SIGNING))
+    image, language = attributes["image"], attributes["language"]
+    token = attributes[signature.ATTRIBUTE]
+    assert set(attributes) == {"image", "language", signature.ATTRIBUTE}
+    assert signature.verify(KEY, token, namespace=ENABLED.name, image=image, language=language)
+    assert not signature.verify(KEY, token, namespace="other", image=image, language=language)
+    assert not signature.verify(
+        KEY, token, namespace=ENABLED.name, image=image + "1", language=language
+    )
+    assert not signature.verify(KEY, token, namespace=ENABLED.name, image=image, language="java")
+    assert not signature.verify(
+        b"k" * 64, token, namespace=ENABLED.name, image=image, language=language
+    )
+
+
+def test_the_signature_follows_the_namespace() -> None:
+    """The same pod and policy in two namespaces get two different signatures."""
+    other = Namespace("web", dict(ENABLED.labels))
+    first = _attributes(run(pod(), policy(injection={"mode": "csi"}), settings=SIGNING))
+    second = _attributes(
+        run(pod(), policy(injection={"mode": "csi"}), namespace=other, settings=SIGNING)
+    )
+    assert first[signature.ATTRIBUTE] != second[signature.ATTRIBUTE]
+
+
+def test_without_a_key_the_volume_is_unsigned() -> None:
+    """The offline CLI has no key: no signature attribute (the plugin will refuse the volume)."""
+    attributes = _attributes(run(pod(), policy(injection={"mode": "csi"}), settings=REGISTERED))
+    assert signature.ATTRIBUTE not in attributes
+
+
+def test_signatures_are_unambiguous() -> None:
+    """Fields are encoded as a list, so moving characters between them changes the signature."""
+    one = signature.sign(KEY, namespace="a", image="b/c:1", language="d")
+    two = signature.sign(KEY, namespace="ab", image="/c:1", language="d")
+    assert one != two
+    assert one.startswith("v1.")

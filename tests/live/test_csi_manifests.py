@@ -1,8 +1,9 @@
 """The opt-in CSI component (manifests/components/csi), checked against the real control plane: it
-renders on top of the base and adds only the plugin's objects, the API server accepts them all in
-a server-side dry run, the CSIDriver says what the plugin does, the plugin's arguments are what
+renders on top of the base and adds only the plugin's objects, the API server accepts them all in a
+server-side dry run, the CSIDriver says what the plugin does, the plugin's arguments are what
 `libinject csi` accepts and agree with the volumes they name, its ServiceAccount may post Events
-and nothing else, and a pod in a namespace enforcing Pod Security `restricted` may use the driver.
+and read the one signing-key Secret and nothing else, and a pod in a namespace enforcing Pod
+Security `restricted` may use the driver.
 
 Nothing here creates the CSIDriver: once it exists the operator turns every `auto` policy to csi,
 which would change what the other live tests see. Only the namespace and the RBAC objects are
@@ -31,6 +32,8 @@ from cluster.manifests import RESTRICTED_CONTEXT, one, render
 from libinject.cli.csi import _run_csi
 from libinject.cli.main import _parser
 from libinject.csi import validate
+from libinject.runtime import csikey
+from libinject.runtime.config import RuntimeSettings
 
 REPO = Path(__file__).parents[2]
 MANIFESTS = REPO / "manifests"
@@ -39,6 +42,8 @@ DRIVER = "csi.libinject.dev"
 CSI_NAMESPACE = ACCOUNT = "libinject-csi"
 ENFORCE = "pod-security.kubernetes.io/enforce"
 KUBELET_PODS = "/var/lib/kubelet/pods"
+KEY_READER = "libinject-csi-key-reader"
+KEY_SECRET = "libinject-csi-key"
 
 # What the component adds to the base, by (kind, name).
 ADDED = {
@@ -48,8 +53,12 @@ ADDED = {
     ("ClusterRole", ACCOUNT),
     ("ClusterRoleBinding", ACCOUNT),
     ("DaemonSet", "libinject-csi"),
+    ("Role", KEY_READER),
+    ("RoleBinding", KEY_READER),
 }
 CLUSTER_SCOPED = {"Namespace", "CSIDriver", "ClusterRole", "ClusterRoleBinding"}
+# The signing key's reader: the one object of the component in the operator's namespace.
+IN_OPERATOR_NAMESPACE = {"Role", "RoleBinding"}
 
 # A container that meets `restricted` by itself.
 RESTRICTED_CONTAINER: dict[str, Any] = {
@@ -162,13 +171,15 @@ def test_the_component_adds_the_plugin_and_changes_nothing_else(
 ) -> None:
     """Base plus component is the base, byte for byte, plus the namespace, the CSIDriver, the
     RBAC and the DaemonSet, each once; the namespaced ones are in libinject-csi, which enforces
-    `privileged`, while libinject-system keeps enforcing `restricted`."""
+    `privileged`, while libinject-system keeps enforcing `restricted` (and holds only the Role
+    and RoleBinding that let the plugin read the signing key)."""
     keys = [(o["kind"], o["metadata"]["name"]) for o in with_csi]
     assert len(keys) == len(set(keys))
     assert set(keys) - {(o["kind"], o["metadata"]["name"]) for o in base} == ADDED
     assert [o for o in with_csi if (o["kind"], o["metadata"]["name"]) not in ADDED] == base
     for obj in _ours(with_csi):
         expected = None if obj["kind"] in CLUSTER_SCOPED else CSI_NAMESPACE
+        expected = OPERATOR_NAMESPACE if obj["kind"] in IN_OPERATOR_NAMESPACE else expected
         assert obj["metadata"].get("namespace") == expected, obj["metadata"]
     labels = {
         o["metadata"]["name"]: o["metadata"]["labels"] for o in with_csi if o["kind"] == "Namespace"
@@ -230,11 +241,15 @@ def test_the_server_accepts_the_component(
     dry run: the DaemonSet with its hostPaths, Bidirectional propagation, root user and
     system-node-critical priority, the CSIDriver, the RBAC, the namespace's labels; `privileged`
     as _accepted says), and stores the CSIDriver's fields as written (none defaulted to something
-    else). The template, dry-run as a Pod in libinject-csi, passes Pod Security there."""
-    ours = _ours(with_csi)
+    else). The template, dry-run as a Pod in libinject-csi, passes Pod Security there. The key
+    reader's Role and RoleBinding are dry-run in libinject-system, where they live."""
+    keyed = [o for o in _ours(with_csi) if o["kind"] in IN_OPERATOR_NAMESPACE]
+    ours = [o for o in _ours(with_csi) if o["kind"] not in IN_OPERATOR_NAMESPACE]
     stored = json.loads(_accepted(kubectl, "apply", ours, csi_namespace).stdout)
     items = stored["items"] if stored["kind"] == "List" else [stored]
     assert len(items) == len(ours)
+    stored = json.loads(_accepted(kubectl, "apply", keyed, OPERATOR_NAMESPACE).stdout)
+    assert len(stored["items"]) == len(keyed) == 2
     written = one(with_csi, "CSIDriver", DRIVER)["spec"]
     assert {k: one(items, "CSIDriver", DRIVER)["spec"][k] for k in written} == written
 
@@ -266,11 +281,12 @@ def test_the_plugin_arguments_are_what_the_cli_accepts(
     daemonset: dict[str, Any], with_csi: list[dict[str, Any]]
 ) -> None:
     """The plugin container's args parse with `libinject`'s own argument parser into the `csi`
-    command, pass the checks it makes before serving (endpoint form, registry and target-root
+    command, pass the checks it makes before serving (endpoint form, repository and target-root
     rules), and agree with the pod around them: the socket is in the directory the registrar and
     the livenessprobe mount, the cache root and the kubelet's pods directory are the mounted
     hostPaths (the latter under its host path: the kubelet sends host paths), the node id is the
-    node's name, and the registry is the operator's, among the allowed ones."""
+    node's name, the operator's library registry is the one allowed repository, and the key is
+    the Secret the operator makes, in its namespace, which the component's Role lets it read."""
     containers = _containers(daemonset)
     plugin = containers["plugin"]
     operator = one(with_csi, "Deployment", "libinject-operator")["spec"]["template"]["spec"]
@@ -278,17 +294,23 @@ def test_the_plugin_arguments_are_what_the_cli_accepts(
     args = _parser().parse_args(plugin["args"])
     assert args.run is _run_csi
     rules = validate.Rules(
-        allowed_registries=tuple(args.allowed_registry),
-        registry=args.registry,
+        allowed_repositories=tuple(args.allowed_repository),
         target_roots=tuple(args.target_root),
     )
     config = yaml.safe_load(one(with_csi, "ConfigMap", "libinject-config")["data"]["config.yaml"])
-    assert rules.registry == config["registry"]
-    assert any(
-        rules.registry == allowed or rules.registry.startswith(f"{allowed}/")
-        for allowed in rules.allowed_registries
-    )
+    assert rules.allowed_repositories == (config["registry"],)
     assert rules.target_roots == (KUBELET_PODS,)
+    assert args.key_secret == f"{OPERATOR_NAMESPACE}/{RuntimeSettings().csi_key_secret}"
+    assert args.key_secret == f"{OPERATOR_NAMESPACE}/{KEY_SECRET}"
+    role = one(with_csi, "Role", KEY_READER)
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [KEY_SECRET],
+            "verbs": ["get"],
+        }
+    ]
 
     volumes, mounts = _volumes(daemonset), _mounts(plugin)
     assert args.endpoint.startswith("unix:///")
@@ -404,7 +426,13 @@ def _events_v1(api: client.ApiClient, namespace: str) -> Any:
     return client.EventsV1Api(api).create_namespaced_event(namespace, body)
 
 
+def _key(api: client.ApiClient, _: str) -> Any:
+    """What the plugin reads to check the webhook's signatures."""
+    return client.CoreV1Api(api).read_namespaced_secret(KEY_SECRET, OPERATOR_NAMESPACE)
+
+
 ALLOWED: dict[str, Call] = {
+    "read the signing key": _key,
     "post an Event on a pod": _event,
     "patch an Event (a repeat)": _event_patch,
     "post an events.k8s.io Event": _events_v1,
@@ -412,6 +440,12 @@ ALLOWED: dict[str, Call] = {
 
 DENIED: dict[str, Call] = {
     "read a Secret": lambda api, ns: client.CoreV1Api(api).read_namespaced_secret("app-db", ns),
+    "read the webhook's TLS Secret": lambda api, _: client.CoreV1Api(api).read_namespaced_secret(
+        "libinject-webhook-tls", OPERATOR_NAMESPACE
+    ),
+    "list Secrets beside the key": lambda api, _: client.CoreV1Api(api).list_namespaced_secret(
+        OPERATOR_NAMESPACE
+    ),
     "list Secrets": lambda api, ns: client.CoreV1Api(api).list_namespaced_secret(ns),
     "list Secrets everywhere": lambda api, _: client.CoreV1Api(api).list_secret_for_all_namespaces(),
     "read pods": lambda api, ns: client.CoreV1Api(api).list_namespaced_pod(ns),
@@ -459,8 +493,10 @@ def plugin(
 ) -> Iterator[client.ApiClient]:
     """The component's ServiceAccount and RBAC, created for real from the manifests, and a client
     with a token of that ServiceAccount from the TokenRequest API, as the plugin's pod gets."""
-    rbac = [o for o in _ours(with_csi) if o["kind"] in {"ServiceAccount", "ClusterRole"}]
-    rbac += [o for o in _ours(with_csi) if o["kind"] == "ClusterRoleBinding"]
+    # The key Secret as the operator makes it at start (a live test may not have run one yet).
+    csikey.ensure(client.CoreV1Api(admin), namespace=OPERATOR_NAMESPACE, name=KEY_SECRET)
+    rbac = [o for o in _ours(with_csi) if o["kind"] in {"ServiceAccount", "ClusterRole", "Role"}]
+    rbac += [o for o in _ours(with_csi) if o["kind"] in {"ClusterRoleBinding", "RoleBinding"}]
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(rbac))
     request = client.AuthenticationV1TokenRequest(
         spec=client.V1TokenRequestSpec(audiences=[harness.ISSUER], expiration_seconds=3600)
@@ -475,19 +511,22 @@ def plugin(
         rbac_api = client.RbacAuthorizationV1Api(admin)
         rbac_api.delete_cluster_role_binding(ACCOUNT)
         rbac_api.delete_cluster_role(ACCOUNT)
+        rbac_api.delete_namespaced_role_binding(KEY_READER, OPERATOR_NAMESPACE)
+        rbac_api.delete_namespaced_role(KEY_READER, OPERATOR_NAMESPACE)
 
 
 @pytest.mark.parametrize("action", sorted(ALLOWED))
 def test_the_plugin_may(action: str, plugin: client.ApiClient, world: str) -> None:
-    """The plugin's ServiceAccount may post (and repeat) an Event on a pod in any namespace:
-    the one call the plugin makes."""
+    """The plugin's ServiceAccount may read the signing key and post (and repeat) an Event on a
+    pod in any namespace: the calls the plugin makes."""
     ALLOWED[action](plugin, world)
 
 
 @pytest.mark.parametrize("action", sorted(DENIED))
 def test_the_plugin_may_not(action: str, plugin: client.ApiClient, world: str) -> None:
-    """Anything else is refused by RBAC (403 naming the ServiceAccount): no Secrets, no pods, no
-    nodes, no reading Events back, no CSIDrivers, no policies, no escalation."""
+    """Anything else is refused by RBAC (403 naming the ServiceAccount): no other Secret (not
+    even beside the key, nor a list of them), no pods, no nodes, no reading Events back, no
+    CSIDrivers, no policies, no escalation."""
     with pytest.raises(ApiException) as refused:
         DENIED[action](plugin, world)
     assert refused.value.status == 403, refused.value.body

@@ -1,17 +1,22 @@
 """`auto` follows the cluster: the webhook injects the CSI volume while the libinject CSIDriver
-object exists, and the copy container when it does not, with no operator restart."""
+object exists, and the copy container when it does not, with no operator restart. The volume is
+signed with the key the operator keeps in its Secret, for the pod's namespace."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
 from cluster import kubejson, poll
-from cluster.fixtures import NamespaceFactory
+from cluster.fixtures import OPERATOR_NAMESPACE, NamespaceFactory
 from cluster.workloads import ENABLED, PolicyFactory, app_pod, python_policy
+from libinject.engine import signature
+from libinject.runtime import csikey
+from libinject.runtime.config import RuntimeSettings
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("running_operator")]
 DRIVER = "csi.libinject.dev"
@@ -41,14 +46,19 @@ def csi_driver(admin: client.ApiClient) -> Iterator[None]:
                 raise
 
 
-def _volume_kind(admin: client.ApiClient, namespace: str) -> str:
-    """What the webhook gives a new pod now: 'csi' or 'emptyDir' (a dry-run create)."""
+def _library_volume(admin: client.ApiClient, namespace: str) -> dict[str, Any]:
+    """The library volume the webhook gives a new pod now ({} when none; a dry-run create)."""
     response = client.CoreV1Api(admin).create_namespaced_pod(
         namespace, kubejson.body(app_pod("probe")), dry_run="All", _preload_content=False
     )
     volumes = kubejson.json_of(response)["spec"].get("volumes") or []
-    ours = [v for v in volumes if v["name"] == "libinject-python"]
-    return next((kind for kind in ("csi", "emptyDir") if ours and kind in ours[0]), "none")
+    return next((v for v in volumes if v["name"] == "libinject-python"), {})
+
+
+def _volume_kind(admin: client.ApiClient, namespace: str) -> str:
+    """What the webhook gives a new pod now: 'csi' or 'emptyDir'."""
+    volume = _library_volume(admin, namespace)
+    return next((kind for kind in ("csi", "emptyDir") if kind in volume), "none")
 
 
 def test_auto_switches_to_csi_when_the_driver_is_registered_and_back(
@@ -71,3 +81,45 @@ def test_auto_switches_to_csi_when_the_driver_is_registered_and_back(
             {"metadata": {"name": DRIVER}, "spec": {"volumeLifecycleModes": ["Ephemeral"]}}
         )
     )
+
+
+def test_the_csi_volume_is_signed_for_its_namespace(
+    admin: client.ApiClient, namespaces: NamespaceFactory, policies: PolicyFactory
+) -> None:
+    """The webhook signs each CSI volume with the key in the operator's Secret, for the pod's
+    namespace, image and language (what the plugin checks against the namespace the kubelet
+    names): the signature verifies for that namespace only."""
+    namespace = namespaces(labels=ENABLED)
+    policies(python_policy("signed", [namespace], injection={"mode": "csi"}))
+    attributes = poll.until(
+        lambda: _library_volume(admin, namespace).get("csi", {}).get("volumeAttributes"),
+        what="the CSI volume",
+        timeout=30,
+    )
+    key = csikey.ensure(
+        client.CoreV1Api(admin),
+        namespace=OPERATOR_NAMESPACE,
+        name=RuntimeSettings().csi_key_secret,
+    )
+    fields = {"image": attributes["image"], "language": attributes["language"]}
+    token = attributes[signature.ATTRIBUTE]
+    assert signature.verify(key, token, namespace=namespace, **fields)
+    assert not signature.verify(key, token, namespace=f"{namespace}-other", **fields)
+
+
+def test_the_key_secret_is_made_once_and_never_replaced(
+    admin: client.ApiClient, namespaces: NamespaceFactory
+) -> None:
+    """`ensure` makes the Secret when absent and returns the same key after; a Secret holding no
+    usable key is an error naming the repair, never silently replaced (the plugins would refuse
+    every volume signed before)."""
+    core = client.CoreV1Api(admin)
+    namespace = namespaces()
+    key = csikey.ensure(core, namespace=namespace, name="csi-key")
+    assert len(key) == 2 * signature.KEY_BYTES
+    assert csikey.ensure(core, namespace=namespace, name="csi-key") == key
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "broken"}, "stringData": {"key": "short"}}
+    )
+    with pytest.raises(csikey.UnusableKeyError, match="delete the Secret"):
+        csikey.ensure(core, namespace=namespace, name="broken")

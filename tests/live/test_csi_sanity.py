@@ -132,6 +132,8 @@ def plugin(tmp_path: Path, registry: Registry, crane: Path) -> Iterator[Callable
     def start(target_root: Path) -> str:
         sock = tmp_path / "csi.sock"
         endpoint = f"unix://{sock}"
+        key = tmp_path / "key"  # csi-sanity sends no attributes: nothing it publishes is signed
+        key.write_text("0" * 64)
         command = [
             "unshare",
             "--mount",
@@ -142,8 +144,8 @@ def plugin(tmp_path: Path, registry: Registry, crane: Path) -> Iterator[Callable
             f"--endpoint={endpoint}",
             f"--root={tmp_path / 'plugin'}",
             f"--node-id={NODE_ID}",
-            f"--allowed-registry={registry.address}",
-            f"--registry={registry.address}/libinject",
+            f"--allowed-repository={registry.address}/libinject",
+            f"--key-file={key}",
             f"--target-root={target_root}",
             f"--crane={crane}",
             "--publish-timeout=60",

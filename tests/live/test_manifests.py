@@ -215,6 +215,7 @@ def test_webhook_safety_settings(base: list[dict[str, Any]]) -> None:
     assert expressions[OPT_IN, "In"] == {"enabled"}
     excluded = expressions["kubernetes.io/metadata.name", "NotIn"]
     assert {"kube-system", "kube-public", "kube-node-lease", OPERATOR_NAMESPACE} <= excluded
+    assert "libinject-csi" in excluded  # the CSI plugin's own pods must start without it
     assert "matchLabels" not in webhook["namespaceSelector"]
     assert "objectSelector" not in webhook
 

@@ -16,6 +16,8 @@ from kubernetes.client import ApiException
 from cluster import kubejson
 from cluster.fixtures import GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION
 from cluster.kubectl import Kubectl
+from libinject.runtime import csikey
+from libinject.runtime.config import RuntimeSettings
 
 POLICY, WEBHOOK, TLS_SECRET = "rbac-probe", "libinject", "libinject-webhook-tls"
 
@@ -60,6 +62,13 @@ def _tls_secret(api: client.ApiClient, _: World) -> Any:
             raise
     secret = core.read_namespaced_secret(TLS_SECRET, OPERATOR_NAMESPACE)
     return core.replace_namespaced_secret(TLS_SECRET, OPERATOR_NAMESPACE, secret)
+
+
+def _csi_key(api: client.ApiClient, _: World) -> Any:
+    """What the operator does at start: read the CSI signing key, making it first if absent."""
+    return csikey.ensure(
+        client.CoreV1Api(api), namespace=OPERATOR_NAMESPACE, name=RuntimeSettings().csi_key_secret
+    )
 
 
 def _label_patch(name: str) -> Call:
@@ -115,6 +124,7 @@ ALLOWED: dict[str, Call] = {
     "watch namespaces": lambda api, _: client.CoreV1Api(api).list_namespace(),
     "post an event": _event,
     "keep its serving certificate": _tls_secret,
+    "read (or make) its CSI signing key": _csi_key,
     "patch its own webhook configuration": _label_patch(WEBHOOK),
     "watch the peering objects (Kopf peering)": _list_peerings,
     "keep-alive in its peering object": _keepalive,

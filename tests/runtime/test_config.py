@@ -22,7 +22,7 @@ from libinject.runtime.config import (
     load,
 )
 
-SYSTEM = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+SYSTEM = frozenset({"kube-system", "kube-public", "kube-node-lease", "libinject-csi"})
 
 
 def flags(*argv: str) -> dict[str, Any]:
@@ -71,6 +71,8 @@ def test_without_any_source_the_defaults_are_the_dataclass_defaults(tmp_path: Pa
                      ("/f", "/e", "/c"), (Path("/f"), Path("/e"), Path("/c")), id="cert-dir"),
         pytest.param("tlsSecret", "LIBINJECT_TLS_SECRET", "--tls-secret", "webhook.secret",
                      ("s-f", "s-e", "s-c"), ("s-f", "s-e", "s-c"), id="tls-secret"),
+        pytest.param("csiKeySecret", "LIBINJECT_CSI_KEY_SECRET", "--csi-key-secret", "csi_key_secret",
+                     ("k-f", "k-e", "k-c"), ("k-f", "k-e", "k-c"), id="csi-key-secret"),
         pytest.param("logFormat", "LIBINJECT_LOG_FORMAT", "--log-format", "log_format",
                      ("console", "json", "console"), ("console", "json", "console"), id="log-format"),
     ],

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from libinject.cli.errors import InputError
+
+if TYPE_CHECKING:  # the plugin's modules load grpc; the other commands must not pay for it
+    from libinject.csi.events import EventPoster
+    from libinject.csi.keys import Keys
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,16 +19,24 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     cmd.add_argument("--root", required=True, type=Path, help="the node cache and the records")
     cmd.add_argument("--node-id", required=True, help="this node's name (NodeGetInfo)")
     cmd.add_argument(
-        "--allowed-registry",
+        "--allowed-repository",
         action="append",
         default=[],
-        metavar="HOST[:PORT][/PATH]",
-        help="images may come only from here (repeatable; at least one)",
+        metavar="HOST[:PORT]/PATH",
+        help="images may come only from repositories under this path, e.g. "
+        "registry.example/libinject (repeatable; at least one; never a whole registry)",
     )
-    cmd.add_argument(
-        "--registry",
-        default="",
-        help="where language/flavor/version attributes point, e.g. 127.0.0.1:5000/libinject",
+    key = cmd.add_mutually_exclusive_group(required=True)
+    key.add_argument(
+        "--key-secret",
+        metavar="NAMESPACE/NAME",
+        help="the Secret holding the key the webhook signs volumes with (data key 'key'), read "
+        "through the API (the operator makes libinject-system/libinject-csi-key)",
+    )
+    key.add_argument(
+        "--key-file",
+        type=Path,
+        help="a file holding that key instead (e.g. the Secret mounted)",
     )
     cmd.add_argument(
         "--target-root",
@@ -99,12 +111,11 @@ def _run_csi(args: argparse.Namespace) -> str:
     from libinject.csi.node import NodeConfig  # noqa: PLC0415
     from libinject.runtime import logs  # noqa: PLC0415
 
-    if not args.allowed_registry:
-        raise InputError("--allowed-registry", "name at least one registry images may come from")
+    if not args.allowed_repository:
+        raise InputError("--allowed-repository", "name at least one repository path to serve")
     try:
         rules = validate.Rules(
-            allowed_registries=tuple(args.allowed_registry),
-            registry=args.registry,
+            allowed_repositories=tuple(args.allowed_repository),
             target_roots=tuple(args.target_root) or (validate.KUBELET_PODS,),
         )
         server.socket_path(args.endpoint)
@@ -118,11 +129,15 @@ def _run_csi(args: argparse.Namespace) -> str:
         raise InputError("--metrics-port", "0 (off) to 65535")
     logs.configure(args.log_format)
     config = NodeConfig(node_id=args.node_id, rules=rules, publish_timeout=args.publish_timeout)
+    secret = _key_secret(args.key_secret) if args.key_secret is not None else None
+    api = _api_client(args)
+    poster = _event_poster(args, api)
     settings = server.Settings(
         pull_timeout=args.pull_timeout,
         gc_grace=args.gc_grace,
         gc_interval=args.gc_interval,
-        on_empty=_event_poster(args),
+        on_empty=poster.report if poster else None,
+        on_refused=poster.refused if poster else None,
     )
     if args.metrics_port:
         try:
@@ -135,6 +150,7 @@ def _run_csi(args: argparse.Namespace) -> str:
             root=args.root,
             config=config,
             puller=CranePuller(args.crane),
+            keys=_keys(args.key_file, secret, api),
             settings=settings,
         )
     except server.EndpointError as error:
@@ -142,21 +158,47 @@ def _run_csi(args: argparse.Namespace) -> str:
     return ""
 
 
-def _event_poster(args: argparse.Namespace) -> Callable[..., None] | None:
-    """The Event poster's report, started; None when Events are off or cannot be posted."""
+def _api_client(args: argparse.Namespace) -> Any:
+    """A Kubernetes client, or None when none is needed (no Events, a key file) or none loads
+    while Events are only on by default; InputError when one is needed and none loads."""
     from libinject.csi import events  # noqa: PLC0415
     from libinject.runtime import logs  # noqa: PLC0415
 
-    log = logs.get("libinject.csi")
-    if args.events is False:
+    if args.events is False and args.key_secret is None:
         return None
     try:
-        api = events.api_client(args.kubeconfig)
+        return events.api_client(args.kubeconfig)
     except events.ConfigError as error:
+        if args.key_secret is not None:
+            raise InputError("--key-secret", str(error)) from error
         if args.events or args.kubeconfig is not None:
             raise InputError("--events", str(error)) from error
-        log.info("events off", why=str(error))
+        logs.get("libinject.csi").info("events off", why=str(error))
+        return None
+
+
+def _key_secret(value: str) -> tuple[str, str]:
+    namespace, slash, name = value.partition("/")
+    if not (namespace and slash and name) or "/" in name:
+        raise InputError("--key-secret", f"{value!r}: expected NAMESPACE/NAME")
+    return namespace, name
+
+
+def _keys(key_file: Path | None, secret: tuple[str, str] | None, api: Any) -> Keys:
+    from libinject.csi import keys  # noqa: PLC0415
+
+    if key_file is not None:
+        return keys.from_file(key_file)
+    assert secret is not None  # argparse requires one of the two
+    return keys.from_secret(api, namespace=secret[0], name=secret[1])
+
+
+def _event_poster(args: argparse.Namespace, api: Any) -> EventPoster | None:
+    """The Event poster, started; None when Events are off or cannot be posted."""
+    from libinject.csi import events  # noqa: PLC0415
+
+    if args.events is False or api is None:
         return None
     poster = events.EventPoster(api, node_id=args.node_id)
     poster.start()
-    return poster.report
+    return poster

@@ -161,10 +161,22 @@ def _parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
+# The CLI holds no signing key (only the operator and the CSI plugin do): say so where it wrote
+# a CSI volume the plugin will refuse.
+UNSIGNED_CSI = (
+    "{label}: its {languages} CSI volume is unsigned (the offline CLI has no signing key) and "
+    "the libinject CSI plugin will refuse it; let the webhook inject this pod, or choose "
+    "--default-mode init-container or image-volume"
+)
+
+
 def _run_inject(args: argparse.Namespace) -> str:
     outcome = _process(args, explain=False)
     for label, decision in outcome.decisions:
         print(f"{label}: {decision.reason}", file=sys.stderr)
+        csi = [str(choice.language) for choice in decision.injected if choice.mode is Mode.CSI]
+        if csi:
+            print(UNSIGNED_CSI.format(label=label, languages="/".join(csi)), file=sys.stderr)
     return dump_documents(outcome.documents)
 
 

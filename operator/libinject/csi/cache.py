@@ -4,6 +4,7 @@ Layout under the plugin's root:
   images/<hex digest>/libinject/   the image's /libinject directory (the bind mount's source)
   images/<hex digest>/last-use     its mtime: when the image was last pulled, published or
                                    unpublished (collection of unused versions reads it; gc.py)
+  images/.pull-*/                  a pull in progress (a crash leaves it: removed at start-up)
   refs/<sha256 of reference>.json  which digest a tag resolved to, once it was pulled
   empty/                           the empty directory published when a library is not ready
 
@@ -44,6 +45,7 @@ from libinject.runtime import logs
 LIBRARY_DIR = "libinject"
 LAST_USE = "last-use"
 GARBAGE_PREFIX = ".gc-"  # an entry being removed: renamed out of the way first
+PULL_PREFIX = ".pull-"  # an entry being unpacked: renamed into place when complete
 DEFAULT_PULL_TIMEOUT = 300.0
 
 _log = logs.get("libinject.csi.cache")
@@ -159,6 +161,14 @@ class Cache:
         for directory in (self.images, self.refs, self.empty):
             directory.mkdir(parents=True, exist_ok=True)
         self.empty.chmod(0o555)
+        self._remove_interrupted_pulls()
+
+    def _remove_interrupted_pulls(self) -> None:
+        """Scratch directories of pulls a crash (SIGKILL, node reboot) cut short. Only at
+        start-up: later, a `.pull-*` directory is a pull in progress."""
+        for scratch in self.images.glob(PULL_PREFIX + "*"):
+            _remove_tree(scratch)
+            _log.info("interrupted pull removed", directory=scratch.name)
 
     def ensure(self, reference: str, timeout: float) -> Entry:
         """The unpacked library of `reference`, waiting at most `timeout` seconds.
@@ -268,7 +278,7 @@ class Cache:
         path = self.path_of(digest)
         if not path.is_dir():
             name = reference.partition("@")[0]
-            scratch = Path(tempfile.mkdtemp(prefix=".pull-", dir=self.images))
+            scratch = Path(tempfile.mkdtemp(prefix=PULL_PREFIX, dir=self.images))
             try:
                 self._puller.export(f"{name}@{digest}", scratch, timeout=self._left(deadline))
                 if not (scratch / LIBRARY_DIR).is_dir():
@@ -280,7 +290,7 @@ class Cache:
                     if not path.is_dir():
                         raise
             finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+                _remove_tree(scratch)  # read-only directories of a half-unpacked image too
             _log.info("library pulled", reference=reference, digest=digest)
             metrics.CACHE_IMAGES.set(len(self.digests()))
         self.touch(digest)

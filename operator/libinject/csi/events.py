@@ -1,4 +1,4 @@
-"""Kubernetes Events on the pod whose volume was published empty (events.k8s.io/v1).
+"""Kubernetes Events on the pod whose volume was published empty, or refused (events.k8s.io/v1).
 
 The kubelet passes the pod in the volume context when the CSIDriver asks for it
 (`podInfoOnMount: true`). Events are posted by one background thread from a bounded queue, so a
@@ -25,7 +25,8 @@ POD_NAME = "csi.storage.k8s.io/pod.name"
 POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
 POD_UID = "csi.storage.k8s.io/pod.uid"
 REPORTING_CONTROLLER = "csi.libinject.dev"
-REASON = "LibraryNotReady"
+REASON = "LibraryNotReady"  # the volume was published empty
+REFUSED = "LibraryVolumeRefused"  # the publish was refused (not our webhook's volume, ...)
 ACTION = "PublishVolume"
 QUEUE_SIZE = 1000
 API_TIMEOUT = (5, 15)  # (connect, read) seconds of each post
@@ -73,14 +74,19 @@ def api_client(kubeconfig: Path | None) -> Any:
     raise ConfigError("no --kubeconfig and not in a cluster")
 
 
-def event_body(
-    publication: Publication, pod: Pod, *, node_id: str, now: datetime
-) -> dict[str, Any]:
-    """The events.k8s.io/v1 Event saying why `pod`'s library volume is empty."""
-    note = (
+def empty_note(publication: Publication) -> str:
+    return (
         f"library {publication.reference} not ready: volume {publication.volume_id} was "
         f"published empty, the pod runs uninstrumented ({publication.reason})"
     )
+
+
+def refused_note(volume_id: str, why: str) -> str:
+    return f"the libinject CSI plugin refused volume {volume_id[:128]}: {why}"
+
+
+def event_body(pod: Pod, *, reason: str, note: str, node_id: str, now: datetime) -> dict[str, Any]:
+    """The events.k8s.io/v1 Warning Event `reason` regarding `pod`."""
     return {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
@@ -91,7 +97,7 @@ def event_body(
         # MicroTime wants exactly six fractional digits (isoformat drops them at .000000).
         "eventTime": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "type": "Warning",
-        "reason": REASON,
+        "reason": reason,
         "action": ACTION,
         "note": note[:MAX_NOTE],
         "regarding": {
@@ -120,9 +126,18 @@ class EventPoster:
 
     def report(self, publication: Publication, pod: Pod | None) -> None:
         """Queues the Event of an empty volume (none when the kubelet named no pod)."""
-        if pod is None:
-            return
-        body = event_body(publication, pod, node_id=self._node_id, now=datetime.now(UTC))
+        if pod is not None:
+            self._queue_event(pod, reason=REASON, note=empty_note(publication))
+
+    def refused(self, volume_id: str, why: str, pod: Pod | None) -> None:
+        """Queues the Event of a refused publish (none when the kubelet named no pod)."""
+        if pod is not None:
+            self._queue_event(pod, reason=REFUSED, note=refused_note(volume_id, why))
+
+    def _queue_event(self, pod: Pod, *, reason: str, note: str) -> None:
+        body = event_body(
+            pod, reason=reason, note=note, node_id=self._node_id, now=datetime.now(UTC)
+        )
         try:
             self._queue.put_nowait(body)
         except queue.Full:

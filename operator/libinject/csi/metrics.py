@@ -17,6 +17,12 @@ EMPTY_VOLUMES = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+REFUSED = Counter(
+    "libinject_csi_refused_publishes",
+    "NodePublishVolume calls refused, by coarse reason (libinject.csi.validate.Reason).",
+    ["reason"],
+    registry=REGISTRY,
+)
 PUBLISH_SECONDS = Histogram(
     "libinject_csi_publish_seconds",
     "Time to answer a NodePublishVolume that succeeded, by outcome (library or empty).",

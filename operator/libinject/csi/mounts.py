@@ -1,11 +1,7 @@
-"""Read-only bind mounts and overlays with the `mount` and `umount` commands, and the mount
-table's view.
+"""Read-only bind mounts with the `mount` and `umount` commands, and the mount table's view.
 
 A read-only bind mount takes two steps on Linux (the first bind ignores `ro`): `mount --bind`,
-then `mount -o remount,bind,ro`. If the second fails the first is undone. An overlay is one
-`mount -t overlay`: reads come from the lower directory (never written), writes land in the
-upper one; its paths go into the mount options, so they must hold no `,`, `:` or `\\`
-(libinject.csi.validate.overlay_path refuses those before a request gets here).
+then `mount -o remount,bind,ro`. If the second fails the first is undone.
 """
 
 from __future__ import annotations
@@ -27,17 +23,6 @@ def bind_readonly(source: Path, target: Path) -> None:
     except MountError:
         _run(["umount", str(target)])
         raise
-
-
-def overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
-    """Mounts an overlay of `lower` (read-only) and `upper` (the writes; `work` is overlayfs's
-    scratch on the same file system) at `target`."""
-    options = {"lowerdir": lower, "upperdir": upper, "workdir": work}
-    for name, path in options.items():
-        if any(char in str(path) for char in ",:\\\0"):
-            raise MountError(f"{name} {str(path)!r}: cannot be named in overlay options")
-    joined = ",".join(f"{name}={path}" for name, path in options.items())
-    _run(["mount", "-t", "overlay", "overlay", "-o", joined, str(target)])
 
 
 def unmount(target: Path) -> None:

@@ -1,31 +1,31 @@
 """The CSI Node service: ephemeral inline volumes served from the node cache.
 
-NodePublishVolume: validate the request, resolve the image from the volume attributes, make sure
-the library is in the cache (waiting at most the publish timeout), record the publication, then
-bind-mount the library read-only at the target path. A volume with the `writable: "true"`
-attribute gets an overlay instead, for libraries that must write next to themselves: the cached
-library as its lower directory (read-only, shared by every pod), and an upper and a work directory
-of its own (`<root>/overlays/<volume id>/{upper,work}`, made after the record is written), so
-writes land there and no other volume sees them. When the library cannot be made ready in
-time (a pull error, the registry down, the timeout) an empty read-only directory is published
-instead, so the pod starts uninstrumented rather than stuck, and the record, the log, the
-`libinject_csi_empty_volumes_total` counter and (when the kubelet named the pod and Events are
-on) a Warning Event on the pod say why. The cache entry is held (`Cache.hold`) from finding it
-until the record names it and its last use is touched, so collection cannot remove it between.
-NodeUnpublishVolume: unmount, remove the target directory, then a writable volume's overlay
-directories (the record says `writable`, so this holds after a restart too), drop the record; an
-unknown volume is already unpublished (OK). Every other Node call is UNIMPLEMENTED (the base
-servicer's answer).
+NodePublishVolume: validate the request (a volume our webhook wrote, signed for the pod's
+namespace: libinject.csi.validate), resolve the image, make sure the library is in the cache
+(waiting at most the publish timeout), record the publication, then bind-mount the library
+read-only at the target path. A refusal is answered with its gRPC code, logged, counted
+(`libinject_csi_refused_publishes_total{reason}`) and, when the kubelet named the pod, reported
+as a Warning Event on it: such a volume was not written by our webhook (or is malformed), so no
+library is owed to its pod, and a refusal (the pod stays ContainerCreating, its events say why)
+is the honest answer. A target that already holds another volume (its record, or any mount) is
+refused ALREADY_EXISTS and left as it is. When the library cannot be made ready in time (a pull
+error, the registry down, the timeout) an empty read-only directory is published instead, so an
+injected pod starts uninstrumented rather than stuck, and the record, the log, the
+`libinject_csi_empty_volumes_total` counter and a Warning Event on the pod say why. The cache
+entry is held (`Cache.hold`) from finding it until the record names it and its last use is
+touched, so collection cannot remove it between.
+NodeUnpublishVolume: unmount the target only when this volume's record names it (never another
+volume's mount), remove the target directory, drop the record; an unknown volume is already
+unpublished (OK). Every other Node call is UNIMPLEMENTED (the base servicer's answer).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,6 +36,7 @@ from libinject.csi import metrics, mounts, validate
 from libinject.csi.cache import Cache, PullError
 from libinject.csi.events import Pod, pod_of
 from libinject.csi.generated import csi_pb2, csi_pb2_grpc
+from libinject.csi.keys import Keys, KeyUnavailableError
 from libinject.csi.publications import EMPTY, Publication, Publications
 from libinject.runtime import logs
 
@@ -57,8 +58,12 @@ def log_empty(publication: Publication, pod: Pod | None) -> None:
         image=publication.reference,
         reason=publication.reason,
         cause=publication.cause,
-        pod=f"{pod.namespace}/{pod.name}" if pod else "",
+        pod=_name(pod),
     )
+
+
+def _name(pod: Pod | None) -> str:
+    return f"{pod.namespace}/{pod.name}" if pod else ""
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,16 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         cache: Cache,
         publications: Publications,
         *,
+        keys: Keys,
         on_empty: Callable[[Publication, Pod | None], None] | None = None,
+        on_refused: Callable[[str, str, Pod | None], None] | None = None,
     ) -> None:
         self.config = config
         self.cache = cache
         self.publications = publications
+        self.keys = keys
         self.on_empty = on_empty
-        self.overlays = cache.root / "overlays"
+        self.on_refused = on_refused
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
@@ -93,45 +101,30 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
 
     def NodePublishVolume(self, request: Any, context: Any) -> Any:  # noqa: N802
         started = time.monotonic()
-        rules = self.config.rules
+        attributes = dict(request.volume_context)
+        pod = pod_of(attributes)
         try:
-            volume_id = validate.volume_id(request.volume_id)
-            target = validate.target_path(request.target_path, rules.target_roots)
-            if not request.HasField("volume_capability"):
-                raise validate.RefusedError("volume_capability", "missing")
-            if request.volume_capability.HasField("block"):
-                raise validate.RefusedError("volume_capability", "block volumes are not served")
-            reference = validate.image_for(dict(request.volume_context), rules)
-            writable = validate.writable(dict(request.volume_context))
-            if writable:
-                validate.overlay_path(str(self.cache.images), "root")
-                validate.overlay_path(str(self._overlay(volume_id)), "root")
-            self._check_real_path(target)
+            volume_id, target, reference = self._check(request, attributes, context)
         except validate.RefusedError as refused:
-            _abort(context, grpc.StatusCode[refused.code.value], str(refused))
-        with self._volume_lock(volume_id):
+            self._refuse(context, request.volume_id, refused, pod)
+        # The volume's lock, then its target's (by its real path: the mount table shows that one,
+        # and two spellings of one directory are one target): a second id at the same target
+        # waits, then sees the first one's record.
+        real = os.path.realpath(target)
+        with self._lock(f"volume:{volume_id}"), self._lock(f"target:{real}"):
             existing = self.publications.get(volume_id)
             if existing is not None:
-                if (
-                    existing.target_path != target
-                    or existing.reference != reference
-                    or existing.writable != writable
-                ):
-                    _abort(
-                        context,
-                        grpc.StatusCode.ALREADY_EXISTS,
-                        f"volume {volume_id} is published at {existing.target_path} "
-                        f"with {existing.reference}"
-                        + (" (writable)" if existing.writable else " (read-only)"),
-                    )
-                if mounts.is_mounted(Path(target)):
+                if existing.target_path != target or existing.reference != reference:
+                    self._refuse(context, volume_id, _conflict(existing, target), pod)
+                if mounts.is_mounted(Path(real)):
                     return csi_pb2.NodePublishVolumeResponse()
-            publication = self._publish(volume_id, Path(target), reference, writable, context)
+            else:
+                self._check_target_free(context, volume_id, real, pod)
+            publication = self._publish(volume_id, Path(target), reference, context)
         outcome = "empty" if publication.empty else "library"
         metrics.PUBLISH_SECONDS.labels(outcome).observe(time.monotonic() - started)
         if publication.empty:
             metrics.EMPTY_VOLUMES.labels(publication.cause).inc()
-            pod = pod_of(request.volume_context)
             log_empty(publication, pod)
             if self.on_empty is not None:
                 self.on_empty(publication, pod)
@@ -141,7 +134,7 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 volume_id=volume_id,
                 target_path=target,
                 digest=publication.digest,
-                writable=publication.overlay,
+                pod=_name(pod),
             )
         return csi_pb2.NodePublishVolumeResponse()
 
@@ -151,12 +144,14 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             target = validate.target_path(request.target_path, self.config.rules.target_roots)
         except validate.RefusedError as refused:
             _abort(context, grpc.StatusCode[refused.code.value], str(refused))
-        with self._volume_lock(volume_id):
+        real = os.path.realpath(target)
+        with self._lock(f"volume:{volume_id}"), self._lock(f"target:{real}"):
             existing = self.publications.get(volume_id)
             if existing is None or existing.target_path != target:
-                # Not ours at this target: nothing published, nothing to touch (spec: OK).
+                # Not this volume's target: whatever is mounted there is another volume's (or
+                # nobody's); nothing to touch (spec: OK).
                 return csi_pb2.NodeUnpublishVolumeResponse()
-            path = Path(target)
+            path = Path(real)
             try:
                 if mounts.is_mounted(path):
                     mounts.unmount(path)
@@ -165,12 +160,6 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 pass
             except (mounts.MountError, OSError) as error:
                 _abort(context, grpc.StatusCode.INTERNAL, f"unpublish {target}: {error}")
-            if existing.writable:
-                # Only now the overlay is unmounted: its upper directory is nobody's any more.
-                try:
-                    self._remove_overlay(volume_id)
-                except OSError as error:
-                    _abort(context, grpc.StatusCode.INTERNAL, f"unpublish {target}: {error}")
             if not existing.empty:
                 # Before the record goes: collection then never sees it unused since long ago.
                 self.cache.touch(existing.digest)
@@ -178,9 +167,67 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         _log.info("volume unpublished", volume_id=volume_id, target_path=target)
         return csi_pb2.NodeUnpublishVolumeResponse()
 
-    def _publish(
-        self, volume_id: str, target: Path, reference: str, writable: bool, context: Any
-    ) -> Publication:
+    def _check(
+        self, request: Any, attributes: dict[str, str], context: Any
+    ) -> tuple[str, str, str]:
+        """The volume id, target and image of a request the plugin may serve (else raises
+        RefusedError; aborts UNAVAILABLE while no signing key can be read: the kubelet retries)."""
+        rules = self.config.rules
+        volume_id = validate.volume_id(request.volume_id)
+        target = validate.target_path(request.target_path, rules.target_roots)
+        if not request.HasField("volume_capability"):
+            raise validate.RefusedError("volume_capability", "missing")
+        if request.volume_capability.HasField("block"):
+            raise validate.RefusedError("volume_capability", "block volumes are not served")
+        try:
+            key = self.keys.current()
+            try:
+                reference = validate.image_for(attributes, rules, keys=[key])
+            except validate.RefusedError as refused:
+                fresh = self.keys.fresh() if refused.reason is validate.Reason.SIGNATURE else key
+                if fresh == key:
+                    raise
+                reference = validate.image_for(attributes, rules, keys=[fresh])  # a new key
+        except KeyUnavailableError as error:
+            _log.warning("no signing key: publish deferred", volume_id=volume_id, error=str(error))
+            _abort(context, grpc.StatusCode.UNAVAILABLE, f"no signing key yet: {error}")
+        self._check_real_path(target)
+        return volume_id, target, reference
+
+    def _refuse(
+        self, context: Any, volume_id: str, refused: validate.RefusedError, pod: Pod | None
+    ) -> NoReturn:
+        """Logs, counts and reports a refusal, then answers it."""
+        metrics.REFUSED.labels(refused.reason.value).inc()
+        _log.warning(
+            "publish refused",
+            volume_id=volume_id[:128],
+            field=refused.field,
+            reason=refused.reason.value,
+            code=refused.code.value,
+            error=str(refused),
+            pod=_name(pod),
+        )
+        if self.on_refused is not None:
+            self.on_refused(volume_id, str(refused), pod)
+        _abort(context, grpc.StatusCode[refused.code.value], str(refused))
+
+    def _check_target_free(self, context: Any, volume_id: str, real: str, pod: Pod | None) -> None:
+        """A new volume's target (`real`: its real path) must hold no other volume: a second
+        mount over it would hide the first, and the first one's unpublish would then unmount the
+        second's layer."""
+        others = self.publications.at_target(real)
+        if others or mounts.is_mounted(Path(real)):
+            holder = f"volume {others[0]}" if others else "another mount"
+            refused = validate.RefusedError(
+                "target_path",
+                f"{real!r} already holds {holder}",
+                validate.Code.ALREADY_EXISTS,
+                validate.Reason.TARGET_IN_USE,
+            )
+            self._refuse(context, volume_id, refused, pod)
+
+    def _publish(self, volume_id: str, target: Path, reference: str, context: Any) -> Publication:
         try:
             target.mkdir(parents=True, exist_ok=True)  # the plugin makes the target itself
         except OSError as error:
@@ -192,13 +239,7 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 if digest != EMPTY and not source.is_dir():
                     continue  # collected after ensure found it: look again
                 publication = self._record(
-                    volume_id,
-                    target,
-                    reference,
-                    digest=digest,
-                    reason=reason,
-                    cause=cause,
-                    writable=writable,
+                    volume_id, target, reference, digest=digest, reason=reason, cause=cause
                 )
                 if digest != EMPTY:
                     self.cache.touch(digest)
@@ -207,49 +248,18 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             source = self.cache.empty
             why = "removed by collection as it was published"
             publication = self._record(
-                volume_id,
-                target,
-                reference,
-                digest=EMPTY,
-                reason=why,
-                cause=metrics.COLLECTED,
-                writable=writable,
+                volume_id, target, reference, digest=EMPTY, reason=why, cause=metrics.COLLECTED
             )
         try:
-            if publication.overlay:
-                overlay = self._overlay(volume_id)
-                upper, work = overlay / "upper", overlay / "work"
-                self.overlays.mkdir(mode=0o700, exist_ok=True)
-                overlay.mkdir(mode=0o700, exist_ok=True)
-                upper.mkdir(mode=0o755, exist_ok=True)
-                work.mkdir(mode=0o700, exist_ok=True)
-                mounts.overlay(source, upper, work, target)
-            else:
-                mounts.bind_readonly(source, target)
+            mounts.bind_readonly(source, target)
         except (mounts.MountError, OSError) as error:
-            message = str(error)
-            try:
-                if writable:
-                    self._remove_overlay(volume_id)
-                self.publications.remove(volume_id)
-            except OSError as cleanup:  # the record stays: it names what is left to remove
-                message += f" (and cleaning up: {cleanup})"
-            _abort(context, grpc.StatusCode.INTERNAL, message)
+            self.publications.remove(volume_id)
+            _abort(context, grpc.StatusCode.INTERNAL, str(error))
         return publication
 
     def _record(
-        self,
-        volume_id: str,
-        target: Path,
-        reference: str,
-        *,
-        digest: str,
-        reason: str,
-        cause: str,
-        writable: bool,
+        self, volume_id: str, target: Path, reference: str, *, digest: str, reason: str, cause: str
     ) -> Publication:
-        if writable and digest == EMPTY:
-            reason += "; served read-only although writable was asked (no library to overlay)"
         return self.publications.put(
             Publication(
                 volume_id=volume_id,
@@ -258,19 +268,8 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 digest=digest,
                 reason=reason,
                 cause=cause,
-                writable=writable,
             )
         )
-
-    def _overlay(self, volume_id: str) -> Path:
-        """A writable volume's overlay directories: `upper/` (its writes) and `work/`."""
-        return self.overlays / volume_id
-
-    def _remove_overlay(self, volume_id: str) -> None:
-        """Removes a volume's overlay directories (gone already: nothing to do). Called only
-        with the overlay unmounted (or never mounted)."""
-        with suppress(FileNotFoundError):
-            shutil.rmtree(self._overlay(volume_id))
 
     def _library(self, reference: str, context: Any) -> tuple[Path, str, str, str]:
         """The mount source, the digest (or EMPTY), why it is empty and the coarse cause ("", ""
@@ -295,11 +294,22 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             raise validate.RefusedError("target_path", f"{target!r}: resolves outside the roots")
 
     @contextmanager
-    def _volume_lock(self, volume_id: str) -> Iterator[None]:
+    def _lock(self, name: str) -> Iterator[None]:
         with self._locks_guard:
-            lock = self._locks.setdefault(volume_id, threading.Lock())
+            lock = self._locks.setdefault(name, threading.Lock())
         with lock:
             yield
+
+
+def _conflict(existing: Publication, target: str) -> validate.RefusedError:
+    """The same volume id asked again with another target or image (CSI: ALREADY_EXISTS)."""
+    return validate.RefusedError(
+        "volume_id",
+        f"volume {existing.volume_id} is published at {existing.target_path} with "
+        f"{existing.reference}, not at {target} with this image",
+        validate.Code.ALREADY_EXISTS,
+        validate.Reason.VOLUME_IN_USE,
+    )
 
 
 def _abort(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:

@@ -20,6 +20,7 @@ from libinject.csi.cache import DEFAULT_PULL_TIMEOUT, Cache, Puller
 from libinject.csi.events import Pod
 from libinject.csi.generated import csi_pb2_grpc
 from libinject.csi.identity import Identity
+from libinject.csi.keys import Keys
 from libinject.csi.node import Node, NodeConfig
 from libinject.csi.publications import Publication, Publications
 from libinject.runtime import logs
@@ -47,6 +48,8 @@ class Settings:
     gc_interval: float = gc.DEFAULT_INTERVAL
     # Called for each volume published empty (after the log and the metric): the Event poster.
     on_empty: Callable[[Publication, Pod | None], None] | None = None
+    # Called for each refused publish with the volume id and why: the Event poster.
+    on_refused: Callable[[str, str, Pod | None], None] | None = None
 
 
 @dataclass
@@ -60,7 +63,13 @@ class Running:
 
 
 def build(
-    *, endpoint: str, root: Path, config: NodeConfig, puller: Puller, settings: Settings
+    *,
+    endpoint: str,
+    root: Path,
+    config: NodeConfig,
+    puller: Puller,
+    keys: Keys,
+    settings: Settings,
 ) -> Running:
     """A started server serving Identity and Node at `endpoint`, and its started collector."""
     path = socket_path(endpoint)
@@ -71,7 +80,14 @@ def build(
         path.unlink()  # a stale socket of an earlier run
     cache = Cache(root, puller, pull_timeout=settings.pull_timeout)
     publications = Publications(root)
-    node = Node(config, cache, publications, on_empty=settings.on_empty)
+    node = Node(
+        config,
+        cache,
+        publications,
+        keys=keys,
+        on_empty=settings.on_empty,
+        on_refused=settings.on_refused,
+    )
     collector = gc.Collector(
         cache, publications, grace=settings.gc_grace, interval=settings.gc_interval
     )
@@ -85,7 +101,13 @@ def build(
 
 
 def serve(
-    *, endpoint: str, root: Path, config: NodeConfig, puller: Puller, settings: Settings
+    *,
+    endpoint: str,
+    root: Path,
+    config: NodeConfig,
+    puller: Puller,
+    keys: Keys,
+    settings: Settings,
 ) -> None:
     """Serves until SIGTERM or SIGINT, then stops, letting calls in flight finish."""
     stopping = threading.Event()
@@ -96,12 +118,16 @@ def serve(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    running = build(endpoint=endpoint, root=root, config=config, puller=puller, settings=settings)
+    running = build(
+        endpoint=endpoint, root=root, config=config, puller=puller, keys=keys, settings=settings
+    )
     _log.info(
         "serving",
         endpoint=endpoint,
         root=str(root),
         node_id=config.node_id,
+        key=keys.source,
+        repositories=list(config.rules.allowed_repositories),
         gc_grace=settings.gc_grace,
         gc_interval=settings.gc_interval,
     )

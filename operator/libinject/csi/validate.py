@@ -1,15 +1,18 @@
 """What the CSI node plugin accepts from the kubelet (pure: strings in, a value or a refusal out).
 
-Every volume id, target path and image reference passes through here before the plugin touches
+Every volume id, target path and volume context passes through here before the plugin touches
 the file system or a registry:
   - a volume id becomes a file name (`<root>/volumes/<id>.json`): a conservative charset, bounded
     length, never `.` or `..`, no `/`;
   - a target path is where a bind mount goes: absolute, already normalized, no `..` component,
     and strictly under one of the allowed roots (the kubelet's pods directory by default);
-  - an image reference must come from one of the allowed registries (`host[:port]/prefix`);
-  - `writable` is "true" or "false" (absent: false), and a path an overlay's options name holds
-    no `,`, `:` or `\\` (mount options cannot express them).
-Each refusal says which field and why, and carries the gRPC status code the plugin answers with.
+  - the volume context must be one our webhook wrote: exactly `image`, `language` and
+    `signature` (besides the kubelet's pod information), the signature valid for the pod's
+    namespace as the kubelet passes it (libinject.engine.signature), and the image a well-formed
+    reference in one of the allowed repositories (`host[:port]/path/`, matched by whole path
+    segments, never a whole registry host).
+Each refusal says which field and why, carries the gRPC status code the plugin answers with and
+a coarse reason (the label of libinject_csi_refused_publishes_total).
 """
 
 from __future__ import annotations
@@ -20,26 +23,24 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from libinject.api.types import Flavor, Language
-from libinject.engine import versions
+from libinject.engine import signature
 
 KUBELET_PODS = "/var/lib/kubelet/pods"
 MAX_VOLUME_ID = 128
 MAX_PATH = 4096
 MAX_REFERENCE = 512
-# What the kubelet adds to an inline volume's attributes (podInfoOnMount): accepted and ignored.
+# What the kubelet adds to an inline volume's attributes (podInfoOnMount).
 KUBELET_ATTRIBUTE_PREFIX = "csi.storage.k8s.io/"
-ATTRIBUTES = frozenset({"image", "language", "flavor", "version"})
-# How the library is mounted rather than which one: beside either way of naming the image.
-OPTIONS = frozenset({"writable"})
-# What an overlay's `-o lowerdir=...,upperdir=...,workdir=...` cannot hold in a path.
-OVERLAY_UNSAFE = (",", ":", "\\")
+POD_NAMESPACE = KUBELET_ATTRIBUTE_PREFIX + "pod.namespace"
+ATTRIBUTES = frozenset({"image", "language", signature.ATTRIBUTE})
 
 _VOLUME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+# A repository path component, as the OCI distribution spec's grammar has it.
+_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a namespace's name
 
 
 class Code(enum.Enum):
@@ -47,40 +48,62 @@ class Code(enum.Enum):
 
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     PERMISSION_DENIED = "PERMISSION_DENIED"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+
+
+class Reason(enum.Enum):
+    """Why a publish was refused, coarsely (the metric's label; the message says more)."""
+
+    INVALID = "invalid"  # a malformed id, path, capability or attribute
+    WRITABLE = "writable"  # asked for a writable volume, which is not served
+    UNSIGNED = "unsigned"  # no signature, or no pod namespace to check it against
+    SIGNATURE = "signature"  # a signature that is not ours for this namespace and library
+    REPOSITORY = "repository"  # an image outside the allowed repositories
+    TARGET_IN_USE = "target_in_use"  # another volume is published (or mounted) at the target
+    VOLUME_IN_USE = "volume_in_use"  # the volume id is published with another target or image
 
 
 class RefusedError(ValueError):
     """A request the plugin will not act on: `field` is what was wrong, the message why."""
 
-    def __init__(self, field: str, message: str, code: Code = Code.INVALID_ARGUMENT) -> None:
+    def __init__(
+        self,
+        field: str,
+        message: str,
+        code: Code = Code.INVALID_ARGUMENT,
+        reason: Reason = Reason.INVALID,
+    ) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.code = code
+        self.reason = reason
 
 
 @dataclass(frozen=True)
 class Rules:
     """The node's configuration of what is allowed."""
 
-    allowed_registries: tuple[str, ...]
-    registry: str = ""  # where language/flavor/version attributes point: `<registry>/<lang>-...`
+    allowed_repositories: tuple[str, ...]
     target_roots: tuple[str, ...] = (KUBELET_PODS,)
 
     def __post_init__(self) -> None:
-        for entry in self.allowed_registries:
-            registry_prefix(entry)
-        if self.registry:
-            registry_prefix(self.registry)
+        prefixes = tuple(repository_prefix(entry) for entry in self.allowed_repositories)
+        object.__setattr__(self, "allowed_repositories", prefixes)  # without trailing slashes
         for root in self.target_roots:
             if not root.startswith("/") or posixpath.normpath(root) != root or root == "/":
                 raise ValueError(f"target root {root!r}: must be an absolute normalized path")
 
 
-def registry_prefix(entry: str) -> str:
-    """Checks an allowed-registry entry (`host[:port]` or `host[:port]/path`); returns it."""
-    host, _, path = entry.partition("/")
-    if not _HOST.fullmatch(host) or (path and not all(_NAME.fullmatch(p) for p in path.split("/"))):
-        raise ValueError(f"registry {entry!r}: expected host[:port] or host[:port]/path")
+def repository_prefix(entry: str) -> str:
+    """Checks an allowed-repository entry (`host[:port]/path`, a trailing `/` optional); returns
+    it without the trailing `/`. A bare host is refused: it would admit every repository of the
+    registry, other teams' images included."""
+    entry = entry.removesuffix("/")
+    host, slash, path = entry.partition("/")
+    if not _HOST.fullmatch(host) or not slash:
+        raise ValueError(f"repository {entry!r}: expected host[:port]/path (not a whole registry)")
+    if not all(_NAME.fullmatch(part) for part in path.split("/")):
+        raise ValueError(f"repository {entry!r}: {path!r} is not a repository path")
     return entry
 
 
@@ -117,12 +140,14 @@ def within(path: str, roots: Sequence[str]) -> bool:
 
 
 def image_reference(value: str, allowed: Sequence[str]) -> str:
-    """`host[:port]/path[:tag][@sha256:...]`, from one of the `allowed` registries."""
+    """`host[:port]/path[:tag][@sha256:...]` (a tag, a digest or both), in a repository under
+    one of the `allowed` prefixes (whole path segments: `reg/libinject` does not admit
+    `reg/libinjectx/...`)."""
     if not value or len(value) > MAX_REFERENCE or "\0" in value:
         raise RefusedError("image", "missing or too long")
     name, at, digest = value.partition("@")
     if at and not _DIGEST.fullmatch(digest):
-        raise RefusedError("image", f"{value!r}: a digest must be sha256:<64 hex digits>")
+        raise RefusedError("image", f"{value!r}: a digest must be sha256:<64 lowercase hex>")
     host, slash, rest = name.partition("/")
     if not slash or not _HOST.fullmatch(host):
         raise RefusedError("image", f"{value!r}: expected host[:port]/repository[:tag][@digest]")
@@ -133,67 +158,73 @@ def image_reference(value: str, allowed: Sequence[str]) -> str:
         raise RefusedError("image", f"{value!r}: not a valid repository, tag or digest")
     if not colon and not at:
         raise RefusedError("image", f"{value!r}: needs a tag or a digest (no implicit latest)")
-    if not any(name.startswith(prefix + "/") for prefix in allowed):
+    if not any(f"{host}/{repository}".startswith(prefix + "/") for prefix in allowed):
         raise RefusedError(
             "image",
-            f"{value!r}: not from an allowed registry ({', '.join(allowed) or 'none allowed'})",
+            f"{value!r}: not in an allowed repository ({', '.join(allowed) or 'none allowed'})",
             Code.PERMISSION_DENIED,
+            Reason.REPOSITORY,
         )
     return value
 
 
-def image_for(attributes: Mapping[str, str], rules: Rules) -> str:
-    """The library image an inline volume's attributes name.
+def image_for(attributes: Mapping[str, str], rules: Rules, *, keys: Sequence[bytes]) -> str:
+    """The library image of a volume our webhook wrote, else a refusal.
 
-    Either `image` (a full reference; the webhook also writes `language` next to it, which
-    only names the volume's library for people reading the pod), or `language`, `flavor` and
-    `version`, which name `<registry>/<language>-<flavor>:<version>` as libinject.engine.inject
-    does.
+    The attributes must be exactly `image`, `language` and `signature` (plus the kubelet's
+    `csi.storage.k8s.io/*`); the image well-formed and in an allowed repository; the signature
+    valid under one of `keys` for the namespace the kubelet named (its pod's: with the CSIDriver's
+    podInfoOnMount the kubelet writes its pod keys over any the volume's attributes set, so the
+    pod's author cannot choose it), that image and that language.
     """
-    ours = {
-        k: v
-        for k, v in attributes.items()
-        if not k.startswith(KUBELET_ATTRIBUTE_PREFIX) and k not in OPTIONS
-    }
+    ours = {k: v for k, v in attributes.items() if not k.startswith(KUBELET_ATTRIBUTE_PREFIX)}
+    if "writable" in ours:
+        raise RefusedError(
+            "volume_context",
+            "writable volumes are not served: the pod's writes would land on the node's disk, "
+            "outside its ephemeral-storage accounting",
+            reason=Reason.WRITABLE,
+        )
     unknown = sorted(set(ours) - ATTRIBUTES)
     if unknown:
-        raise RefusedError("volume_context", f"unknown attributes: {', '.join(unknown)}")
-    if "image" in ours:
-        if not set(ours) <= {"image", "language"}:
-            raise RefusedError("volume_context", "give either image or language/flavor/version")
-        if "language" in ours and not _NAME.fullmatch(ours["language"]):
-            raise RefusedError("volume_context", f"language {ours['language']!r}: not a name")
-        return image_reference(ours["image"], rules.allowed_registries)
-    missing = sorted(ATTRIBUTES - {"image"} - set(ours))
+        raise RefusedError("volume_context", f"unknown attributes: {', '.join(unknown)[:200]}")
+    missing = sorted({"image", "language"} - set(ours))
     if missing:
-        raise RefusedError("volume_context", f"name an image, or give {', '.join(missing)}")
-    if not rules.registry:
-        raise RefusedError("volume_context", "no --registry configured for language/flavor/version")
-    try:  # the webhook's one image builder: a known language and flavor, a version as tag
-        reference = versions.library_image(
-            registry=rules.registry,
-            language=Language(ours["language"]),
-            flavor=Flavor(ours["flavor"]),
-            version=ours["version"],
+        raise RefusedError("volume_context", f"missing {', '.join(missing)}")
+    if not _NAME.fullmatch(ours["language"]):
+        raise RefusedError("volume_context", f"language {ours['language'][:64]!r}: not a name")
+    image = image_reference(ours["image"], rules.allowed_repositories)
+    namespace = attributes.get(POD_NAMESPACE, "")
+    if not namespace:
+        raise RefusedError(
+            "volume_context",
+            f"no {POD_NAMESPACE} from the kubelet to check the signature against (is the "
+            "CSIDriver's podInfoOnMount on?)",
+            Code.PERMISSION_DENIED,
+            Reason.UNSIGNED,
         )
-    except ValueError as error:
-        raise RefusedError("volume_context", str(error)) from None
-    return image_reference(reference, rules.allowed_registries)
-
-
-def writable(attributes: Mapping[str, str]) -> bool:
-    """The `writable` attribute: "true" asks for an overlay with a per-volume upper directory,
-    "false" or none for the read-only bind mount; any other value is refused."""
-    value = attributes.get("writable", "false")
-    if value not in {"true", "false"}:
-        raise RefusedError("volume_context", f"writable {value[:64]!r}: expected true or false")
-    return value == "true"
-
-
-def overlay_path(value: str, field: str) -> str:
-    """A path an overlay mount's options name (lowerdir, upperdir, workdir): those options are
-    separated by `,`, lower directories by `:`, and `\\` escapes, so none of them may appear."""
-    unsafe = " ".join(repr(char) for char in (*OVERLAY_UNSAFE, "\0") if char in value)
-    if unsafe:
-        raise RefusedError(field, f"{value!r}: an overlay cannot name a path holding {unsafe}")
-    return value
+    if signature.ATTRIBUTE not in ours:
+        raise RefusedError(
+            "volume_context",
+            "no signature: only volumes the libinject webhook wrote are served",
+            Code.PERMISSION_DENIED,
+            Reason.UNSIGNED,
+        )
+    if not _LABEL.fullmatch(namespace) or not any(
+        signature.verify(
+            key,
+            ours[signature.ATTRIBUTE],
+            namespace=namespace,
+            image=image,
+            language=ours["language"],
+        )
+        for key in keys
+    ):
+        raise RefusedError(
+            "volume_context",
+            f"the signature is not the webhook's for namespace {namespace[:64]!r}, this image "
+            "and language",
+            Code.PERMISSION_DENIED,
+            Reason.SIGNATURE,
+        )
+    return image

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libinject.api.types import Language, Mode
+from libinject.engine import signature
 from libinject.engine.settings import LibrarySettings
 
 # The library image contract: the library under /libinject and a static busybox for the copy.
@@ -41,6 +42,7 @@ def delivery(
     language: Language,
     image: str,
     mode: Mode,
+    namespace: str,
     size_limit: str,
     resources: dict[str, dict[str, str]],
     security_context: dict[str, Any],
@@ -60,13 +62,14 @@ def delivery(
         if token_mount is not None:
             init["volumeMounts"].append(dict(token_mount))
     elif mode is Mode.CSI:
-        attributes = {"image": image, "language": str(language)}
         volume = {
             "name": name,
             "csi": {
                 "driver": settings.csi_driver,
                 "readOnly": True,
-                "volumeAttributes": attributes,
+                "volumeAttributes": csi_attributes(
+                    image=image, language=language, namespace=namespace, key=settings.csi_key
+                ),
             },
         }
     else:
@@ -76,6 +79,17 @@ def delivery(
         }
         mount["subPath"] = IMAGE_LIBRARY_DIR.lstrip("/")
     return Delivery(volume, mount, init)
+
+
+def csi_attributes(*, image: str, language: Language, namespace: str, key: bytes) -> dict[str, str]:
+    """A CSI volume's attributes: the image, its language, and (with a key) the signature that
+    lets the plugin serve it to pods of `namespace` only; without a key, no signature."""
+    attributes = {"image": image, "language": str(language)}
+    if key:
+        attributes[signature.ATTRIBUTE] = signature.sign(
+            key, namespace=namespace, image=image, language=str(language)
+        )
+    return attributes
 
 
 def token_mount(spec: Mapping[str, Any]) -> dict[str, Any] | None:

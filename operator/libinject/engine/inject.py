@@ -208,6 +208,7 @@ def _deliver(
         language=choice.language,
         image=choice.image,
         mode=choice.mode,
+        namespace=context.namespace.name,
         size_limit=policy.spec.injection.size_limit,
         resources=resources,
         security_context=delivery.security_context(

@@ -17,8 +17,11 @@ class NamespaceSettings:
     operator_namespace: str = "libinject-system"
     """The operator's own namespace: never mutated."""
 
-    excluded: frozenset[str] = frozenset({"kube-system", "kube-public", "kube-node-lease"})
-    """Namespaces never mutated, whatever their labels."""
+    excluded: frozenset[str] = frozenset(
+        {"kube-system", "kube-public", "kube-node-lease", "libinject-csi"}
+    )
+    """Namespaces never mutated, whatever their labels (libinject-csi: the CSI plugin's own pods
+    must start without the plugin)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class LibrarySettings:
 
     csi_driver: str = "csi.libinject.dev"
     """The CSI driver name used in csi mode."""
+
+    csi_key: bytes = field(default=b"", repr=False)
+    """The key CSI volume attributes are signed with (libinject.engine.signature), shared with
+    the CSI plugin through a Secret; empty: volumes are written unsigned, and the plugin refuses
+    them (the offline CLI has no key)."""
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,10 @@ class RuntimeSettings:
     peering: str = "libinject"
     """The ClusterKopfPeering through which replicas agree on one active reconciler."""
 
+    csi_key_secret: str = "libinject-csi-key"
+    """The Secret in the operator's namespace holding the key CSI volumes are signed with (made
+    at start if absent; the CSI plugin reads it to serve only volumes the webhook wrote)."""
+
     @property
     def namespace(self) -> str:
         return self.engine.namespaces.operator_namespace
@@ -178,7 +182,8 @@ OPTIONS: tuple[Option, ...] = (
         "excludedNamespaces",
         _names,
         ("engine", "namespaces", "excluded"),
-        "namespaces never mutated, added to kube-system, kube-public and kube-node-lease",
+        "namespaces never mutated, added to kube-system, kube-public, kube-node-lease and "
+        "libinject-csi",
     ),
     Option(
         "operatorNamespace",
@@ -215,6 +220,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("probePort", _port, ("probe_port",), "HTTP port of /healthz, /readyz, /metrics"),
     Option("logFormat", _log_format, ("log_format",), "json or console"),
     Option("peering", _text, ("peering",), "ClusterKopfPeering name"),
+    Option("csiKeySecret", _text, ("csi_key_secret",), "Secret holding the CSI signing key"),
 )
 _BY_KEY = {option.key: option for option in OPTIONS}
 

@@ -22,7 +22,7 @@ import kopf
 from kopf._core.engines.peering import Identity  # spawn_tasks' type; not re-exported
 from kubernetes.client import ApiClient
 
-from libinject.runtime import caches, kube, logs, peering, probes, reconciling, serving
+from libinject.runtime import caches, csikey, kube, logs, peering, probes, reconciling, serving
 from libinject.runtime.certificates import Certificates
 from libinject.runtime.config import RuntimeSettings
 from libinject.runtime.webhook import WebhookServer
@@ -42,6 +42,7 @@ async def _operate(settings: RuntimeSettings) -> None:
     api = kube.api_client()
     certificates = Certificates(settings, api)
     files = await certificates.prepare()
+    settings = await asyncio.to_thread(csikey.with_key, settings, api)
     await asyncio.to_thread(peering.ensure, api, settings.peering)
     stop = asyncio.Event()
     server = WebhookServer(

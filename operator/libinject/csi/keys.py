@@ -1,0 +1,112 @@
+"""Where the plugin finds the key the webhook signs CSI volumes with (libinject.engine.signature).
+
+The operator generates the key (64 hex digits: 32 random bytes, as text so a file holding it may
+end with a newline) into a Secret of its namespace (`libinject-csi-key`, data key `key`). The
+plugin reads it through the API (`--key-secret NAMESPACE/NAME`, a Role granting `get` on that one
+Secret), or from a file (`--key-file`: a mounted Secret, or the tests' key). Either
+way the key is read again when a signature does not verify with the one held, at most once per
+`REFRESH` seconds, so a key the operator made after the plugin started is picked up without a
+restart, and a stream of forged volumes costs at most one read per interval.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from libinject.runtime import logs
+
+SECRET_KEY = "key"  # the Secret's data key
+REFRESH = 10.0  # seconds between reads of the key when signatures do not verify
+MIN_KEY_BYTES = 32
+API_TIMEOUT = (5, 10)
+
+_log = logs.get("libinject.csi.keys")
+
+
+class KeyUnavailableError(RuntimeError):
+    """No key could be read (the Secret or file is missing, unreadable or too short)."""
+
+
+class Keys:
+    """The current key from `read`, cached; `fresh()` reads it again (rate-limited)."""
+
+    def __init__(
+        self,
+        read: Callable[[], bytes],
+        *,
+        source: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self._read = read
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._key: bytes = b""
+        self._read_at = float("-inf")
+
+    def current(self) -> bytes:
+        """The key held, read first if none is (KeyUnavailableError when it cannot be)."""
+        with self._lock:
+            if not self._key:
+                self._load()
+            return self._key
+
+    def fresh(self) -> bytes:
+        """The key read again, unless it was read less than REFRESH seconds ago."""
+        with self._lock:
+            if self._clock() - self._read_at >= REFRESH:
+                self._load()
+            return self._key
+
+    def _load(self) -> None:
+        self._read_at = self._clock()
+        try:
+            key = self._read()
+        except KeyUnavailableError:
+            if self._key:  # keep serving with the key held: the source may come back
+                return
+            raise
+        if len(key) < MIN_KEY_BYTES:
+            raise KeyUnavailableError(f"{self.source}: the key is shorter than {MIN_KEY_BYTES} B")
+        if key != self._key:
+            _log.info("signing key loaded", source=self.source)
+        self._key = key
+
+
+def from_file(path: Path) -> Keys:
+    def read() -> bytes:
+        try:
+            return path.read_bytes().strip()
+        except OSError as error:
+            raise KeyUnavailableError(f"{path}: {error}") from error
+
+    return Keys(read, source=str(path))
+
+
+def from_secret(api: Any, *, namespace: str, name: str) -> Keys:
+    """The key in Secret `namespace/name` (data key `key`), read with the kubernetes client."""
+    from kubernetes import client  # noqa: PLC0415 (only the plugin pays for the import)
+    from kubernetes.client import ApiException  # noqa: PLC0415
+
+    core = client.CoreV1Api(api)
+
+    def read() -> bytes:
+        try:
+            secret = core.read_namespaced_secret(name, namespace, _request_timeout=API_TIMEOUT)
+        except ApiException as error:
+            raise KeyUnavailableError(
+                f"Secret {namespace}/{name}: {error.status} {error.reason}"
+            ) from error
+        except Exception as error:  # unreachable API server, timeouts: the same to the plugin
+            raise KeyUnavailableError(f"Secret {namespace}/{name}: {error}") from error
+        encoded = (secret.data or {}).get(SECRET_KEY)
+        if not encoded:
+            raise KeyUnavailableError(f"Secret {namespace}/{name} has no {SECRET_KEY!r}")
+        return base64.b64decode(encoded)
+
+    return Keys(read, source=f"Secret {namespace}/{name}")
