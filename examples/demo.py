@@ -269,7 +269,7 @@ def keep_running(
     earlier run recorded, if any: the pods of that run name them) and records it."""
     if supervisor.companion_pid(directory, name) is not None:
         if service.answers():
-            print(f"(the {name} of an earlier run, reused on {ports()})")
+            print(f"(the {name} of an earlier run, reused on {_ports(ports())})")
             return
         supervisor.stop_companion(directory, name)
     recorded = supervisor.companion_ports(directory, name)
@@ -279,11 +279,20 @@ def keep_running(
         if not recorded:
             raise
         raise StartupError(
-            f"the {name} did not start again on the ports an earlier run recorded, {recorded}, "
-            f"which its pods name; `make cluster-down` then `make demo` starts afresh.\n{error}"
+            f"the {name} did not start again on the ports an earlier run recorded "
+            f"({_ports(recorded)}), which its pods name; `make cluster-down` then `make demo` "
+            f"starts afresh.\n{error}"
         ) from None
+    if recorded:
+        print(
+            f"(the {name} started again on the ports an earlier run recorded: {_ports(recorded)})"
+        )
     assert service.process is not None
     supervisor.record_companion(directory, name, pid=service.process.popen.pid, ports=ports())
+
+
+def _ports(ports: dict[str, int]) -> str:
+    return ", ".join(f"{name} 127.0.0.1:{port}" for name, port in ports.items())
 
 
 def webhook_url(port: int) -> str:
@@ -319,7 +328,8 @@ def build_image(crane: Path, registry: Registry) -> str:
 
 def run_pod(kubectl: Kubectl, crane: Path, pod: dict[str, Any], agent: TestAgent) -> str:
     """The pod run by the pod runner (as root: private mount namespaces), three requests; its
-    output once its tracer has sent a trace."""
+    output once its tracer has sent a trace. An app that exits or never answers fails the demo
+    with its output (the pod's port is fixed: another demo's app may hold it)."""
     port = next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "PORT")
     admin = kube_config.new_client_from_config(config_file=str(kubectl.kubeconfig))
     with tempfile.TemporaryDirectory(prefix="libinject-demo-pod-") as work:
@@ -327,7 +337,18 @@ def run_pod(kubectl: Kubectl, crane: Path, pod: dict[str, Any], agent: TestAgent
         app = image_env(virtualenv(FLASK))
         with runner.start(pod, app=app | {"LIBINJECT_DEBUG": "true"}) as running:
             url = f"http://127.0.0.1:{port}/"
-            poll.until(lambda: _answers(url), what="the app to answer", timeout=60)
+
+            def answers() -> bool:
+                if running.returncode is not None:
+                    raise StartupError(
+                        f"the pod's app exited with {running.returncode}:\n{running.output()}"
+                    )
+                return _answers(url)
+
+            try:
+                poll.until(answers, what=f"the app to answer on {url}", timeout=60)
+            except TimeoutError as error:
+                raise TimeoutError(f"{error}; the pod's output:\n{running.output()}") from None
             replies = [_get(url) for _ in range(3)]
             agent.wait_for_traces(1, timeout=30)
             return running.output() + "".join(replies)

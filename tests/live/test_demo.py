@@ -68,10 +68,10 @@ def payments_pod(output: str) -> str:
 
 def test_demo_runs_twice_on_one_cluster_with_the_same_result(tmp_path: Path) -> None:
     """The first run does every step and leaves a cluster to explore. The second, on that live
-    cluster, succeeds too (every step applies, nothing creates twice), reuses the registry and
-    the trace agent on their recorded ports, runs the very pod of the first run (whose image and
-    agent addresses are those ports) and shows the same trace. `cluster down` then stops every
-    process the demo left and removes the state."""
+    cluster, succeeds too (every step applies, nothing creates twice), reuses the trace agent and
+    restarts the registry (stopped meanwhile) on their recorded ports, runs the very pod of the
+    first run (whose image and agent addresses are those ports) and shows the same trace.
+    `cluster down` then stops every process the demo left and removes the state."""
     state = tmp_path / "cluster"
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "LIBINJECT_CLUSTER_DIR": str(state)}
     try:
@@ -100,14 +100,19 @@ def test_demo_runs_twice_on_one_cluster_with_the_same_result(tmp_path: Path) -> 
         left = {name: supervisor.companion_pid(state, name) for name in COMPANIONS}
         assert None not in left.values(), left
 
+        # A companion that died meanwhile comes back on its recorded ports, which the first
+        # run's pods name; a live one is reused.
+        supervisor.stop_companion(state, "registry")
         second = run_demo(env)
-        assert "(the registry of an earlier run, reused on" in second
-        assert "(the test-agent of an earlier run, reused on" in second
+        assert "(the registry started again on the ports an earlier run recorded: http " in second
+        assert "(the test-agent of an earlier run, reused on apm 127.0.0.1:" in second
         assert payments_pod(second) == payments_pod(first)
         assert section(second, "app=checkout -o yaml  (the injected parts)") == checkout
         assert "libinject: loaded ddtrace 4.16.0" in second
         same = ("service", "name", "resource", "env", "version", "component")
         assert {k: root_span(second).get(k) for k in same} == {k: span.get(k) for k in same}
+        left = {name: supervisor.companion_pid(state, name) for name in COMPANIONS}
+        assert None not in left.values(), left
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "cluster", "down", str(state)],
