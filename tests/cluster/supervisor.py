@@ -154,9 +154,7 @@ def stop_companion(directory: Path, name: str) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     try:
-        poll.until(
-            lambda: _start_time(pid) is None, what=f"the {name} to stop", timeout=STOP_TIMEOUT
-        )
+        poll.until(lambda: not runs(pid), what=f"the {name} to stop", timeout=STOP_TIMEOUT)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
@@ -170,6 +168,12 @@ def _stop_companions(directory: Path) -> None:
     )
     for record in records:
         stop_companion(directory, record.stem)
+
+
+def runs(pid: int) -> bool:
+    """Whether the process `pid` runs (an unreaped zombie does not: this machine's pid 1 may be
+    slow to reap the orphans a demo leaves)."""
+    return _start_time(pid) is not None
 
 
 def _start_time(pid: int) -> str | None:

@@ -127,7 +127,7 @@ def test_demo_runs_twice_on_one_cluster_with_the_same_result(tmp_path: Path) -> 
     assert supervisor.running_pid(state) is None
     for pid in left.values():
         assert pid is not None
-        assert not Path(f"/proc/{pid}").exists(), f"pid {pid} outlived cluster down"
+        assert not supervisor.runs(pid), f"pid {pid} outlived cluster down"
     assert not state.exists()
 
 
