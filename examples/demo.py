@@ -6,9 +6,14 @@ policies, opts the example namespaces in, explains the checkout Deployment, then
 workloads out and shows what the webhook put into their pods. Last, it builds the Python library
 image (no Docker) into a local registry and runs one payments-api pod the way a kubelet would
 (tests/cluster/podrunner: the copy init container, then the app with the injected env), and
-prints the trace that pod sent to a local trace agent. The control plane and the operator keep
-running afterwards for exploring; `make cluster-down` stops both (the registry and the trace agent
-stop with the demo).
+prints the trace that pod sent to a local trace agent.
+
+The control plane, the operator, the registry and the trace agent keep running afterwards for
+exploring, recorded in the cluster's state directory ($LIBINJECT_CLUSTER_DIR); `make cluster-down`
+stops them all. Every step can run again on a live demo: objects are applied, the registry and
+the trace agent are reused on their recorded ports (which the pods of earlier runs name), the
+operator is restarted. A pod the webhook did not inject (its answer never reached the API server,
+say) is named with the reason and created again, a bounded number of times (cluster.admitted).
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from kubernetes import config as kube_config
 
 from cluster import build, debian, harness, poll, supervisor
+from cluster.admitted import NotInjectedError, injected_pods
 from cluster.apps import FLASK, WEBAPP, image_env, virtualenv
 from cluster.build import BuildError
 from cluster.harness import StartupError
@@ -40,15 +47,17 @@ from cluster.registry import Registry
 from cluster.testagent import TestAgent
 from libinject.cli.main import main as cli
 from libinject.cli.workloads import pod_slots
+from libinject.engine.inject import INJECTED_ANNOTATION as INJECTED
+from libinject.engine.inject import INSTRUMENTED_LABEL as INSTRUMENTED
+from libinject.engine.inject import SKIPPED_ANNOTATION as SKIPPED
 
 REPO = Path(__file__).parents[1]
 POLICIES = REPO / "examples" / "policies"
 WORKLOADS = REPO / "examples" / "workloads"
 LOCAL_OVERLAY = REPO / "manifests" / "overlays" / "local"
 OPT_IN = "libinject.dev/inject"
-INSTRUMENTED = "libinject.dev/instrumented"
 OPERATOR_NAMESPACE, OPERATOR_ACCOUNT = "libinject-system", "libinject-operator"
-DEMO_WEBHOOK_PORT = 9443  # the local overlay's URL
+WEBHOOK_PATH = "mutate-pods"
 STEPS = 10
 HOST_PYTHON = f"cp{sys.version_info[0]}{sys.version_info[1]}-manylinux-{platform.machine()}"
 BUILD_IMAGE = REPO / "images" / "python" / "build.sh"
@@ -90,18 +99,16 @@ def summary(stored: dict[str, Any]) -> str:
         annotations = slot.pod.get("metadata", {}).get("annotations", {})
         labels = slot.pod.get("metadata", {}).get("labels", {})
         lines.append(f"{slot.label}: {INSTRUMENTED}={labels.get(INSTRUMENTED)}")
-        for library in json.loads(annotations.get("libinject.dev/injected", "[]")):
+        for library in json.loads(annotations.get(INJECTED, "[]")):
             targets = ", ".join(library["containers"])
             lines.append(
                 f"  {library['language']} {library['flavor']} {library['version']} "
                 f"({library['mode']}, policy {library['policy']}) -> {targets}"
             )
-        if "libinject.dev/injected" in annotations:
-            lines.append(
-                f"  annotation libinject.dev/injected: {annotations['libinject.dev/injected']}"
-            )
-        if "libinject.dev/injection-skipped" in annotations:
-            lines.append(f"  skipped: {annotations['libinject.dev/injection-skipped']}")
+        if INJECTED in annotations:
+            lines.append(f"  annotation {INJECTED}: {annotations[INJECTED]}")
+        if SKIPPED in annotations:
+            lines.append(f"  skipped: {annotations[SKIPPED]}")
         for container in slot.pod["spec"].get("initContainers", []):
             lines.append(f"  init container {container['name']}: {container['image']}")
         for container in slot.pod["spec"]["containers"]:
@@ -111,12 +118,6 @@ def summary(stored: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    # The registry and the trace agent the last steps use; the operator is told their addresses.
-    with Registry() as registry, TestAgent() as agent:
-        return demo(registry, agent)
-
-
-def demo(registry: Registry, agent: TestAgent) -> int:
     step(1, "Building the control plane (cached in ~/.cache/libinject/testbin after the first run)")
     binaries = build.binaries()
     step(2, "Starting etcd, kube-apiserver, controller-manager, scheduler and kwok")
@@ -124,11 +125,14 @@ def demo(registry: Registry, agent: TestAgent) -> int:
     kubeconfig = supervisor.ensure_running(directory)
     kubectl = Kubectl(binary=binaries["kubectl"], kubeconfig=kubeconfig)
     show("kubectl get nodes", kubectl("get", "nodes").stdout)
+    registry, agent = services(directory)
 
     step(3, "Installing libinject (the local overlay: the webhook calls the operator on loopback)")
+    webhook_port = harness.free_port()
     show(
-        "kubectl apply --server-side -k manifests/overlays/local",
-        kubectl("apply", "--server-side", "-k", str(LOCAL_OVERLAY)).stdout,
+        f"kubectl kustomize manifests/overlays/local | (webhook URL {webhook_url(webhook_port)}) "
+        "| kubectl apply --server-side -f -",
+        kubectl("apply", "--server-side", "-f", "-", stdin=install(kubectl, webhook_port)).stdout,
     )
     kubectl("wait", "--for=condition=Established", "crd/instrumentationpolicies.libinject.dev")
 
@@ -136,6 +140,7 @@ def demo(registry: Registry, agent: TestAgent) -> int:
     operator = start_operator(
         kubectl,
         directory,
+        webhook_port,
         f"--registry={registry.address}/libinject",
         f"--agent-port-ddtrace={agent.ports['apm']}",
     )
@@ -146,6 +151,70 @@ def demo(registry: Registry, agent: TestAgent) -> int:
     show("kubectl apply -f examples/policies/", kubectl("apply", "-f", str(POLICIES)).stdout)
 
     step(6, "Creating the example namespaces and opting them in")
+    opt_in(kubectl)
+
+    step(7, "Why the checkout Deployment's pods will get what they get")
+    show(
+        "libinject explain -f examples/workloads/shop.yaml --policies examples/policies",
+        libinject("explain", "-f", str(WORKLOADS / "shop.yaml"), "--policies", str(POLICIES)),
+    )
+
+    step(8, "Rolling out the example workloads: the webhook injects their pods")
+    show("kubectl apply -f examples/workloads/", kubectl("apply", "-f", str(WORKLOADS)).stdout)
+    show(
+        "kubectl -n shop rollout status deployment/checkout",
+        kubectl("-n", "shop", "rollout", "status", "--timeout=60s", "deployment/checkout").stdout,
+    )
+    pods = injected_pods(
+        kubectl, namespace="shop", selector="app=checkout", count=2, operator=operator
+    )
+    show(
+        "kubectl -n shop get pod -l app=checkout -o yaml  (the injected parts)",
+        summary({"apiVersion": "v1", "kind": "List", "items": pods}),
+    )
+
+    step(9, "Building the Python library image without Docker, pushed to the local registry")
+    show(
+        f"images/python/build.sh ddtrace {VERSION} {registry.address}/libinject",
+        build_image(binaries["crane"], registry),
+    )
+
+    step(10, "Running a payments-api pod as a kubelet would; the trace it sent")
+    webapp = kubectl(
+        "-n",
+        "payments",
+        "create",
+        "configmap",
+        "webapp",
+        f"--from-file={WEBAPP}",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ).stdout
+    kubectl("apply", "-f", "-", stdin=webapp)
+    kubectl("-n", "payments", "rollout", "status", "--timeout=60s", "deployment/payments-api")
+    (pod,) = injected_pods(
+        kubectl, namespace="payments", selector="app=payments-api", count=1, operator=operator
+    )
+    name = pod["metadata"]["name"]
+    show(f"kubectl -n payments get pod/{name} -o yaml  (the injected parts)", summary(pod))
+    agent.clear()  # an earlier run's traces
+    output = run_pod(kubectl, binaries["crane"], pod, agent)
+    show("the pod's output, then GET / three times", output)
+    show(f"curl {agent.url}/test/session/traces  (the root span)", first_span(agent))
+
+    print(f"\nExplore it:\n  export KUBECONFIG={kubeconfig}\n  {binaries['kubectl']} get ipol")
+    print(f"  {binaries['kubectl']} -n shop get pods -L {INSTRUMENTED}")
+    print(f"  the operator's log: {operator.log}")
+    print(
+        f"  the registry: {registry.url}/v2/_catalog; the traces: {agent.url}/test/session/traces"
+    )
+    print("Stop it all: make cluster-down")
+    return 0
+
+
+def opt_in(kubectl: Kubectl) -> None:
+    """The examples' namespaces, applied without the opt-in label, then labelled."""
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(namespaces_without_opt_in()))
     names = [n["metadata"]["name"] for n in namespaces_without_opt_in()]
     for name in names:  # pods are refused until the controllers made this ServiceAccount
@@ -164,46 +233,81 @@ def demo(registry: Registry, agent: TestAgent) -> int:
     )
     show("kubectl get ipol", kubectl("get", "ipol").stdout)
 
-    step(7, "Why the checkout Deployment's pods will get what they get")
-    show(
-        "libinject explain -f examples/workloads/shop.yaml --policies examples/policies",
-        libinject("explain", "-f", str(WORKLOADS / "shop.yaml"), "--policies", str(POLICIES)),
-    )
 
-    step(8, "Rolling out the example workloads: the webhook injects their pods")
-    show("kubectl apply -f examples/workloads/", kubectl("apply", "-f", str(WORKLOADS)).stdout)
-    show(
-        "kubectl -n shop rollout status deployment/checkout",
-        kubectl("-n", "shop", "rollout", "status", "--timeout=60s", "deployment/checkout").stdout,
+def services(directory: Path) -> tuple[Registry, TestAgent]:
+    """The registry and the trace agent the last steps use (the operator is told their
+    addresses), running with the control plane."""
+    registry = Registry(
+        directory=directory / "registry",
+        port=supervisor.companion_ports(directory, "registry").get("http", 0),
+        detached=True,
     )
-    pods = json.loads(
-        kubectl("-n", "shop", "get", "pods", "-l", "app=checkout", "-o", "json").stdout
+    keep_running(directory, "registry", registry, ports=lambda: {"http": registry.port})
+    agent = TestAgent(
+        directory=directory / "test-agent",
+        ports=supervisor.companion_ports(directory, "test-agent"),
+        detached=True,
     )
-    show("kubectl -n shop get pod -l app=checkout -o yaml  (the injected parts)", summary(pods))
+    keep_running(directory, "test-agent", agent, ports=lambda: agent.ports)
+    return registry, agent
 
-    step(9, "Building the Python library image without Docker, pushed to the local registry")
-    show(
-        f"images/python/build.sh ddtrace {VERSION} {registry.address}/libinject",
-        build_image(binaries["crane"], registry),
-    )
 
-    step(10, "Running a payments-api pod as a kubelet would; the trace it sent")
-    kubectl("-n", "payments", "create", "configmap", "webapp", f"--from-file={WEBAPP}")
-    kubectl("-n", "payments", "rollout", "status", "--timeout=60s", "deployment/payments-api")
-    name = kubectl(
-        "-n", "payments", "get", "pods", "-l", "app=payments-api", "-o", "name"
-    ).stdout.split()[0]
-    pod = json.loads(kubectl("-n", "payments", "get", name, "-o", "json").stdout)
-    show(f"kubectl -n payments get {name} -o yaml  (the injected parts)", summary(pod))
-    output = run_pod(kubectl, binaries["crane"], pod, agent)
-    show("the pod's output, then GET / three times", output)
-    show(f"curl {agent.url}/test/session/traces  (the root span)", first_span(agent))
+class Companion(Protocol):
+    """A service the demo leaves running with the control plane (Registry, TestAgent)."""
 
-    print(f"\nExplore it:\n  export KUBECONFIG={kubeconfig}\n  {binaries['kubectl']} get ipol")
-    print(f"  {binaries['kubectl']} -n shop get pods -L {INSTRUMENTED}")
-    print(f"  the operator's log: {operator.log}")
-    print("Stop it all: make cluster-down")
-    return 0
+    process: harness.Process | None
+
+    def start(self) -> None: ...
+
+    def answers(self) -> bool: ...
+
+
+def keep_running(
+    directory: Path, name: str, service: Companion, *, ports: Callable[[], dict[str, int]]
+) -> None:
+    """Reuses the `name` an earlier run left, if it answers; else starts it (on the ports an
+    earlier run recorded, if any: the pods of that run name them) and records it."""
+    if supervisor.companion_pid(directory, name) is not None:
+        if service.answers():
+            print(f"(the {name} of an earlier run, reused on {_ports(ports())})")
+            return
+        supervisor.stop_companion(directory, name)
+    recorded = supervisor.companion_ports(directory, name)
+    try:
+        service.start()
+    except StartupError as error:
+        if not recorded:
+            raise
+        raise StartupError(
+            f"the {name} did not start again on the ports an earlier run recorded "
+            f"({_ports(recorded)}), which its pods name; `make cluster-down` then `make demo` "
+            f"starts afresh.\n{error}"
+        ) from None
+    if recorded:
+        print(
+            f"(the {name} started again on the ports an earlier run recorded: {_ports(recorded)})"
+        )
+    assert service.process is not None
+    supervisor.record_companion(directory, name, pid=service.process.popen.pid, ports=ports())
+
+
+def _ports(ports: dict[str, int]) -> str:
+    return ", ".join(f"{name} 127.0.0.1:{port}" for name, port in ports.items())
+
+
+def webhook_url(port: int) -> str:
+    return f"https://127.0.0.1:{port}/{WEBHOOK_PATH}"
+
+
+def install(kubectl: Kubectl, webhook_port: int) -> str:
+    """The local overlay with the webhook's URL on `webhook_port`: a port of this demo's own (not
+    the overlay's fixed one), so that no other cluster's operator serves this cluster's calls
+    (replicas share a port) and no patch fights the next apply over the field."""
+    objects = [d for d in yaml.safe_load_all(kubectl("kustomize", str(LOCAL_OVERLAY)).stdout) if d]
+    for document in objects:
+        if document["kind"] == "MutatingWebhookConfiguration":
+            document["webhooks"][0]["clientConfig"]["url"] = webhook_url(webhook_port)
+    return yaml.safe_dump_all(objects)
 
 
 def build_image(crane: Path, registry: Registry) -> str:
@@ -224,7 +328,8 @@ def build_image(crane: Path, registry: Registry) -> str:
 
 def run_pod(kubectl: Kubectl, crane: Path, pod: dict[str, Any], agent: TestAgent) -> str:
     """The pod run by the pod runner (as root: private mount namespaces), three requests; its
-    output once its tracer has sent a trace."""
+    output once its tracer has sent a trace. An app that exits or never answers fails the demo
+    with its output (the pod's port is fixed: another demo's app may hold it)."""
     port = next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "PORT")
     admin = kube_config.new_client_from_config(config_file=str(kubectl.kubeconfig))
     with tempfile.TemporaryDirectory(prefix="libinject-demo-pod-") as work:
@@ -232,7 +337,18 @@ def run_pod(kubectl: Kubectl, crane: Path, pod: dict[str, Any], agent: TestAgent
         app = image_env(virtualenv(FLASK))
         with runner.start(pod, app=app | {"LIBINJECT_DEBUG": "true"}) as running:
             url = f"http://127.0.0.1:{port}/"
-            poll.until(lambda: _answers(url), what="the app to answer", timeout=60)
+
+            def answers() -> bool:
+                if running.returncode is not None:
+                    raise StartupError(
+                        f"the pod's app exited with {running.returncode}:\n{running.output()}"
+                    )
+                return _answers(url)
+
+            try:
+                poll.until(answers, what=f"the app to answer on {url}", timeout=60)
+            except TimeoutError as error:
+                raise TimeoutError(f"{error}; the pod's output:\n{running.output()}") from None
             replies = [_get(url) for _ in range(3)]
             agent.wait_for_traces(1, timeout=30)
             return running.output() + "".join(replies)
@@ -261,9 +377,11 @@ def _get(url: str) -> str:
         return str(response.read().decode())
 
 
-def start_operator(kubectl: Kubectl, directory: Path, *extra_args: str) -> OperatorProcess:
+def start_operator(
+    kubectl: Kubectl, directory: Path, webhook_port: int, *extra_args: str
+) -> OperatorProcess:
     """`libinject run` as the operator's ServiceAccount, left running with the control plane."""
-    supervisor.stop_operator(directory)  # one left by an earlier demo run
+    supervisor.stop_companion(directory, "operator")  # one left by an earlier demo run
     token = kubectl(
         "create", "token", "-n", OPERATOR_NAMESPACE, OPERATOR_ACCOUNT, "--duration=24h"
     ).stdout.strip()
@@ -280,17 +398,22 @@ def start_operator(kubectl: Kubectl, directory: Path, *extra_args: str) -> Opera
     operator = OperatorProcess(
         kubeconfig=operator_config,
         directory=directory,
-        webhook_port=DEMO_WEBHOOK_PORT,
+        webhook_port=webhook_port,
         detached=True,
         extra_args=extra_args,
     ).start()
     assert operator.popen is not None
-    supervisor.operator_pid_file(directory).write_text(str(operator.popen.pid))
+    supervisor.record_companion(
+        directory,
+        "operator",
+        pid=operator.popen.pid,
+        ports={"webhook": webhook_port, "probe": operator.probe_port},
+    )
     return operator.wait_ready()
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except (KubectlError, BuildError, StartupError, TimeoutError) as error:
+    except (KubectlError, BuildError, StartupError, TimeoutError, NotInjectedError) as error:
         sys.exit(f"demo failed: {error}")

@@ -3,7 +3,7 @@
 Images for the tests are pushed to it with crane and pulled from it by the tools under test. It
 keeps its blobs on the file system under its own directory, has no authentication, allows
 deletes and listens on 127.0.0.1 only. Like the control plane's components, it dies with the
-process that started it.
+process that started it, unless started `detached` (the demo's, which outlives the demo).
 
 `spawn` and `stop` run one service process the way the harness runs the control plane's, and are
 shared with cluster.testagent.
@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import tempfile
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +32,10 @@ def spawn(
     log: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    detached: bool = False,
 ) -> harness.Process:
-    """Starts `command` in a process group of its own, dying with us, its output in `log`."""
+    """Starts `command` in a process group of its own, its output in `log`; it dies with us
+    unless `detached`."""
     with log.open("wb") as output:
         popen = subprocess.Popen(
             command,
@@ -44,7 +45,7 @@ def spawn(
             env=env,
             cwd=cwd,
             start_new_session=True,  # its own group: `stop` signals it and its children
-            preexec_fn=harness.die_with_parent,  # noqa: PLW1509 (as in harness._spawn)
+            preexec_fn=None if detached else harness.die_with_parent,  # noqa: PLW1509
         )
     return harness.Process(name=name, popen=popen, log=log)
 
@@ -83,16 +84,18 @@ def _signal_group(group: int, signum: int) -> None:
 
 @dataclass
 class Registry(harness.Service):
-    """A registry on 127.0.0.1:<free port>; a context manager, or call start and stop.
+    """A registry on 127.0.0.1:`port` (a free one if 0); a context manager, or call start and
+    stop.
 
     Its configuration, storage and log live in `directory` (a temporary one, removed on stop,
-    when not given).
+    when not given). A `detached` one outlives this process.
     """
 
     directory: Path | None = None
     port: int = 0
     process: harness.Process | None = None
     _temporary: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    detached: bool = False
 
     @property
     def address(self) -> str:
@@ -111,7 +114,7 @@ class Registry(harness.Service):
             self._temporary = tempfile.TemporaryDirectory(prefix="libinject-registry-")
             self.directory = Path(self._temporary.name)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = harness.free_port()
+        self.port = self.port or harness.free_port()
         config = self.directory / "config.yml"
         config.write_text(yaml.safe_dump(self._config(self.directory / "storage")))
         self.process = spawn(
@@ -120,9 +123,10 @@ class Registry(harness.Service):
             log=self.directory / "registry.log",
             # Distribution reads REGISTRY_* variables as overrides of the file: none of ours.
             env={k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
+            detached=self.detached,
         )
         try:
-            harness.wait_until(self.process, self._answers)
+            harness.wait_until(self.process, self.answers)
         except BaseException:
             self.stop()
             raise
@@ -134,9 +138,9 @@ class Registry(harness.Service):
             self._temporary.cleanup()
             self._temporary = self.directory = None
 
-    def _answers(self) -> bool:
-        with urllib.request.urlopen(f"{self.url}/v2/", timeout=5) as response:
-            return bool(response.status == 200)
+    def answers(self) -> bool:
+        """Whether a registry serves the API on `address` now."""
+        return harness.http_get(f"{self.url}/v2/") != b""
 
     def _config(self, storage: Path) -> dict[str, object]:
         return {

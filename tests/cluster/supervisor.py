@@ -3,12 +3,15 @@
 `up` builds what is missing (with progress), then starts a supervisor process that owns the
 control plane and outlives the command; it prints the kubeconfig once everything is ready. The
 supervisor stops the control plane on SIGTERM or SIGINT, and its children die with it even if it
-is killed. `down` asks it to stop and waits. The state lives in $LIBINJECT_CLUSTER_DIR
-(default: <tmp>/libinject-cluster).
+is killed. `down` stops the companions the demo left running (see below), then asks the
+supervisor to stop and waits. The state lives in $LIBINJECT_CLUSTER_DIR (default:
+<tmp>/libinject-cluster).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -57,6 +60,7 @@ def ensure_running(directory: Path) -> Path:
     if running_pid(directory) is not None:
         _say(f"already running in {directory} (supervisor pid {running_pid(directory)})")
         return directory / "admin.kubeconfig"
+    _stop_companions(directory)  # left by a demo whose control plane died
     shutil.rmtree(directory, ignore_errors=True)  # leftovers of a supervisor that died
     directory.mkdir(parents=True)
     _say(f"starting etcd, kube-apiserver, controller-manager, scheduler and kwok in {directory}")
@@ -106,31 +110,85 @@ def serve(directory: Path) -> int:
     return 0
 
 
-def operator_pid_file(directory: Path) -> Path:
-    """Where the demo records the operator it leaves running with the control plane."""
-    return directory / "operator.pid"
+# Companions: processes the demo leaves running with the control plane (the operator, the
+# registry, the trace agent), each recorded in <state dir>/companions/<name>.json with its pid,
+# the pid's start time (so a reused pid is never mistaken for it) and its ports. A second demo
+# reuses them on those ports; `down` stops them before the control plane.
 
 
-def stop_operator(directory: Path) -> None:
+def _companion_file(directory: Path, name: str) -> Path:
+    return directory / "companions" / f"{name}.json"
+
+
+def record_companion(directory: Path, name: str, *, pid: int, ports: dict[str, int]) -> None:
+    """Records a companion started in its own process group (it leads the group)."""
+    path = _companion_file(directory, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"pid": pid, "started": _start_time(pid), "ports": ports}
+    path.write_text(json.dumps(record))
+
+
+def companion_ports(directory: Path, name: str) -> dict[str, int]:
+    """The ports last recorded for `name` (running or not); empty if none were."""
     try:
-        pid = int(operator_pid_file(directory).read_text())
-        os.kill(pid, signal.SIGTERM)
-        poll.until(lambda: not _alive(pid), what="the operator to stop", timeout=STOP_TIMEOUT)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return dict(json.loads(_companion_file(directory, name).read_text())["ports"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return {}
+
+
+def companion_pid(directory: Path, name: str) -> int | None:
+    """The companion's pid while the recorded process is alive."""
+    try:
+        record = json.loads(_companion_file(directory, name).read_text())
+        pid, started = int(record["pid"]), record["started"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return pid if started is not None and _start_time(pid) == started else None
+
+
+def stop_companion(directory: Path, name: str) -> None:
+    """Stops the recorded companion and its process group (if alive); keeps its ports."""
+    pid = companion_pid(directory, name)
+    if pid is None:
         return
-    _say("operator stopped")
-
-
-def _alive(pid: int) -> bool:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        poll.until(lambda: not runs(pid), what=f"the {name} to stop", timeout=STOP_TIMEOUT)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    _say(f"{name} stopped")
+
+
+def _stop_companions(directory: Path) -> None:
+    """Newest first: the operator, started last, would only log errors once the rest is gone."""
+    records = sorted(
+        (directory / "companions").glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for record in records:
+        stop_companion(directory, record.stem)
+
+
+def runs(pid: int) -> bool:
+    """Whether the process `pid` runs (an unreaped zombie does not: this machine's pid 1 may be
+    slow to reap the orphans a demo leaves)."""
+    return _start_time(pid) is not None
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or None
+    if no such process runs (a zombie counts as gone: it runs nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return None if fields[0] == "Z" else fields[19]
 
 
 def down(directory: Path) -> int:
-    stop_operator(directory)  # first: it would only log errors once the API server is gone
+    _stop_companions(directory)  # first: the operator would only log errors without a server
     pid = running_pid(directory)
     if pid is None:
         _say(f"no control plane is running in {directory}")

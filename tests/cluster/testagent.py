@@ -87,9 +87,11 @@ def _create(target: Path) -> None:
 
 @dataclass
 class TestAgent(harness.Service):
-    """The test agent on free loopback ports; a context manager, or call start and stop.
+    """The test agent on loopback `ports` (free ones when not given); a context manager, or
+    call start and stop.
 
-    Its log and snapshot directory live in `directory` (a temporary one when not given).
+    Its log and snapshot directory live in `directory` (a temporary one when not given). A
+    `detached` one outlives this process (the demo's).
     """
 
     __test__ = False  # not a test class, though pytest sees it imported into test modules
@@ -98,6 +100,7 @@ class TestAgent(harness.Service):
     ports: dict[str, int] = field(default_factory=dict)
     process: harness.Process | None = None
     _temporary: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    detached: bool = False
 
     @property
     def url(self) -> str:
@@ -121,7 +124,9 @@ class TestAgent(harness.Service):
             self.directory = Path(self._temporary.name)
         snapshots = self.directory / "snapshots"
         snapshots.mkdir(parents=True, exist_ok=True)
-        self.ports = {name: harness.free_port() for name in ("apm", "otlp-http", "otlp-grpc")}
+        self.ports = self.ports or {
+            name: harness.free_port() for name in ("apm", "otlp-http", "otlp-grpc")
+        }
         self.process = spawn(
             "ddapm-test-agent",
             [
@@ -141,6 +146,7 @@ class TestAgent(harness.Service):
             # none of the caller's.
             env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"},
             cwd=self.directory,
+            detached=self.detached,
         )
         try:
             harness.wait_until(self.process, self._ready)
@@ -197,6 +203,13 @@ class TestAgent(harness.Service):
 
         kind = "OTLP traces" if otlp else "traces"
         return poll.until(enough, what=f"{count} {kind} at the test agent", timeout=timeout)
+
+    def answers(self) -> bool:
+        """Whether a test agent serves every endpoint on `ports` now."""
+        try:
+            return self._ready()
+        except (OSError, ValueError):
+            return False
 
     def _port(self, name: str) -> int:
         if name not in self.ports:
