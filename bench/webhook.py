@@ -46,9 +46,6 @@ from libinject.engine import limits
 
 REPO = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results" / "webhook.json"
-# The stall measure as the code before the engine's bounds and the decision threads scored it
-# (recorded once; see its `how`): copied into each report beside this code's numbers.
-STALL_BEFORE = Path(__file__).parent / "results" / "webhook-stall-before.json"
 WARMUP_PODS = 30
 PODS = 300  # per side
 THROUGHPUT_REQUESTS = 3000
@@ -134,7 +131,6 @@ def measure(plane: harness.ControlPlane, operator: OperatorProcess) -> dict[str,
     url = f"https://127.0.0.1:{operator.webhook_port}/mutate-pods"
     throughput = asyncio.run(admissions_per_second(url=url, context=context, namespace=injected))
     stall = asyncio.run(large_reviews_in_flight(url=url, context=context, namespace=injected))
-    stall["before"] = json.loads(STALL_BEFORE.read_text())
     ratio = ratios(with_webhook, without)
     return {
         "setup": {

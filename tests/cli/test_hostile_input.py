@@ -16,6 +16,7 @@ import yaml
 from hostile import MALFORMED_PODS, WRONG_VALUES
 from libinject.api.parse import InvalidPolicyError
 from libinject.cli import bounds, documents
+from libinject.cli.errors import InputError
 from libinject.engine.checks import usable_policy
 
 LIBINJECT = str(Path(sys.executable).parent / "libinject")
@@ -204,7 +205,7 @@ def test_the_deepest_allowed_nesting_goes_through_engine_and_writer(tmp_path: Pa
     deep: Any = "x"
     for _ in range(bounds.MAX_DEPTH - 4):  # the pod itself, spec, containers, containers[0]
         deep = [deep]
-    target = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "deep"},
+    target: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "deep"},
               "spec": {"containers": [{"name": "app", "image": "a", "args": deep}]}}  # fmt: skip
     done = _run(tmp_path, manifests=documents.dump_documents([target]).encode())
     assert done.returncode == 0, done.stderr
@@ -268,7 +269,7 @@ def test_the_pure_python_loader_has_the_same_bounds(content: bytes, message: str
     """Without libyaml, PyYAML's own parser is bounded the same way (it has no nesting limit of
     its own)."""
     loader = documents.loader_class(libyaml=False)
-    with pytest.raises(documents.InputError) as refused:
+    with pytest.raises(InputError) as refused:
         documents.load_documents("in.yaml", content, loader=loader)
     assert message.split(": line", maxsplit=1)[0].split(": not", maxsplit=1)[0] in str(
         refused.value

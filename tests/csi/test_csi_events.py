@@ -174,12 +174,13 @@ def test_event_on_the_pod_of_a_refused_volume(
             spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="app:1")]),
         ),
     )
+    assert pod.metadata is not None
     attributes = {
         "image": library_images("ddtrace"),
         "language": "python",
-        events.POD_NAME: pod.metadata.name,
+        events.POD_NAME: str(pod.metadata.name),
         events.POD_NAMESPACE: namespace,
-        events.POD_UID: pod.metadata.uid,
+        events.POD_UID: str(pod.metadata.uid),
     }
     with pytest.raises(grpc.RpcError) as refused:
         reporting.publish("csi-refused", target_of(reporting, "pod-refused"), attributes)
@@ -192,4 +193,4 @@ def test_event_on_the_pod_of_a_refused_volume(
     (event,) = poll.until(posted, what="the LibraryVolumeRefused event", timeout=30, interval=0.2)
     assert event.type == "Warning"
     assert event.involved_object.uid == pod.metadata.uid
-    assert "no signature" in event.message
+    assert "no signature" in str(event.message)

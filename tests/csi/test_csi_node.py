@@ -20,12 +20,11 @@ from cluster.registry import Registry
 from csi.plugin import (
     UNREACHABLE,
     Plugin,
-    csi_pb2,
-    csi_pb2_grpc,
     running_plugin,
     signed,
     target_of,
 )
+from libinject.csi.generated import csi_pb2, csi_pb2_grpc  # after csi.plugin's clear failure
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
 

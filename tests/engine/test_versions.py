@@ -16,8 +16,6 @@ from libinject.api import types as api_types
 from libinject.api.fields import FIELD_KEY
 from libinject.api.parse import InvalidPolicyError
 from libinject.api.types import Flavor, Language, LibrarySpec, is_version
-from libinject.csi import validate
-from libinject.csi.validate import RefusedError, Rules
 from libinject.engine.checks import semantic_errors
 from libinject.engine.decision import Code
 from libinject.engine.inject import Result
@@ -226,20 +224,6 @@ def test_the_image_builder_refuses_what_is_no_version(version: str) -> None:
         library_image(
             registry=REGISTRY, language=Language.PYTHON, flavor=Flavor.DDTRACE, version=version
         )
-
-
-@pytest.mark.parametrize("version", ["4.1@" + DIGEST, "4.1/../../x", "4.*", "4.1\n", "\uff14.1"])
-def test_the_csi_plugin_builds_images_with_the_same_builder(version: str) -> None:
-    """The CSI plugin's language/flavor/version attributes name an image through the same
-    builder: what the webhook refuses as a version, the plugin refuses as well."""
-    rules = Rules(allowed_registries=(REGISTRY,), registry=REGISTRY)
-    attributes = {"language": "python", "flavor": "ddtrace", "version": version}
-    with pytest.raises(RefusedError, match="not a library version"):
-        validate.image_for(attributes, rules)
-    good = {**attributes, "version": "4.1"}
-    assert validate.image_for(good, rules) == library_image(
-        registry=REGISTRY, language=Language.PYTHON, flavor=Flavor.DDTRACE, version="4.1"
-    )
 
 
 # Strings near the grammar: its own characters, the separators of an image reference, spaces,

@@ -119,7 +119,7 @@ def test_the_key_secret_is_made_once_and_never_replaced(
     assert len(key) == 2 * signature.KEY_BYTES
     assert csikey.ensure(core, namespace=namespace, name="csi-key") == key
     core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "broken"}, "stringData": {"key": "short"}}
+        namespace, kubejson.body({"metadata": {"name": "broken"}, "stringData": {"key": "short"}})
     )
     with pytest.raises(csikey.UnusableKeyError, match="delete the Secret"):
         csikey.ensure(core, namespace=namespace, name="broken")

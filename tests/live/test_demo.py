@@ -161,7 +161,7 @@ def test_a_pod_admitted_without_the_webhooks_answer_is_named_and_created_again(
         },
     }
     kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
-    pick = {"namespace": namespace, "selector": "app=api", "count": 1}
+    pick: dict[str, Any] = {"namespace": namespace, "selector": "app=api", "count": 1}
 
     with pytest.raises(NotInjectedError) as refused:
         injected_pods(kubectl, **pick, operator=running_operator, recreations=1)

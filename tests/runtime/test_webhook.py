@@ -15,10 +15,10 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -45,7 +45,7 @@ def review(pod: dict[str, Any], *, namespace: str = "shop") -> dict[str, Any]:
 POD = {"metadata": {"generateName": "web-"}, "spec": {"containers": [{"name": "app"}]}}
 
 
-async def deciding(_: dict[str, Any], **__: Any) -> None:
+async def deciding(*_: Any, **__: Any) -> None:
     """What our Kopf handler does: say how to decide for the pending pod (here with unprimed
     caches); the server runs it on a decision thread."""
     call = webhook.pending()
@@ -64,6 +64,12 @@ def write_material(directory: Path, material: pki.Material) -> tuple[Path, Path]
     return cert, key
 
 
+def listen(server: webhook.WebhookServer, fn: Fn) -> AsyncGenerator[Any, None]:
+    """The server's stream of client configs: an async generator, closed with aclose (Kopf's
+    protocol types it as a plain async iterator)."""
+    return cast("AsyncGenerator[Any, None]", server(fn))
+
+
 Post = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
 
 
@@ -76,7 +82,7 @@ async def serving(tmp_path: Path, fn: Fn, *, deadline: float = 2.0) -> AsyncIter
     server = webhook.WebhookServer(
         port=port, cert_file=cert, key_file=key, deadline=deadline, on_listening=lambda: None
     )
-    stream = server(fn)
+    stream = listen(server, fn)
     await anext(stream)
     context = ssl.create_default_context(cadata=material.bundle.decode())
     url = f"https://127.0.0.1:{port}/{webhook.HANDLER_ID}"
@@ -212,7 +218,7 @@ def test_changed_certificate_files_are_served_without_closing_the_listener(tmp_p
             on_listening=lambda: None,
             file_check_seconds=0.05,
         )
-        stream = server(deciding)
+        stream = listen(server, deciding)
         await anext(stream)
         task = asyncio.ensure_future(anext(stream))  # the reload loop runs inside this step
         try:
