@@ -1,4 +1,5 @@
-"""Fixtures of the CSI plugin's real tests: a running plugin per test, and a library image."""
+"""Fixtures of the CSI plugin's real tests: a running plugin per test (also one serving its
+metrics, without Events), and a library image."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster import harness
 from cluster.libraries import ImageFactory
 from cluster.registry import Registry
 from csi.plugin import Plugin, running_plugin
@@ -16,6 +18,19 @@ from csi.plugin import Plugin, running_plugin
 def plugin(tmp_path: Path, registry: Registry, crane: Path) -> Iterator[Plugin]:
     with running_plugin(tmp_path, registry, crane) as running:
         yield running
+
+
+@pytest.fixture
+def metrics_port() -> int:
+    return harness.free_port()
+
+
+@pytest.fixture
+def metered(tmp_path: Path, registry: Registry, crane: Path, metrics_port: int) -> Iterator[Plugin]:
+    with running_plugin(
+        tmp_path, registry, crane, f"--metrics-port={metrics_port}", "--no-events"
+    ) as plugin:
+        yield plugin
 
 
 @pytest.fixture(scope="module")

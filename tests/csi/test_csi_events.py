@@ -68,19 +68,6 @@ def test_event_body() -> None:
     assert "crane digest: refused" in body["note"]
 
 
-@pytest.fixture
-def metrics_port() -> int:
-    return harness.free_port()
-
-
-@pytest.fixture
-def metered(tmp_path: Path, registry: Registry, crane: Path, metrics_port: int) -> Iterator[Plugin]:
-    with running_plugin(
-        tmp_path, registry, crane, f"--metrics-port={metrics_port}", "--no-events"
-    ) as plugin:
-        yield plugin
-
-
 @root_only
 def test_metrics_of_an_empty_and_a_library_publish(
     metered: Plugin, metrics_port: int, library_images: ImageFactory

@@ -9,33 +9,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from cluster import harness
 from cluster.registry import Registry
-from csi.plugin import KEY, Plugin, running_plugin, scrape, signed, target_of
+from csi.plugin import KEY, Plugin, scrape, signed, target_of
 from libinject.cli.main import EXIT_BAD_INPUT, main
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
 
 REFUSED = "libinject_csi_refused_publishes_total"
-
-
-@pytest.fixture
-def metrics_port() -> int:
-    return harness.free_port()
-
-
-@pytest.fixture
-def metered(tmp_path: Path, registry: Registry, crane: Path, metrics_port: int) -> Iterator[Plugin]:
-    with running_plugin(
-        tmp_path, registry, crane, f"--metrics-port={metrics_port}", "--no-events"
-    ) as plugin:
-        yield plugin
 
 
 @pytest.fixture(scope="module")

@@ -130,12 +130,7 @@ DEFAULT_IMAGE = re.compile(
         pytest.param("4.1-rc_1", id="underscore"),
         pytest.param("4.1+build", id="plus"),
         pytest.param("4.1\x00", id="nul"),
-        pytest.param(4.1, id="yaml-float"),
-        pytest.param(4, id="yaml-int"),
         pytest.param(None, id="null"),
-        pytest.param(["4.1"], id="list"),
-        pytest.param({"4": "1"}, id="mapping"),
-        pytest.param(True, id="bool"),
     ],
 )
 def test_a_request_that_is_no_version_is_refused(requested: object) -> None:
@@ -155,6 +150,29 @@ def test_a_request_that_is_no_version_is_refused(requested: object) -> None:
     assert "not a version" in choice.version_reason.message
     assert "not a version" in str(_injected(result)["versionRefused"])
     assert len(choice.version_reason.message) < 400, "a hostile value is shown cut short"
+
+
+@pytest.mark.parametrize(
+    "requested",
+    [
+        pytest.param(4.1, id="yaml-float"),
+        pytest.param(4, id="yaml-int"),
+        pytest.param(["4.1"], id="list"),
+        pytest.param({"4": "1"}, id="mapping"),
+        pytest.param(True, id="bool"),
+    ],
+)
+def test_a_request_that_is_no_string_leaves_the_pod_uninstrumented(requested: object) -> None:
+    """An annotation value that is no string (a YAML 4.10 is the float 4.1) never reaches the
+    version check or the image: the pod is refused as MalformedPod, naming the annotation."""
+    lib = {**PYTHON, "allowedVersions": ["4.*", "*"]}
+    result = run(
+        pod(annotations={"libinject.dev/python.version": requested}),  # type: ignore[dict-item]
+        policy(libraries=[lib]),
+    )
+    assert result.decision.injected == ()
+    assert result.decision.reason.code is Code.MALFORMED_POD
+    assert "libinject.dev/python.version" in result.decision.reason.message
 
 
 @pytest.mark.parametrize(
@@ -258,12 +276,18 @@ def test_no_request_yields_an_image_outside_the_default_form(
 ) -> None:
     """Whatever a pod requests, for any language and flavor, the image is
     <registry>/<language>-<flavor>:<version> with a version of the grammar, equal to the version
-    recorded; and the pod's init container gets exactly that image."""
+    recorded, and the pod's init container gets exactly that image; or, for a value that is no
+    string (which the API server never stores), the pod gets no image at all (MalformedPod)."""
     lib = {"language": language, "flavor": flavor, "version": "3.12.0", "allowedVersions": allowed}
     result = run(
         pod(annotations={f"libinject.dev/{language}.version": requested}),  # type: ignore[dict-item]
         policy(libraries=[lib]),
     )
+    if not isinstance(requested, str | None):
+        assert result.decision.reason.code is Code.MALFORMED_POD
+        assert result.decision.injected == ()
+        assert "initContainers" not in result.pod["spec"]
+        return
     (choice,) = result.decision.injected
     match = DEFAULT_IMAGE.match(choice.image)
     assert match is not None, choice.image
