@@ -207,6 +207,8 @@ def test_an_error_late_in_the_input_prints_nothing_before_it(
         (["-f", "/nonexistent.yaml"], "/nonexistent.yaml: No such file"),
         (["-f", "EMPTY_DIR"], "holds no .yaml"),
         (["--namespace-labels", "novalue"], "'novalue' is not key=value"),
+        (["--registry", "r.io/libs@sha256:" + "a" * 64], "--registry: 'r.io/libs@sha256"),
+        (["--registry", "r.io/Libs"], "not a registry and repository prefix"),
     ],
 )
 def test_bad_arguments_exit_2(

@@ -169,6 +169,13 @@ def test_booleans_from_strings(tmp_path: Path, raw: str, expected: bool) -> None
         pytest.param("defaultMode: auto\n", {}, (), ["{file}: defaultMode", "'auto'"], id="default-mode-auto"),
         pytest.param("1: x\n", {}, (), ["{file}: unknown settings 1"], id="non-string-key"),
         pytest.param("registry:\n", {}, (), ["{file}: registry", "non-empty string"], id="null-registry"),
+        # Every default image is built under the registry: one outside the grammar would give
+        # every injected pod an image reference it cannot pull.
+        pytest.param("registry: Registry.io/Libs\n", {}, (), ["{file}: registry", "'Registry.io/Libs'"],
+                     id="registry-uppercase-path"),
+        pytest.param("", {"LIBINJECT_REGISTRY": "r.io/libs:4.1"}, (), ["LIBINJECT_REGISTRY", "no tag or digest"],
+                     id="registry-with-tag"),
+        pytest.param("", {}, ("--registry", "r.io/../x"), ["flag --registry", "'r.io/../x'"], id="registry-path"),
         pytest.param("", {"POD_NAMESPACE": ""}, (), ["POD_NAMESPACE", "non-empty string"], id="empty-namespace"),
         pytest.param("excludedNamespaces: {a: b}\n", {}, (), ["{file}: excludedNamespaces"], id="names-mapping"),
         pytest.param("webhookPort: 8080.7\n", {}, (), ["{file}: webhookPort", "8080.7"], id="fractional-port"),

@@ -16,6 +16,7 @@ from libinject.cli.documents import dump_documents, load_documents, read_source
 from libinject.cli.errors import InputError
 from libinject.cli.policies import load_policies
 from libinject.cli.workloads import namespace_of, pod_slots
+from libinject.engine import references
 from libinject.engine.decision import Decision
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.inject import inject
@@ -143,12 +144,19 @@ def _declared_namespaces(documents: Any) -> dict[str, dict[str, str]]:
 def _settings(args: argparse.Namespace) -> EngineSettings:
     return EngineSettings(
         libraries=LibrarySettings(
-            registry=args.registry,
+            registry=_registry(args.registry),
             default_mode=Mode(args.default_mode),
             csi_registered=args.csi_driver_registered,
         ),
         namespaces=NamespaceSettings(mutate_unlabelled=args.mutate_unlabelled_namespaces),
     )
+
+
+def _registry(text: str) -> str:
+    try:
+        return references.check_prefix(text)
+    except references.ReferenceError as error:
+        raise InputError("--registry", str(error)) from None
 
 
 def _parse_labels(text: str) -> dict[str, str]:

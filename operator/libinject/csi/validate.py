@@ -23,23 +23,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from libinject.engine import signature
+from libinject.engine import references, signature
 
 KUBELET_PODS = "/var/lib/kubelet/pods"
 MAX_VOLUME_ID = 128
 MAX_PATH = 4096
-MAX_REFERENCE = 512
 # What the kubelet adds to an inline volume's attributes (podInfoOnMount).
 KUBELET_ATTRIBUTE_PREFIX = "csi.storage.k8s.io/"
 POD_NAMESPACE = KUBELET_ATTRIBUTE_PREFIX + "pod.namespace"
 ATTRIBUTES = frozenset({"image", "language", signature.ATTRIBUTE})
 
 _VOLUME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-# A repository path component, as the OCI distribution spec's grammar has it.
-_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
+_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")  # a language
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a namespace's name
 
 
@@ -99,11 +94,12 @@ def repository_prefix(entry: str) -> str:
     it without the trailing `/`. A bare host is refused: it would admit every repository of the
     registry, other teams' images included."""
     entry = entry.removesuffix("/")
-    host, slash, path = entry.partition("/")
-    if not _HOST.fullmatch(host) or not slash:
+    try:
+        references.check_prefix(entry)
+    except references.ReferenceError as error:
+        raise ValueError(f"repository {error}") from None
+    if "/" not in entry:
         raise ValueError(f"repository {entry!r}: expected host[:port]/path (not a whole registry)")
-    if not all(_NAME.fullmatch(part) for part in path.split("/")):
-        raise ValueError(f"repository {entry!r}: {path!r} is not a repository path")
     return entry
 
 
@@ -143,22 +139,17 @@ def image_reference(value: str, allowed: Sequence[str]) -> str:
     """`host[:port]/path[:tag][@sha256:...]` (a tag, a digest or both), in a repository under
     one of the `allowed` prefixes (whole path segments: `reg/libinject` does not admit
     `reg/libinjectx/...`)."""
-    if not value or len(value) > MAX_REFERENCE or "\0" in value:
-        raise RefusedError("image", "missing or too long")
-    name, at, digest = value.partition("@")
-    if at and not _DIGEST.fullmatch(digest):
-        raise RefusedError("image", f"{value!r}: a digest must be sha256:<64 lowercase hex>")
-    host, slash, rest = name.partition("/")
-    if not slash or not _HOST.fullmatch(host):
+    if not value:
+        raise RefusedError("image", "missing")
+    try:
+        reference = references.parse(value)
+    except references.ReferenceError as error:
+        raise RefusedError("image", str(error)) from None
+    if not reference.host:
         raise RefusedError("image", f"{value!r}: expected host[:port]/repository[:tag][@digest]")
-    repository, colon, tag = rest.rpartition(":") if ":" in rest else (rest, "", "")
-    if (colon and not _TAG.fullmatch(tag)) or not all(
-        _NAME.fullmatch(part) for part in repository.split("/")
-    ):
-        raise RefusedError("image", f"{value!r}: not a valid repository, tag or digest")
-    if not colon and not at:
+    if not reference.tag and not reference.digest:
         raise RefusedError("image", f"{value!r}: needs a tag or a digest (no implicit latest)")
-    if not any(f"{host}/{repository}".startswith(prefix + "/") for prefix in allowed):
+    if not any(reference.repository.startswith(prefix + "/") for prefix in allowed):
         raise RefusedError(
             "image",
             f"{value!r}: not in an allowed repository ({', '.join(allowed) or 'none allowed'})",

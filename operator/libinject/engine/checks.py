@@ -6,25 +6,13 @@ through `usable_policy`, so a policy whose status says Invalid never injects any
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from libinject.api.parse import FieldError, InvalidPolicyError, parse_policy
 from libinject.api.types import InstrumentationPolicy, LibrarySpec
+from libinject.engine import references
 from libinject.engine.versions import allows
-
-# An image reference as container runtimes parse it (the distribution/reference grammar, without
-# IPv6 hosts): [host[:port]/]path[/path...][:tag][@digest]. The API's IMAGE_PATTERN only checks
-# the first character, whitespace and the digest; this adds lowercase paths and non-empty tags.
-_HOST_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST = rf"{_HOST_PART}(?:\.{_HOST_PART})*(?::[0-9]+)?"
-_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-# ASCII only: Python's \w would take any script's letters and digits, which no runtime accepts.
-_IMAGE_REFERENCE = re.compile(
-    rf"(?:{_HOST}/)?{_PATH_PART}(?:/{_PATH_PART})*(?::\w[\w.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?",
-    re.ASCII,
-)
 
 
 def usable_policy(obj: Mapping[str, Any]) -> InstrumentationPolicy:
@@ -50,15 +38,17 @@ def semantic_errors(policy: InstrumentationPolicy) -> list[FieldError]:
                     f"[{allowed}]: add it, or a pattern that covers it",
                 )
             )
-        if library.image is not None and not _IMAGE_REFERENCE.fullmatch(library.image):
-            errors.append(
-                FieldError(
-                    f"{path}.image",
-                    f'Invalid value: "{library.image}": not an image reference (lowercase '
-                    "repository path, optional :tag that is not empty, optional @sha256:digest)",
-                )
-            )
+        if library.image is not None:
+            errors.extend(_image_errors(library.image, f"{path}.image"))
     return errors
+
+
+def _image_errors(image: str, path: str) -> list[FieldError]:
+    try:
+        references.parse(image)
+    except references.ReferenceError as error:
+        return [FieldError(path, f"Invalid value: {error}")]
+    return []
 
 
 def _version_allowed(library: LibrarySpec) -> bool:

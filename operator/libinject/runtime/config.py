@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from libinject.api.types import Mode
+from libinject.engine import references
 from libinject.engine.settings import EngineSettings, NamespaceSettings
 
 ENV_PREFIX = "LIBINJECT_"
@@ -121,6 +122,12 @@ def _port(value: Any) -> int:
     return port
 
 
+def _registry(value: Any) -> str:
+    # Every default image is `<registry>/<language>-<flavor>:<version>`: a prefix outside the
+    # reference grammar would give every injected pod an image it cannot pull.
+    return references.check_prefix(_text(value))
+
+
 def _mode(value: Any) -> Mode:
     mode = Mode(_text(value))
     if mode is Mode.AUTO:  # it is what `auto` resolves to: it cannot be `auto` itself
@@ -165,7 +172,7 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("registry", _text, ("engine", "libraries", "registry"), "library image prefix"),
+    Option("registry", _registry, ("engine", "libraries", "registry"), "library image prefix"),
     Option(
         "defaultMode",
         _mode,
