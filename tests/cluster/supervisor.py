@@ -95,8 +95,10 @@ def ensure_running(directory: Path) -> Path:
 def serve(directory: Path) -> int:
     """The supervisor: runs the control plane until SIGTERM or SIGINT."""
     # Both arrive as KeyboardInterrupt, also during start-up, which then stops what it started.
-    # (Blocking them instead would leak the blocked mask into every component it spawns.)
+    # (Blocking them instead would leak the blocked mask into every component it spawns.) SIGINT
+    # is set too: a shell starts background jobs with it ignored, and Python then leaves it so.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     directory.mkdir(parents=True, exist_ok=True)
     _pid_file(directory).write_text(str(os.getpid()))
     try:
