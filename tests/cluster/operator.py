@@ -103,8 +103,9 @@ class OperatorProcess:
             raise
 
     def log_lines(self) -> list[dict[str, object]]:
-        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
-        return [json.loads(line) for line in lines if line.startswith("{")]
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        complete = text[: text.rfind("\n") + 1]  # a line still being written is not read yet
+        return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
 
     def log_tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""

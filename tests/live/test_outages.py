@@ -187,8 +187,14 @@ def test_only_one_replica_reconciles(
             for line in process.log_lines()
         )
 
-    assert wrote(active)
-    assert not wrote(standby)
+    # The replica logs its write after the API server has taken it, so the status can be seen
+    # before the line is: the line is polled for too.
+    writers = poll.until(
+        lambda: [replica for replica in (active, standby) if wrote(replica)] or None,
+        what=f"the log line of {policy}'s status write",
+        timeout=30,
+    )
+    assert writers == [active]
 
 
 def elected(
