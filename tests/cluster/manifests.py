@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +30,36 @@ def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
     return found[0]
+
+
+def dry_run_apply(kubectl: Kubectl, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Server-side dry-run apply; fails on a refusal or a warning. Returns the objects as the
+    server would store them.
+
+    The session installs an overlay (tests/cluster/fixtures.py), whose webhook is called by URL;
+    an apply merges into what is there, and a `service` next to that `url` is refused. So the
+    webhook configuration is dry-run under a name of its own: it is checked as written, whatever
+    is installed."""
+    objects = copy.deepcopy(objects)
+    for obj in objects:
+        if obj["kind"] == "MutatingWebhookConfiguration":
+            obj["metadata"]["name"] += "-dry-run"
+    result = kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=test-manifests",
+        "--force-conflicts",
+        "-o",
+        "json",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all(objects),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr  # e.g. "would violate PodSecurity"
+    stored = json.loads(result.stdout)
+    items: list[dict[str, Any]] = stored["items"] if stored["kind"] == "List" else [stored]
+    assert len(items) == len(objects)
+    return items

@@ -99,6 +99,17 @@ def reporting(
         yield plugin
 
 
+def real_pod(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod:
+    """A pod stored by the API server, for Events to regard."""
+    return core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="app:1")]),
+        ),
+    )
+
+
 @root_only
 @pytest.mark.live
 def test_event_on_the_pod_of_an_empty_volume(
@@ -108,13 +119,7 @@ def test_event_on_the_pod_of_an_empty_volume(
     LibraryNotReady Event regarding that pod, reported by csi.libinject.dev, reaches the API
     server (the publish did not wait for it)."""
     core = client.CoreV1Api(admin)
-    pod = core.create_namespaced_pod(
-        namespace,
-        client.V1Pod(
-            metadata=client.V1ObjectMeta(name="payments-api"),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="app:1")]),
-        ),
-    )
+    pod = real_pod(core, namespace, "payments-api")
     image = f"{UNREACHABLE}/python-ddtrace:4.16.0"
     assert pod.metadata is not None
     uid = str(pod.metadata.uid)
@@ -154,13 +159,7 @@ def test_event_on_the_pod_of_a_refused_volume(
     publish is PERMISSION_DENIED and a Warning LibraryVolumeRefused Event regarding that pod says
     why, so its owner sees it in `kubectl describe pod`."""
     core = client.CoreV1Api(admin)
-    pod = core.create_namespaced_pod(
-        namespace,
-        client.V1Pod(
-            metadata=client.V1ObjectMeta(name="hand-written"),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="app:1")]),
-        ),
-    )
+    pod = real_pod(core, namespace, "hand-written")
     assert pod.metadata is not None
     attributes = {
         "image": library_images("ddtrace"),

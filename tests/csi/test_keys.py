@@ -10,6 +10,7 @@ import pytest
 
 from libinject.csi import keys
 from libinject.csi.keys import Keys, KeyUnavailableError
+from libinject.engine import signature
 
 FIRST, SECOND = b"a" * 64, b"b" * 64
 
@@ -69,7 +70,7 @@ def test_a_source_outage_keeps_the_key_held(tmp_path: Path) -> None:
     assert source.fresh() == FIRST
 
 
-@pytest.mark.parametrize("content", [None, b"", b"short", b"a" * (keys.MIN_KEY_BYTES - 1)])
+@pytest.mark.parametrize("content", [None, b"", b"short", b"a" * (signature.KEY_BYTES - 1)])
 def test_no_usable_key_is_unavailable(tmp_path: Path, content: bytes | None) -> None:
     """No file, or a key shorter than the operator's: KeyUnavailableError (the publish answers
     UNAVAILABLE and the kubelet retries), never an empty key that verifies nothing silently."""

@@ -20,7 +20,7 @@ import yaml
 from cluster import poll
 from cluster.fixtures import OPERATOR_NAMESPACE, NamespaceFactory
 from cluster.kubectl import Kubectl
-from cluster.manifests import RESTRICTED_CONTEXT, one, render
+from cluster.manifests import RESTRICTED_CONTEXT, dry_run_apply, one, render
 
 REPO = Path(__file__).parents[2]
 MANIFESTS = REPO / "manifests"
@@ -70,39 +70,6 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     assert [c["name"] for c in containers] == ["operator"]
     container: dict[str, Any] = containers[0]
     return container
-
-
-def _dry_run_apply(kubectl: Kubectl, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Server-side dry-run apply; fails on a refusal or a warning. Returns the objects as the
-    server would store them.
-
-    The session installs an overlay (tests/cluster/fixtures.py), whose webhook is called by URL;
-    an apply merges into what is there, and a `service` next to that `url` is refused. So the
-    webhook configuration is dry-run under a name of its own: it is checked as written, whatever
-    is installed."""
-    objects = copy.deepcopy(objects)
-    for obj in objects:
-        if obj["kind"] == "MutatingWebhookConfiguration":
-            obj["metadata"]["name"] += "-dry-run"
-    result = kubectl(
-        "apply",
-        "--server-side",
-        "--dry-run=server",
-        "--field-manager=test-manifests",
-        "--force-conflicts",
-        "-o",
-        "json",
-        "-f",
-        "-",
-        stdin=yaml.safe_dump_all(objects),
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Warning" not in result.stderr, result.stderr  # e.g. "would violate PodSecurity"
-    stored = json.loads(result.stdout)
-    items: list[dict[str, Any]] = stored["items"] if stored["kind"] == "List" else [stored]
-    assert len(items) == len(objects)
-    return items
 
 
 def _dry_run_pod(kubectl: Kubectl, pod: dict[str, Any], namespace: str) -> Any:
@@ -157,7 +124,7 @@ def test_base_passes_a_server_side_dry_run(kubectl: Kubectl, base: list[dict[str
     dry-run as a Pod there, where `restricted` is enforced."""
     namespace = one(base, "Namespace", OPERATOR_NAMESPACE)
     assert namespace["metadata"]["labels"][ENFORCE] == "restricted"
-    _dry_run_apply(kubectl, base)
+    dry_run_apply(kubectl, base)
     pod = _template_as_pod(one(base, "Deployment", "libinject-operator"))
     result = _dry_run_pod(kubectl, pod, OPERATOR_NAMESPACE)
     assert result.returncode == 0, result.stderr
@@ -227,7 +194,7 @@ def test_the_server_keeps_the_webhook_as_written(
     """The server stores every setting of the webhook as we wrote it: none is dropped, none is
     defaulted to something else (and so the checks above are what the API server acts on)."""
     rendered = one(base, "MutatingWebhookConfiguration", "libinject")
-    [stored] = _dry_run_apply(kubectl, [rendered])
+    [stored] = dry_run_apply(kubectl, [rendered])
     [webhook], [stored_webhook] = rendered["webhooks"], stored["webhooks"]
     for key, value in webhook.items():
         assert stored_webhook[key] == value, key
@@ -383,7 +350,7 @@ def test_cert_manager_overlay_passes_a_dry_run_without_cert_manager(
     overlay (the patched Deployment with the Secret volume, and the annotated webhook) is
     accepted by the server without a warning, and the template still meets `restricted`."""
     ours = [o for o in overlay if not o["apiVersion"].startswith("cert-manager.io/")]
-    _dry_run_apply(kubectl, ours)
+    dry_run_apply(kubectl, ours)
     pod = _template_as_pod(one(ours, "Deployment", "libinject-operator"))
     result = _dry_run_pod(kubectl, pod, OPERATOR_NAMESPACE)
     assert result.returncode == 0, result.stderr
@@ -496,6 +463,6 @@ def test_the_peering_crd_keeps_kopf_keepalives(
         "metadata": {"name": "libinject"},
         "status": {"replica-a": keepalive},
     }
-    [stored] = _dry_run_apply(kubectl, [peering])
+    [stored] = dry_run_apply(kubectl, [peering])
     # Only our entry: a running operator of this test session keeps its own there too.
     assert stored["status"]["replica-a"] == keepalive

@@ -6,15 +6,13 @@ the policy says, not packets."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-import yaml
 
 from cluster.fixtures import OPERATOR_NAMESPACE, REPO
 from cluster.kubectl import Kubectl
-from cluster.manifests import one, render
+from cluster.manifests import dry_run_apply, one, render
 
 pytestmark = pytest.mark.usefixtures("installed")
 
@@ -24,32 +22,12 @@ def base(kubectl: Kubectl) -> list[dict[str, Any]]:
     return render(kubectl, REPO / "manifests")
 
 
-def stored(kubectl: Kubectl, policy: dict[str, Any]) -> dict[str, Any]:
-    """The policy as the server would store it (server-side dry-run apply, no warning)."""
-    result = kubectl(
-        "apply",
-        "--server-side",
-        "--dry-run=server",
-        "--field-manager=test-network-policy",
-        "-o",
-        "json",
-        "-f",
-        "-",
-        stdin=yaml.safe_dump(policy),
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Warning" not in result.stderr, result.stderr
-    answer: dict[str, Any] = json.loads(result.stdout)
-    return answer
-
-
 def test_the_server_accepts_the_policy_as_written(
     kubectl: Kubectl, base: list[dict[str, Any]]
 ) -> None:
     policy = one(base, "NetworkPolicy", "libinject-operator")
     assert policy["metadata"]["namespace"] == OPERATOR_NAMESPACE
-    kept = stored(kubectl, policy)
+    [kept] = dry_run_apply(kubectl, [policy])
     assert kept["spec"] == policy["spec"]
 
 

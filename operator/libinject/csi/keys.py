@@ -18,12 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from libinject.csi.events import API_TIMEOUT
+from libinject.engine.signature import KEY_BYTES, SECRET_DATA_KEY
 from libinject.runtime import logs
 
-SECRET_KEY = "key"  # the Secret's data key
 REFRESH = 10.0  # seconds between reads of the key when signatures do not verify
-MIN_KEY_BYTES = 32
-API_TIMEOUT = (5, 10)
 
 _log = logs.get("libinject.csi.keys")
 
@@ -71,8 +70,8 @@ class Keys:
             if self._key:  # keep serving with the key held: the source may come back
                 return
             raise
-        if len(key) < MIN_KEY_BYTES:
-            raise KeyUnavailableError(f"{self.source}: the key is shorter than {MIN_KEY_BYTES} B")
+        if len(key) < KEY_BYTES:
+            raise KeyUnavailableError(f"{self.source}: the key is shorter than {KEY_BYTES} B")
         if key != self._key:
             _log.info("signing key loaded", source=self.source)
         self._key = key
@@ -104,9 +103,9 @@ def from_secret(api: Any, *, namespace: str, name: str) -> Keys:
             ) from error
         except Exception as error:  # unreachable API server, timeouts: the same to the plugin
             raise KeyUnavailableError(f"Secret {namespace}/{name}: {error}") from error
-        encoded = (secret.data or {}).get(SECRET_KEY)
+        encoded = (secret.data or {}).get(SECRET_DATA_KEY)
         if not encoded:
-            raise KeyUnavailableError(f"Secret {namespace}/{name} has no {SECRET_KEY!r}")
+            raise KeyUnavailableError(f"Secret {namespace}/{name} has no {SECRET_DATA_KEY!r}")
         return base64.b64decode(encoded)
 
     return Keys(read, source=f"Secret {namespace}/{name}")

@@ -17,6 +17,7 @@ import json
 ATTRIBUTE = "signature"  # the volume attribute that holds it
 VERSION = "v1"  # the first field of the signed message: a later layout never verifies as this
 KEY_BYTES = 32  # what the operator generates (the HMAC-SHA256 block is 64; 32 is its strength)
+SECRET_DATA_KEY = "key"  # where the key's Secret holds it (the operator writes, the plugin reads)
 
 
 def sign(key: bytes, *, namespace: str, image: str, language: str) -> str:

@@ -17,11 +17,10 @@ from dataclasses import replace
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from libinject.engine.signature import KEY_BYTES
+from libinject.engine.signature import KEY_BYTES, SECRET_DATA_KEY
 from libinject.runtime import kube, logs
 from libinject.runtime.config import RuntimeSettings
 
-DATA_KEY = "key"  # the Secret's data key (libinject.csi.keys reads the same)
 log = logs.get(__name__)
 
 
@@ -52,7 +51,7 @@ def ensure(core: client.CoreV1Api, *, namespace: str, name: str) -> bytes:
                 name=name, labels={"app.kubernetes.io/managed-by": "libinject"}
             ),
             type="Opaque",
-            data={DATA_KEY: base64.b64encode(key).decode("ascii")},
+            data={SECRET_DATA_KEY: base64.b64encode(key).decode("ascii")},
         )
         try:
             core.create_namespaced_secret(namespace, body, _request_timeout=kube.API_TIMEOUT)
@@ -68,12 +67,12 @@ def ensure(core: client.CoreV1Api, *, namespace: str, name: str) -> bytes:
 
 
 def _key_of(secret: client.V1Secret, where: str) -> bytes:
-    encoded = (secret.data or {}).get(DATA_KEY)
+    encoded = (secret.data or {}).get(SECRET_DATA_KEY)
     key = base64.b64decode(encoded) if encoded else b""
     if len(key) < KEY_BYTES:
         # Never replaced silently: plugins would refuse every volume signed before the change.
         raise UnusableKeyError(
-            f"Secret {where}: no {DATA_KEY!r} of at least {KEY_BYTES} bytes; delete the Secret "
-            "to have a new key generated (then restart the CSI plugins' pods)"
+            f"Secret {where}: no {SECRET_DATA_KEY!r} of at least {KEY_BYTES} bytes; delete the "
+            "Secret to have a new key generated (then restart the CSI plugins' pods)"
         )
     return key
