@@ -101,16 +101,19 @@ def run(
         "PYTHONDONTWRITEBYTECODE": "1",  # the session's tracer sites stay as pip left them
         **(env or {}),
     }
-    done = subprocess.run(
+    with subprocess.Popen(
         [str(python), *args],
         env=environment,
         cwd=cwd,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-        check=False,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
+    ) as process:
+        stdout, stderr = process.communicate(timeout=120)
+    # The loader's lines end with the pid of the process that wrote them: this one's is taken
+    # off, so that a line from any other process (a helper, a child) still shows its pid.
+    own = f" [pid {process.pid}]\n"
+    return Result(process.returncode, stdout, stderr.replace(own, "\n"))
 
 
 def code(*lines: str) -> list[str]:

@@ -8,7 +8,8 @@ the tracer.
 
 It never raises and never prints unless asked: the application always runs, with or without
 the tracer. Environment variables:
-    LIBINJECT_DEBUG=true           one line on stderr saying what was loaded, or why not
+    LIBINJECT_DEBUG=true           one line on stderr saying what was loaded, or why not, and
+                                   the pid of the process that wrote it
     LIBINJECT_START_TRACER=false   every check and the sys.path set-up, but no tracer start
 
 Python 2.7 and 3.6+ must be able to parse this file (an old application can get our
@@ -99,8 +100,7 @@ def _main():
     _chain(app_paths)  # always: the application's sitecustomize must run with or without us
     if loaded is not None:
         note = _start(*loaded)
-    if _flag("LIBINJECT_DEBUG", False):
-        _sys.stderr.write("libinject: " + note + "\n")
+    _debug(note)
 
 
 def _prepare(root, app_paths):
@@ -735,8 +735,10 @@ def _site_error(error, headline):
 
 def _debug(message):
     # type: (str) -> None
+    """One stderr line with LIBINJECT_DEBUG. The pid tells apart the processes of one app (a
+    server's workers, multiprocessing's children) that share its stderr."""
     if _flag("LIBINJECT_DEBUG", False):
-        _sys.stderr.write("libinject: " + message + "\n")
+        _sys.stderr.write("libinject: " + message + " [pid " + str(_os.getpid()) + "]\n")
 
 
 # --- Step 8: starting the tracer ------------------------------------------------------------
