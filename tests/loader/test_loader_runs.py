@@ -83,6 +83,26 @@ def add_distribution(where: Path, name: str, version: str, code: str | None = No
     (where / f"{name.lower().replace('-', '_')}.py").write_text(text)
 
 
+def add_stand_in_tracer(site: Path, body: str) -> None:
+    """A stand-in for ddtrace in a site: what the loader starts (ddtrace.bootstrap.sitecustomize,
+    which must set `loaded`), running `body` as the tracer's own code."""
+    bootstrap = site / "ddtrace" / "bootstrap"
+    bootstrap.mkdir(parents=True)
+    (site / "ddtrace" / "__init__.py").write_text("")
+    (bootstrap / "__init__.py").write_text("")
+    (bootstrap / "sitecustomize.py").write_text(f"{body}\nloaded = True\n")
+
+
+def add_stand_in_otel(site: Path, name: str) -> None:
+    """A stand-in for OpenTelemetry's auto-instrumentation whose initialize() says which bundle
+    it came from each time it is called (a second call would be a second tracer start)."""
+    package = site / "opentelemetry" / "instrumentation" / "auto_instrumentation"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        f"def initialize():\n    print('tracer started from {name}')\n"
+    )
+
+
 def run(
     python: Path,
     args: Sequence[str],
@@ -124,30 +144,29 @@ def code(*lines: str) -> list[str]:
 
 
 @pytest.mark.parametrize("version", SUPPORTED)
-def test_each_interpreter_picks_its_own_site_and_appends_it(
+def test_each_interpreter_picks_its_own_site_for_the_tracer_only(
     version: str, app_python: Interpreter, tmp_path: Path
 ) -> None:
-    """Every supported CPython finds sites/cpXY-manylinux-<arch> among all the bundle's sites
-    and puts it last on sys.path (after the application's own entries)."""
+    """Every supported CPython finds sites/cpXY-manylinux-<arch> among all the bundle's sites.
+    The tracer (code inside the bundle) imports from it; the application cannot: the site is
+    not on sys.path, and a module the tracer did not import is not found for the app."""
     bundle = make_bundle(tmp_path / "bundle")
     for other in SUPPORTED:
         site = bundle.site(tag(other))
         (site / "libinject_probe.py").write_text(f"TAG = {tag(other)!r}\n")
+        (site / "libinject_private.py").write_text("")
+        add_stand_in_tracer(site, "import libinject_probe\nprint(libinject_probe.TAG)")
     app = tmp_path / "app"
     app.mkdir()
-    result = run(
-        app_python(version),
-        code("import sys, libinject_probe", "print(libinject_probe.TAG)", "print(sys.path[-1])"),
-        pythonpath=[bundle.root, app],
-        cwd=tmp_path,
-        env={**DEBUG, **NO_START},
+    probe = code(
+        "import sys",
+        "print(any('sites' in str(entry) for entry in sys.path))",
+        "try:\n    import libinject_private\nexcept ImportError as error:\n    print(type(error).__name__)",
     )
+    result = run(app_python(version), probe, pythonpath=[bundle.root, app], cwd=tmp_path, env=DEBUG)
     site = bundle.root / "sites" / tag(version)
-    assert result.stdout.splitlines() == [tag(version), str(site)]
-    assert result.stderr == (
-        f"libinject: set up ddtrace 4.16.0 from {site}, not started "
-        "(LIBINJECT_START_TRACER=false)\n"
-    )
+    assert result.stdout.splitlines() == [tag(version), "False", "ModuleNotFoundError"]
+    assert result.stderr == f"libinject: loaded ddtrace 4.16.0 from {site}\n"
     assert result.returncode == 0
 
 
@@ -355,22 +374,180 @@ def test_an_egg_info_version_is_read_from_pkg_info(app_python: Interpreter, tmp_
 
 
 def test_a_newer_app_dependency_wins(app_python: Interpreter, tmp_path: Path) -> None:
-    """An application dependency that meets the requirement is the one imported, although the
-    bundle has its own copy: the bundle's site comes last on sys.path."""
+    """An application dependency that meets the requirement is the one the tracer imports,
+    although the bundle has its own copy: the bundle's site is searched after the app's paths.
+    A package only the bundle has reaches the tracer, and metadata of the bundle's
+    distributions is the tracer's only: the application's importlib.metadata does not see it."""
     bundle = make_bundle(tmp_path / "bundle")
     site = bundle.site(tag(HOST), requires="wrapt >=1.14\n")
     add_distribution(site, "wrapt", "1.17.0")
     add_distribution(site, "envier", "0.6.1")  # only the bundle has this one
+    add_stand_in_tracer(
+        site,
+        "import envier, wrapt\n"
+        "from importlib import metadata\n"
+        "print('tracer', wrapt.__version__, envier.__version__, metadata.version('envier'))",
+    )
     app = tmp_path / "app"
     add_distribution(app, "wrapt", "2.0.0")
+    probe = code(
+        "import wrapt",
+        "from importlib import metadata",
+        "try:\n    metadata.version('envier')\nexcept metadata.PackageNotFoundError:\n    print('app', wrapt.__version__, 'no envier')",
+    )
+    result = run(app_python(HOST), probe, pythonpath=[bundle.root, app], cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == ["tracer 2.0.0 0.6.1 0.6.1", "app 2.0.0 no envier"]
+
+
+# --- One loader per process ------------------------------------------------------------------
+
+
+def test_two_loader_roots_start_one_tracer(app_python: Interpreter, tmp_path: Path) -> None:
+    """Two bundles on PYTHONPATH, one of them also through a symlink and twice: the first
+    loader starts its tracer once, skips every other loader root (no loader chains into
+    another as "the app's sitecustomize"), and the app's own sitecustomize runs once."""
+    roots = []
+    for name in ("first", "second"):
+        bundle = make_bundle(tmp_path / name, flavor="opentelemetry", version="0.66b1")
+        add_stand_in_otel(bundle.site(tag(HOST)), name)
+        roots.append(bundle.root)
+    linked = tmp_path / "first-link"
+    linked.symlink_to(roots[0], target_is_directory=True)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "sitecustomize.py").write_text(APP_SITECUSTOMIZE)
+    path = [roots[0], linked, roots[0], roots[1], app]
     result = run(
-        app_python(HOST),
-        code("import envier, wrapt", "print(wrapt.__version__, envier.__version__)"),
+        app_python(HOST), code("print('app ran')"), pythonpath=path, cwd=tmp_path, env=DEBUG
+    )
+    assert result.stdout.splitlines() == [
+        "app sitecustomize ran",
+        "tracer started from first",
+        "app ran",
+    ]
+    assert result.stderr.splitlines() == [
+        f"libinject: skipped another libinject bundle on the path: {roots[1]} (one tracer)",
+        f"libinject: loaded opentelemetry 0.66b1 from {roots[0] / 'sites' / tag(HOST)}",
+    ]
+
+
+def test_a_second_run_of_the_loader_in_one_process_does_nothing(
+    app_python: Interpreter, tmp_path: Path
+) -> None:
+    """The loader run again in the same process (an app that reloads `sitecustomize`, or
+    executes a loader found elsewhere) neither starts the tracer nor chains again."""
+    bundle = make_bundle(tmp_path / "bundle", flavor="opentelemetry", version="0.66b1")
+    add_stand_in_otel(bundle.site(tag(HOST)), "bundle")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "sitecustomize.py").write_text(APP_SITECUSTOMIZE)
+    probe = code(
+        "import runpy",
+        f"runpy.run_path({str(bundle.root / 'sitecustomize.py')!r}, run_name='sitecustomize')",
+        "print('app ran')",
+    )
+    result = run(app_python(HOST), probe, pythonpath=[bundle.root, app], cwd=tmp_path)
+    assert result.stdout.splitlines() == [
+        "app sitecustomize ran",
+        "tracer started from bundle",
+        "app ran",
+    ]
+
+
+def test_a_non_text_sys_path_entry_keeps_the_app_sitecustomize(
+    base_python: Interpreter, tmp_path: Path
+) -> None:
+    """A .pth file may put any object on sys.path (the import system skips what is not text):
+    the loader must skip it too, still set the tracer up and run the app's sitecustomize."""
+    venv = tmp_path / "venv"
+    subprocess.run([str(base_python(HOST)), "-m", "venv", "--without-pip", str(venv)], check=True)
+    (next(venv.glob("lib/python*/site-packages")) / "odd.pth").write_text(
+        "import sys; sys.path.extend([42, None, b'/bytes'])\n"
+    )
+    bundle = make_bundle(tmp_path / "bundle")
+    site = bundle.site(tag(HOST))
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "sitecustomize.py").write_text(APP_SITECUSTOMIZE)
+    result = run(
+        venv / "bin" / "python",
+        code("print('app ran')"),
         pythonpath=[bundle.root, app],
         cwd=tmp_path,
-        env=NO_START,
+        env={**DEBUG, **NO_START},
     )
-    assert (result.returncode, result.stdout, result.stderr) == (0, "2.0.0 0.6.1\n", "")
+    assert result.stdout.splitlines() == ["app sitecustomize ran", "app ran"]
+    assert result.stderr == (
+        f"libinject: set up ddtrace 4.16.0 from {site}, not started "
+        "(LIBINJECT_START_TRACER=false)\n"
+    )
+
+
+def without_proc(python: Path) -> list[str]:
+    """A command line that runs `python` in a private mount namespace where /proc is an empty
+    file system (as in a sandbox that masks it); `exec` keeps the pid (root only: unshare)."""
+    script = 'mount -t tmpfs none /proc && exec "$0" "$@"'
+    return ["unshare", "-m", "sh", "-c", script, str(python)]
+
+
+@pytest.mark.parametrize("version", SUPPORTED)
+def test_without_proc_a_denied_program_is_still_denied(
+    version: str, app_python: Interpreter, tmp_path: Path
+) -> None:
+    """Without /proc the loader still reads the command line (sys.orig_argv from 3.10; 3.9's
+    runtime keeps its own copy): `python -m pip` is denied and a plain program is set up."""
+    bundle = make_bundle(tmp_path / "bundle")
+    site = bundle.site(tag(version))
+    (tmp_path / "pip").mkdir()
+    (tmp_path / "pip" / "__main__.py").write_text("print('pip ran')\n")
+    command = without_proc(app_python(version))
+    denied = run(
+        Path(command[0]),
+        [*command[1:], "-m", "pip"],
+        pythonpath=[bundle.root, tmp_path],
+        cwd=tmp_path,
+        env=DEBUG,
+    )
+    assert denied.stdout == "pip ran\n"
+    assert denied.stderr == NOT_LOADED + "denied program: python -m pip" + RUNS_WITHOUT
+    allowed = run(
+        Path(command[0]),
+        [*command[1:], "-c", "print('app ran')"],
+        pythonpath=[bundle.root],
+        cwd=tmp_path,
+        env={**DEBUG, **NO_START},
+    )
+    assert allowed.stdout == "app ran\n"
+    assert allowed.stderr.startswith(f"libinject: set up ddtrace 4.16.0 from {site}, not started")
+
+
+def test_without_proc_or_ctypes_an_unknown_module_is_not_traced(
+    app_python: Interpreter, tmp_path: Path
+) -> None:
+    """CPython 3.9 without /proc and without ctypes has only sys.argv, where `-m` has lost its
+    module's name: the loader cannot rule out pip, so it stands down and says why."""
+    bundle = make_bundle(tmp_path / "bundle")
+    bundle.site(tag("3.9"))
+    no_ctypes = tmp_path / "no-ctypes"
+    no_ctypes.mkdir()
+    (no_ctypes / "ctypes.py").write_text("raise ImportError('no ctypes in this image')\n")
+    (tmp_path / "tool").mkdir()
+    (tmp_path / "tool" / "__main__.py").write_text("print('tool ran')\n")
+    command = without_proc(app_python("3.9"))
+    result = run(
+        Path(command[0]),
+        [*command[1:], "-m", "tool"],
+        pythonpath=[bundle.root, no_ctypes, tmp_path],
+        cwd=tmp_path,
+        env=DEBUG,
+    )
+    assert result.stdout == "tool ran\n"
+    assert result.stderr == (
+        NOT_LOADED
+        + "cannot tell which module `python -m` runs (no /proc, no ctypes)"
+        + RUNS_WITHOUT
+    )
 
 
 # --- The application's own sitecustomize ----------------------------------------------------
@@ -511,19 +688,23 @@ def test_ddtrace_really_starts_and_says_nothing(
 def test_ddtrace_is_not_started_when_asked_not_to(
     ddtrace_site: tuple[Path, str], app_python: Interpreter, tmp_path: Path
 ) -> None:
-    """LIBINJECT_START_TRACER=false (the benchmark's switch): every check and the sys.path
+    """LIBINJECT_START_TRACER=false (the benchmark's switch): every check and the finder's
     set-up, but ddtrace is not imported."""
     site, version = ddtrace_site
     bundle = make_bundle(tmp_path / "bundle", version=version)
     linked = bundle.link(site, tag(HOST))
     result = run(
         app_python(HOST),
-        code("import sys", "print('ddtrace' in sys.modules, sys.path[-1])"),
+        code("import sys", f"print('ddtrace' in sys.modules, {str(linked)!r} in sys.path)"),
         pythonpath=[bundle.root],
         cwd=tmp_path,
-        env=NO_START,
+        env={**NO_START, **DEBUG},
     )
-    assert (result.stdout, result.stderr) == (f"False {linked}\n", "")
+    assert result.stdout == "False False\n"
+    assert result.stderr == (
+        f"libinject: set up ddtrace {version} from {linked}, not started "
+        "(LIBINJECT_START_TRACER=false)\n"
+    )
 
 
 def test_ddtrace_runs_the_apps_sitecustomize_once(
@@ -569,3 +750,62 @@ def test_opentelemetry_really_starts_and_says_nothing(
     assert quiet.stdout.splitlines() == ["app sitecustomize ran", "TracerProvider", "True"]
     loud = run(app_python(HOST), OTEL_PROBE, pythonpath=[bundle.root, app], cwd=tmp_path, env=DEBUG)
     assert loud.stderr == f"libinject: loaded opentelemetry {version} from {linked}\n"
+
+
+# What an app could import of the site: each top-level name, first whether the tracer had
+# already imported it (shared through sys.modules), then whether an import finds it.
+REACHABLE_PROBE = """
+import os, sys
+from importlib import metadata
+site = sys.argv[1]
+names = sorted({n[:-3] if n.endswith('.py') else n for n in os.listdir(site)
+                if not n.endswith(('-info', '.txt', '.pth')) and not n.startswith('__')})
+for name in names:
+    if name in sys.modules:
+        continue
+    try:
+        __import__(name)
+        print('app imported', name)
+    except ImportError:
+        pass
+for info in os.listdir(site):
+    if info.endswith('.dist-info'):
+        try:
+            metadata.version(info.split('-')[0])
+            print('app sees metadata of', info)
+        except metadata.PackageNotFoundError:
+            pass
+"""
+
+
+@pytest.mark.parametrize("flavor", ["ddtrace", "opentelemetry"])
+def test_the_bundles_packages_are_the_tracers_not_the_apps(
+    flavor: str,
+    ddtrace_site: tuple[Path, str],
+    otel_site: tuple[Path, str],
+    app_python: Interpreter,
+    tmp_path: Path,
+) -> None:
+    """With the real tracer started, the application imports none of the bundle's packages
+    that the tracer did not import itself (`try: import x` behaves as without us), and sees
+    none of the bundle's distributions' metadata. (What the tracer imported is in sys.modules:
+    shared, as one process has one module table.)"""
+    site, version = ddtrace_site if flavor == "ddtrace" else otel_site
+    bundle = make_bundle(tmp_path / "bundle", flavor=flavor, version=version)
+    linked = bundle.link(site, tag(HOST))
+    result = run(
+        app_python(HOST),
+        ["-c", REACHABLE_PROBE, str(linked)],
+        pythonpath=[bundle.root],
+        cwd=tmp_path,
+        env={
+            **DEBUG,
+            "DD_TRACE_AGENT_URL": "http://127.0.0.1:9",
+            "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+        },
+    )
+    assert result.stderr == f"libinject: loaded {flavor} {version} from {linked}\n"
+    assert (result.returncode, result.stdout) == (0, "")

@@ -26,6 +26,7 @@ _KEEP = []  # type: list[object]
 _MANIFEST = "bundle.txt"
 _REQUIRES = "libinject-requires.txt"
 _STARTING = "_LIBINJECT_STARTING"  # set while the tracer starts: its helper processes skip it
+_MARK = "_libinject_loader"  # on sys once a loader ran in this process (fork children keep it)
 
 # Programs that are never instrumented: package managers, environment tools and the tracers'
 # own launchers. A script matches by file name without a version suffix (pip3.11 -> pip).
@@ -86,12 +87,15 @@ class _RefusedError(Exception):
 
 def _main():
     # type: () -> None
+    if getattr(_sys, _MARK, None) is not None:
+        return  # a loader already ran in this process: another bundle root, a reload
+    setattr(_sys, _MARK, __file__)
     root = _os.path.dirname(_os.path.abspath(__file__))
-    # sys.path at startup, without R: where the application's own packages are.
-    app_paths = [entry for entry in _sys.path if _os.path.abspath(entry or ".") != root]
+    app_paths = []  # type: list[str]
     loaded = None  # type: tuple[str, str, str] | None
     note = ""
     try:
+        app_paths = _app_paths(root)
         loaded = _prepare(root, app_paths)
     except _RefusedError as refused:
         note = _not_loaded(str(refused))
@@ -101,6 +105,33 @@ def _main():
     if loaded is not None:
         note = _start(*loaded)
     _debug(note)
+
+
+def _app_paths(root):
+    # type: (str) -> list[str]
+    """sys.path at startup without any loader root: where the application's own packages and
+    sitecustomize are. A second loader root (another bundle, or this one through a symlink or
+    twice) would otherwise be chained to as "the application's sitecustomize" and start the
+    tracer again. Only text entries: the import system skips any other object a .pth put there."""
+    own = _os.path.realpath(root)
+    paths = []  # type: list[str]
+    for entry in _sys.path:
+        if not isinstance(entry, str):
+            continue
+        if _os.path.realpath(entry or ".") == own:
+            continue
+        if _is_loader_root(entry or "."):
+            _debug("skipped another libinject bundle on the path: " + entry + " (one tracer)")
+            continue
+        paths.append(entry)
+    return paths
+
+
+def _is_loader_root(entry):
+    # type: (str) -> bool
+    return _os.path.isfile(_os.path.join(entry, _MANIFEST)) and _os.path.isfile(
+        _os.path.join(entry, "sitecustomize.py")
+    )
 
 
 def _prepare(root, app_paths):
@@ -114,7 +145,9 @@ def _prepare(root, app_paths):
     installed = _installed(app_paths)
     _check_no_own_tracer(flavor, installed)
     _check_requirements(_os.path.join(site, _REQUIRES), installed)
-    _sys.path.append(site)  # last: the application's own copy of a package wins
+    # Last: the application's own copy of a package wins, as if the site ended sys.path.
+    # (The protocol's types would cost the loader imports at every start.)
+    _sys.meta_path.append(_BundleFinder(root, site))  # type: ignore[arg-type]
     return flavor, version, site
 
 
@@ -208,10 +241,29 @@ def _command_line():
         with open("/proc/self/cmdline", "rb") as handle:
             raw = handle.read()
         return [_os.fsdecode(arg) for arg in raw.split(b"\0")[:-1]]
-    except OSError:
-        argv = [_sys.executable]
-        argv.extend(getattr(_sys, "argv", []))
-        return argv
+    except OSError:  # no /proc: a sandbox, a container that masks it
+        pass
+    try:
+        return _runtime_argv()
+    except Exception:  # no ctypes (a minimal image), or a runtime without the call
+        pass
+    argv = getattr(_sys, "argv", [])
+    if argv[:1] == ["-m"]:
+        raise _RefusedError("cannot tell which module `python -m` runs (no /proc, no ctypes)")
+    command = [_sys.executable]  # no [a, *b]: Python 2 must parse this file
+    command.extend(argv)
+    return command
+
+
+def _runtime_argv():
+    # type: () -> list[str]
+    """CPython 3.9's own copy of the command line, which it keeps from its start."""
+    import ctypes  # noqa: PLC0415 (costs ms: only for 3.9 without /proc)
+
+    count = ctypes.c_int()
+    values = ctypes.POINTER(ctypes.c_wchar_p)()
+    ctypes.pythonapi.Py_GetArgcArgv(ctypes.byref(count), ctypes.byref(values))
+    return [values[index] or "" for index in range(count.value)]
 
 
 def _program(argv):
@@ -655,6 +707,76 @@ def _prefix_match(version, prefix_text):
         raise ValueError("unreadable prefix " + repr(prefix_text))
     release = version.release + (0,) * max(0, len(prefix.release) - len(version.release))
     return version.epoch == prefix.epoch and release[: len(prefix.release)] == prefix.release
+
+
+# --- Step 6: the bundle's packages, for the tracer only ------------------------------------
+
+# Methods by which one finder asks another (ddtrace's module watchdog asks every finder on
+# sys.meta_path itself): such frames are the import system's, not the importer's.
+_FINDER_METHODS = frozenset(["find_spec", "_find_spec", "find_module", "find_distributions"])
+_STDLIB = _os.path.dirname(_os.__file__) + _os.sep
+
+
+class _BundleFinder:
+    """Finds the bundle's modules and distributions for imports made by code inside the bundle
+    (the tracer, this loader), and for no one else.
+
+    The site directory is not on sys.path: an application's `try: import requests` must not
+    find the tracer's copy. This finder is the last on sys.meta_path, so the application's own
+    copy of a package wins, as it would if the site ended sys.path. Modules the tracer has
+    imported are in sys.modules, which every import reads before any finder: those are shared,
+    since a process has one module table (two copies of one name would split their state)."""
+
+    def __init__(self, root, site):
+        # type: (str, str) -> None
+        self._site = site
+        # A frame names its file as the import found it: through the root as given and, when
+        # that is a symlink, through its target.
+        self._inside = tuple({root + _os.sep, _os.path.realpath(root) + _os.sep})
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ARG002 (the protocol's)
+        # type: (str, object, object) -> object
+        """The module from the site directory, wherever its parent package was found: a
+        namespace package (opentelemetry) may have portions in the application's paths."""
+        if not self._asked_by_tracer():
+            return None
+        import _frozen_importlib_external  # noqa: PLC0415 (already loaded)
+
+        where = _os.path.join(self._site, *fullname.split(".")[:-1])
+        return _frozen_importlib_external.PathFinder.find_spec(fullname, [where])
+
+    def find_distributions(self, *args, **kwargs):
+        # type: (object, object) -> object
+        """The bundle's distributions (entry points, versions) for importlib.metadata."""
+        if not self._asked_by_tracer():
+            return iter(())
+        from importlib import metadata  # noqa: PLC0415 (only when metadata is read)
+
+        asked = args[0] if args else kwargs.get("context")
+        context = metadata.DistributionFinder.Context
+        name = getattr(asked, "name", None) if isinstance(asked, context) else None
+        return metadata.MetadataPathFinder.find_distributions(context(name=name, path=[self._site]))
+
+    def _asked_by_tracer(self):
+        # type: () -> bool
+        """Whether the code that asked lives in the bundle: the first frame up the stack that
+        is neither the import system's nor the standard library's (which imports on behalf
+        of its caller: importlib.import_module, pkgutil.resolve_name, entry points)."""
+        frame = _sys._getframe(2)  # inspect costs an import; this is what it calls
+        while frame.f_code.co_name in _FINDER_METHODS or _in_stdlib(frame.f_code.co_filename):
+            if frame.f_back is None:
+                return False
+            frame = frame.f_back
+        return frame.f_code.co_filename.startswith(self._inside)
+
+
+def _in_stdlib(filename):
+    # type: (str) -> bool
+    if filename.startswith("<frozen "):  # frozen modules: importlib's bootstrap, runpy, os...
+        return True
+    if not filename.startswith(_STDLIB):
+        return False
+    return _os.sep + "site-packages" + _os.sep not in filename[len(_STDLIB) - 1 :]
 
 
 # --- Step 7: the application's own sitecustomize --------------------------------------------
