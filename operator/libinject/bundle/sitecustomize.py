@@ -2,15 +2,15 @@
 
 The bundle root R (this file's directory) is first on the application's PYTHONPATH, so Python
 imports this module at startup as `sitecustomize`. It finds the site directory built for this
-interpreter under R/sites/<tag>, checks that the library fits the application, appends that
-directory to sys.path, runs the application's own sitecustomize (ours shadows it) and starts
-the tracer.
+interpreter under R/sites/<tag>, checks that the library fits the application, makes that
+directory reachable to the tracer's code only (a finder last on sys.meta_path), runs the
+application's own sitecustomize (ours shadows it) and starts the tracer, once per process.
 
 It never raises and never prints unless asked: the application always runs, with or without
 the tracer. Environment variables:
     LIBINJECT_DEBUG=true           one line on stderr saying what was loaded, or why not, and
                                    the pid of the process that wrote it
-    LIBINJECT_START_TRACER=false   every check and the sys.path set-up, but no tracer start
+    LIBINJECT_START_TRACER=false   every check and the finder's set-up, but no tracer start
 
 Python 2.7 and 3.6+ must be able to parse this file (an old application can get our
 PYTHONPATH): no f-strings, no annotations (types are in comments), ASCII only. Module globals
