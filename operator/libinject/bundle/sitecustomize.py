@@ -136,7 +136,7 @@ def _is_loader_root(entry):
 
 def _prepare(root, app_paths):
     # type: (str, list[str]) -> tuple[str, str, str]
-    """Steps 1 to 6: every check, then the site directory on sys.path. Returns the flavor,
+    """Steps 1 to 6: every check, then the site directory behind the finder. Returns the flavor,
     version and site directory; raises _RefusedError when the tracer must not load."""
     _check_interpreter()
     _check_program(root)
