@@ -30,7 +30,7 @@ def facts():  # type: ignore[no-untyped-def]
         wrapt=origin("wrapt"),
         wrapt_version=getattr(sys.modules.get("wrapt"), "__version__", None),
         otel_sdk=origin("opentelemetry.sdk.trace"),
-        last_path=sys.path[-1],
+        sys_path=[entry for entry in sys.path if isinstance(entry, str)],
         entity_id=os.environ.get("DD_ENTITY_ID"),
     )
 
