@@ -1,5 +1,5 @@
 """Stock app servers from PyPI under the loader, both flavors: gunicorn + Flask, uvicorn +
-FastAPI, a `django-admin startproject` app under runserver and under gunicorn, celery with a
+FastAPI, a `django-admin startproject` app under runserver, gunicorn and uvicorn, celery with a
 local transport.
 
 Each app runs from a cached virtualenv of exact PyPI releases (its "image") with the environment
@@ -34,9 +34,10 @@ pytestmark = pytest.mark.network  # the apps' virtualenvs come from PyPI (cached
 
 FLAVORS = ("ddtrace", "opentelemetry")
 GUNICORN = "gunicorn==27.0.1"
+UVICORN = "uvicorn==0.55.0"
 FLASK_APP = (GUNICORN, "flask==3.1.3")
-FASTAPI_APP = ("uvicorn==0.55.0", "fastapi==0.165.0")
-DJANGO_APP = (GUNICORN, "django==5.2.19")
+FASTAPI_APP = (UVICORN, "fastapi==0.165.0")
+DJANGO_APP = (GUNICORN, UVICORN, "django==5.2.19")
 CELERY_APP = ("celery==5.7.0",)
 REQUESTS = 3
 # What the OpenTelemetry API logs when a process sets up a second SDK (two tracer starts).
@@ -79,10 +80,22 @@ from django.http import HttpResponse
 def hello(request):
     return HttpResponse(str(os.getpid()))
 """
+# Appended to the project's urls.py (which imports `path` and defines urlpatterns).
 DJANGO_URL = """
 from mysite import views
 
 urlpatterns.append(path("hello/", views.hello))
+"""
+# What code sees after django.setup(): the variable as the user set it, whether OpenTelemetry's
+# middleware is in, and DEBUG (True in the project's own settings, False in Django's defaults).
+SETUP_PROBE = """\
+import os, django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+django.setup()
+from django.conf import settings
+print(os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"))
+print(any(name.startswith("opentelemetry.") for name in settings.MIDDLEWARE))
+print(settings.DEBUG)
 """
 CELERY_TASKS = """\
 import os
@@ -283,14 +296,19 @@ def django_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
 
 
 def django_command(server: str, venv: Path, port: int) -> list[str]:
-    address = f"127.0.0.1:{port}"
+    """The project served by Django's own runserver, gunicorn (wsgi.py) or uvicorn (asgi.py)."""
+    host = "127.0.0.1"
     if server == "runserver":
-        return [str(venv / "bin" / "python"), "manage.py", "runserver", "--noreload", address]
-    gunicorn = str(venv / "bin" / "gunicorn")
-    return [gunicorn, "--workers=2", f"--bind={address}", "mysite.wsgi:application"]
+        manage = [str(venv / "bin" / "python"), "manage.py"]
+        return [*manage, "runserver", "--noreload", f"{host}:{port}"]
+    if server == "gunicorn":
+        gunicorn = str(venv / "bin" / "gunicorn")
+        return [gunicorn, "--workers=2", f"--bind={host}:{port}", "mysite.wsgi:application"]
+    uvicorn = str(venv / "bin" / "uvicorn")
+    return [uvicorn, f"--host={host}", f"--port={port}", "mysite.asgi:application"]
 
 
-@pytest.mark.parametrize("server", ["runserver", "gunicorn"])
+@pytest.mark.parametrize("server", ["runserver", "gunicorn", "uvicorn"])
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_django_project(
     flavor: str,
@@ -300,10 +318,11 @@ def test_django_project(
     django_project: tuple[Path, Path],
     tmp_path: Path,
 ) -> None:
-    """A stock Django project runs with its own settings under both flavors (its manage.py and
-    wsgi.py set DJANGO_SETTINGS_MODULE only after the loader ran: configured with Django's
-    defaults instead, runserver exits for want of ALLOWED_HOSTS and gunicorn answers 500), and
-    every request is traced; OpenTelemetry instruments Django once, at django.setup()."""
+    """A stock Django project runs with its own settings under both flavors, whichever entry
+    point sets it up (manage.py, wsgi.py and asgi.py set DJANGO_SETTINGS_MODULE only after the
+    loader ran: configured with Django's defaults instead, runserver exits for want of
+    ALLOWED_HOSTS and gunicorn answers 500), and every request is traced; OpenTelemetry
+    instruments Django once per process, at django.setup()."""
     venv, where = django_project
     port = harness.free_port()
     env = traced(flavor, service="django-app", base=image_env(venv))
@@ -318,35 +337,19 @@ def test_django_project(
     assert "ALLOWED_HOSTS" not in output
     assert found == [("django-app", SERVER_SPANS["django", flavor])] * REQUESTS
     if flavor == "opentelemetry":
-        instrumented = said(output, DJANGO_INSTRUMENTED)
         assert "django not instrumented" not in output
-        if server == "runserver":  # it calls django.setup() twice: instrumented once
-            assert instrumented == {proc.popen.pid: 1}, output[-3000:]
-        else:  # each worker sets Django up when it loads the app (after the fork)
-            workers = {int(body) for _, body in answers}
-            assert set(instrumented.values()) == {1}, output[-3000:]
-            assert len(instrumented) == 2, output[-3000:]
-            assert workers <= set(instrumented)
-
-
-def said(output: str, prefix: str) -> dict[int, int]:
-    """How many of the loader's lines start with `prefix`, per pid (only pids that wrote one)."""
-    counted = {
-        pid: sum(line.startswith(prefix) for line in lines)
-        for pid, lines in loader_lines(output).items()
-    }
-    return {pid: count for pid, count in counted.items() if count}
-
-
-SETUP_PROBE = """\
-import os, django
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
-django.setup()
-from django.conf import settings
-print(os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"))
-print(any(name.startswith("opentelemetry.") for name in settings.MIDDLEWARE))
-print(settings.DEBUG)
-"""
+        instrumented = [
+            pid
+            for pid, lines in loader_lines(output).items()
+            for line in lines
+            if line.startswith(DJANGO_INSTRUMENTED)
+        ]
+        if server != "gunicorn":  # runserver calls django.setup() twice: instrumented once
+            assert instrumented == [proc.popen.pid], output[-3000:]
+        else:  # each worker sets Django up when it loads the app, after the fork
+            assert len(instrumented) == len(set(instrumented)), output[-3000:]
+            assert proc.popen.pid not in instrumented
+            assert {int(body) for _, body in answers} <= set(instrumented)
 
 
 @pytest.mark.parametrize(
@@ -447,4 +450,4 @@ def test_celery(flavor: str, traced: Traced, agent: TestAgent, tmp_path: Path) -
     assert SECOND_SDK not in worker.log.read_text(errors="replace") + client.stderr
     names = CELERY_SPANS[flavor]
     assert sent == [("celery-app", names["producer"])] * REQUESTS
-    assert [name for _, name in ran] == [names["consumer"]] * REQUESTS
+    assert ran == [("celery-app", names["consumer"])] * REQUESTS
