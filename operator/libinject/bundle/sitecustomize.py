@@ -878,21 +878,106 @@ def _start_ddtrace():
         raise RuntimeError("ddtrace's bootstrap failed (DD_TRACE_DEBUG=true says why)")
 
 
+_OTEL_AUTO = "opentelemetry.instrumentation.auto_instrumentation"
+_OTEL_DISABLED = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"  # entry-point names, or "*" for all
+_DJANGO = "django"  # the module, and the entry-point name of OpenTelemetry's instrumentation
+_OTEL_DJANGO = "opentelemetry.instrumentation.django"
+
+
 def _start_opentelemetry():
     # type: () -> None
     """What `opentelemetry-instrument` does: its sitecustomize calls initialize(), which loads
-    the distro, the configurator (the SDK's providers) and the instrumentations."""
+    the distro, the configurator (the SDK's providers) and the instrumentations. Django's
+    comes later, at the application's django.setup() (_instrument_django_at_setup says why)."""
     # The bundle holds the OTLP/HTTP exporter only (grpcio is large and clashes with apps); the
     # SDK's default protocol is gRPC, which would fail the start. A protocol the user set stands.
     _os.environ.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-    name = "opentelemetry.instrumentation.auto_instrumentation"
-    __import__(name)
-    initialize = getattr(_sys.modules[name], "initialize")  # noqa: B009 (a dynamic module)
+    initialize = getattr(_imported(_OTEL_AUTO), "initialize")  # noqa: B009 (a dynamic module)
     code = getattr(initialize, "__code__", None)
-    if code is not None and "swallow_exceptions" in code.co_varnames:
-        initialize(swallow_exceptions=False)  # so that a failure reaches our report
-    else:
-        initialize()
+    user_disabled = _os.environ.get(_OTEL_DISABLED)
+    defer_django = not _otel_disabled(user_disabled, _DJANGO)
+    if defer_django:
+        _os.environ[_OTEL_DISABLED] = (user_disabled + "," if user_disabled else "") + _DJANGO
+    try:
+        if code is not None and "swallow_exceptions" in code.co_varnames:
+            initialize(swallow_exceptions=False)  # so that a failure reaches our report
+        else:
+            initialize()
+    finally:  # the application and its child processes see the user's own value
+        if user_disabled is None:
+            _os.environ.pop(_OTEL_DISABLED, None)
+        else:
+            _os.environ[_OTEL_DISABLED] = user_disabled
+    if defer_django:
+        _instrument_django_at_setup()
+
+
+def _imported(name):
+    # type: (str) -> object
+    """The module `name`, imported by the tracer's code (this file is part of the bundle)."""
+    __import__(name)
+    return _sys.modules[name]
+
+
+def _otel_disabled(value, name):
+    # type: (str | None, str) -> bool
+    """Whether OTEL_PYTHON_DISABLED_INSTRUMENTATIONS (as OpenTelemetry splits it) disables the
+    instrumentation `name`."""
+    names = [entry.strip() for entry in (value or "").split(",")]
+    return name in names or "*" in names
+
+
+def _instrument_django_at_setup():
+    # type: () -> None
+    """OpenTelemetry's Django instrumentation reads Django's settings when it starts and, when
+    they cannot be read yet, configures Django with defaults. At interpreter start they never
+    can: manage.py, wsgi.py and asgi.py set DJANGO_SETTINGS_MODULE later, and Django would then
+    run without the application's settings (no ALLOWED_HOSTS, DEBUG off). So it starts when
+    the application's django.setup() returns: settings loaded, the request handler and its
+    middleware (where the instrumentation adds its own) not built yet."""
+    try:
+        register = getattr(_imported("wrapt"), "register_post_import_hook")  # noqa: B009
+        register(_wrap_django_setup, _DJANGO)
+    except Exception as error:
+        _debug("django not instrumented: " + _describe(error))
+
+
+def _wrap_django_setup(django):
+    # type: (object) -> None
+    """Runs when the application imports django: its setup() instruments Django once done."""
+    try:
+        import functools  # noqa: PLC0415 (only for Django applications)
+
+        original = getattr(django, "setup")  # noqa: B009 (a dynamic module)
+
+        @functools.wraps(original)
+        def setup(*args, **kwargs):
+            # type: (*object, **object) -> object
+            result = original(*args, **kwargs)  # the application's errors are its own
+            _instrument_django()
+            return result
+
+        setattr(django, "setup", setup)  # noqa: B010 (a dynamic module)
+    except Exception as error:
+        _debug("django not instrumented: " + _describe(error))
+
+
+def _instrument_django():
+    # type: () -> None
+    """Instruments Django unless already done (django.setup() may run more than once); never
+    raises into the application."""
+    try:
+        instrumentor = getattr(_imported(_OTEL_DJANGO), "DjangoInstrumentor")()  # noqa: B009
+        if instrumentor.is_instrumented_by_opentelemetry:
+            return
+        instrumentor.instrument()
+        if not instrumentor.is_instrumented_by_opentelemetry:  # a dependency conflict, logged
+            _debug("django not instrumented: OpenTelemetry refused this Django version")
+            return
+    except Exception as error:
+        _debug("django not instrumented: " + _describe(error))
+        return
+    _debug("instrumented django at django.setup(), with the application's settings")
 
 
 if __name__ == "sitecustomize":  # not when imported by another name (the tests' helpers)
