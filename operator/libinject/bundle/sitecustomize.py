@@ -872,9 +872,7 @@ def _start_ddtrace():
     ddtrace/bootstrap/sitecustomize.py runs; importing that module runs the same code (it is
     `import ddtrace.auto`). Without its directory on sys.path it chains only to the
     `sitecustomize` already in sys.modules, so the application's does not run twice."""
-    name = "ddtrace.bootstrap.sitecustomize"
-    __import__(name)
-    if not getattr(_sys.modules[name], "loaded", False):
+    if not getattr(_imported("ddtrace.bootstrap.sitecustomize"), "loaded", False):
         raise RuntimeError("ddtrace's bootstrap failed (DD_TRACE_DEBUG=true says why)")
 
 
