@@ -70,6 +70,18 @@ OTEL_LEFT_OUT = {
     "vertexai": "not part of the contrib release: its own version line, unpinnable by ours",
 }
 
+# Distributions whose project promises backward compatibility within a major version: where the
+# bundle pins one exactly (SDK 1.45.1 pins its API at 1.45.1), the application's copy of this
+# minor or any later one of the same major is accepted (requirements.widened). OpenTelemetry's
+# versioning and stability specification
+# (opentelemetry.io/docs/specs/otel/versioning-and-stability) requires a stable API package to
+# stay backward compatible until its next major version, and opentelemetry-python's
+# rationale.md ("Versioning and stability") promises that for its API 1.x: what SDK 1.45.1 uses
+# of API 1.45 is still there in 1.45.2 and any later 1.x. Older minors are not covered (the SDK
+# uses names a later API added: 1.44 lacks some), nor the SDK itself and the 0.x semantic
+# conventions and instrumentations, which their versions mark unstable.
+OTEL_STABLE_APIS = ("opentelemetry-api",)
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -77,12 +89,15 @@ class Recipe:
     # Distributions removed after the install: they clash with applications' own copies and
     # the library works without them.
     excluded: tuple[str, ...]
+    # Distributions whose exact pins libinject-requires.txt widens to the same major version.
+    stable_apis: tuple[str, ...] = ()
 
 
 def recipe(flavor: Flavor, version: str) -> Recipe:
     if flavor is Flavor.DDTRACE:
         # protobuf is only needed by optional ddtrace features and clashes with applications'
-        # pinned protobuf (dd-trace-py's own image drops it too).
+        # pinned protobuf (dd-trace-py's own image drops it too). ddtrace pins no stable API
+        # exactly (it asks opentelemetry-api for >=1,<2 already).
         return Recipe((f"ddtrace=={version}",), excluded=("protobuf",))
     instrumentations = tuple(
         f"opentelemetry-instrumentation-{name}=={version}" for name in OTEL_INSTRUMENTATIONS
@@ -96,4 +111,5 @@ def recipe(flavor: Flavor, version: str) -> Recipe:
             *instrumentations,
         ),
         excluded=(),
+        stable_apis=OTEL_STABLE_APIS,
     )
