@@ -14,7 +14,7 @@ from pathlib import Path
 
 from appservers.conftest import Traced, bundle_root, starts
 from cluster.apps import image_env, virtualenv
-from cluster.libraries import OPENTELEMETRY, host_target
+from cluster.libraries import OPENTELEMETRY, BundleFactory, host_target
 from cluster.testagent import TestAgent, repeated_field
 from libinject.bundle.requirements import REQUIRES_FILE
 
@@ -48,7 +48,7 @@ def _api_app(version: str) -> Path:
 
 
 def _run(
-    venv: Path, code: str, env: dict[str, str], *args: str
+    venv: Path, code: str, *args: str, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     python = venv / "bin" / "python"
     return subprocess.run(
@@ -61,6 +61,15 @@ def _run(
     )
 
 
+def _start_unchecked(version: str, site: Path) -> subprocess.CompletedProcess[str]:
+    """UNREFUSED in an app with this opentelemetry-api, exporting nothing."""
+    venv = _api_app(version)
+    env = image_env(venv) | {
+        f"OTEL_{kind}_EXPORTER": "none" for kind in ("TRACES", "METRICS", "LOGS")
+    }
+    return _run(venv, UNREFUSED, str(site), env=env)
+
+
 def _requires(site: Path, name: str) -> str:
     """The specifier the bundle's requires file gives `name`."""
     for line in (site / REQUIRES_FILE).read_text().splitlines():
@@ -69,10 +78,12 @@ def _requires(site: Path, name: str) -> str:
     raise AssertionError(f"{name} not in {site / REQUIRES_FILE}")
 
 
-def test_the_bundle_widens_the_stable_api_pin_and_keeps_the_others_exact(traced: Traced) -> None:
+def test_the_bundle_widens_the_stable_api_pin_and_keeps_the_others_exact(
+    bundles: BundleFactory,
+) -> None:
     """The real OpenTelemetry bundle's requires file: opentelemetry-api's exact pin (from the
     SDK) became this minor or later of the same major; the SDK's own packages stay exact."""
-    site = bundle_root(traced("opentelemetry", service="requires")) / "sites" / host_target()
+    site = bundles("opentelemetry") / "sites" / host_target()
     api = _requires(site, "opentelemetry-api")
     assert "~=1.45" in api.split(",")
     assert "==" not in api
@@ -87,7 +98,7 @@ def test_an_app_with_a_newer_patch_of_the_stable_api_is_traced(
     (its copy, from its venv), and the app's span reaches the agent over OTLP."""
     venv = _api_app(CURRENT_API)
     env = traced("opentelemetry", service="api-patch", base=image_env(venv))
-    result = _run(venv, APP, env)
+    result = _run(venv, APP, env=env)
     assert result.returncode == 0, result.stderr
     assert f"loaded opentelemetry {OPENTELEMETRY} from" in result.stderr
     version_line, provider = result.stdout.splitlines()
@@ -111,7 +122,7 @@ def test_an_app_with_an_older_minor_of_the_api_is_refused_and_runs_normally(
     venv = _api_app(OLD_API)
     env = traced("opentelemetry", service="api-old", base=image_env(venv))
     site = bundle_root(env) / "sites" / host_target()
-    result = _run(venv, APP, env)
+    result = _run(venv, APP, env=env)
     assert result.returncode == 0, result.stderr
     needs = _requires(site, "opentelemetry-api")
     assert (
@@ -124,18 +135,16 @@ def test_an_app_with_an_older_minor_of_the_api_is_refused_and_runs_normally(
     assert provider == "opentelemetry.trace.ProxyTracerProvider"
 
 
-def test_the_older_api_really_breaks_the_sdk_when_it_is_not_refused(traced: Traced) -> None:
+def test_the_older_api_really_breaks_the_sdk_when_it_is_not_refused(
+    bundles: BundleFactory,
+) -> None:
     """Why the refusal stays: with the bundle's site after the app's packages and no check,
     starting the auto-instrumentation over the app's opentelemetry-api 1.44.0 fails importing
     the SDK, while over 1.45.2 the same start succeeds."""
-    site = bundle_root(traced("opentelemetry", service="unrefused")) / "sites" / host_target()
-    environments = {version: image_env(_api_app(version)) for version in (OLD_API, CURRENT_API)}
-    for env in environments.values():
-        env |= {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}
-        env |= {"OTEL_LOGS_EXPORTER": "none"}
-    old = _run(_api_app(OLD_API), UNREFUSED, environments[OLD_API], str(site))
+    site = bundles("opentelemetry") / "sites" / host_target()
+    old = _start_unchecked(OLD_API, site)
     assert old.returncode != 0
     assert "ImportError: cannot import name" in old.stderr
     assert "opentelemetry.attributes" in old.stderr
-    current = _run(_api_app(CURRENT_API), UNREFUSED, environments[CURRENT_API], str(site))
+    current = _start_unchecked(CURRENT_API, site)
     assert (current.returncode, current.stdout.strip()) == (0, "started"), current.stderr
