@@ -27,6 +27,8 @@ NETWORK_FIXTURES = frozenset(
         "library_images",
         "ddtrace_site",
         "otel_site",
+        "ddtrace_defaults",
+        "otel_release_lists",
         "psacheck",
     }
 )

@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from cluster.libraries import VERSIONS, build_bundle
+from libinject.api.types import Flavor
+from libinject.bundle.flavors import recipe
 from libinject.bundle.stages import interpreter
 from libinject.bundle.targets import PYTHONS, all_targets
 
@@ -28,6 +32,13 @@ UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
 # Interpreters a flavor's pinned release does not support (its Requires-Python): the bundle has
 # no directory for them and the loader refuses there. OpenTelemetry 0.63b0+ needs Python 3.10.
 UNSUPPORTED = {"ddtrace": (), "opentelemetry": ("3.9",)}
+# The only distributions with compiled code each flavor's bundle may hold (a target may have
+# fewer: protobuf is pure Python where it has no wheel of its own). An instrumentation that
+# pulled in its library (grpcio, psycopg2-binary) or any other native package fails here.
+COMPILED = {
+    "ddtrace": {"ddtrace", "wrapt"},
+    "opentelemetry": {"charset-normalizer", "protobuf", "wrapt"},
+}
 
 
 def test_a_release_that_drops_an_interpreter_is_reported_not_failed(
@@ -73,6 +84,28 @@ def test_every_target_gets_the_wheels_built_for_it(full: tuple[str, Path, dict[s
             for tag in tags
         ), (target.tag, tags)
         assert (site / "libinject-requires.txt").is_file()
+
+
+def test_every_target_holds_every_distribution_of_the_recipe_and_no_other_native_one(
+    full: tuple[str, Path, dict[str, Any]],
+) -> None:
+    """Each instrumentation the recipe names installs for every target the release supports,
+    and what the libraries pulled in adds no compiled code beyond the flavor's known few."""
+    flavor, bundle, report = full
+    wanted = {
+        canonicalize_name(Requirement(r).name)
+        for r in recipe(Flavor(flavor), VERSIONS[flavor]).requirements
+    }
+    for tag in report["targets"]:
+        infos = list((bundle / "sites" / tag).glob("*.dist-info"))
+        installed = {canonicalize_name(info.name.split("-")[0]) for info in infos}
+        assert wanted <= installed, (tag, sorted(wanted - installed))
+        compiled = {
+            canonicalize_name(info.name.split("-")[0])
+            for info in infos
+            if ".so," in (info / "RECORD").read_text()
+        }
+        assert compiled <= COMPILED[flavor], (tag, sorted(compiled - COMPILED[flavor]))
 
 
 def test_identical_files_are_stored_once(full: tuple[str, Path, dict[str, Any]]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from libinject.bundle.dedup import link_identical, sizes
-from libinject.bundle.requirements import merged_requirements, render
+from libinject.bundle.requirements import merged_requirements, render, widened
 from libinject.bundle.targets import Arch, Platform, Target, all_targets, parse_tag
 from libinject.images.layer import write_layer
 
@@ -76,6 +76,52 @@ def test_requirements_follow_the_target_markers_and_merge_across_requirers() -> 
     assert "opentracing" not in on_311
     assert "uvloop" not in on_311
     assert render(on_311) == "bytecode <1,>=0.14.0\nwrapt !=2.2.0,<3,>=1,>=1.14\n"
+
+
+@pytest.mark.parametrize(
+    ("pinned", "accepted"),
+    [
+        ("==1.45.1", "~=1.45"),  # this minor or any later one of the same major
+        ("==1.45", "~=1.45"),
+        ("==1.45.1.post2", "~=1.45"),
+        ("==2!1.45.1", "~=2!1.45"),  # the epoch stays
+        ("==1.45.1,~=1.12,>=1.37", "~=1.12,~=1.45,>=1.37"),  # only the pin moves
+        ("==1.45.1,!=1.46.0", "!=1.46.0,~=1.45"),  # a known-bad release stays refused
+        ("==1.45.1,<1.45.3", "<1.45.3,~=1.45"),  # another requirer's bound stays
+        ("==1.46.0rc1", "==1.46.0rc1"),  # a pre-release promises nothing wider
+        ("==1.46.0.dev3", "==1.46.0.dev3"),
+        ("==1.45.1+local", "==1.45.1+local"),  # a local build is that build only
+        ("==1.45.*", "==1.45.*"),
+        ("==1", "==1"),  # no minor to keep
+        ("===1.45.1", "===1.45.1"),  # arbitrary equality is text, not a version
+        (">=1.45.1", ">=1.45.1"),
+    ],
+)
+def test_an_exact_pin_of_a_stable_api_is_widened_to_its_major_from_that_minor(
+    pinned: str, accepted: str
+) -> None:
+    """A patch or minor release of a stable API the application has must not turn tracing off
+    (the SDK pins opentelemetry-api==1.45.1; apps have 1.45.2): `==X.Y.Z` becomes `~=X.Y`, and
+    nothing else changes, so real incompatibilities are still refused by the loader."""
+    requirements = {"opentelemetry-api": SpecifierSet(pinned)}
+    assert widened(requirements, stable=["OpenTelemetry_API"]) == {
+        "opentelemetry-api": SpecifierSet(accepted)
+    }
+
+
+def test_only_the_stable_apis_are_widened() -> None:
+    """The SDK, the 0.x packages released with it and every other pin stay exact."""
+    requirements = {
+        "opentelemetry-api": SpecifierSet("==1.45.1"),
+        "opentelemetry-sdk": SpecifierSet("==1.45.1"),
+        "opentelemetry-semantic-conventions": SpecifierSet("==0.66b1"),
+    }
+    assert render(widened(requirements, stable=["opentelemetry-api"])) == (
+        "opentelemetry-api ~=1.45\n"
+        "opentelemetry-sdk ==1.45.1\n"
+        "opentelemetry-semantic-conventions ==0.66b1\n"
+    )
+    assert widened(requirements, stable=()) == requirements
 
 
 def test_identical_files_are_stored_once_and_different_ones_kept(tmp_path: Path) -> None:

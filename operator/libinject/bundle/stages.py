@@ -98,7 +98,7 @@ def _build(*, recipe: Recipe, target: Target, work: Path) -> None:
     plain_bytes = sizes(site).stored
     removed = [name for name in recipe.excluded if _uninstall(site, name)]
     shutil.rmtree(site / "bin", ignore_errors=True)  # launchers with this machine's shebang
-    requirements.write(site, markers=target.markers())
+    requirements.write(site, markers=target.markers(), stable=recipe.stable_apis)
     bytecode = _compile(site, python=target.python)
     report = {"plain_bytes": plain_bytes, "removed": removed, "bytecode": bytecode}
     (work / "stage" / STAGE_REPORT).write_text(json.dumps(report))
@@ -194,6 +194,7 @@ def _digest(recipe: Recipe, target: Target) -> str:
         "format": STAGE_FORMAT,
         "requirements": recipe.requirements,
         "excluded": recipe.excluded,
+        "stable_apis": recipe.stable_apis,
         "pip": target.pip_arguments(),
         "bytecode": interpreter(target.python) is not None,
     }
