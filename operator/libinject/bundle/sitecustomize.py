@@ -733,6 +733,7 @@ class _BundleFinder:
         # A frame names its file as the import found it: through the root as given and, when
         # that is a symlink, through its target.
         self._inside = tuple({root + _os.sep, _os.path.realpath(root) + _os.sep})
+        self._packages = None  # type: frozenset[str] | None
 
     def find_spec(self, fullname, path=None, target=None):  # noqa: ARG002 (the protocol's)
         # type: (str, object, object) -> object
@@ -759,15 +760,30 @@ class _BundleFinder:
 
     def _asked_by_tracer(self):
         # type: () -> bool
-        """Whether the code that asked lives in the bundle: the first frame up the stack that
-        is neither the import system's nor the standard library's (which imports on behalf
-        of its caller: importlib.import_module, pkgutil.resolve_name, entry points)."""
+        """Whether the code that asked lives in the bundle. Frames that act for their caller
+        are passed over: the import system's and the standard library's (import_module,
+        pkgutil.resolve_name, entry points), and the application's own copy of a package the
+        bundle has too (the tracer reads its entry points through the app's
+        opentelemetry-api when the app has one). The first other frame decides."""
         frame = _sys._getframe(2)  # inspect costs an import; this is what it calls
-        while frame.f_code.co_name in _FINDER_METHODS or _in_stdlib(frame.f_code.co_filename):
+        while True:
+            filename = frame.f_code.co_filename
+            acting = frame.f_code.co_name in _FINDER_METHODS or _in_stdlib(filename)
+            if not acting and filename.startswith(self._inside):
+                return True
+            if not acting and not self._shared(frame.f_globals.get("__name__")):
+                return False
             if frame.f_back is None:
                 return False
             frame = frame.f_back
-        return frame.f_code.co_filename.startswith(self._inside)
+
+    def _shared(self, module):
+        # type: (object) -> bool
+        """Whether `module` belongs to a top-level package that the bundle also has."""
+        if self._packages is None:
+            names = _os.listdir(self._site)
+            self._packages = frozenset(name.partition(".")[0] for name in names)
+        return isinstance(module, str) and module.partition(".")[0] in self._packages
 
 
 def _in_stdlib(filename):
