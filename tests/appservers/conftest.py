@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,13 @@ def traced(bundles: BundleFactory, agent: TestAgent) -> Traced:
 def bundle_root(env: dict[str, str]) -> Path:
     """The bundle root a `traced` environment puts first on PYTHONPATH."""
     return Path(env["PYTHONPATH"].split(os.pathsep)[0])
+
+
+def service_name(resource_spans: dict[str, Any]) -> str:
+    """The service.name of one OTLP resource_spans entry ("" without one)."""
+    attributes = resource_spans.get("resource", {}).get("attributes", [])
+    for attribute in attributes:
+        if attribute["key"] == "service.name":
+            value = attribute["value"]
+            return str(value.get("string_value", value.get("stringValue", "")))
+    return ""

@@ -20,11 +20,10 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from appservers.conftest import Traced, loader_lines, starts
+from appservers.conftest import Traced, loader_lines, service_name, starts
 from cluster import harness, poll
 from cluster.apps import image_env, virtualenv
 from cluster.registry import spawn, stop
@@ -195,15 +194,6 @@ def spans(agent: TestAgent, flavor: str, kind: str) -> list[tuple[str, str]]:
         for span in scope.get("spans", [])
         if span.get("kind") == f"SPAN_KIND_{kind.upper()}"
     ]
-
-
-def service_name(resource_spans: dict[str, Any]) -> str:
-    attributes = resource_spans.get("resource", {}).get("attributes", [])
-    for attribute in attributes:
-        if attribute["key"] == "service.name":
-            value = attribute["value"]
-            return str(value.get("string_value", value.get("stringValue", "")))
-    return ""
 
 
 def arrived(agent: TestAgent, flavor: str, kind: str, count: int) -> list[tuple[str, str]]:

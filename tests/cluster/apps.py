@@ -34,8 +34,9 @@ def virtualenv(requirements: tuple[str, ...], *, python: str = sys.executable) -
             # Built at its final path: a virtualenv's scripts hold its absolute path.
             shutil.rmtree(target, ignore_errors=True)
             subprocess.run([python, "-m", "venv", str(target)], check=True)
-            pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-            subprocess.run([*pip, "--disable-pip-version-check", *requirements], check=True)
+            if requirements:  # none: an app of the standard library only
+                pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+                subprocess.run([*pip, "--disable-pip-version-check", *requirements], check=True)
             complete.touch()
     return target
 

@@ -167,8 +167,9 @@ def test_generated_specifiers_match_as_packaging(operator: str, target: str, tex
         (["python", "-Ximporttime", "-W", "error", "-m", "ensurepip"], ("module", "ensurepip")),
         (["python", "-bb", "-m", "http.server"], ("module", "http.server")),
         (["python", "--check-hash-based-pycs", "always", "-m", "pip"], ("module", "pip")),
-        (["python", "-c", "import pip", "-m", "pip"], ("", "")),
-        (["python", "-Ec", "pass"], ("", "")),
+        (["python", "-c", "import pip", "-m", "pip"], ("code", "import pip")),
+        (["python", "-Ec", "pass"], ("code", "pass")),
+        (["python", "-B", "-c", "import x; x.main(5)"], ("code", "import x; x.main(5)")),
         (["python", "-Wignore", "/usr/bin/pip3.11", "install"], ("script", "/usr/bin/pip3.11")),
         (
             ["/usr/bin/python3", "-E", "-s", "/usr/local/bin/poetry", "lock"],
@@ -186,6 +187,22 @@ def test_the_program_is_read_from_the_command_line(
     """The interpreter's options are skipped (also clustered, and with their values) to find
     what it runs: `-m module`, a script, or code with -c."""
     assert loader._program(argv) == expected
+
+
+def test_multiprocessing_helpers_are_told_apart_by_their_code() -> None:
+    """The code multiprocessing runs its helpers with (the same from 3.9 to 3.13): the resource
+    tracker is refused, the fork server is named (its children start the tracer), and any
+    other -c program, multiprocessing's spawned children included, is an application."""
+    tracker = "from multiprocessing.resource_tracker import main;main(5)"
+    with pytest.raises(loader._RefusedError, match="resource tracker runs no application code"):
+        loader._multiprocessing_helper(tracker)
+    server = "from multiprocessing.forkserver import main; main(4, 7, ['__main__'], **{})"
+    assert loader._multiprocessing_helper(server) is True
+    spawned = (
+        "from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5, pipe_handle=7)"
+    )
+    assert loader._multiprocessing_helper(spawned) is False
+    assert loader._multiprocessing_helper("import app; app.main()") is False
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ _MANIFEST = "bundle.txt"
 _REQUIRES = "libinject-requires.txt"
 _STARTING = "_LIBINJECT_STARTING"  # set while the tracer starts: its helper processes skip it
 _MARK = "_libinject_loader"  # on sys once a loader ran in this process (fork children keep it)
+_STARTED = []  # type: list[str]  # the flavor, once a tracer started here (fork children keep it)
 
 # Programs that are never instrumented: package managers, environment tools and the tracers'
 # own launchers. A script matches by file name without a version suffix (pip3.11 -> pip).
@@ -92,7 +93,7 @@ def _main():
     setattr(_sys, _MARK, __file__)
     root = _os.path.dirname(_os.path.abspath(__file__))
     app_paths = []  # type: list[str]
-    loaded = None  # type: tuple[str, str, str] | None
+    loaded = None  # type: tuple[str, str, str, bool] | None
     note = ""
     try:
         app_paths = _app_paths(root)
@@ -103,7 +104,11 @@ def _main():
         note = _not_loaded("loader error: " + _describe(error))
     _chain(app_paths)  # always: the application's sitecustomize must run with or without us
     if loaded is not None:
-        note = _start(*loaded)
+        flavor, version, site, fork_server = loaded
+        if fork_server:
+            note = _start_in_forks(flavor, version, site)
+        else:
+            note = _start(flavor, version, site)
     _debug(note)
 
 
@@ -135,11 +140,12 @@ def _is_loader_root(entry):
 
 
 def _prepare(root, app_paths):
-    # type: (str, list[str]) -> tuple[str, str, str]
+    # type: (str, list[str]) -> tuple[str, str, str, bool]
     """Steps 1 to 6: every check, then the site directory behind the finder. Returns the flavor,
-    version and site directory; raises _RefusedError when the tracer must not load."""
+    version, site directory and whether this is multiprocessing's fork server; raises
+    _RefusedError when the tracer must not load."""
     _check_interpreter()
-    _check_program(root)
+    fork_server = _check_program(root)
     site = _site_dir(root)
     flavor, version = _read_manifest(root)
     installed = _installed(app_paths)
@@ -148,7 +154,7 @@ def _prepare(root, app_paths):
     # Last: the application's own copy of a package wins, as if the site ended sys.path.
     # (The protocol's types would cost the loader imports at every start.)
     _sys.meta_path.append(_BundleFinder(root, site))  # type: ignore[arg-type]
-    return flavor, version, site
+    return flavor, version, site, fork_server
 
 
 def _start(flavor, version, site):
@@ -171,6 +177,8 @@ def _start(flavor, version, site):
             _os.environ.pop(_STARTING, None)
         else:
             _os.environ[_STARTING] = previous
+    _STARTED.append(flavor)
+    _os.register_at_fork(after_in_child=_in_forked_child)
     return "loaded " + what
 
 
@@ -213,10 +221,14 @@ def _check_interpreter():
 
 
 def _check_program(root):
-    # type: (str) -> None
+    # type: (str) -> bool
+    """Refuses the programs that are never instrumented; returns whether this process is
+    multiprocessing's fork server (checked, but the tracer starts in its children)."""
     if _os.environ.get(_STARTING):
         raise _RefusedError("started by a process that is starting the tracer (its helper)")
     kind, name = _program(_command_line())
+    if kind == "code":
+        return _multiprocessing_helper(name)
     if kind == "module":
         for denied in _DENIED_MODULES:
             if name == denied or name.startswith(denied + "."):
@@ -228,6 +240,18 @@ def _check_program(root):
         # PYTHONPATH too: starting a second tracer in them is never right.
         if _os.path.abspath(name).startswith(root + _os.sep):
             raise _RefusedError("the program is part of the tracer bundle: " + name)
+    return False
+
+
+def _multiprocessing_helper(code):
+    # type: (str) -> bool
+    """multiprocessing starts its helper processes as `python -c <code>`. The resource tracker
+    runs no application code: a tracer there costs memory (30-40 MB) for nothing. The fork
+    server runs none either, but every process it forks does: True says so."""
+    code = code.lstrip()
+    if code.startswith("from multiprocessing.resource_tracker import"):
+        raise _RefusedError("multiprocessing's resource tracker runs no application code")
+    return code.startswith("from multiprocessing.forkserver import")
 
 
 def _command_line():
@@ -269,7 +293,7 @@ def _runtime_argv():
 def _program(argv):
     # type: (list[str]) -> tuple[str, str]
     """What the interpreter runs: ("module", name) for -m, ("script", path) for a script,
-    ("", "") for -c, stdin or the REPL. argv[0] is the interpreter itself."""
+    ("code", text) for -c, ("", "") for stdin or the REPL. argv[0] is the interpreter itself."""
     index = 1
     while index < len(argv):
         arg = argv[index]
@@ -298,7 +322,7 @@ def _short_options(argv, index):
             if option == "m":
                 return ("module", value), index
             if option == "c":
-                return ("", ""), index
+                return ("code", value), index
             return None, index + (1 if rest else 2)
     return None, index + 1
 
@@ -992,6 +1016,121 @@ def _instrument_django():
         _debug("django not instrumented: " + _describe(error))
         return
     _debug("instrumented django at django.setup(), with the application's settings")
+
+
+# --- Step 9: the processes forked from this one --------------------------------------------
+
+_FLUSH_AT_EXIT = []  # type: list[bool]  # set once multiprocessing flushes at a child's exit
+_OTEL_PROVIDERS = (
+    ("opentelemetry.trace", "get_tracer_provider"),
+    ("opentelemetry.metrics", "get_meter_provider"),
+    ("opentelemetry._logs", "get_logger_provider"),
+)
+
+
+def _start_in_forks(flavor, version, site):
+    # type: (str, str, str) -> str
+    """multiprocessing's fork server: the tracer starts in each process it forks (they run the
+    application's code), right after the fork, and never in the server itself."""
+
+    def start_in_child():
+        # type: () -> None
+        if _STARTED:  # a process forked by one of those children: it has its parent's
+            return
+        _debug(_start(flavor, version, site))
+        if _STARTED:
+            _flush_at_multiprocessing_exit()
+
+    _os.register_at_fork(after_in_child=start_in_child)
+    return "multiprocessing's fork server: " + flavor + " starts in each process it forks"
+
+
+def _in_forked_child():
+    # type: () -> None
+    """A forked child has the parent's tracer, threads restarted by the tracer's own hooks. Two
+    things the tracers leave out are done here: OpenTelemetry's exporter would send on the
+    parent's keep-alive connections (two processes writing to one socket corrupt each other's
+    requests), and multiprocessing's children end with os._exit, which skips atexit: the
+    spans still buffered would be lost."""
+    try:
+        if _STARTED[0] == "opentelemetry":
+            _close_exporter_connections()
+        _flush_at_multiprocessing_exit()
+    except Exception as error:
+        _debug("forked child: " + _describe(error))
+
+
+def _close_exporter_connections():
+    # type: () -> None
+    """Closes the pooled connections of every requests session the OpenTelemetry providers
+    hold (the OTLP/HTTP exporters'), in this child only: closing a socket that another process
+    shares only drops this process's handle. The session opens new ones as it needs them. The
+    sessions are found by walking the providers' objects, not by attribute names, which the
+    SDK has moved between releases."""
+    requests = _sys.modules.get("requests")
+    if requests is None:
+        return
+    session_type = getattr(requests, "Session")  # noqa: B009 (a dynamic module)
+    todo = []  # type: list[object]
+    for module_name, getter in _OTEL_PROVIDERS:
+        module = _sys.modules.get(module_name)
+        if module is not None:
+            todo.append(getattr(module, getter)())
+    seen = set()  # type: set[int]
+    while todo and len(seen) < 10000:  # a bound: the providers' graph is a few hundred objects
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, session_type):
+            item.close()
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            todo.extend(item)
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif type(item).__module__.startswith("opentelemetry."):
+            todo.extend(getattr(item, "__dict__", {}).values())
+            todo.extend(getattr(item, slot, None) for slot in _slots(type(item)))
+
+
+def _slots(kind):
+    # type: (type) -> list[str]
+    """The slot attributes of a class and its bases (frozen dataclasses of the SDK use them)."""
+    names = []  # type: list[str]
+    for base in kind.__mro__:
+        slots = base.__dict__.get("__slots__", ())
+        names.extend([slots] if isinstance(slots, str) else slots)
+    return names
+
+
+def _flush_at_multiprocessing_exit():
+    # type: () -> None
+    """Registers, once per process line, a flush that multiprocessing runs last when a child it
+    started ends (its other exit handlers first). A child's start clears the finalizers it
+    inherited and then runs the after-fork callbacks: the flush is registered from one."""
+    util = _sys.modules.get("multiprocessing.util")
+    if util is None or _FLUSH_AT_EXIT:
+        return  # not a multiprocessing child, or the callback came with the fork
+    _FLUSH_AT_EXIT.append(True)
+    register = getattr(util, "register_after_fork")  # noqa: B009 (a dynamic module)
+    finalize = getattr(util, "Finalize")  # noqa: B009
+    register(_flush, lambda flush: finalize(None, flush, exitpriority=-1000))
+
+
+def _flush():
+    # type: () -> None
+    """Sends what the tracer still buffers; never raises (it runs as a process ends)."""
+    try:
+        if _STARTED[0] == "ddtrace":
+            getattr(_sys.modules["ddtrace"], "tracer").flush()  # noqa: B009
+            return
+        for module_name, getter in _OTEL_PROVIDERS:
+            module = _sys.modules.get(module_name)
+            flush = getattr(getattr(module, getter)(), "force_flush", None) if module else None
+            if flush is not None:
+                flush()
+    except Exception as error:
+        _debug("could not flush at the end of a multiprocessing child: " + _describe(error))
 
 
 if __name__ == "sitecustomize":  # not when imported by another name (the tests' helpers)
