@@ -6,10 +6,12 @@ container chrooted into it, and runs the app container's command (a Flask app, f
 with the host's Python, the injected env and the mounted library. Traces go to Datadog's trace
 test agent, which also serves as the OTLP receiver.
 
-The trace tests run in both injection modes: `init-container` (the copy above) and `csi`, where
+The trace tests run in the three injection modes: `init-container` (the copy above), `csi`, where
 the webhook adds a CSI inline volume instead and the pod runner publishes it through the real
 node plugin (`libinject csi`, cluster.csiplugin) as the kubelet would: the app reads the library
-from the plugin's node cache, one copy for every pod of that version.
+from the plugin's node cache, one copy for every pod of that version; and `image-volume`, where the
+library image itself is the pod's read-only volume (the pod runner unpacks it as the kubelet's
+image volume would).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ OWN_DDTRACE = "ddtrace==4.15.0"
 PYTHON_38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
 LIBRARY_VOLUME = "libinject-python"
 CSI_DRIVER = "csi.libinject.dev"
-MODES = ["init-container", "csi"]
+MODES = ["init-container", "csi", "image-volume"]
 
 
 @pytest.fixture
@@ -99,7 +101,7 @@ def instrumented(
 ) -> Callable[..., str]:
     """A fresh opted-in namespace whose Python pods get `flavor`'s image from the local registry
     (or `image`), with the node's agent at the test agent's port; returns the namespace. In csi
-    mode the policy says `injection: {mode: csi}`."""
+    mode or image-volume mode the policy says so (`injection: {mode: ...}`)."""
 
     def make(flavor: str, image: str = "") -> str:
         namespace = namespaces(labels=ENABLED)
@@ -111,7 +113,7 @@ def instrumented(
             "version": version,
             "image": image or library_images(flavor),
         }
-        injection = {"injection": {"mode": "csi"}} if mode == "csi" else {}
+        injection = {"injection": {"mode": mode}} if mode != "init-container" else {}
         policies(
             python_policy(
                 f"traces-{flavor}",
@@ -226,6 +228,8 @@ def test_ddtrace_traces_carry_the_pods_service_env_and_version(
         assert plugin.pulls() == 1
         assert len({record["digest"] for record in plugin.records()}) == 1
         assert len(plugin.records()) == 2
+    if mode == "image-volume":
+        assert facts["ddtrace"].startswith(_served_from_the_image(pod, running) + "/")
 
 
 @pytest.mark.parametrize("mode", MODES, indirect=True)
@@ -262,6 +266,23 @@ def test_opentelemetry_spans_carry_the_service_and_kubernetes_attributes(
         mount_path = _served_from_the_cache(pod, running, plugin)
         assert json.loads(_get(port, "/facts"))["otel_sdk"].startswith(mount_path + "/")
         assert len(plugin.cached()) == 1
+    if mode == "image-volume":
+        mount_path = _served_from_the_image(pod, running)
+        assert json.loads(_get(port, "/facts"))["otel_sdk"].startswith(mount_path + "/")
+
+
+def _served_from_the_image(pod: dict[str, Any], running: RunningPod) -> str:
+    """Checks the pod got the library image as a read-only image volume and no copy container,
+    and that the app's loader ran from under the library's mountPath; returns that path."""
+    spec = pod["spec"]
+    assert not spec.get("initContainers")
+    volume = next(v for v in spec["volumes"] if v["name"] == LIBRARY_VOLUME)
+    assert "/libinject/python-" in volume["image"]["reference"]
+    mounts = spec["containers"][0]["volumeMounts"]
+    mount = next(m for m in mounts if m["name"] == LIBRARY_VOLUME)
+    assert mount["readOnly"] is True
+    assert f"from {mount['mountPath']}/" in running.output()  # the loader's "loaded ... from"
+    return str(mount["mountPath"])
 
 
 def _served_from_the_cache(pod: dict[str, Any], running: RunningPod, plugin: CSIPlugin) -> str:
@@ -344,7 +365,7 @@ def _configmap(admin: client.ApiClient, namespace: str) -> None:
 
 def _wait_until_injecting(admin: client.ApiClient, namespace: str, mode: str) -> None:
     """Until the operator's index has the new policy: a dry-run create comes back injected (a
-    copy container, or in csi mode the CSI volume)."""
+    copy container, or the CSI or image volume of the other modes)."""
     core = client.CoreV1Api(admin)
 
     def injected() -> bool:
@@ -353,9 +374,10 @@ def _wait_until_injecting(admin: client.ApiClient, namespace: str, mode: str) ->
             namespace, kubejson.body(probe), dry_run="All", _preload_content=False
         )
         spec = kubejson.json_of(response)["spec"]
-        if mode != "csi":
+        if mode == "init-container":
             return bool(spec.get("initContainers"))
-        return any(v["name"] == LIBRARY_VOLUME and "csi" in v for v in spec.get("volumes") or ())
+        kind = "csi" if mode == "csi" else "image"
+        return any(v["name"] == LIBRARY_VOLUME and kind in v for v in spec.get("volumes") or ())
 
     poll.until(injected, what=f"injection in {namespace}", timeout=30)
 
