@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Test-side Python (the control-plane harness) lives in tests/; the demo uses it too.
 RUN := PYTHONPATH=tests $(BIN)/python
 
-.PHONY: demo test testbin cluster-up cluster-down lint bench crds lock clean
+.PHONY: demo test testbin cluster-up cluster-down lint bench crds lock lock-java clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,14 @@ lock:
 	$(PYTHON) -m venv --clear /tmp/libinject-lock-runtime && /tmp/libinject-lock-runtime/bin/pip install --quiet -r requirements.in -c requirements-dev.lock
 	{ echo "# Pinned by 'make lock' from requirements.in; do not edit by hand."; \
 	  /tmp/libinject-lock-runtime/bin/pip freeze; } > requirements.lock
+
+# The Java agents' locks (images/java/locks/), one per line of images/java/versions: each jar is
+# checked against the checksums Maven Central publishes for it. A lock already there is kept
+# when the bytes are the same and refused (left as it is) when they differ.
+lock-java: $(STAMP)
+	grep -Ev '^(#|$$)' images/java/versions | while read -r flavor version; do \
+	  $(BIN)/libinject lock java --flavor "$$flavor" --version "$$version" --locks images/java/locks || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

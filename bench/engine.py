@@ -567,7 +567,7 @@ def measure(population: Population) -> Measurements:
             "kind": "InstrumentationPolicy",
             "metadata": {"name": "large"},
             "spec": {
-                "libraries": [{"language": "python", "version": "3.12.0"}],
+                "libraries": [{"language": "python", "version": "4.16.0"}],
                 "namespaceSelector": {"matchNames": ["large"]},
             },
         }

@@ -164,8 +164,8 @@ def policy(namespace: str) -> dict[str, Any]:
         "metadata": {"name": "bench"},
         "spec": {
             "libraries": [
-                {"language": "python", "version": "3.12.0"},
-                {"language": "java", "version": "1.44.0"},
+                {"language": "python", "version": "4.16.0"},
+                {"language": "java", "version": "1.56.0"},
             ],
             "namespaceSelector": {"matchNames": [namespace]},
         },

@@ -15,8 +15,8 @@ RESTRICTED = Namespace(
     "locked",
     {"libinject.dev/inject": "enabled", "pod-security.kubernetes.io/enforce": "restricted"},
 )
-PYTHON = {"language": "python", "version": "3.12.0"}
-JAVA = {"language": "java", "version": "1.40.0"}
+PYTHON = {"language": "python", "version": "4.16.0"}
+JAVA = {"language": "java", "version": "1.56.0"}
 MODES = ("init-container", "csi", "image-volume")
 COMPLIANT_CONTAINER = {
     "allowPrivilegeEscalation": False,

@@ -9,9 +9,12 @@ from typing import Any
 from builders import container, pod
 
 _RICH_FIELDS: dict[str, Any] = {
+    "command": ["java", "-Xmx1g"],
+    "args": ["-jar", "/app/app.jar"],
     "env": [
         {"name": "A", "value": "1"},
         {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "JDK_JAVA_OPTIONS", "value": "-Xss1m"},
     ],
     "envFrom": [{"configMapRef": {"name": "cm"}}],
     "volumeMounts": [
@@ -25,7 +28,7 @@ _RICH_FIELDS: dict[str, Any] = {
 RICH_POD: dict[str, Any] = pod(
     container("app", **_RICH_FIELDS),
     labels={"app.kubernetes.io/name": "web", "tags.datadoghq.com/env": "prod"},
-    annotations={"libinject.dev/python.version": "3.12.0"},
+    annotations={"libinject.dev/python.version": "4.16.0"},
     initContainers=[
         container("setup", **_RICH_FIELDS),
         container("sidecar", restartPolicy="Always", **_RICH_FIELDS),
@@ -80,6 +83,10 @@ MALFORMED_PODS: list[tuple[str, dict[str, Any], str]] = [
     ("env-value-mapping", _with((*C0, "env", 0, "value"), {"a": "b"}), "spec.containers[0].env[0].value"),
     ("env-name-list", _with((*C0, "env", 0, "name"), ["A"]), "spec.containers[0].env[0].name"),
     ("env-value-from-string", _with((*C0, "env", 1, "valueFrom"), "x"), "spec.containers[0].env[1].valueFrom"),
+    ("command-string", _with((*C0, "command"), "java -jar app.jar"), "spec.containers[0].command"),
+    ("args-item-int", _with((*C0, "args", 1), 8080), "spec.containers[0].args[1]"),
+    ("args-item-mapping", _with(("spec", "initContainers", 0, "args"), ["-jar", {"a": "b"}]),
+     "spec.initContainers[0].args[1]"),
     ("env-from-mapping", _with((*C0, "envFrom"), {"configMapRef": {}}), "spec.containers[0].envFrom"),
     ("volume-mounts-mapping", _with((*C0, "volumeMounts"), {"name": "data"}), "spec.containers[0].volumeMounts"),
     ("volume-mount-string", _with((*C0, "volumeMounts", 0), "/data"), "spec.containers[0].volumeMounts[0]"),

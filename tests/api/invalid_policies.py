@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-PY = {"language": "python", "version": "3.12.0"}
+PY = {"language": "python", "version": "4.16.0"}
 
 
 def _spec(**fields: Any) -> dict[str, Any]:
@@ -23,7 +23,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("unknown-flavor", {"libraries": [{**PY, "flavor": "newrelic"}]}, "spec.libraries[0].flavor", "enum"),
     ("empty-libraries", {"libraries": []}, "spec.libraries", "minItems"),
     ("missing-libraries", {}, "spec.libraries", "required"),
-    ("duplicate-language", {"libraries": [PY, {**PY, "version": "3.11.0"}]}, "spec.libraries[1]", "x-kubernetes-list-type"),
+    ("duplicate-language", {"libraries": [PY, {**PY, "flavor": "opentelemetry", "version": "0.66b1"}]}, "spec.libraries[1]", "x-kubernetes-list-type"),
     ("version-not-a-version", {"libraries": [{**PY, "version": "latest"}]},
      "spec.libraries[0].version", "pattern"),
     ("missing-version", {"libraries": [{"language": "python"}]}, "spec.libraries[0].version", "required"),
@@ -32,7 +32,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("allowed-version-glob-middle", {"libraries": [{**PY, "allowedVersions": ["3.*.1"]}]},
      "spec.libraries[0].allowedVersions[0]", "pattern"),
     ("allowed-versions-with-image",
-     {"libraries": [{**PY, "image": "reg.example/py:1", "allowedVersions": ["3.*"]}]},
+     {"libraries": [{**PY, "image": "reg.example/py:1", "allowedVersions": ["4.*"]}]},
      "spec.libraries[0].allowedVersions", "x-kubernetes-validations"),
     ("bad-mode", _spec(injection={"mode": "sidecar"}), "spec.injection.mode", "enum"),
     ("resources-in-csi-mode",

@@ -155,6 +155,7 @@ def test_a_file_with_other_permissions_is_not_linked(tmp_path: Path) -> None:
 def _fake_bundle(root: Path) -> None:
     (root / "sites/cp311-manylinux-x86_64").mkdir(parents=True)
     (root / "sitecustomize.py").write_text("# loader\n")
+    (root / "bundle.txt").write_text("flavor ddtrace\nversion 4.16.0\n")
     (root / "sites/cp311-manylinux-x86_64/a.py").write_text("a = 1\n")
     os.link(root / "sites/cp311-manylinux-x86_64/a.py", root / "sites/cp311-manylinux-x86_64/b.py")
 
@@ -190,8 +191,10 @@ def test_a_dynamic_copy_program_is_refused(tmp_path: Path) -> None:
         write_layer(bundle=bundle, copy_program=dynamic, out=tmp_path / "l.tar")
 
 
-def test_a_directory_without_a_loader_is_not_a_bundle(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not a bundle"):
+def test_a_directory_without_a_manifest_is_not_a_bundle(tmp_path: Path) -> None:
+    """Every bundle, Python's or Java's, has bundle.txt; a directory without one is refused."""
+    (tmp_path / "sitecustomize.py").write_text("# a loader alone is not a bundle\n")
+    with pytest.raises(ValueError, match=r"not a bundle \(no bundle.txt\)"):
         write_layer(bundle=tmp_path, copy_program=Path("/bin/ls"), out=tmp_path / "l.tar")
 
 

@@ -21,7 +21,7 @@ apiVersion: libinject.dev/v1alpha1
 kind: InstrumentationPolicy
 metadata: {name: py}
 spec:
-  libraries: [{language: python, version: "3.12.0"}]
+  libraries: [{language: python, version: "4.16.0"}]
 """
 POD = """\
 apiVersion: v1
@@ -95,7 +95,7 @@ def test_registry_and_default_mode_flags(
     _, out, _ = run_cli(capsys, "inject", "-f", str(pod_file), "--policies", str(policy_file),
                         "--registry", "mirror.example/li", "--default-mode", "csi")  # fmt: skip
     volume = yaml.safe_load(out)["spec"]["volumes"][0]
-    assert volume["csi"]["volumeAttributes"]["image"] == "mirror.example/li/python-ddtrace:3.12.0"
+    assert volume["csi"]["volumeAttributes"]["image"] == "mirror.example/li/python-ddtrace:4.16.0"
 
 
 def test_inject_says_its_csi_volumes_are_unsigned(
@@ -169,8 +169,8 @@ BAD_POLICIES = [
     ("defined-twice", POLICY + "---\n" + POLICY, "document 2: policy py is defined twice"),
     ("bad-yaml", "spec: [", "not valid YAML"),
     # What the webhook refuses too (its status says Invalid): explain and inject agree with it.
-    ("version-not-allowed", POLICY.replace('"3.12.0"}', '"3.12.0", allowedVersions: ["2.*"]}'),
-     "spec.libraries[0].version: Invalid value: \"3.12.0\": not covered by allowedVersions"),
+    ("version-not-allowed", POLICY.replace('"4.16.0"}', '"4.16.0", allowedVersions: ["2.*"]}'),
+     "spec.libraries[0].version: Invalid value: \"4.16.0\": not covered by allowedVersions"),
 ]  # fmt: skip
 
 

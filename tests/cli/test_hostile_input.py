@@ -26,7 +26,7 @@ apiVersion: libinject.dev/v1alpha1
 kind: InstrumentationPolicy
 metadata: {name: py}
 spec:
-  libraries: [{language: python, version: "3.12.0"}]
+  libraries: [{language: python, version: "4.16.0"}]
 """
 POD = b"apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: [{name: app, image: a}]\n"
 
@@ -206,12 +206,12 @@ def test_the_deepest_allowed_nesting_goes_through_engine_and_writer(tmp_path: Pa
     for _ in range(bounds.MAX_DEPTH - 4):  # the pod itself, spec, containers, containers[0]
         deep = [deep]
     target: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "deep"},
-              "spec": {"containers": [{"name": "app", "image": "a", "args": deep}]}}  # fmt: skip
+              "spec": {"containers": [{"name": "app", "image": "a", "ports": deep}]}}  # fmt: skip
     done = _run(tmp_path, manifests=documents.dump_documents([target]).encode())
     assert done.returncode == 0, done.stderr
     out = yaml.safe_load(done.stdout)
-    assert out["spec"]["containers"][0]["args"] == deep
-    target["spec"]["containers"][0]["args"] = [deep]
+    assert out["spec"]["containers"][0]["ports"] == deep
+    target["spec"]["containers"][0]["ports"] = [deep]
     deeper = documents.dump_documents([target]).encode()
     _refused(_run(tmp_path, manifests=deeper), tmp_path / "in.yaml", "nested deeper than 100")
 
@@ -293,7 +293,7 @@ RICH_POLICY: dict[str, Any] = {
         "libraries": [
             {"language": "python", "flavor": "opentelemetry", "version": "0.66b1",
              "allowedVersions": ["0.*"]},
-            {"language": "java", "version": "2.10.0", "image": "registry.example/java:2"},
+            {"language": "java", "version": "1.56.0", "image": "registry.example/java:2"},
         ],
         "injection": {"mode": "init-container", "sizeLimit": "200Mi",
                       "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "128Mi"}}},

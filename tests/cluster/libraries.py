@@ -1,8 +1,10 @@
 """Library bundles and images for the tests, made with libinject's own commands.
 
-`libinject bundle python` builds a bundle (its pip stages cached under the libinject cache, so
-only the first run on a machine downloads wheels) and `libinject image` pushes it to the local
-registry with crane, exactly as a user would. Registered as a pytest plugin by tests/conftest.py.
+`libinject bundle python` builds a Python bundle (its pip stages cached under the libinject
+cache, so only the first run on a machine downloads wheels), `libinject bundle java` a Java one
+(the agent jar from Maven Central, checked against images/java/locks/ and cached the same way),
+and `libinject image` pushes either to the local registry with crane, exactly as a user would.
+Registered as a pytest plugin by tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -22,15 +24,20 @@ from libinject.api.types import Flavor, Language
 from libinject.engine.versions import library_image
 from tools.gobuild import cache_root
 
-# The versions are images/python/versions' (the one list of the images we build).
-VERSIONS_FILE = Path(__file__).parents[2] / "images" / "python" / "versions"
-VERSIONS = dict(
-    line.split()
-    for line in VERSIONS_FILE.read_text().splitlines()
-    if line.strip() and not line.startswith("#")
-)
+IMAGES = Path(__file__).parents[2] / "images"
+JAVA_LOCKS = IMAGES / "java" / "locks"
+
+
+def library_versions(language: str) -> dict[str, str]:
+    """images/<language>/versions (the one list of the images we build): flavor -> version."""
+    lines = (IMAGES / language / "versions").read_text().splitlines()
+    return dict(line.split() for line in lines if line.strip() and not line.startswith("#"))
+
+
+VERSIONS = library_versions("python")
 DDTRACE = VERSIONS["ddtrace"]
 OPENTELEMETRY = VERSIONS["opentelemetry"]
+JAVA_VERSIONS = library_versions("java")
 LIBINJECT = Path(sys.executable).parent / "libinject"
 
 BundleFactory = Callable[..., Path]
@@ -61,6 +68,22 @@ def build_bundle(
     return dict(json.loads(result.stdout))
 
 
+def build_java_bundle(*, flavor: str, out: Path, version: str = "") -> dict[str, Any]:
+    """Runs `libinject bundle java` into `out` with the committed locks; its report."""
+    command = [
+        str(LIBINJECT),
+        "bundle",
+        "java",
+        f"--flavor={flavor}",
+        f"--version={version or JAVA_VERSIONS[flavor]}",
+        f"--out={out}",
+        f"--locks={JAVA_LOCKS}",
+        f"--cache={cache_root() / 'java'}",
+    ]
+    result = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+    return dict(json.loads(result.stdout))
+
+
 def push_image(*, bundle: Path, reference: str, crane: Path, busybox: Path) -> str:
     command = [
         str(LIBINJECT),
@@ -75,14 +98,18 @@ def push_image(*, bundle: Path, reference: str, crane: Path, busybox: Path) -> s
 
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> BundleFactory:
-    """Bundles for the host's interpreter, one per (flavor, version), built once per session."""
-    built: dict[tuple[str, str], Path] = {}
+    """Bundles, one per (language, flavor, version), built once per session: Python's for the
+    host's interpreter only; Java's whole (`bundles("ddtrace", language="java")`)."""
+    built: dict[tuple[str, str, str], Path] = {}
 
-    def get(flavor: str, version: str = "") -> Path:
-        key = (flavor, version or VERSIONS[flavor])
+    def get(flavor: str, version: str = "", *, language: str = "python") -> Path:
+        key = (language, flavor, version or library_versions(language)[flavor])
         if key not in built:
-            out = tmp_path_factory.mktemp("bundle") / f"{flavor}-{key[1]}"
-            build_bundle(flavor=flavor, out=out, targets=[host_target()], version=key[1])
+            out = tmp_path_factory.mktemp("bundle") / "-".join(key)
+            if language == "java":
+                build_java_bundle(flavor=flavor, out=out, version=key[2])
+            else:
+                build_bundle(flavor=flavor, out=out, targets=[host_target()], version=key[2])
             built[key] = out
         return built[key]
 
@@ -93,19 +120,22 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> BundleFactory:
 def library_images(
     bundles: BundleFactory, registry: Registry, crane: Path, busybox: Path
 ) -> ImageFactory:
-    """Pushed library images by flavor: `<registry>/libinject/python-<flavor>:<version>`."""
-    pushed: dict[tuple[str, str], str] = {}
+    """Pushed library images: `<registry>/libinject/<language>-<flavor>:<version>`, the name
+    the engine gives them (`library_images("ddtrace")`, `library_images("ddtrace",
+    language="java")`)."""
+    pushed: dict[tuple[str, str, str], str] = {}
 
-    def get(flavor: str, version: str = "") -> str:
-        key = (flavor, version or VERSIONS[flavor])
+    def get(flavor: str, version: str = "", *, language: str = "python") -> str:
+        key = (language, flavor, version or library_versions(language)[flavor])
         if key not in pushed:
             reference = library_image(
                 registry=f"{registry.address}/libinject",
-                language=Language.PYTHON,
+                language=Language(language),
                 flavor=Flavor(flavor),
-                version=key[1],
+                version=key[2],
             )
-            push_image(bundle=bundles(*key), reference=reference, crane=crane, busybox=busybox)
+            bundle = bundles(flavor, key[2], language=language)
+            push_image(bundle=bundle, reference=reference, crane=crane, busybox=busybox)
             pushed[key] = reference
         return pushed[key]
 

@@ -24,7 +24,7 @@ def python_policy(name: str, namespaces: list[str], **spec: Any) -> dict[str, An
         "kind": "InstrumentationPolicy",
         "metadata": {"name": name},
         "spec": {
-            "libraries": [{"language": "python", "version": "3.12.0"}],
+            "libraries": [{"language": "python", "version": "4.16.0"}],
             "namespaceSelector": {"matchNames": namespaces},
             **spec,
         },

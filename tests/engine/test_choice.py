@@ -13,7 +13,7 @@ from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.inject import inject
 from libinject.engine.settings import EngineSettings
 
-JAVA = {"language": "java", "version": "1.40.0"}
+JAVA = {"language": "java", "version": "1.56.0"}
 
 
 def winner(result_policy: str, *policies: InstrumentationPolicy, **kwargs: object) -> None:
@@ -94,10 +94,14 @@ def test_a_lower_policy_wins_when_the_higher_one_does_not_select_the_pod() -> No
 
 def test_each_language_has_its_own_winner() -> None:
     both = policy("both", libraries=[PYTHON, JAVA])
-    java_first = policy("java-first", priority=3, libraries=[{**JAVA, "version": "1.41.0"}])
+    java_first = policy(
+        "java-first",
+        priority=3,
+        libraries=[{**JAVA, "flavor": "opentelemetry", "version": "2.22.0"}],
+    )
     result = run(pod(), both, java_first)
     chosen = {c.language.value: (c.policy, c.version) for c in result.decision.injected}
-    assert chosen == {"java": ("java-first", "1.41.0"), "python": ("both", "3.12.0")}
+    assert chosen == {"java": ("java-first", "2.22.0"), "python": ("both", "4.16.0")}
 
 
 def test_explain_gives_a_verdict_on_every_policy() -> None:

@@ -11,7 +11,7 @@ import pytest
 from builders import PYTHON, RESTRICTED, container, pod, policy, run
 from libinject.engine.decision import Code
 
-JAVA = {"language": "java", "version": "1.40.0"}
+JAVA = {"language": "java", "version": "1.56.0"}
 
 
 def names(items: list[dict[str, Any]] | None) -> list[str]:
@@ -23,7 +23,7 @@ def test_init_container_mode() -> None:
     spec = result.pod["spec"]
     assert spec["volumes"] == [{"name": "libinject-python", "emptyDir": {"sizeLimit": "300Mi"}}]
     (init,) = spec["initContainers"]
-    assert init["image"] == "localhost:5000/libinject/python-ddtrace:3.12.0"
+    assert init["image"] == "localhost:5000/libinject/python-ddtrace:4.16.0"
     assert init["volumeMounts"] == [{"name": "libinject-python", "mountPath": "/libinject-target"}]
     assert init["command"][:2] == ["/bin/busybox", "cp"]
     assert spec["containers"][0]["volumeMounts"] == [
@@ -38,14 +38,14 @@ def test_csi_mode_has_no_copy_step() -> None:
     (volume,) = spec["volumes"]
     assert volume["csi"]["driver"] == "csi.libinject.dev"
     assert volume["csi"]["readOnly"] is True
-    assert volume["csi"]["volumeAttributes"]["image"].endswith("python-ddtrace:3.12.0")
+    assert volume["csi"]["volumeAttributes"]["image"].endswith("python-ddtrace:4.16.0")
 
 
 def test_image_volume_mode_mounts_the_library_directory() -> None:
     result = run(pod(), policy(injection={"mode": "image-volume"}))
     spec = result.pod["spec"]
     assert "initContainers" not in spec
-    assert spec["volumes"][0]["image"]["reference"].endswith("python-ddtrace:3.12.0")
+    assert spec["volumes"][0]["image"]["reference"].endswith("python-ddtrace:4.16.0")
     assert spec["containers"][0]["volumeMounts"][0]["subPath"] == "libinject"
 
 
@@ -93,7 +93,7 @@ def test_outcome_is_recorded_on_the_pod() -> None:
             "language": "python",
             "mode": "init-container",
             "policy": "py",
-            "version": "3.12.0",
+            "version": "4.16.0",
         }
     ]
 

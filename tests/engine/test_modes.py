@@ -37,7 +37,7 @@ def test_auto_is_csi_once_the_driver_is_registered() -> None:
         "driver": "csi.libinject.dev",
         "readOnly": True,
         "volumeAttributes": {
-            "image": "localhost:5000/libinject/python-ddtrace:3.12.0",
+            "image": "localhost:5000/libinject/python-ddtrace:4.16.0",
             "language": "python",
         },
     }

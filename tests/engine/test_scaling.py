@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import libinject.engine
-from builders import container, pod, run
+from builders import JAVA, PYTHON, container, pod, policy, run
 from libinject.engine import limits
 from libinject.engine.decision import Code
 from libinject.engine.inject import SKIPPED_ANNOTATION
@@ -61,13 +61,14 @@ def engine_lines() -> Iterator[list[int]]:
 
 def shaped(n: int, dimension: str) -> dict[str, Any]:
     """A pod that grows with `n` in one dimension and stays small in the others."""
-    grows = {key: (n if key == dimension else 2) for key in ("containers", "env", "mounts")}
+    grows = {key: (n if key == dimension else 2) for key in ("containers", "env", "mounts", "args")}
     volumes = n if dimension == "volumes" else 2
     inits = n if dimension == "initContainers" else 1
     apps = [
         container(
             Name(f"app-{index}"),
             env=[{"name": Name(f"VAR_{k}"), "value": "v"} for k in range(grows["env"])],
+            args=[f"-Dk{k}=v" for k in range(grows["args"])],
             volumeMounts=[
                 {"name": Name(f"vol-{k % volumes}"), "mountPath": f"/mnt/{k}"}
                 for k in range(grows["mounts"])
@@ -83,15 +84,19 @@ def shaped(n: int, dimension: str) -> dict[str, Any]:
 
 
 def work(target: dict[str, Any]) -> tuple[int, int]:
-    """Lines executed and name comparisons made to inject `target` into all its containers."""
+    """Lines executed and name comparisons made to inject `target` into all its containers, with
+    both a Python and a Java library (Java's reads each command and args item too)."""
+    both = policy(libraries=[PYTHON, JAVA])
     Name.comparisons = 0
     with engine_lines() as lines:
-        result = run(target)
+        result = run(target, both)
     assert result.decision.reason.code is Code.INJECTED
     return lines[0], Name.comparisons
 
 
-@pytest.mark.parametrize("dimension", ["containers", "initContainers", "env", "mounts", "volumes"])
+@pytest.mark.parametrize(
+    "dimension", ["containers", "initContainers", "env", "mounts", "args", "volumes"]
+)
 def test_work_is_linear_in_every_dimension_of_the_pod(dimension: str) -> None:
     """Doubling the pod in one dimension at most doubles the engine's work. Before the engine
     kept a set of the wanted container names, each container's name was looked up by a scan of
@@ -132,6 +137,7 @@ def test_a_pod_at_the_bounds_is_decided() -> None:
             ),
             id="mounts",
         ),
+        pytest.param(lambda n: pod(container(args=[f"-D{k}" for k in range(n)])), id="args"),
         pytest.param(
             lambda n: pod(
                 container(), volumes=[{"name": f"v{k}", "emptyDir": {}} for k in range(n)]

@@ -16,7 +16,7 @@ from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.inject import INSTRUMENTED_LABEL, SKIPPED_ANNOTATION, inject
 from libinject.engine.settings import EngineSettings
 
-INDEX = PolicyIndex([policy(), policy("j", libraries=[{"language": "java", "version": "1.40.0"}])])
+INDEX = PolicyIndex([policy(), policy("j", libraries=[{"language": "java", "version": "1.56.0"}])])
 
 
 def _inject(target: Any, namespace: Namespace = ENABLED) -> Any:
@@ -100,6 +100,6 @@ def test_the_checker_does_not_follow_deep_data() -> None:
     for _ in range(100_000):
         deep = [deep]
     target = pod()
-    target["spec"]["containers"][0]["args"] = deep
+    target["spec"]["containers"][0]["lifecycle"] = deep
     assert shape.pod_problem(target) is None
     assert _inject(target).decision.reason.code is Code.INJECTED

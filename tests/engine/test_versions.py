@@ -48,43 +48,43 @@ def _injected(result: Result) -> dict[str, object]:
 
 
 def test_an_allowed_request_picks_version_and_image_tag() -> None:
-    lib = {**PYTHON, "allowedVersions": ["3.*"]}
+    lib = {**PYTHON, "allowedVersions": ["4.*"]}
     result = run(
-        pod(annotations={"libinject.dev/python.version": "3.9.1"}), policy(libraries=[lib])
+        pod(annotations={"libinject.dev/python.version": "4.15.0"}), policy(libraries=[lib])
     )
     (choice,) = result.decision.injected
-    assert choice.version == "3.9.1"
-    assert choice.image.endswith("/python-ddtrace:3.9.1")
+    assert choice.version == "4.15.0"
+    assert choice.image.endswith("/python-ddtrace:4.15.0")
     assert result.pod["spec"]["initContainers"][0]["image"] == choice.image
-    assert _injected(result)["version"] == "3.9.1"
+    assert _injected(result)["version"] == "4.15.0"
 
 
 def test_a_refused_request_injects_the_policy_version_and_records_why() -> None:
-    lib = {**PYTHON, "allowedVersions": ["3.*"]}
+    lib = {**PYTHON, "allowedVersions": ["4.*"]}
     result = run(
         pod(annotations={"libinject.dev/python.version": "2.21.0"}), policy(libraries=[lib])
     )
     (choice,) = result.decision.injected
-    assert choice.version == "3.12.0"
+    assert choice.version == "4.16.0"
     assert choice.version_reason is not None
     assert choice.version_reason.code is Code.VERSION_NOT_ALLOWED
     record = _injected(result)
-    assert record["version"] == "3.12.0"
+    assert record["version"] == "4.16.0"
     assert "2.21.0 refused" in str(record["versionRefused"])
 
 
 def test_no_allowed_versions_means_no_choice() -> None:
-    result = run(pod(annotations={"libinject.dev/python.version": "3.9.1"}), policy())
-    assert result.decision.injected[0].version == "3.12.0"
+    result = run(pod(annotations={"libinject.dev/python.version": "4.15.0"}), policy())
+    assert result.decision.injected[0].version == "4.16.0"
 
 
 def test_a_pinned_image_refuses_every_request() -> None:
     lib = {**PYTHON, "image": "mirror.example/py:pinned"}
     result = run(
-        pod(annotations={"libinject.dev/python.version": "3.9.1"}), policy(libraries=[lib])
+        pod(annotations={"libinject.dev/python.version": "4.15.0"}), policy(libraries=[lib])
     )
     (choice,) = result.decision.injected
-    assert (choice.version, choice.image) == ("3.12.0", "mirror.example/py:pinned")
+    assert (choice.version, choice.image) == ("4.16.0", "mirror.example/py:pinned")
     assert choice.version_reason is not None
     assert "pins the image" in choice.version_reason.message
 
@@ -92,7 +92,7 @@ def test_a_pinned_image_refuses_every_request() -> None:
 def test_the_annotation_of_another_language_is_ignored() -> None:
     lib = {**PYTHON, "allowedVersions": ["*"]}
     result = run(pod(annotations={"libinject.dev/java.version": "9.9.9"}), policy(libraries=[lib]))
-    assert result.decision.injected[0].version == "3.12.0"
+    assert result.decision.injected[0].version == "4.16.0"
 
 
 DIGEST = "sha256:" + "a" * 64
@@ -144,7 +144,7 @@ def test_a_request_that_is_no_version_is_refused(requested: object) -> None:
         policy(libraries=[lib]),
     )
     (choice,) = result.decision.injected
-    assert (choice.version, choice.image) == ("3.12.0", f"{REGISTRY}/python-ddtrace:3.12.0")
+    assert (choice.version, choice.image) == ("4.16.0", f"{REGISTRY}/python-ddtrace:4.16.0")
     assert choice.version_reason is not None
     assert choice.version_reason.code is Code.VERSION_NOT_ALLOWED
     assert "not a version" in choice.version_reason.message
@@ -278,7 +278,7 @@ def test_no_request_yields_an_image_outside_the_default_form(
     <registry>/<language>-<flavor>:<version> with a version of the grammar, equal to the version
     recorded, and the pod's init container gets exactly that image; or, for a value that is no
     string (which the API server never stores), the pod gets no image at all (MalformedPod)."""
-    lib = {"language": language, "flavor": flavor, "version": "3.12.0", "allowedVersions": allowed}
+    lib = {"language": language, "flavor": flavor, "version": "4.16.0", "allowedVersions": allowed}
     result = run(
         pod(annotations={f"libinject.dev/{language}.version": requested}),  # type: ignore[dict-item]
         policy(libraries=[lib]),
@@ -293,7 +293,7 @@ def test_no_request_yields_an_image_outside_the_default_form(
     assert match is not None, choice.image
     assert match.group(1, 2, 3) == (language, flavor, choice.version)
     assert is_version(choice.version)
-    assert choice.version in ("3.12.0", requested)
+    assert choice.version in ("4.16.0", requested)
     assert result.pod["spec"]["initContainers"][0]["image"] == choice.image
 
 

@@ -79,7 +79,7 @@ def test_a_deployment_in_an_opted_in_namespace_is_injected_as_the_policy_says(
         pod = read_pod(admin, namespace=namespace, name=name)
         record = json.loads(pod["metadata"]["annotations"][INJECTED])
         assert [(r["policy"], r["language"], r["version"]) for r in record] == [
-            (policy, "python", "3.12.0")
+            (policy, "python", "4.16.0")
         ]
         assert pod["metadata"]["labels"][INSTRUMENTED] == "true"
         assert init_names(pod) == ["libinject-python"]

@@ -187,7 +187,7 @@ def world(admin: client.ApiClient, installed: None) -> Iterator[World]:
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "InstrumentationPolicy",
         "metadata": {"name": POLICY},
-        "spec": {"libraries": [{"language": "python", "version": "3.12.0"}]},
+        "spec": {"libraries": [{"language": "python", "version": "4.16.0"}]},
     }
     policies.create_cluster_custom_object(GROUP, VERSION, PLURAL, policy)
     # Ours (WEBHOOK) comes with the manifests; another one is made here.

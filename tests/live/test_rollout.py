@@ -127,7 +127,11 @@ def test_a_spec_change_rolls_out_the_selected_workloads_once(
     rolled = [e for e in events_for(admin, policy) if e.reason == "RolledOut"]
     assert f"Deployment {namespace}/web" in rolled[0].message
 
-    patch = {"spec": {"libraries": [{"language": "python", "version": "3.13.0"}]}}
+    patch = {
+        "spec": {
+            "libraries": [{"language": "python", "flavor": "opentelemetry", "version": "0.66b1"}]
+        }
+    }
     client.CustomObjectsApi(admin).patch_cluster_custom_object(
         GROUP, VERSION, PLURAL, policy, patch
     )
@@ -146,8 +150,8 @@ def test_a_spec_change_rolls_out_the_selected_workloads_once(
             assert item.metadata is not None
             pod = read_pod(admin, namespace=namespace, name=str(item.metadata.name))
             record = json.loads(pod["metadata"]["annotations"].get(INJECTED, "[]"))
-            if record and record[0]["version"] == "3.13.0":
-                return "3.13.0"
+            if record and record[0]["version"] == "0.66b1":
+                return "0.66b1"
         return None
 
     poll.until(newest_injected_version, what="a web pod with the new version", timeout=60)

@@ -62,9 +62,9 @@ def test_due_are_the_selected_templates_not_yet_at_this_hash() -> None:
 
 def test_the_hash_follows_the_spec_not_its_key_order() -> None:
     """Equal specs hash alike whatever their key order; any change of a value changes it."""
-    spec = {"libraries": [{"language": "python", "version": "3.12.0"}], "priority": 1}
-    reordered = {"priority": 1, "libraries": [{"version": "3.12.0", "language": "python"}]}
-    changed = {"libraries": [{"language": "python", "version": "3.13.0"}], "priority": 1}
+    spec = {"libraries": [{"language": "python", "version": "4.16.0"}], "priority": 1}
+    reordered = {"priority": 1, "libraries": [{"version": "4.16.0", "language": "python"}]}
+    changed = {"libraries": [{"language": "python", "version": "4.16.0"}], "priority": 2}
     assert spec_hash(spec) == spec_hash(reordered)
     assert spec_hash(spec) != spec_hash(changed)
     assert annotation("web") == "libinject.dev/policy.web"

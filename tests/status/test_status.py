@@ -245,10 +245,10 @@ def test_checks_the_schema_cannot_do_make_the_policy_invalid(
 @pytest.mark.parametrize(
     "library",
     [
-        pytest.param({**PYTHON, "allowedVersions": ["3.*"]}, id="pattern-covers-version"),
-        pytest.param({**PYTHON, "allowedVersions": ["3.11.0", "3.12.0"]}, id="listed-exactly"),
+        pytest.param({**PYTHON, "allowedVersions": ["4.*"]}, id="pattern-covers-version"),
+        pytest.param({**PYTHON, "allowedVersions": ["4.15.0", "4.16.0"]}, id="listed-exactly"),
         pytest.param({**PYTHON, "allowedVersions": ["*"]}, id="any"),
-        pytest.param({**PYTHON, "image": "localhost:5000/libinject/python-ddtrace:3.12.0"},
+        pytest.param({**PYTHON, "image": "localhost:5000/libinject/python-ddtrace:4.16.0"},
                      id="image-with-port-and-tag"),
         pytest.param({**PYTHON, "image": f"reg.example/team/py_lib@{DIGEST}"}, id="image-digest"),
         pytest.param({**PYTHON, "image": f"reg.example/py:3.12@{DIGEST}"}, id="image-tag-and-digest"),

@@ -30,9 +30,10 @@ from libinject.bundle.stages import (
     stage,
 )
 from libinject.bundle.targets import PYTHONS, Target
+from libinject.engine.delivery import BUNDLE_MANIFEST
 
 LOADER = "sitecustomize.py"
-MANIFEST = "bundle.txt"
+MANIFEST = BUNDLE_MANIFEST
 # pip spends most of its time on the network; a few at once fill two cores without thrashing.
 PARALLEL_INSTALLS = 3
 

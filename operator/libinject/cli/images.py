@@ -1,4 +1,5 @@
-"""`libinject bundle python` and `libinject image`: the library side, built offline."""
+"""`libinject bundle python|java`, `libinject lock java` and `libinject image`: the library
+side, built offline."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from libinject.api.types import Flavor
+from libinject.api.types import Flavor, is_version
 from libinject.bundle import python as bundle
+from libinject.bundle.java import build as java_bundle
+from libinject.bundle.java import locks as java_locks
 from libinject.bundle.stages import BundleError
 from libinject.bundle.targets import all_targets, parse_tag
 from libinject.cli.errors import InputError
@@ -31,8 +34,22 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="TAG",
         help="only this target, e.g. cp311-manylinux-x86_64 (repeatable; default: all)",
     )
-    python_cmd.add_argument("--cache", type=Path, default=_default_cache(), help="pip stages")
+    python_cmd.add_argument(
+        "--cache", type=Path, default=_default_cache("bundles"), help="pip stages"
+    )
     python_cmd.set_defaults(run=_run_bundle_python)
+    java_cmd = languages.add_parser("java", help="a Java bundle (the agent and the launcher)")
+    _java_release_arguments(java_cmd)
+    java_cmd.add_argument("--out", required=True, type=Path, help="a directory to create")
+    java_cmd.set_defaults(run=_run_bundle_java)
+
+    lock_cmd = commands.add_parser("lock", help="check a release and write its committed lock")
+    lock_languages = lock_cmd.add_subparsers(required=True, metavar="LANGUAGE")
+    lock_java = lock_languages.add_parser(
+        "java", help="an agent jar from Maven Central, checked against its published checksums"
+    )
+    _java_release_arguments(lock_java)
+    lock_java.set_defaults(run=_run_lock_java)
 
     image_cmd = commands.add_parser("image", help="push a bundle as a one-layer library image")
     image_cmd.add_argument("--bundle", required=True, type=Path)
@@ -60,6 +77,53 @@ def _run_bundle_python(args: argparse.Namespace) -> str:
     except BundleError as error:
         raise InputError("bundle", str(error)) from error
     return json.dumps(report.as_dict(), indent=2) + "\n"
+
+
+def _java_release_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--flavor", required=True, choices=[str(f) for f in Flavor])
+    cmd.add_argument("--version", required=True, help="dd-java-agent's or OpenTelemetry's")
+    cmd.add_argument(
+        "--locks", type=Path, default=Path("images/java/locks"), help="the committed locks"
+    )
+    cmd.add_argument("--cache", type=Path, default=_default_cache("java"), help="agent jars")
+
+
+def _run_bundle_java(args: argparse.Namespace) -> str:
+    _check_version(args.version)
+    try:
+        report = java_bundle.build(
+            flavor=Flavor(args.flavor),
+            version=args.version,
+            out=args.out,
+            lock_dir=args.locks,
+            cache_dir=args.cache,
+            launcher=java_bundle.packaged_launcher(),
+            say=_say,
+        )
+    except BundleError as error:
+        raise InputError("bundle", str(error)) from error
+    return json.dumps(report, indent=2) + "\n"
+
+
+def _run_lock_java(args: argparse.Namespace) -> str:
+    _check_version(args.version)
+    try:
+        report = java_locks.write(
+            flavor=Flavor(args.flavor),
+            version=args.version,
+            locks=args.locks,
+            cache_dir=args.cache,
+            say=_say,
+        )
+    except BundleError as error:
+        raise InputError("lock", str(error)) from error
+    return json.dumps(report, indent=2) + "\n"
+
+
+def _check_version(version: str) -> None:
+    """The version names files and a download's path: only a release version will do."""
+    if not is_version(version):
+        raise InputError("--version", f"{version!r} is not a release version such as 1.2.3")
 
 
 def _run_image(args: argparse.Namespace) -> str:
@@ -91,9 +155,9 @@ def _manifest(root: Path) -> dict[str, str]:
     return dict(pairs)
 
 
-def _default_cache() -> Path:
+def _default_cache(kind: str) -> Path:
     base = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
-    return Path(base) / "libinject" / "bundles"
+    return Path(base) / "libinject" / kind
 
 
 def _say(message: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from libinject.engine.decision import Code, Reason
 from libinject.engine.environment import EnvEntry
-from libinject.engine.languages import LoadVariable, VariableClashError, combine
+from libinject.engine.languages import LoadVariable, OwnTracers, VariableClashError, combine
 
 
 def _env_by_name(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -24,10 +24,15 @@ def load_values(
     load: tuple[LoadVariable, ...],
     root: str,
     mount: Mapping[str, Any],
+    own: OwnTracers | None = None,
 ) -> tuple[dict[str, str], Reason]:
     """The load variables' new values for this container, or (empty, why it is skipped)."""
     name = container.get("name", "")
     current = _env_by_name(container)
+    if own is not None:
+        found = own_tracer(container, own, current)
+        if found is not None:
+            return {}, Reason(Code.OWN_TRACER, f"it starts its own tracer: {found}", name)
     values = {}
     for rule in load:
         entry = current.get(rule.name)
@@ -51,6 +56,21 @@ def load_values(
         if existing.get("mountPath") == mount["mountPath"] and existing != mount:
             return {}, Reason(Code.NAME_TAKEN, f"{mount['mountPath']} is already mounted", name)
     return values, Reason(Code.CONTAINER_INSTRUMENTED, "instrumented", name)
+
+
+def own_tracer(
+    container: Mapping[str, Any], own: OwnTracers, env: Mapping[str, Mapping[str, Any]]
+) -> str | None:
+    """Where the container already loads a tracer's agent, e.g. `JAVA_TOOL_OPTIONS has
+    -javaagent:/dd/dd-java-agent.jar`, or None. A value set with valueFrom cannot be read here;
+    the launcher checks the running JVM's options again."""
+    places = [(variable, (env.get(variable) or {}).get("value")) for variable in own.variables]
+    places += [(key, item) for key in ("command", "args") for item in container.get(key) or ()]
+    for place, text in places:
+        option = own.found(text) if text else None
+        if option is not None:
+            return f"{place} has {option}"
+    return None
 
 
 def apply(

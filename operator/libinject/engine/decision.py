@@ -40,6 +40,7 @@ class Code(StrEnum):
     CONTAINER_NAME_MISSING = "ContainerNameMissing"
     LOAD_VARIABLE_FROM_SOURCE = "LoadVariableFromSource"
     LOAD_VARIABLE_CONFLICT = "LoadVariableConflict"
+    OWN_TRACER = "OwnTracer"  # the container already loads a tracer of its own
     NO_CONTAINER_SELECTED = "NoContainerSelected"
     # Pod-level delivery.
     NAME_TAKEN = "NameTaken"

@@ -17,6 +17,7 @@ from libinject.engine.settings import LibrarySettings
 
 # The library image contract: the library under /libinject and a static busybox for the copy.
 IMAGE_LIBRARY_DIR = "/libinject"
+BUNDLE_MANIFEST = "bundle.txt"  # at the library's root, in every language's bundle
 COPY_TARGET = "/libinject-target"
 
 NONROOT_UID = 65532

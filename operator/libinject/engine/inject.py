@@ -6,7 +6,7 @@ Pure: no I/O, no clients, no Kopf. The webhook and the CLI are shells around `in
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,7 +23,7 @@ from libinject.engine.decision import (
 )
 from libinject.engine.eligibility import namespace_reason, pod_reason
 from libinject.engine.index import Namespace, PolicyIndex
-from libinject.engine.languages import load_rules
+from libinject.engine.languages import OWN_TRACERS, load_rules
 from libinject.engine.limits import size_reason
 from libinject.engine.patch import Operation, diff
 from libinject.engine.resources import Resources, copy_resources, pod_share
@@ -222,7 +222,7 @@ def _deliver(
         spec, choice, policy=policy, mount=plan.mount, ours=context.ours
     )
     choice = replace(choice, containers=tuple(verdicts))
-    skipped = _pod_level_skip(spec, plan, targets=targets, too_small=too_small)
+    skipped = _pod_level_skip(spec, plan, targets=targets, verdicts=verdicts, too_small=too_small)
     if skipped is not None:
         return replace(choice, skipped=skipped)
     _add_pod_objects(spec, plan, context.ours)
@@ -253,6 +253,7 @@ def _containers(
 ) -> tuple[list[tuple[dict[str, Any], dict[str, str]]], list[ContainerVerdict]]:
     """Which containers get the library (with their load values), and a verdict for each."""
     load = load_rules(choice.language, choice.flavor)
+    own = OWN_TRACERS.get(choice.language)
     root = mount["mountPath"]
     candidates = {c["name"]: c for c in spec.get("initContainers") or () if c["name"] not in ours}
     apps = {c["name"]: c for c in spec["containers"]}
@@ -272,7 +273,9 @@ def _containers(
             )
             verdicts.append(ContainerVerdict(name, missing))
             continue
-        values, reason = containers.load_values(container, load=load, root=root, mount=mount)
+        values, reason = containers.load_values(
+            container, load=load, root=root, mount=mount, own=own
+        )
         verdicts.append(ContainerVerdict(name, reason))
         if reason.code is Code.CONTAINER_INSTRUMENTED:
             targets.append((container, values))
@@ -284,10 +287,11 @@ def _pod_level_skip(
     plan: delivery.Delivery,
     *,
     targets: list[tuple[dict[str, Any], dict[str, str]]],
+    verdicts: list[ContainerVerdict],
     too_small: Reason | None,
 ) -> Reason | None:
     if not targets:
-        return Reason(Code.NO_CONTAINER_SELECTED, "no container can take the library")
+        return Reason(Code.NO_CONTAINER_SELECTED, _none_can_take(verdicts))
     if plan.init_container is not None and too_small is not None:
         return too_small
     name = plan.volume["name"]
@@ -299,6 +303,16 @@ def _pod_level_skip(
             if container.get("name") == name and not covers(container, plan.init_container):
                 return Reason(Code.NAME_TAKEN, f"the pod already has a container named {name}")
     return None
+
+
+def _none_can_take(verdicts: list[ContainerVerdict]) -> str:
+    """Why no container took the library: the first container's own reason (a pod with one
+    container says all there is) and how many more, so the message stays short."""
+    refused = [v for v in verdicts if v.reason.code is not Code.CONTAINER_NOT_NAMED]
+    if not refused:
+        return "no container can take the library"
+    more = f"; and {len(refused) - 1} more" if len(refused) > 1 else ""
+    return f"no container can take the library ({refused[0].container}: {refused[0].reason}{more})"
 
 
 def covers(existing: Any, planned: Any) -> bool:
@@ -372,11 +386,18 @@ def _outcome(languages: list[LanguageDecision]) -> Reason:
     if injected:
         summary = ", ".join(f"{c.language} {c.version} from {c.policy}" for c in injected)
         return Reason(Code.INJECTED, summary)
+    return _skipped_languages(languages) or Reason(
+        Code.NO_MATCHING_POLICY, "no policy selects this pod for any language"
+    )
+
+
+def _skipped_languages(languages: Sequence[LanguageDecision]) -> Reason | None:
+    """Why each language a policy chose for this pod was not delivered, or None."""
     skips = [(d.language, d.choice.skipped) for d in languages if d.choice and d.choice.skipped]
-    if skips:
-        message = "; ".join(f"{language}: {reason}" for language, reason in skips)
-        return Reason(skips[0][1].code, message)
-    return Reason(Code.NO_MATCHING_POLICY, "no policy selects this pod for any language")
+    if not skips:
+        return None
+    message = "; ".join(f"{language}: {reason}" for language, reason in skips)
+    return Reason(skips[0][1].code, message)
 
 
 def _finish(original: Mapping[str, Any], pod: dict[str, Any], decision: Decision) -> Result:
@@ -386,7 +407,12 @@ def _finish(original: Mapping[str, Any], pod: dict[str, Any], decision: Decision
     labels = meta.setdefault("labels", {})
     if decision.injected:
         annotations[INJECTED_ANNOTATION] = _injected_record(decision)
-        annotations.pop(SKIPPED_ANNOTATION, None)
+        # A language that was chosen but could go into no container is said beside the others.
+        skipped = _skipped_languages(decision.languages)
+        if skipped is None:
+            annotations.pop(SKIPPED_ANNOTATION, None)
+        else:
+            annotations[SKIPPED_ANNOTATION] = str(skipped)
         labels[INSTRUMENTED_LABEL] = "true"
     else:
         annotations[SKIPPED_ANNOTATION] = str(decision.reason)

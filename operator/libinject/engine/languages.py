@@ -6,8 +6,10 @@ container step never branch on the language.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
+from fnmatch import fnmatchcase
 
 from libinject.api.types import Flavor, Language, LoadVariableName
 
@@ -53,6 +55,11 @@ def _ini_dir(name: LoadVariableName, value: str) -> LoadVariable:
 
 _V = LoadVariableName
 
+# Java's load variable names our launcher agent, the same file in every Java bundle: a JVM aborts
+# when a -javaagent jar is missing or fails, so the launcher checks the JVM and the bundle first
+# and hands over to the flavor's agent beside it only when both fit (libinject.bundle.java).
+JAVA_LAUNCHER = "libinject-launcher.jar"
+
 _CORECLR_DD = "{846F5F1C-F9AE-4B07-969E-05C26BC060D8}"
 _CORECLR_OTEL = "{918728DD-259F-4A6A-AC2B-B85E1B658318}"
 
@@ -82,10 +89,10 @@ LOAD_RULES: dict[tuple[Language, Flavor], tuple[LoadVariable, ...]] = {
     (Language.PYTHON, Flavor.DDTRACE): (_path(_V.PYTHONPATH, "{root}"),),
     (Language.PYTHON, Flavor.OPENTELEMETRY): (_path(_V.PYTHONPATH, "{root}"),),
     (Language.JAVA, Flavor.DDTRACE): (
-        _option(_V.JAVA_TOOL_OPTIONS, "-javaagent:{root}/dd-java-agent.jar"),
+        _option(_V.JAVA_TOOL_OPTIONS, f"-javaagent:{{root}}/{JAVA_LAUNCHER}"),
     ),
     (Language.JAVA, Flavor.OPENTELEMETRY): (
-        _option(_V.JAVA_TOOL_OPTIONS, "-javaagent:{root}/opentelemetry-javaagent.jar"),
+        _option(_V.JAVA_TOOL_OPTIONS, f"-javaagent:{{root}}/{JAVA_LAUNCHER}"),
     ),
     (Language.NODEJS, Flavor.DDTRACE): (
         _option(_V.NODE_OPTIONS, "--require={root}/node_modules/dd-trace/init"),
@@ -121,6 +128,36 @@ LOAD_RULES: dict[tuple[Language, Flavor], tuple[LoadVariable, ...]] = {
 
 def load_rules(language: Language, flavor: Flavor) -> tuple[LoadVariable, ...]:
     return LOAD_RULES[(language, flavor)]
+
+
+@dataclass(frozen=True)
+class OwnTracers:
+    """How a container of one language shows that it starts a tracer of its own: an agent
+    option naming one of the tracers' agent files, in a variable the runtime reads at start or
+    in the container's command or args. Such a container is skipped: never two tracers."""
+
+    option: re.Pattern[str]  # group 1: the file the option loads
+    variables: tuple[str, ...]
+    agents: tuple[str, ...]  # fnmatch patterns of the agents' file names
+
+    def found(self, text: str) -> str | None:
+        """The first option in `text` that loads one of the agents, e.g. `-javaagent:/a.jar`."""
+        for match in self.option.finditer(text):
+            name = match.group(1).rpartition("/")[2]
+            if any(fnmatchcase(name, pattern) for pattern in self.agents):
+                return match.group(0)
+        return None
+
+
+OWN_TRACERS: dict[Language, OwnTracers] = {
+    # `-javaagent:<jar>[=<options>]`, maybe quoted inside a shell command line. Both variables
+    # are read by the JVM itself (JDK_JAVA_OPTIONS by the `java` launcher, Java 9 and later).
+    Language.JAVA: OwnTracers(
+        option=re.compile(r"-javaagent:[\"']?([^\s\"'=]+)"),
+        variables=("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"),
+        agents=("dd-java-agent*.jar", "opentelemetry-javaagent*.jar"),
+    ),
+}
 
 
 class VariableClashError(Exception):

@@ -19,8 +19,9 @@ CONTAINER_KINDS = ("initContainers", "containers", "ephemeralContainers")
 MAX_CONTAINERS = 1_000
 """Containers of every kind together."""
 MAX_ENTRIES = 20_000
-"""Env, envFrom and volume mount entries of every container, plus the pod's volumes."""
-_ENTRY_KINDS = ("env", "envFrom", "volumeMounts")
+"""Env, envFrom, volume mount, command and args entries of every container, plus the pod's
+volumes."""
+_ENTRY_KINDS = ("env", "envFrom", "volumeMounts", "command", "args")
 
 
 def size_reason(pod: Mapping[str, Any]) -> Reason | None:
@@ -47,8 +48,8 @@ def size_reason(pod: Mapping[str, Any]) -> Reason | None:
     if entries > MAX_ENTRIES:
         return Reason(
             Code.POD_TOO_LARGE,
-            f"the pod has {entries} env entries, volume mounts and volumes, more than the "
-            f"{MAX_ENTRIES} one admission may decide for",
+            f"the pod has {entries} env entries, volume mounts, command and args items and "
+            f"volumes, more than the {MAX_ENTRIES} one admission may decide for",
         )
     return None
 

@@ -86,6 +86,8 @@ CONTAINER = Obj(
     {
         "name": str,
         "image": str,
+        "command": ListOf(str),
+        "args": ListOf(str),
         "env": ListOf(ENV_VAR),
         "envFrom": ListOf(Obj()),
         "volumeMounts": ListOf(VOLUME_MOUNT),

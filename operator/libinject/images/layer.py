@@ -14,15 +14,15 @@ import struct
 import tarfile
 from pathlib import Path
 
-from libinject.engine.delivery import IMAGE_LIBRARY_DIR
+from libinject.engine.delivery import BUNDLE_MANIFEST, IMAGE_LIBRARY_DIR
 
 COPY_PROGRAM = "bin/busybox"
 _PT_INTERP = 3  # the program header naming the dynamic loader
 
 
 def write_layer(*, bundle: Path, copy_program: Path, out: Path) -> None:
-    if not (bundle / "sitecustomize.py").is_file():
-        raise ValueError(f"{bundle} is not a bundle (no sitecustomize.py); build one first")
+    if not (bundle / BUNDLE_MANIFEST).is_file():
+        raise ValueError(f"{bundle} is not a bundle (no {BUNDLE_MANIFEST}); build one first")
     if not is_static_elf(copy_program):
         raise ValueError(f"{copy_program} is not a static ELF executable (the image has no libc)")
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as layer:

@@ -1,0 +1,101 @@
+"""Java library images, pushed without Docker: images/java/build.sh as a user runs it, and the
+`library_images` fixture later live tests use. Each image is pulled back from the registry and
+its copy step (the init container's `busybox cp`) run on it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cluster.libraries import (
+    IMAGES,
+    JAVA_LOCKS,
+    JAVA_VERSIONS,
+    LIBINJECT,
+    BundleFactory,
+    ImageFactory,
+)
+from cluster.podrunner.images import ImageStore
+from cluster.registry import Registry
+from libinject.api.types import Flavor, Language
+from libinject.bundle.java.agents import AGENTS
+from libinject.bundle.java.build import packaged_launcher
+from libinject.bundle.java.locks import parse
+from libinject.engine.delivery import IMAGE_LIBRARY_DIR
+from libinject.engine.languages import JAVA_LAUNCHER
+from libinject.engine.versions import library_image
+from tools.gobuild import cache_root
+
+
+@pytest.fixture(autouse=True)
+def _launcher_shipped() -> None:
+    if not packaged_launcher().is_file():
+        pytest.skip("the launcher jar comes with the launcher's branch (h-launcher)")
+
+
+def _copied(store: ImageStore, reference: str, tmp_path: Path) -> Path:
+    """What the init container leaves in the pod's volume: the image unpacked, then its own
+    busybox copying its library directory into an empty one."""
+    image, volume = tmp_path / "image", tmp_path / "volume"
+    store.unpack(reference, image)
+    volume.mkdir()
+    library = image / IMAGE_LIBRARY_DIR.lstrip("/")
+    copy = [str(image / "bin" / "busybox"), "cp", "-R", f"{library}/.", str(volume)]
+    subprocess.run(copy, check=True)
+    return volume
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.network  # the registry, crane, busybox and Maven Central on cold caches
+def test_build_sh_pushes_the_java_image_the_engine_names(
+    registry: Registry, crane: Path, busybox: Path, tmp_path: Path
+) -> None:
+    """images/java/build.sh pushes `<repository>/java-<flavor>:<version>`, the very reference
+    the engine puts in pods; the copy step yields the locked agent, the launcher and the
+    manifest, and the image's labels name the flavor and version."""
+    flavor, version = "ddtrace", JAVA_VERSIONS["ddtrace"]
+    repository = f"{registry.address}/libinject"
+    env = {
+        **os.environ,
+        "CRANE": str(crane),
+        "BUSYBOX": str(busybox),
+        "LIBINJECT": str(LIBINJECT),
+        "BUNDLE_FLAGS": f"--cache {cache_root() / 'java'}",
+    }
+    command = [str(IMAGES / "java" / "build.sh"), flavor, version, repository]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    reference = library_image(
+        registry=repository, language=Language.JAVA, flavor=Flavor.DDTRACE, version=version
+    )
+    assert done.stdout.startswith(f"{reference}@sha256:")
+    volume = _copied(ImageStore(crane, tmp_path / "store"), reference, tmp_path)
+    agent = AGENTS[Flavor.DDTRACE].jar
+    assert sorted(p.name for p in volume.iterdir()) == sorted([agent, JAVA_LAUNCHER, "bundle.txt"])
+    lock = parse((JAVA_LOCKS / f"{flavor}-{version}.lock").read_text())
+    assert hashlib.sha256((volume / agent).read_bytes()).hexdigest() == lock.sha256
+    assert (volume / JAVA_LAUNCHER).read_bytes() == packaged_launcher().read_bytes()
+    config = subprocess.run(
+        [str(crane), "config", reference], capture_output=True, text=True, check=True
+    ).stdout
+    assert f'"org.opencontainers.image.version":"{version}"' in config
+    assert '"dev.libinject.flavor":"ddtrace"' in config
+
+
+@pytest.mark.network
+def test_the_fixture_serves_a_java_image_holding_exactly_the_bundle(
+    library_images: ImageFactory, bundles: BundleFactory, crane: Path, tmp_path: Path
+) -> None:
+    """`library_images(flavor, language="java")` pushes the Java bundle under the engine's
+    name for it; what the copy step yields is that bundle, file for file and byte for byte."""
+    reference = library_images("opentelemetry", language="java")
+    assert reference.endswith(f"/libinject/java-opentelemetry:{JAVA_VERSIONS['opentelemetry']}")
+    volume = _copied(ImageStore(crane, tmp_path / "store"), reference, tmp_path)
+    assert _files(volume) == _files(bundles("opentelemetry", language="java"))
