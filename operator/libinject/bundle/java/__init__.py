@@ -1,0 +1,1 @@
+"""Java bundles: the launcher agent every Java bundle starts with."""
