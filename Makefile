@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Test-side Python (the control-plane harness) lives in tests/; the demo uses it too.
 RUN := PYTHONPATH=tests $(BIN)/python
 
-.PHONY: demo test testbin cluster-up cluster-down lint bench crds lock lock-java clean
+.PHONY: demo test testbin cluster-up cluster-down lint bench crds launcher lock lock-java clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench: testbin
 # Regenerates the CRD from the Python model (the one source of truth for the schema).
 crds: $(STAMP)
 	$(BIN)/libinject crd > crds/instrumentationpolicies.libinject.dev.yaml
+
+# Rebuilds the Java launcher jar, committed as package data, from its sources with the default
+# JDK's javac (tests/java/test_launcher_jar.py checks that the committed bytes are what it builds).
+launcher: $(STAMP)
+	$(BIN)/python -m libinject.bundle.java.launcher
 
 # Two locks, each from a fresh venv: requirements-dev.lock (tests, lint; what .venv installs) and
 # requirements.lock (the runtime alone; what the operator image installs). The runtime lock is

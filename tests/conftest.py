@@ -14,8 +14,8 @@ pytest_plugins = ["cluster.fixtures", "cluster.services", "cluster.libraries"]
 
 # Fixtures that build, download or install on first use (their caches may be cold): the Go
 # module proxy (the control plane's binaries, crane, csi-sanity, psacheck), Debian (busybox, the
-# OCI registry), PyPI (the trace test agent, the bundles and the sites the loader tests install),
-# Maven Central (the Java bundles' agents).
+# OCI registry, Debian sid's Java 8), PyPI (the trace test agent, the bundles and the sites the
+# loader tests install), Maven Central (the Java agents).
 NETWORK_FIXTURES = frozenset(
     {
         "control_plane",
@@ -31,6 +31,8 @@ NETWORK_FIXTURES = frozenset(
         "ddtrace_defaults",
         "otel_release_lists",
         "psacheck",
+        "agent_jars",
+        "java8",
     }
 )
 

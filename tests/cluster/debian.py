@@ -9,6 +9,11 @@ Cache: <cache root>/debian/<package>-<version>/ (see tools.gobuild.cache_root; a
 written '%3a', as apt names its files), the package's root file system. It is unpacked in a
 temporary directory and renamed into place, under the same lock file discipline as cluster.build.
 On a fresh machine without apt's lists, `apt-get update` runs once (it needs root).
+
+A package of another Debian suite (`suite="sid"`: the last OpenJDK 8 is only there) comes through
+apt with a configuration of its own under <cache root>/debian/apt-<suite>/: that suite's sources
+(signed by the host's Debian archive keyring), its own lists and an empty package status, so the
+host's apt configuration, lists and dpkg database are neither read nor changed.
 """
 
 from __future__ import annotations
@@ -22,15 +27,20 @@ from cluster.build import elapsed, locked, say
 from libinject.images.layer import is_static_elf
 from tools.gobuild import BuildError, cache_root
 
+ARCHIVE = "http://deb.debian.org/debian"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
-def unpacked(package: str) -> Path:
-    """The root of `package`'s files (its candidate version), downloading what the cache lacks."""
-    version = _candidate(package)
+
+def unpacked(package: str, *, suite: str | None = None) -> Path:
+    """The root of `package`'s files (its candidate version in the host's lists, or in `suite`'s),
+    downloading what the cache lacks."""
+    apt = _apt_options(suite)
+    version = _candidate(package, apt)
     target = cache_root() / "debian" / f"{package}-{version.replace(':', '%3a')}"
     if not target.is_dir():
         with locked(target.parent / ".lock"):
             if not target.is_dir():  # another run may have unpacked it while we waited
-                _unpack(package, version, target)
+                _unpack(package, version, target, apt)
     return target
 
 
@@ -50,11 +60,39 @@ def docker_registry() -> Path:
     return binary
 
 
-def _candidate(package: str) -> str:
+def _apt_options(suite: str | None) -> list[str]:
+    """apt's options for `suite`'s own configuration (made on first use), none for the host's."""
+    if suite is None:
+        return []
+    root = cache_root() / "debian" / f"apt-{suite}"
+    directories = {
+        "Dir::Etc::SourceParts": root / "sources.list.d",
+        "Dir::Etc::Parts": root / "apt.conf.d",  # none of the host's (its DEP-11 downloads)
+        "Dir::Etc::PreferencesParts": root / "preferences.d",
+        "Dir::State::Lists": root / "lists",
+        "Dir::Cache": root / "cache",
+    }
+    for directory in directories.values():
+        (directory / "partial").mkdir(parents=True, exist_ok=True)
+    sources = root / "sources.list"
+    sources.write_text(f"deb [signed-by={KEYRING}] {ARCHIVE} {suite} main\n")
+    status = root / "status"
+    status.touch()  # nothing installed: the candidate is the suite's own version
+    options = {
+        **directories,
+        "Dir::Etc::SourceList": sources,
+        "Dir::State::status": status,
+        "Acquire::Languages": "none",
+        "APT::Sandbox::User": "root",  # the directories are root's
+    }
+    return [f"-o{name}={value}" for name, value in options.items()]
+
+
+def _candidate(package: str, apt: list[str]) -> str:
     """The version apt would install, from its lists; refreshes them once if they lack it."""
     for attempt in range(2):
         result = subprocess.run(
-            ["apt-cache", "show", "--no-all-versions", package],
+            ["apt-cache", *apt, "show", "--no-all-versions", package],
             capture_output=True,
             text=True,
             check=False,
@@ -67,24 +105,26 @@ def _candidate(package: str) -> str:
         if result.returncode == 0 and versions:
             return versions[0]
         if attempt == 0:
-            _update(f"apt's lists know no {package}")
+            _update(f"apt's lists know no {package}", apt)
     raise BuildError(f"apt-cache show {package} found no version:\n{result.stderr}")
 
 
-def _update(reason: str) -> None:
+def _update(reason: str, apt: list[str]) -> None:
     say(f"{reason}: running apt-get update once")
-    result = subprocess.run(["apt-get", "update"], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["apt-get", *apt, "update"], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise BuildError(f"apt-get update failed (it needs root):\n{result.stdout}{result.stderr}")
 
 
-def _unpack(package: str, version: str, target: Path) -> None:
+def _unpack(package: str, version: str, target: Path, apt: list[str]) -> None:
     started = time.monotonic()
     say(f"downloading {package} {version} from Debian into {target}")
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as work:
         download = Path(work) / "download"
         download.mkdir()
-        _download(package, version, download)
+        _download(package, version, download, apt)
         (deb,) = download.glob("*.deb")
         root = Path(work) / "root"
         _run(["dpkg-deb", "-x", str(deb), str(root)])
@@ -92,14 +132,21 @@ def _unpack(package: str, version: str, target: Path) -> None:
     say(f"unpacked {package} {version} in {elapsed(started)}")
 
 
-def _download(package: str, version: str, directory: Path) -> None:
+def _download(package: str, version: str, directory: Path, apt: list[str]) -> None:
     # Into a root-only directory: apt's sandbox user could not write there, so it downloads as
     # root, which it would otherwise warn about.
-    command = ["apt-get", "download", "-o", "APT::Sandbox::User=root", f"{package}={version}"]
+    command = [
+        "apt-get",
+        *apt,
+        "download",
+        "-o",
+        "APT::Sandbox::User=root",
+        f"{package}={version}",
+    ]
     result = subprocess.run(command, cwd=directory, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         # Lists older than the archive name a version it no longer serves.
-        _update(f"apt-get download {package}={version} failed")
+        _update(f"apt-get download {package}={version} failed", apt)
         _run(command, cwd=directory)
 
 

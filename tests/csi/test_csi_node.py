@@ -24,6 +24,7 @@ from csi.plugin import (
     signed,
     target_of,
 )
+from libinject.bundle.java.launcher import JAR_NAME, LAUNCHER_JAR
 from libinject.csi.generated import csi_pb2, csi_pb2_grpc  # after csi.plugin's clear failure
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
@@ -100,13 +101,21 @@ def test_fifty_pods_share_one_pull_and_one_copy(plugin: Plugin, ddtrace_image: s
 
 
 def test_unreachable_registry_publishes_an_empty_volume(plugin: Plugin) -> None:
-    """With the registry down the pod must still start: publish succeeds with an empty
-    read-only directory, and the record says why the library is missing."""
+    """With the registry down the pod must still start: publish succeeds with a read-only
+    directory holding no library, only the Java launcher (a JVM whose -javaagent jar is missing
+    would not start; this one starts and the launcher stands down), and the record says why
+    the library is missing."""
     target = target_of(plugin, "pod-down")
     plugin.publish("csi-down", target, signed(f"{UNREACHABLE}/python-ddtrace:4.16.0"))
     assert plugin.mounted(target)
-    assert list(plugin.inside(target).iterdir()) == []
+    assert [p.name for p in plugin.inside(target).iterdir()] == [JAR_NAME]
+    assert (plugin.inside(target) / JAR_NAME).read_bytes() == LAUNCHER_JAR.read_bytes()
     assert plugin.sh(f"touch {target}/x").returncode != 0
+    java = plugin.sh(
+        f"LIBINJECT_DEBUG=true JAVA_TOOL_OPTIONS=-javaagent:{target}/{JAR_NAME} java -version"
+    )
+    assert java.returncode == 0, java.stderr
+    assert f"library not ready: no bundle.txt in {target}" in java.stderr
     record = plugin.record("csi-down")
     assert record is not None
     assert record["digest"] == "empty"

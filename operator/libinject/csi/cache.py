@@ -6,7 +6,10 @@ Layout under the plugin's root:
                                    unpublished (collection of unused versions reads it; gc.py)
   images/.pull-*/                  a pull in progress (a crash leaves it: removed at start-up)
   refs/<sha256 of reference>.json  which digest a tag resolved to, once it was pulled
-  empty/                           the empty directory published when a library is not ready
+  not-ready/                       the directory published when a library is not ready: no
+                                   library, only the files the plugin was given for it (the
+                                   Java launcher jar, which then stands down: a JVM whose
+                                   -javaagent jar is missing does not start)
 
 A pull resolves the reference to a digest (`crane digest`), then exports the image *by that
 digest* (`crane export REF@DIGEST -`), keeping only `libinject/` from the flattened file system.
@@ -32,7 +35,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -146,11 +149,12 @@ class Cache:
         *,
         pull_timeout: float = DEFAULT_PULL_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
+        not_ready_files: Sequence[Path] = (),
     ) -> None:
         self.root = root
         self.images = root / "images"
         self.refs = root / "refs"
-        self.empty = root / "empty"
+        self.not_ready = root / "not-ready"
         self._puller = puller
         self._pull_timeout = pull_timeout
         self._clock = clock
@@ -158,10 +162,29 @@ class Cache:
         self._pulls: dict[str, Future[Entry]] = {}
         self._holds_guard = threading.Lock()
         self._holds: dict[str, threading.Lock] = {}
-        for directory in (self.images, self.refs, self.empty):
+        for directory in (self.images, self.refs, self.not_ready):
             directory.mkdir(parents=True, exist_ok=True)
-        self.empty.chmod(0o555)
+        self._fill_not_ready(not_ready_files)
         self._remove_interrupted_pulls()
+
+    def _fill_not_ready(self, files: Sequence[Path]) -> None:
+        """Makes the not-ready directory hold exactly `files` (by name), read-only. A pod may
+        have it mounted from an earlier run: a changed file is renamed over the old one, so
+        the pod sees one or the other, whole."""
+        self.not_ready.chmod(0o755)
+        wanted = {file.name: file.read_bytes() for file in files}
+        for present in self.not_ready.iterdir():
+            if present.name in wanted:
+                continue
+            if present.is_dir() and not present.is_symlink():
+                _remove_tree(present)
+            else:
+                present.unlink()
+        for name, data in wanted.items():
+            path = self.not_ready / name
+            if not path.is_file() or path.read_bytes() != data:
+                _write_readonly(path, data)
+        self.not_ready.chmod(0o555)
 
     def _remove_interrupted_pulls(self) -> None:
         """Scratch directories of pulls a crash (SIGKILL, node reboot) cut short. Only at
@@ -335,6 +358,18 @@ def _remove_tree(path: Path) -> None:
 
     if path.exists():
         shutil.rmtree(path, onerror=retry)
+
+
+def _write_readonly(path: Path, data: bytes) -> None:
+    fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(scratch, 0o444)
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
 
 
 def _pinned(reference: str) -> str | None:

@@ -9,8 +9,9 @@ as a Warning Event on it: such a volume was not written by our webhook (or is ma
 library is owed to its pod, and a refusal (the pod stays ContainerCreating, its events say why)
 is the honest answer. A target that already holds another volume (its record, or any mount) is
 refused ALREADY_EXISTS and left as it is. When the library cannot be made ready in time (a pull
-error, the registry down, the timeout) an empty read-only directory is published instead, so an
-injected pod starts uninstrumented rather than stuck, and the record, the log, the
+error, the registry down, the timeout) the cache's read-only "not ready" directory is published
+instead (no library; for Java, only the launcher jar JAVA_TOOL_OPTIONS names, which stands down),
+so an injected pod starts uninstrumented rather than stuck, and the record, the log, the
 `libinject_csi_empty_volumes_total` counter and a Warning Event on the pod say why. The cache
 entry is held (`Cache.hold`) from finding it until the record names it and its last use is
 touched, so collection cannot remove it between.
@@ -245,7 +246,7 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                     self.cache.touch(digest)
             break
         if publication is None:
-            source = self.cache.empty
+            source = self.cache.not_ready
             why = "removed by collection as it was published"
             publication = self._record(
                 volume_id, target, reference, digest=EMPTY, reason=why, cause=metrics.COLLECTED
@@ -282,9 +283,9 @@ class Node(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             entry = self.cache.ensure(reference, timeout=timeout)
         except TimeoutError:
             why = f"not ready within {max(timeout, 0):.1f}s"
-            return self.cache.empty, EMPTY, why, metrics.TIMEOUT
+            return self.cache.not_ready, EMPTY, why, metrics.TIMEOUT
         except PullError as error:
-            return self.cache.empty, EMPTY, str(error), metrics.PULL_ERROR
+            return self.cache.not_ready, EMPTY, str(error), metrics.PULL_ERROR
         return entry.path, entry.digest, "", ""
 
     def _check_real_path(self, target: str) -> None:

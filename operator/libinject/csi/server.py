@@ -46,6 +46,9 @@ class Settings:
     pull_timeout: float = DEFAULT_PULL_TIMEOUT
     gc_grace: float = gc.DEFAULT_GRACE
     gc_interval: float = gc.DEFAULT_INTERVAL
+    # What the volume of a library that is not ready holds: the Java launcher jar (the CLI
+    # passes it; the plugin does not import the bundle builder).
+    not_ready_files: tuple[Path, ...] = ()
     # Called for each volume published empty (after the log and the metric): the Event poster.
     on_empty: Callable[[Publication, Pod | None], None] | None = None
     # Called for each refused publish with the volume id and why: the Event poster.
@@ -78,7 +81,12 @@ def build(
         if not stat.S_ISSOCK(path.lstat().st_mode):
             raise EndpointError(f"{path} exists and is not a socket")
         path.unlink()  # a stale socket of an earlier run
-    cache = Cache(root, puller, pull_timeout=settings.pull_timeout)
+    cache = Cache(
+        root,
+        puller,
+        pull_timeout=settings.pull_timeout,
+        not_ready_files=settings.not_ready_files,
+    )
     publications = Publications(root)
     node = Node(
         config,
