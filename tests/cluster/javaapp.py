@@ -38,6 +38,11 @@ def command(app: Path, *, java: str = "java") -> list[str]:
     return [java, "-cp", f"{app / 'classes'}:{app / 'lib'}/*", MAIN_CLASS]
 
 
+def image_env() -> dict[str, str]:
+    """What the app's image would set: `java` on PATH is the host's default JDK (Java 17)."""
+    return {"PATH": "/usr/bin:/bin"}
+
+
 def _build(target: Path) -> None:
     started = time.monotonic()
     say(f"building the Java web app into {target}")

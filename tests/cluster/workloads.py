@@ -18,17 +18,21 @@ INSTRUMENTED = "libinject.dev/instrumented"
 PolicyFactory = Callable[..., str]
 
 
-def python_policy(name: str, namespaces: list[str], **spec: Any) -> dict[str, Any]:
+def policy(
+    name: str, namespaces: list[str], *, libraries: list[dict[str, Any]], **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "InstrumentationPolicy",
         "metadata": {"name": name},
-        "spec": {
-            "libraries": [{"language": "python", "version": "4.16.0"}],
-            "namespaceSelector": {"matchNames": namespaces},
-            **spec,
-        },
+        "spec": {"libraries": libraries, "namespaceSelector": {"matchNames": namespaces}, **spec},
     }
+
+
+def python_policy(name: str, namespaces: list[str], **spec: Any) -> dict[str, Any]:
+    """A policy for Python's ddtrace unless `libraries` says otherwise."""
+    libraries = spec.pop("libraries", [{"language": "python", "version": "4.16.0"}])
+    return policy(name, namespaces, libraries=libraries, **spec)
 
 
 def app_pod(name: str, **annotations: str) -> dict[str, Any]:

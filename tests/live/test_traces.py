@@ -17,114 +17,54 @@ image volume would).
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from cluster import harness, kubejson, poll
+from cluster import harness, kubejson
 from cluster.apps import FLASK, WEBAPP, image_env, virtualenv
 from cluster.csiplugin import CSIPlugin, mounts_under
-from cluster.fixtures import NamespaceFactory
-from cluster.libraries import (
-    DDTRACE,
-    OPENTELEMETRY,
-    BundleFactory,
-    ImageFactory,
-    host_target,
-    push_image,
-)
+from cluster.libraries import DDTRACE, OPENTELEMETRY, host_target
 from cluster.podrunner import PodRunner, RunningPod
 from cluster.podrunner.csi import target_path
-from cluster.registry import Registry
-from cluster.testagent import TestAgent, repeated_field
-from cluster.workloads import ENABLED, PolicyFactory, create_pod, python_policy
+from cluster.testagent import TestAgent
+from cluster.traced import (
+    MODES,
+    REQUESTS,
+    TAGS,
+    get,
+    is_server,
+    library_volume,
+    otlp_spans,
+    root_spans,
+    served_from_the_cache,
+    served_from_the_image,
+)
+from cluster.workloads import create_pod
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("running_operator")]
 
-TAGS = {
-    "tags.datadoghq.com/service": "checkout",
-    "tags.datadoghq.com/env": "staging",
-    "tags.datadoghq.com/version": "1.4.2",
-}
-REQUESTS = 3
 # What the apps' images pin: an older wrapt that ddtrace accepts, a bytecode older than ddtrace
 # needs on 3.11, and a ddtrace of their own (another release than the bundle's).
 OLD_WRAPT = "wrapt==1.17.2"
 OLD_BYTECODE = "bytecode==0.13.0"
 OWN_DDTRACE = "ddtrace==4.15.0"
 PYTHON_38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
-LIBRARY_VOLUME = "libinject-python"
-CSI_DRIVER = "csi.libinject.dev"
-MODES = ["init-container", "csi", "image-volume"]
+LIBRARY_VOLUME = library_volume("python")
 
 
 @pytest.fixture
-def mode(request: pytest.FixtureRequest) -> str:
-    """The policies' injection mode: init-container unless a test parametrizes it (indirect)."""
-    return str(getattr(request, "param", "init-container"))
-
-
-@pytest.fixture
-def runner(
-    admin: client.ApiClient, crane: Path, tmp_path: Path, mode: str, request: pytest.FixtureRequest
-) -> PodRunner:
-    """The pod runner; in csi mode it publishes through the test's CSI plugin."""
-    if mode != "csi":
-        return PodRunner(admin=admin, crane=crane, directory=tmp_path / "pods")
-    plugin: CSIPlugin = request.getfixturevalue("csi_plugin")  # stopped after the pods
-    return PodRunner(
-        admin=admin,
-        crane=crane,
-        directory=tmp_path / "pods",
-        csi_endpoint=plugin.endpoint,
-        kubelet_root=plugin.kubelet_root,
-    )
-
-
-@pytest.fixture
-def instrumented(
-    admin: client.ApiClient,
-    namespaces: NamespaceFactory,
-    policies: PolicyFactory,
-    library_images: ImageFactory,
-    test_agent: TestAgent,
-    mode: str,
-) -> Callable[..., str]:
+def instrumented(admin: client.ApiClient, injecting: Callable[..., str]) -> Callable[..., str]:
     """A fresh opted-in namespace whose Python pods get `flavor`'s image from the local registry
-    (or `image`), with the node's agent at the test agent's port; returns the namespace. In csi
-    mode or image-volume mode the policy says so (`injection: {mode: ...}`)."""
+    (or `image`), holding the Flask app in the ConfigMap `webapp`; returns the namespace."""
 
     def make(flavor: str, image: str = "") -> str:
-        namespace = namespaces(labels=ENABLED)
-        version = {"ddtrace": DDTRACE, "opentelemetry": OPENTELEMETRY}[flavor]
-        port = test_agent.ports["apm" if flavor == "ddtrace" else "otlp-http"]
-        library = {
-            "language": "python",
-            "flavor": flavor,
-            "version": version,
-            "image": image or library_images(flavor),
-        }
-        injection = {"injection": {"mode": mode}} if mode != "init-container" else {}
-        policies(
-            python_policy(
-                f"traces-{flavor}",
-                [namespace],
-                libraries=[library],
-                agent={"mode": "hostIP", "port": port},
-                **injection,
-            )
-        )
+        namespace = injecting("python", flavor, image=image)
         _configmap(admin, namespace)
-        _wait_until_injecting(admin, namespace, mode)
         return namespace
 
     return make
@@ -157,33 +97,6 @@ def webapp_pod(
     }
 
 
-def port_of(pod: dict[str, Any]) -> int:
-    env = pod["spec"]["containers"][0]["env"]
-    return int(next(e["value"] for e in env if e["name"] == "PORT"))
-
-
-@pytest.fixture
-def serve(runner: PodRunner) -> Iterator[Callable[..., tuple[RunningPod, int]]]:
-    """Runs a pod's app and waits until it answers HTTP; stops every app at the end."""
-    started: list[RunningPod] = []
-
-    def run(pod: dict[str, Any], venv: Path) -> tuple[RunningPod, int]:
-        running = runner.start(pod, app=image_env(venv))
-        started.append(running)
-        port = port_of(pod)
-        poll.until(
-            lambda: running.returncode is not None or _answers(port),
-            what=f"the app on port {port}",
-            timeout=60,
-        )
-        assert running.returncode is None, f"the app exited:\n{running.output()}"
-        return running, port
-
-    yield run
-    for running in started:
-        running.stop()
-
-
 @pytest.mark.parametrize("mode", MODES, indirect=True)
 def test_ddtrace_traces_carry_the_pods_service_env_and_version(
     admin: client.ApiClient,
@@ -202,12 +115,12 @@ def test_ddtrace_traces_carry_the_pods_service_env_and_version(
     cached copy."""
     namespace = instrumented("ddtrace")
     pod = create_pod(admin, namespace=namespace, body=webapp_pod("shop"))
-    running, port = serve(pod, virtualenv(FLASK))
+    running, port = serve(pod, image_env(virtualenv(FLASK)))
     for _ in range(REQUESTS):
-        assert _get(port, "/") == "hello from the app\n"
-    facts = json.loads(_get(port, "/facts"))
+        assert get(port, "/") == "hello from the app\n"
+    facts = json.loads(get(port, "/facts"))
     traces = agent.wait_for_traces(REQUESTS, timeout=30)
-    roots = [span for trace in traces for span in trace if span.get("parent_id") in (0, None)]
+    roots = root_spans(traces)
     assert len(roots) >= REQUESTS
     for span in roots:
         assert span["service"] == "checkout"
@@ -219,17 +132,21 @@ def test_ddtrace_traces_carry_the_pods_service_env_and_version(
     assert f"loaded ddtrace {DDTRACE}" in running.output()
     if mode == "csi":
         plugin: CSIPlugin = request.getfixturevalue("csi_plugin")
-        assert facts["ddtrace"].startswith(_served_from_the_cache(pod, running, plugin) + "/")
+        assert facts["ddtrace"].startswith(
+            served_from_the_cache(pod, running, plugin, language="python") + "/"
+        )
         second = create_pod(admin, namespace=namespace, body=webapp_pod("shop-2"))
-        again, other_port = serve(second, virtualenv(FLASK))
-        assert json.loads(_get(other_port, "/facts"))["ddtrace"] == facts["ddtrace"]
-        _served_from_the_cache(second, again, plugin)
+        again, other_port = serve(second, image_env(virtualenv(FLASK)))
+        assert json.loads(get(other_port, "/facts"))["ddtrace"] == facts["ddtrace"]
+        served_from_the_cache(second, again, plugin, language="python")
         assert len(plugin.cached()) == 1, plugin.cached()  # one copy per node
         assert plugin.pulls() == 1
         assert len({record["digest"] for record in plugin.records()}) == 1
         assert len(plugin.records()) == 2
     if mode == "image-volume":
-        assert facts["ddtrace"].startswith(_served_from_the_image(pod, running) + "/")
+        assert facts["ddtrace"].startswith(
+            served_from_the_image(pod, running, language="python") + "/"
+        )
 
 
 @pytest.mark.parametrize("mode", MODES, indirect=True)
@@ -246,11 +163,11 @@ def test_opentelemetry_spans_carry_the_service_and_kubernetes_attributes(
     container as resource attributes. In csi mode the SDK is the plugin's cached copy."""
     namespace = instrumented("opentelemetry")
     pod = create_pod(admin, namespace=namespace, body=webapp_pod("shop-otel"))
-    running, port = serve(pod, virtualenv(FLASK))
+    running, port = serve(pod, image_env(virtualenv(FLASK)))
     for _ in range(REQUESTS):
-        _get(port, "/")
+        get(port, "/")
     agent.wait_for_traces(REQUESTS, timeout=30, otlp=True)
-    server = [(resource, span) for resource, span in _otlp_spans(agent) if _is_server(span)]
+    server = [(resource, span) for resource, span in otlp_spans(agent) if is_server(span)]
     assert len(server) >= REQUESTS, running.output()
     resource = server[0][0]
     assert resource["service.name"] == "checkout"
@@ -263,47 +180,12 @@ def test_opentelemetry_spans_carry_the_service_and_kubernetes_attributes(
     assert f"loaded opentelemetry {OPENTELEMETRY}" in running.output()
     if mode == "csi":
         plugin: CSIPlugin = request.getfixturevalue("csi_plugin")
-        mount_path = _served_from_the_cache(pod, running, plugin)
-        assert json.loads(_get(port, "/facts"))["otel_sdk"].startswith(mount_path + "/")
+        mount_path = served_from_the_cache(pod, running, plugin, language="python")
+        assert json.loads(get(port, "/facts"))["otel_sdk"].startswith(mount_path + "/")
         assert len(plugin.cached()) == 1
     if mode == "image-volume":
-        mount_path = _served_from_the_image(pod, running)
-        assert json.loads(_get(port, "/facts"))["otel_sdk"].startswith(mount_path + "/")
-
-
-def _served_from_the_image(pod: dict[str, Any], running: RunningPod) -> str:
-    """Checks the pod got the library image as a read-only image volume and no copy container,
-    and that the app's loader ran from under the library's mountPath; returns that path."""
-    spec = pod["spec"]
-    assert not spec.get("initContainers")
-    volume = next(v for v in spec["volumes"] if v["name"] == LIBRARY_VOLUME)
-    assert "/libinject/python-" in volume["image"]["reference"]
-    mounts = spec["containers"][0]["volumeMounts"]
-    mount = next(m for m in mounts if m["name"] == LIBRARY_VOLUME)
-    assert mount["readOnly"] is True
-    assert f"from {mount['mountPath']}/" in running.output()  # the loader's "loaded ... from"
-    return str(mount["mountPath"])
-
-
-def _served_from_the_cache(pod: dict[str, Any], running: RunningPod, plugin: CSIPlugin) -> str:
-    """Checks the pod got the CSI volume and no copy container, and that its app sees, at the
-    library's mountPath, the plugin's cached directory itself (same device and inode, looked at
-    through the container's own mount namespace); returns the mountPath."""
-    spec = pod["spec"]
-    assert not spec.get("initContainers")
-    volume = next(v for v in spec["volumes"] if v["name"] == LIBRARY_VOLUME)
-    assert volume["csi"]["driver"] == CSI_DRIVER
-    assert volume["csi"]["readOnly"] is True
-    mounts = spec["containers"][0]["volumeMounts"]
-    mount_path = str(next(m for m in mounts if m["name"] == LIBRARY_VOLUME)["mountPath"])
-    target = str(target_path(plugin.kubelet_root, pod["metadata"]["uid"], LIBRARY_VOLUME))
-    records = [record for record in plugin.records() if record["target_path"] == target]
-    assert len(records) == 1, plugin.records()
-    cached = os.stat(plugin.library(records[0]["digest"]))
-    assert running.process is not None
-    seen = os.stat(f"/proc/{running.process.pid}/root{mount_path}")
-    assert (seen.st_dev, seen.st_ino) == (cached.st_dev, cached.st_ino)
-    return mount_path
+        mount_path = served_from_the_image(pod, running, language="python")
+        assert json.loads(get(port, "/facts"))["otel_sdk"].startswith(mount_path + "/")
 
 
 @pytest.mark.parametrize("mode", ["csi"], indirect=True)
@@ -334,65 +216,9 @@ def test_the_csi_plugin_leaves_no_mount_behind(
     assert mounts_under(directory, itself=True) == []
 
 
-def _otlp_spans(agent: TestAgent) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(resource attributes, span) for every span received over OTLP."""
-    pairs = []
-    for request in agent.otlp_traces():
-        for resource_spans in repeated_field(request, "resource_spans"):
-            resource = _attributes(resource_spans.get("resource", {}))
-            for scope in repeated_field(resource_spans, "scope_spans"):
-                pairs += [(resource, span) for span in scope.get("spans", [])]
-    return pairs
-
-
-def _attributes(message: dict[str, Any]) -> dict[str, Any]:
-    """OTLP key/value attributes as a plain dict (string, int and bool values)."""
-    plain = {}
-    for attribute in message.get("attributes", []):
-        value = attribute.get("value", {})
-        plain[attribute["key"]] = next(iter(value.values()), None)
-    return plain
-
-
-def _is_server(span: dict[str, Any]) -> bool:
-    return span.get("kind") in (2, "SPAN_KIND_SERVER")
-
-
 def _configmap(admin: client.ApiClient, namespace: str) -> None:
     body = {"metadata": {"name": "webapp"}, "data": {"webapp.py": WEBAPP.read_text()}}
     client.CoreV1Api(admin).create_namespaced_config_map(namespace, kubejson.body(body))
-
-
-def _wait_until_injecting(admin: client.ApiClient, namespace: str, mode: str) -> None:
-    """Until the operator's index has the new policy: a dry-run create comes back injected (a
-    copy container, or the CSI or image volume of the other modes)."""
-    core = client.CoreV1Api(admin)
-
-    def injected() -> bool:
-        probe = webapp_pod(f"probe-{secrets.token_hex(2)}")
-        response = core.create_namespaced_pod(
-            namespace, kubejson.body(probe), dry_run="All", _preload_content=False
-        )
-        spec = kubejson.json_of(response)["spec"]
-        if mode == "init-container":
-            return bool(spec.get("initContainers"))
-        kind = "csi" if mode == "csi" else "image"
-        return any(v["name"] == LIBRARY_VOLUME and kind in v for v in spec.get("volumes") or ())
-
-    poll.until(injected, what=f"injection in {namespace}", timeout=30)
-
-
-def _answers(port: int) -> bool:
-    try:
-        _get(port, "/")
-    except (urllib.error.URLError, ConnectionError):
-        return False
-    return True
-
-
-def _get(port: int, path: str) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-        return str(response.read().decode())
 
 
 def test_the_apps_own_dependency_versions_win_over_the_bundles(
@@ -407,9 +233,9 @@ def test_the_apps_own_dependency_versions_win_over_the_bundles(
     namespace = instrumented("ddtrace")
     pod = create_pod(admin, namespace=namespace, body=webapp_pod("pinned"))
     venv = virtualenv((*FLASK, OLD_WRAPT))
-    _, port = serve(pod, venv)
-    _get(port, "/")
-    facts = json.loads(_get(port, "/facts"))
+    _, port = serve(pod, image_env(venv))
+    get(port, "/")
+    facts = json.loads(get(port, "/facts"))
     assert facts["wrapt"].startswith(str(venv))
     assert facts["wrapt_version"] == OLD_WRAPT.split("==")[1]
     assert facts["ddtrace"].startswith("/opt/libinject/python/sites/")
@@ -433,12 +259,12 @@ def test_an_app_that_ships_ddtrace_runs_once_with_its_own_copy(
         body=webapp_pod("own-tracer", command=["ddtrace-run", "python", "/app/webapp.py"]),
     )
     venv = virtualenv((*FLASK, OWN_DDTRACE))
-    running, port = serve(pod, venv)
-    facts = json.loads(_get(port, "/facts"))
+    running, port = serve(pod, image_env(venv))
+    facts = json.loads(get(port, "/facts"))
     agent.wait_for_traces(2, timeout=30)  # the readiness probe's request and /facts
     agent.clear()
     for _ in range(REQUESTS):
-        _get(port, "/")
+        get(port, "/")
     agent.wait_for_traces(REQUESTS, timeout=30)
     time.sleep(2)  # a second tracer would flush its copies within its 1 s interval
     assert len(agent.traces()) == REQUESTS
@@ -458,9 +284,9 @@ def test_an_app_with_a_dependency_too_old_for_the_tracer_runs_without_it(
     says why once with debugging on, and the app serves normally, uninstrumented."""
     namespace = instrumented("ddtrace")
     pod = create_pod(admin, namespace=namespace, body=webapp_pod("old-dependency"))
-    running, port = serve(pod, virtualenv((*FLASK, OLD_BYTECODE)))
-    assert _get(port, "/") == "hello from the app\n"
-    assert json.loads(_get(port, "/facts"))["ddtrace"] is None
+    running, port = serve(pod, image_env(virtualenv((*FLASK, OLD_BYTECODE))))
+    assert get(port, "/") == "hello from the app\n"
+    assert json.loads(get(port, "/facts"))["ddtrace"] is None
     assert "the application has bytecode 0.13.0 but the tracer needs" in running.output()
     time.sleep(2)  # a tracer would have flushed by now
     assert agent.traces() == []
@@ -509,23 +335,6 @@ def _trace_requests(agent: TestAgent) -> list[dict[str, Any]]:
     return [r for r in agent.requests() if "/traces" in r["url"] and "/v1/" not in r["url"]]
 
 
-@pytest.fixture
-def odd_image(
-    bundles: BundleFactory, registry: Registry, crane: Path, busybox: Path, tmp_path: Path
-) -> Callable[[str, Callable[[Path], None]], str]:
-    """Pushes a copy of the host's ddtrace bundle, changed by `spoil`, under its own tag."""
-
-    def make(name: str, spoil: Callable[[Path], None]) -> str:
-        bundle = tmp_path / name
-        shutil.copytree(bundles("ddtrace"), bundle)
-        spoil(bundle)
-        reference = f"{registry.address}/libinject/python-ddtrace:{DDTRACE}-{name}"
-        push_image(bundle=bundle, reference=reference, crane=crane, busybox=busybox)
-        return reference
-
-    return make
-
-
 def _without_this_interpreter(bundle: Path) -> None:
     (bundle / "sites" / host_target()).rename(bundle / "sites" / "cp39-musllinux-aarch64")
 
@@ -558,6 +367,6 @@ def test_a_bundle_that_cannot_serve_the_app_leaves_it_running_normally(
     image = odd_image(spoil.__name__.strip("_").replace("_", "-"), spoil)
     namespace = instrumented("ddtrace", image)
     pod = create_pod(admin, namespace=namespace, body=webapp_pod("unserved"))
-    running, port = serve(pod, virtualenv(FLASK))
-    assert _get(port, "/") == "hello from the app\n"
+    running, port = serve(pod, image_env(virtualenv(FLASK)))
+    assert get(port, "/") == "hello from the app\n"
     assert reason in running.output()
