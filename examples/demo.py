@@ -3,10 +3,10 @@
 Starts (or reuses) the control plane of tests/cluster, installs libinject through the local
 overlay, starts the operator (`libinject run`, as its ServiceAccount), applies the example
 policies, opts the example namespaces in, explains the checkout Deployment, then rolls the example
-workloads out and shows what the webhook put into their pods. Last, it builds the Python library
-image (no Docker) into a local registry and runs one payments-api pod the way a kubelet would
-(tests/cluster/podrunner: the copy init container, then the app with the injected env), and
-prints the trace that pod sent to a local trace agent.
+workloads out and shows what the webhook put into their pods. Last, it builds the Python and Java
+library images (no Docker) into a local registry and runs one payments-api pod (Flask) and one
+ledger pod (Jetty) the way a kubelet would (tests/cluster/podrunner: the copy init containers,
+then the app with the injected env), and prints the trace each pod sent to a local trace agent.
 
 The control plane, the operator, the registry and the trace agent keep running afterwards for
 exploring, recorded in the cluster's state directory ($LIBINJECT_CLUSTER_DIR); `make cluster-down`
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,10 +40,14 @@ from cluster.admitted import NotInjectedError, injected_pods
 from cluster.apps import FLASK, WEBAPP, image_env, virtualenv
 from cluster.build import BuildError
 from cluster.harness import StartupError
+from cluster.javaapp import command as java_command
+from cluster.javaapp import image_env as java_image_env
+from cluster.javaapp import java_webapp
 from cluster.kubectl import Kubectl, KubectlError
 from cluster.libraries import DDTRACE as VERSION
+from cluster.libraries import JAVA_VERSIONS
 from cluster.operator import OperatorProcess
-from cluster.podrunner import PodRunner
+from cluster.podrunner import AppImage, ImageStore, PodRunner
 from cluster.registry import Registry
 from cluster.testagent import TestAgent
 from libinject.cli.main import main as cli
@@ -58,9 +63,9 @@ LOCAL_OVERLAY = REPO / "manifests" / "overlays" / "local"
 OPT_IN = "libinject.dev/inject"
 OPERATOR_NAMESPACE, OPERATOR_ACCOUNT = "libinject-system", "libinject-operator"
 WEBHOOK_PATH = "mutate-pods"
-STEPS = 10
+STEPS = 12
 HOST_PYTHON = f"cp{sys.version_info[0]}{sys.version_info[1]}-manylinux-{platform.machine()}"
-BUILD_IMAGE = REPO / "images" / "python" / "build.sh"
+JAVA_VERSION = JAVA_VERSIONS["ddtrace"]
 
 
 def step(number: int, title: str) -> None:
@@ -176,10 +181,18 @@ def main() -> int:
     step(9, "Building the Python library image without Docker, pushed to the local registry")
     show(
         f"images/python/build.sh ddtrace {VERSION} {registry.address}/libinject",
-        build_image(binaries["crane"], registry),
+        build_image(binaries["crane"], registry, language="python", version=VERSION),
     )
 
-    step(10, "Running a payments-api pod as a kubelet would; the trace it sent")
+    step(10, "Building the Java library image the same way")
+    show(
+        f"images/java/build.sh ddtrace {JAVA_VERSION} {registry.address}/libinject",
+        build_image(binaries["crane"], registry, language="java", version=JAVA_VERSION),
+    )
+    # The pods' images, pulled once for both pods and kept for the next run (by digest).
+    images = ImageStore(binaries["crane"], directory / "pod-images")
+
+    step(11, "Running a payments-api pod (Flask) as a kubelet would; the trace it sent")
     webapp = kubectl(
         "-n",
         "payments",
@@ -192,16 +205,13 @@ def main() -> int:
         "yaml",
     ).stdout
     kubectl("apply", "-f", "-", stdin=webapp)
-    kubectl("-n", "payments", "rollout", "status", "--timeout=60s", "deployment/payments-api")
-    (pod,) = injected_pods(
-        kubectl, namespace="payments", selector="app=payments-api", count=1, operator=operator
-    )
-    name = pod["metadata"]["name"]
-    show(f"kubectl -n payments get pod/{name} -o yaml  (the injected parts)", summary(pod))
-    agent.clear()  # an earlier run's traces
-    output = run_pod(kubectl, binaries["crane"], pod, agent)
-    show("the pod's output, then GET / three times", output)
-    show(f"curl {agent.url}/test/session/traces  (the root span)", first_span(agent))
+    flask = AppImage(env=image_env(virtualenv(FLASK)))
+    show_trace(kubectl, "payments-api", app=flask, operator=operator, images=images, agent=agent)
+
+    step(12, "Running a ledger pod (Java, Jetty) as a kubelet would; the trace it sent")
+    # Its image's entrypoint: the app's java command line (the app is built on first use).
+    ledger = AppImage(env=java_image_env(), entrypoint=tuple(java_command(java_webapp())))
+    show_trace(kubectl, "ledger", app=ledger, operator=operator, images=images, agent=agent)
 
     print(f"\nExplore it:\n  export KUBECONFIG={kubeconfig}\n  {binaries['kubectl']} get ipol")
     print(f"  {binaries['kubectl']} -n shop get pods -L {INSTRUMENTED}")
@@ -230,6 +240,7 @@ def opt_in(kubectl: Kubectl) -> None:
         "--for=jsonpath={.status.matchedNamespaces}=2",
         "--timeout=30s",
         "ipol/python-default",
+        "ipol/java-default",
     )
     show("kubectl get ipol", kubectl("get", "ipol").stdout)
 
@@ -310,32 +321,60 @@ def install(kubectl: Kubectl, webhook_port: int) -> str:
     return yaml.safe_dump_all(objects)
 
 
-def build_image(crane: Path, registry: Registry) -> str:
-    """images/python/build.sh, for this machine's interpreter only (a quick local image)."""
+def build_image(crane: Path, registry: Registry, *, language: str, version: str) -> str:
+    """images/<language>/build.sh for ddtrace; Python's for this machine's interpreter only (a
+    quick local image)."""
     env = {
         **os.environ,
         "CRANE": str(crane),
         "BUSYBOX": str(debian.busybox()),
         "LIBINJECT": str(Path(sys.executable).parent / "libinject"),
-        "BUNDLE_FLAGS": f"--target {HOST_PYTHON}",
+        "BUNDLE_FLAGS": f"--target {HOST_PYTHON}" if language == "python" else "",
     }
-    command = [str(BUILD_IMAGE), "ddtrace", VERSION, f"{registry.address}/libinject"]
+    script = REPO / "images" / language / "build.sh"
+    command = [str(script), "ddtrace", version, f"{registry.address}/libinject"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"demo failed: {' '.join(command)}:\n{result.stderr}")
     return result.stdout
 
 
-def run_pod(kubectl: Kubectl, crane: Path, pod: dict[str, Any], agent: TestAgent) -> str:
-    """The pod run by the pod runner (as root: private mount namespaces), three requests; its
-    output once its tracer has sent a trace. An app that exits or never answers fails the demo
-    with its output (the pod's port is fixed: another demo's app may hold it)."""
+def show_trace(
+    kubectl: Kubectl,
+    deployment: str,
+    *,
+    app: AppImage,
+    operator: OperatorProcess,
+    images: ImageStore,
+    agent: TestAgent,
+) -> None:
+    """Runs the injected pod of a payments Deployment from what its image would bring (`app`)
+    and shows its injected parts, its output and the root span of the trace it sent."""
+    kubectl("-n", "payments", "rollout", "status", "--timeout=60s", f"deployment/{deployment}")
+    (pod,) = injected_pods(
+        kubectl, namespace="payments", selector=f"app={deployment}", count=1, operator=operator
+    )
+    name = pod["metadata"]["name"]
+    show(f"kubectl -n payments get pod/{name} -o yaml  (the injected parts)", summary(pod))
+    agent.clear()  # an earlier pod's or run's traces
+    output = run_pod(kubectl, images, pod, agent, app=app)
+    show("the pod's output, then GET / three times", output)
+    show(f"curl {agent.url}/test/session/traces  (the root span)", first_span(agent))
+
+
+def run_pod(
+    kubectl: Kubectl, images: ImageStore, pod: dict[str, Any], agent: TestAgent, *, app: AppImage
+) -> str:
+    """The pod run by the pod runner (as root: private mount namespaces) from what its image
+    would bring (`app`), with debug lines on; three requests; its output once its tracer has
+    sent a trace. An app that exits or never answers fails the demo with its output (the pod's
+    port is fixed: another demo's app may hold it)."""
     port = next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "PORT")
     admin = kube_config.new_client_from_config(config_file=str(kubectl.kubeconfig))
+    debug = replace(app, env={**app.env, "LIBINJECT_DEBUG": "true"})
     with tempfile.TemporaryDirectory(prefix="libinject-demo-pod-") as work:
-        runner = PodRunner(admin=admin, crane=crane, directory=Path(work))
-        app = image_env(virtualenv(FLASK))
-        with runner.start(pod, app=app | {"LIBINJECT_DEBUG": "true"}) as running:
+        runner = PodRunner(admin=admin, crane=images.crane, directory=Path(work), images=images)
+        with runner.start(pod, app=debug) as running:
             url = f"http://127.0.0.1:{port}/"
 
             def answers() -> bool:
@@ -351,12 +390,19 @@ def run_pod(kubectl: Kubectl, crane: Path, pod: dict[str, Any], agent: TestAgent
                 raise TimeoutError(f"{error}; the pod's output:\n{running.output()}") from None
             replies = [_get(url) for _ in range(3)]
             agent.wait_for_traces(1, timeout=30)
-            return running.output() + "".join(replies)
+            return _clipped(running.output()) + "".join(replies)
+
+
+def _clipped(output: str, width: int = 200) -> str:
+    """The output with long lines cut (dd-java-agent's start-up line is its whole configuration
+    as JSON, some 2,000 characters)."""
+    lines = output.splitlines(keepends=True)
+    return "".join(line if len(line) <= width else f"{line[:width]} ...\n" for line in lines)
 
 
 def first_span(agent: TestAgent) -> str:
     """The first trace's root span: what the agent got, and from which pod."""
-    span = agent.traces()[0][0]
+    span = next(span for span in agent.traces()[0] if span.get("parent_id") in (0, None))
     keep = ("service", "name", "resource", "duration")
     shown = {key: span[key] for key in keep} | {
         key: span["meta"][key] for key in ("env", "version", "component") if key in span["meta"]

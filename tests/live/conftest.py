@@ -3,7 +3,8 @@
 Tests that measure something (the share of pods injected through an outage, say) add a line with
 the `report` fixture; the lines are printed at the end of the run, pass or fail. The trace tests
 (test_traces.py for Python, test_java_traces.py for Java) share the fixtures that make an
-injecting namespace and run its pods' apps (`injecting`, `mode`, `runner`, `serve`)."""
+injecting namespace, push a spoiled library image and run pods' apps (`injecting`, `odd_image`,
+`mode`, `runner`, `serve`)."""
 
 from __future__ import annotations
 

@@ -44,8 +44,8 @@ def run_demo(env: dict[str, str]) -> str:
         check=False,
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    for step in range(1, 11):
-        assert f"== {step}/10 " in demo.stdout
+    for step in range(1, 13):
+        assert f"== {step}/12 " in demo.stdout
     return demo.stdout
 
 
@@ -54,10 +54,12 @@ def section(output: str, after: str) -> str:
     return output.split(f"{after}\n")[1].split("\n== ", maxsplit=1)[0]
 
 
-def root_span(output: str) -> dict[str, Any]:
-    span = json.loads(output.split("(the root span)\n")[1].split("\n}", maxsplit=1)[0] + "\n}")
-    assert isinstance(span, dict)
-    return span
+def root_spans(output: str) -> list[dict[str, Any]]:
+    """The root span the demo showed for each pod it ran, in order."""
+    shown = output.split("(the root span)\n")[1:]
+    spans = [json.loads(text.split("\n}", maxsplit=1)[0] + "\n}") for text in shown]
+    assert all(isinstance(span, dict) for span in spans)
+    return spans
 
 
 def payments_pod(output: str) -> str:
@@ -70,7 +72,7 @@ def test_demo_runs_twice_on_one_cluster_with_the_same_result(tmp_path: Path) -> 
     """The first run does every step and leaves a cluster to explore. The second, on that live
     cluster, succeeds too (every step applies, nothing creates twice), reuses the trace agent and
     restarts the registry (stopped meanwhile) on their recorded ports, runs the very pod of the
-    first run (whose image and agent addresses are those ports) and shows the same trace.
+    first run (whose image and agent addresses are those ports) and shows the same traces.
     `cluster down` then stops every process the demo left and removes the state."""
     state = tmp_path / "cluster"
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "LIBINJECT_CLUSTER_DIR": str(state)}
@@ -81,20 +83,32 @@ def test_demo_runs_twice_on_one_cluster_with_the_same_result(tmp_path: Path) -> 
         assert "ready" in first.split("/readyz")[1]
         table = first.split("$ kubectl get ipol\n")[1]
         assert re.search(r"shop-otel\s+java,python\s+auto\s+1\s+True", table), table
+        assert re.search(r"java-default\s+java\s+auto\s+2\s+True", table), table
         assert "namespace/shop labeled" in first
         checkout = section(first, "app=checkout -o yaml  (the injected parts)")
         assert "libinject.dev/instrumented=true" in checkout
         assert "init container libinject-java" in checkout
         assert "init container libinject-python" in checkout
         assert "policy shop-otel" in checkout
-        # The image was built and pushed without Docker, and a payments-api pod, run from the
-        # spec the webhook wrote, sent a trace with its labels' service, env and version.
+        # The images were built and pushed without Docker, and a payments-api pod (Flask) and a
+        # ledger pod (Jetty), each run from the spec the webhook wrote with both libraries, sent
+        # a trace with its labels' service, env and version.
         assert "/libinject/python-ddtrace:4.16.0@sha256:" in first
-        assert "libinject: loaded ddtrace 4.16.0" in first
-        span = root_span(first)
-        assert span["service"] == "payments-api"
-        assert span["name"] == "flask.request"
-        assert (span["env"], span["version"]) == ("prod", "2.3.0")
+        assert "/libinject/java-ddtrace:1.56.0@sha256:" in first
+        ledger = section(
+            first, "Running a ledger pod (Java, Jetty) as a kubelet would; the trace it sent"
+        )
+        assert "java ddtrace 1.56.0 (init-container, policy java-default) -> app" in ledger
+        assert "python ddtrace 4.16.0 (init-container, policy python-default) -> app" in ledger
+        assert "libinject: loaded ddtrace 4.16.0 from /opt/libinject/python/" in first
+        assert "libinject: loaded ddtrace 1.56.0 from /opt/libinject/java " in first
+        flask, jetty = spans = root_spans(first)
+        assert flask["service"] == "payments-api"
+        assert flask["name"] == "flask.request"
+        assert (flask["env"], flask["version"]) == ("prod", "2.3.0")
+        assert jetty["service"] == "ledger"
+        assert jetty["component"] == "jetty-server"
+        assert (jetty["env"], jetty["version"]) == ("prod", "1.8.0")
         assert f"export KUBECONFIG={state / 'admin.kubeconfig'}" in first
         assert supervisor.running_pid(state) is not None, "the control plane should stay up"
         left = {name: supervisor.companion_pid(state, name) for name in COMPANIONS}
@@ -109,8 +123,10 @@ def test_demo_runs_twice_on_one_cluster_with_the_same_result(tmp_path: Path) -> 
         assert payments_pod(second) == payments_pod(first)
         assert section(second, "app=checkout -o yaml  (the injected parts)") == checkout
         assert "libinject: loaded ddtrace 4.16.0" in second
+        assert "libinject: loaded ddtrace 1.56.0" in second
         same = ("service", "name", "resource", "env", "version", "component")
-        assert {k: root_span(second).get(k) for k in same} == {k: span.get(k) for k in same}
+        shown = [{k: span.get(k) for k in same} for span in root_spans(second)]
+        assert shown == [{k: span.get(k) for k in same} for span in spans]
         left = {name: supervisor.companion_pid(state, name) for name in COMPANIONS}
         assert None not in left.values(), left
     finally:

@@ -497,8 +497,8 @@ def test_transition_times_are_rfc3339_utc_to_the_second(now: datetime) -> None:
 
 
 def test_the_example_policies_read_as_intended() -> None:
-    """python-default and shop-otel are Ready without a conflict (different priorities);
-    nodejs-canary is paused."""
+    """python-default, java-default and shop-otel are Ready without a conflict (different
+    priorities); nodejs-canary is paused."""
     bodies = [yaml.safe_load(path.read_text()) for path in sorted(EXAMPLES.glob("*.yaml"))]
     policies = [raw(body["metadata"]["name"], body) for body in bodies]
     namespaces = {"shop": {**ON, "team": "shop"}, "staging": ON, "kube-system": ON}
@@ -508,6 +508,7 @@ def test_the_example_policies_read_as_intended() -> None:
         for name, v in verdicts.items()
     }
     assert summary == {
+        "java-default": (("True", "Valid"), "NoConflict", 2, "java"),
         "nodejs-canary": (("False", "Paused"), "NoConflict", 1, "nodejs"),
         "python-default": (("True", "Valid"), "NoConflict", 2, "python"),
         "shop-otel": (("True", "Valid"), "NoConflict", 1, "java,python"),
