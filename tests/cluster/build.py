@@ -285,7 +285,8 @@ def say(message: str) -> None:
 
 def main() -> int:
     # The other prepared tools, so that a test run starts with everything in the cache.
-    from cluster import debian, testagent  # noqa: PLC0415 (they import this module)
+    from cluster import debian, javaapp, testagent  # noqa: PLC0415 (they import this module)
+    from java import agents, jvms  # noqa: PLC0415 (tests/java: the launcher's tests)
 
     try:
         for name, path in binaries().items():
@@ -293,6 +294,10 @@ def main() -> int:
         say(f"busybox: {debian.busybox()}")
         say(f"docker-registry: {debian.docker_registry()}")
         say(f"ddapm-test-agent: {testagent.venv()}")
+        for flavor in agents.VERSIONS:
+            say(f"{flavor} Java agent: {agents.maven_agent(flavor)}")
+        say(f"Java web app: {javaapp.java_webapp()}")
+        say(f"Java 8: {jvms.java8().java}")
     except BuildError as error:
         say(str(error))
         return 1
