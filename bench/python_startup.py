@@ -25,16 +25,14 @@ when the whole interval is under the goal.
 from __future__ import annotations
 
 import json
-import math
 import os
-import statistics
 import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.stats import environment, summarize, write_results
+from bench.stats import environment, paired_ratio, summarize, write_results
 from cluster.apps import FLASK, virtualenv
 from cluster.libraries import VERSIONS, build_bundle, host_target
 from libinject.api.types import Flavor
@@ -94,20 +92,6 @@ def measure(commands: dict[str, Command]) -> dict[str, list[int]]:
             if run >= WARMUP:
                 timings[name].append(time.perf_counter_ns() - started)
     return timings
-
-
-def paired_ratio(numerator: list[int], denominator: list[int]) -> dict[str, float]:
-    """The per-round ratios' median and its 95% confidence interval: the order statistics at
-    ranks n/2 -+ 1.96 sqrt(n)/2 (the normal approximation of the binomial; 1-based)."""
-    ratios = sorted(a / b for a, b in zip(numerator, denominator, strict=True))
-    spread = 1.96 * math.sqrt(len(ratios)) / 2
-    low = max(1, math.floor(len(ratios) / 2 - spread))
-    high = min(len(ratios), math.ceil(len(ratios) / 2 + spread))
-    return {
-        "p50": round(statistics.median(ratios), 3),
-        "ci95_low": round(ratios[low - 1], 3),
-        "ci95_high": round(ratios[high - 1], 3),
-    }
 
 
 def loader_import(command: Command) -> dict[str, float]:

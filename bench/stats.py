@@ -1,4 +1,4 @@
-"""Percentiles and the machine description shared by the benchmarks."""
+"""Percentiles, paired comparisons and the machine description shared by the benchmarks."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,40 @@ def summarize(timings_ns: Sequence[int]) -> dict[str, float]:
     summary["max_us"] = round(ordered[-1] / 1000, 1)
     summary["mean_us"] = round(sum(ordered) / len(ordered) / 1000, 1)
     return summary
+
+
+def paired_ratio(numerator: Sequence[int], denominator: Sequence[int]) -> dict[str, float]:
+    """Round i's `numerator[i] / denominator[i]`: the median of those ratios and its 95%
+    confidence interval (see `_median_interval`)."""
+    return _median_interval(numerator, denominator, combine=lambda a, b: a / b, digits=3)
+
+
+def paired_difference_ms(minuend: Sequence[int], subtrahend: Sequence[int]) -> dict[str, float]:
+    """Round i's `minuend[i] - subtrahend[i]` (nanoseconds in, milliseconds out): the median
+    of those differences and its 95% confidence interval."""
+    return _median_interval(minuend, subtrahend, combine=lambda a, b: (a - b) / 1e6, digits=2)
+
+
+def _median_interval(
+    first: Sequence[int],
+    second: Sequence[int],
+    *,
+    combine: Callable[[int, int], float],
+    digits: int,
+) -> dict[str, float]:
+    """Samples taken in rounds (each round runs every case once, so noise that lasts a round
+    hits both alike) give one paired value per round. The interval is the pair of order
+    statistics at ranks n/2 -+ 1.96 sqrt(n)/2 (the normal approximation of the binomial,
+    1-based): no assumption about the distribution of the values."""
+    values = sorted(combine(a, b) for a, b in zip(first, second, strict=True))
+    spread = 1.96 * math.sqrt(len(values)) / 2
+    low = max(1, math.floor(len(values) / 2 - spread))
+    high = min(len(values), math.ceil(len(values) / 2 + spread))
+    return {
+        "p50": round(statistics.median(values), digits),
+        "ci95_low": round(values[low - 1], digits),
+        "ci95_high": round(values[high - 1], digits),
+    }
 
 
 def environment(**notes: str) -> dict[str, Any]:

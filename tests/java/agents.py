@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from cluster.build import elapsed, locked, say
-from libinject.bundle.java.launcher import JAR_NAME, LAUNCHER_JAR
+from java.jvms import compile_java
+from libinject.bundle.java.launcher import JAR_NAME, LAUNCHER_JAR, archive
 from tools.gobuild import BuildError, cache_root
 
 VERSIONS_FILE = Path(__file__).parents[2] / "images" / "java" / "versions"
@@ -38,6 +39,16 @@ TRACERS = {
     "ddtrace": "tracer ddtrace datadog.trace.agent.core.CoreTracer",
     "opentelemetry": "tracer opentelemetry "
     "io.opentelemetry.sdk.OpenTelemetrySdk$ObfuscatedTracerProvider",
+}
+
+APPS = Path(__file__).parent / "apps"
+# The stub agent jars: name -> the Premain-Class their manifest names (None: no such line).
+STUBS: dict[str, str | None] = {
+    "stub": "stub.StubAgent",
+    "one-argument": "stub.OneArgumentAgent",
+    "failing": "stub.FailingAgent",
+    "missing-class": "stub.NoSuchAgent",
+    "no-premain": None,
 }
 
 BundleFactory = Callable[..., Path]  # makes a bundle directory, returns its launcher's path
@@ -109,3 +120,25 @@ def make_bundle(
     }
     (root / "bundle.txt").write_text(bundle_text(values))
     return root / JAR_NAME
+
+
+def compile_apps(out: Path) -> Path:
+    """Hello (the application) and the stub agents, compiled for Java 8 into `out`."""
+    sources = [*APPS.glob("*.java"), *(APPS / "stub").glob("*.java")]
+    return compile_java(sorted(sources), out)
+
+
+def make_stub_jars(classes: Path, out: Path) -> dict[str, Path]:
+    """A jar per entry of STUBS in `out`: the stub classes (compiled into `classes`) under a
+    manifest naming that Premain-Class."""
+    entries = {
+        path.relative_to(classes).as_posix(): path.read_bytes()
+        for path in sorted((classes / "stub").glob("*.class"))
+    }
+    jars = {}
+    for name, premain in STUBS.items():
+        manifest = "Manifest-Version: 1.0\r\n"
+        manifest += f"Premain-Class: {premain}\r\n" if premain else ""
+        jars[name] = out / f"{name}.jar"
+        jars[name].write_bytes(archive(entries, manifest + "\r\n"))
+    return jars

@@ -11,20 +11,17 @@ from pathlib import Path
 import pytest
 
 from java import jvms
-from java.agents import COORDINATES, STUB_VERSION, BundleFactory, make_bundle, maven_agent
+from java.agents import (
+    COORDINATES,
+    STUB_VERSION,
+    BundleFactory,
+    compile_apps,
+    make_bundle,
+    make_stub_jars,
+    maven_agent,
+)
 from java.decisions import compile_probe
-from java.jvms import Jvm, compile_java
-from libinject.bundle.java.launcher import archive
-
-APPS = Path(__file__).parent / "apps"
-# The stub agent jars: name -> the Premain-Class their manifest names (None: no such line).
-STUBS: dict[str, str | None] = {
-    "stub": "stub.StubAgent",
-    "one-argument": "stub.OneArgumentAgent",
-    "failing": "stub.FailingAgent",
-    "missing-class": "stub.NoSuchAgent",
-    "no-premain": None,
-}
+from java.jvms import Jvm
 
 
 @pytest.fixture(params=jvms.installed(), ids=str)
@@ -43,8 +40,7 @@ def java8() -> Jvm:
 @pytest.fixture(scope="session")
 def classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Hello (the application) and the stub agents, compiled for Java 8."""
-    sources = [*APPS.glob("*.java"), *(APPS / "stub").glob("*.java")]
-    return compile_java(sorted(sources), tmp_path_factory.mktemp("classes"))
+    return compile_apps(tmp_path_factory.mktemp("classes"))
 
 
 @pytest.fixture(scope="session")
@@ -55,19 +51,8 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def stub_jars(classes: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A jar per entry of STUBS: the stub classes under a manifest naming that Premain-Class."""
-    entries = {
-        path.relative_to(classes).as_posix(): path.read_bytes()
-        for path in sorted((classes / "stub").glob("*.class"))
-    }
-    out = tmp_path_factory.mktemp("stubs")
-    jars = {}
-    for name, premain in STUBS.items():
-        manifest = "Manifest-Version: 1.0\r\n"
-        manifest += f"Premain-Class: {premain}\r\n" if premain else ""
-        jars[name] = out / f"{name}.jar"
-        jars[name].write_bytes(archive(entries, manifest + "\r\n"))
-    return jars
+    """A jar per entry of agents.STUBS."""
+    return make_stub_jars(classes, tmp_path_factory.mktemp("stubs"))
 
 
 @pytest.fixture(scope="session")
