@@ -44,13 +44,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Engine latency in memory, the webhook on a local control plane, Python start-up with the
-# injected library, the Python bundles' sizes, and CSI versus the copy for 50 pods on one node
-# (results in bench/results/).
+# Engine latency in memory, the webhook on a local control plane, Python and Java start-up with
+# the injected library, the library images' sizes, and CSI versus the copy for 50 pods on one
+# node (results in bench/results/).
 bench: testbin
 	$(RUN) -m bench.engine
 	$(RUN) -m bench.webhook
 	$(RUN) -m bench.python_startup
+	$(RUN) -m bench.java_startup
 	$(RUN) -m bench.bundle_size
 	$(RUN) -m bench.csi
 
