@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Test-side Python (the control-plane harness) lives in tests/; the demo uses it too.
 RUN := PYTHONPATH=tests $(BIN)/python
 
-.PHONY: demo test testbin cluster-up cluster-down lint bench crds launcher lock lock-java clean
+.PHONY: demo test testbin cluster-up cluster-down lint bench crds launcher lock lock-java lock-nodejs clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,15 @@ lock:
 lock-java: $(STAMP)
 	grep -Ev '^(#|$$)' images/java/versions | while read -r flavor version; do \
 	  $(BIN)/libinject lock java --flavor "$$flavor" --version "$$version" --locks images/java/locks || exit 1; \
+	done
+
+# The Node.js flavors' locks (images/nodejs/locks/<flavor>-<version>/: package.json and npm's
+# package-lock.json with every package's integrity hash), one per line of images/nodejs/versions,
+# resolved by npm against the npm registry. A lock already there is resolved again from itself:
+# kept when npm changes nothing, refused (left as it is) when npm would change it.
+lock-nodejs: $(STAMP)
+	grep -Ev '^(#|$$)' images/nodejs/versions | while read -r flavor version; do \
+	  $(BIN)/libinject lock nodejs --flavor "$$flavor" --version "$$version" --locks images/nodejs/locks || exit 1; \
 	done
 
 clean:
