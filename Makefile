@@ -45,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Engine latency in memory, the webhook on a local control plane, Python start-up with the
-# injected library, the Python bundles' sizes, and CSI versus the copy for 50 pods on one node
+# injected library, the Python and Node.js bundles' sizes, and CSI versus the copy for 50 pods on one node
 # (results in bench/results/).
 bench: testbin
 	$(RUN) -m bench.engine

@@ -1,24 +1,50 @@
-"""How big a Python library image is, and what storing identical files once saves.
+"""How big a library image is, and what storing identical files once saves.
 
-`make bench` writes `bench/results/bundle-size.json`: for each flavor, the full bundle (every
-interpreter 3.9-3.14, manylinux and musllinux, x86_64 and aarch64) built by `libinject bundle`:
+`make bench` writes `bench/results/bundle-size.json`. For each Python flavor, the full bundle
+(every interpreter 3.9-3.14, manylinux and musllinux, x86_64 and aarch64) built by `libinject
+bundle python`:
   plain_install_bytes   the sum of the plain `pip install --target` of every target
   apparent_bytes        the bundle without deduplication (each path counted)
   stored_bytes          the bundle as stored: identical files kept once (hard links), which is
                         what the image layer holds
-The pip stages are cached, so only the first run on a machine downloads wheels.
+Under `nodejs`, for each Node.js flavor, the bundle `libinject bundle nodejs` builds from the
+committed lock (linux x64 and arm64, glibc and musl) and its image:
+  npm_install_bytes     a plain `npm install <package>@<version>` on this machine (no lock: what
+                        a user gets today, for this platform only)
+  plain_install_bytes   `npm ci` of the committed lock for linux x64 glibc alone
+  platforms_bytes       the four platforms' packages together, as npm installed them
+  pruned_bytes          what pruning removed (files the runtime never reads)
+  stored_bytes          the bundle as stored, deduplicated
+  layer_gzip_bytes      the image's one layer (bundle and busybox) as the registry stores it,
+                        gzip-compressed by crane: what a node downloads
+The pip stages and npm's cache are kept, so only the first run on a machine downloads packages.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.stats import environment, write_results
-from cluster.libraries import VERSIONS, build_bundle
+from cluster import build, debian
+from cluster.libraries import (
+    NODE_VERSIONS,
+    VERSIONS,
+    build_bundle,
+    build_node_bundle,
+    push_image,
+)
+from cluster.registry import Registry
+from libinject.api.types import Flavor, Language
+from libinject.bundle.dedup import sizes
+from libinject.bundle.nodejs.flavors import FLAVORS
+from libinject.engine.versions import library_image
+from tools.gobuild import cache_root
 
 RESULTS = Path(__file__).parent / "results" / "bundle-size.json"
 MIB = 1 << 20
@@ -26,31 +52,100 @@ MIB = 1 << 20
 
 def measure(flavor: str, out: Path) -> dict[str, object]:
     report = build_bundle(flavor=flavor, out=out)
-    sizes = {key: report[key] for key in ("plain_install_bytes", "apparent_bytes", "stored_bytes")}
+    numbers = {
+        key: report[key] for key in ("plain_install_bytes", "apparent_bytes", "stored_bytes")
+    }
     return {
         "version": VERSIONS[flavor],
         "targets": len(report["targets"]),
         "files": report["files"],
-        **sizes,
-        **{key.replace("_bytes", "_mib"): round(value / MIB, 1) for key, value in sizes.items()},
-        "stored_over_plain": round(sizes["stored_bytes"] / sizes["plain_install_bytes"], 3),
+        **numbers,
+        **_mib(numbers),
+        "stored_over_plain": round(numbers["stored_bytes"] / numbers["plain_install_bytes"], 3),
         "bytecode_for": report["bytecode"],
         "excluded": report["excluded"],
     }
 
 
+def measure_node(flavor: str, scratch: Path, registry: Registry) -> dict[str, object]:
+    version = NODE_VERSIONS[flavor]
+    bundle = scratch / f"nodejs-{flavor}"
+    report = build_node_bundle(flavor=flavor, out=bundle)
+    reference = library_image(
+        registry=f"{registry.address}/libinject",
+        language=Language.NODEJS,
+        flavor=Flavor(flavor),
+        version=version,
+    )
+    crane = build.binaries()["crane"]
+    push_image(bundle=bundle, reference=reference, crane=crane, busybox=debian.busybox())
+    numbers = {
+        "npm_install_bytes": npm_install(f"{FLAVORS[Flavor(flavor)].tracer}@{version}", scratch),
+        "plain_install_bytes": report["plain_install_bytes"],
+        "platforms_bytes": report["platforms_install_bytes"],
+        "pruned_bytes": report["pruned"]["bytes"],
+        "stored_bytes": report["stored_bytes"],
+        "layer_gzip_bytes": layer_size(crane, reference),
+    }
+    return {
+        "version": version,
+        "files": report["files"],
+        **numbers,
+        **_mib(numbers),
+        "stored_over_npm_install": round(numbers["stored_bytes"] / numbers["npm_install_bytes"], 3),
+        "pruned_by_rule": report["pruned"]["by_rule"],
+    }
+
+
+def npm_install(package: str, scratch: Path) -> int:
+    """The bytes of a plain `npm install` of `package` in an empty project (no lock)."""
+    project = scratch / f"npm-install-{package.replace('/', '_')}"
+    project.mkdir()
+    command = [
+        "npm",
+        "install",
+        package,
+        "--omit=dev",
+        "--ignore-scripts",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        f"--cache={cache_root() / 'npm'}",
+    ]
+    subprocess.run(command, cwd=project, check=True, capture_output=True)
+    return sizes(project / "node_modules").stored
+
+
+def layer_size(crane: Path, reference: str) -> int:
+    """The compressed size of the image's one layer, from its manifest in the registry."""
+    done = subprocess.run(
+        [str(crane), "manifest", reference], capture_output=True, text=True, check=True
+    )
+    (layer,) = json.loads(done.stdout)["layers"]
+    return int(layer["size"])
+
+
+def _mib(numbers: dict[str, Any]) -> dict[str, float]:
+    return {key.replace("_bytes", "_mib"): round(value / MIB, 1) for key, value in numbers.items()}
+
+
 def main() -> None:
     started, clock = datetime.now(UTC), time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="libinject-bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="libinject-bench-") as scratch, Registry() as registry:
         flavors = {flavor: measure(flavor, Path(scratch) / flavor) for flavor in VERSIONS}
+        nodejs = {flavor: measure_node(flavor, Path(scratch), registry) for flavor in NODE_VERSIONS}
     for flavor, numbers in flavors.items():
         print(f"{flavor}: {json.dumps(numbers)}")
+    for flavor, numbers in nodejs.items():
+        print(f"nodejs {flavor}: {json.dumps(numbers)}")
     document = {
-        "benchmark": "Python library bundles: size per flavor, with and without deduplication",
+        "benchmark": "Library bundles: size per flavor, with and without deduplication (Python), "
+        "and Node.js bundles and images beside a plain npm install",
         "timestamp": started.isoformat(timespec="seconds"),
         "environment": environment(),
         "wall_seconds": round(time.perf_counter() - clock, 1),
         **flavors,
+        "nodejs": nodejs,
     }
     write_results(RESULTS, document)
     print(f"  written to {RESULTS}")
