@@ -45,8 +45,8 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Engine latency in memory, the webhook on a local control plane, Python start-up with the
-# injected library, the Python and Node.js bundles' sizes, and CSI versus the copy for 50 pods on one node
-# (results in bench/results/).
+# injected library, the Python and Node.js bundles' sizes, and CSI versus the copy for 50 pods on
+# one node (results in bench/results/).
 bench: testbin
 	$(RUN) -m bench.engine
 	$(RUN) -m bench.webhook
