@@ -234,3 +234,28 @@ def test_a_version_that_is_not_a_release_gets_no_lock(version: str, tmp_path: Pa
     assert result.returncode == 2
     assert re.search(r"--version: .* is not a release version", result.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[]",
+        '{"lockfileVersion": 1, "dependencies": {}}',
+        '{"lockfileVersion": 3, "packages": {"node_modules/dd-trace": {}}}',
+        '{"lockfileVersion": "3", "packages": {"": {}}}',
+    ],
+)
+def test_a_file_that_is_not_an_npm_lock_of_version_2_or_later_is_refused(
+    text: str, tmp_path: Path
+) -> None:
+    """Only npm 7+'s lock lists every installed package with its hash; anything else (not JSON,
+    npm 6's format, no root entry) is refused with the file named, never read half-way."""
+    directory = tmp_path / f"ddtrace-{NODE_VERSIONS['ddtrace']}"
+    directory.mkdir()
+    (directory / PACKAGE_JSON).write_bytes(manifest(Flavor.DDTRACE, NODE_VERSIONS["ddtrace"]))
+    (directory / PACKAGE_LOCK).write_text(text)
+    with pytest.raises(
+        BundleError, match=f"^{re.escape(str(directory / PACKAGE_LOCK))} is not an npm lock"
+    ):
+        read(tmp_path, Flavor.DDTRACE, NODE_VERSIONS["ddtrace"])

@@ -157,9 +157,9 @@ def _store(fresh: Path, path: Path) -> bool:
     if not path.exists():
         fresh.rename(path)  # atomic: a lock directory is complete or absent
         return True
-    old, new = _packages(path / PACKAGE_LOCK), _packages(fresh / PACKAGE_LOCK)
     if (path / PACKAGE_LOCK).read_bytes() == (fresh / PACKAGE_LOCK).read_bytes():
         return False
+    old, new = _packages(path / PACKAGE_LOCK), _packages(fresh / PACKAGE_LOCK)
     raise BundleError(
         f"{path / PACKAGE_LOCK} is not what npm resolves from it ({differences(old, new)}): the "
         "lock is left as it is; remove it to lock the release afresh"
@@ -213,8 +213,15 @@ def _packages(lock_file: Path) -> dict[str, dict[str, Any]]:
         document = json.loads(lock_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise BundleError(f"{lock_file} is not an npm lock: {error}") from error
-    packages = document.get("packages") if isinstance(document, dict) else None
-    if not isinstance(packages, dict) or document.get("lockfileVersion", 0) < 2:
+    if not isinstance(document, dict):
+        document = {}
+    packages, version = document.get("packages"), document.get("lockfileVersion")
+    if (
+        not isinstance(packages, dict)
+        or "" not in packages
+        or not isinstance(version, int)
+        or version < 2
+    ):
         raise BundleError(f"{lock_file} is not an npm lock of version 2 or later (no packages)")
     return packages
 
