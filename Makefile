@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Test-side Python (the control-plane harness) lives in tests/; the demo uses it too.
 RUN := PYTHONPATH=tests $(BIN)/python
 
-.PHONY: demo test testbin cluster-up cluster-down lint bench crds launcher lock lock-java clean
+.PHONY: demo test testbin cluster-up cluster-down lint bench crds launcher lock lock-java lock-nodejs clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+<<<<<<< HEAD
 # Engine latency in memory, the webhook on a local control plane, Python and Java start-up with
 # the injected library, the library images' sizes, and CSI versus the copy for 50 pods on one
 # node (results in bench/results/).
+=======
+# Engine latency in memory, the webhook on a local control plane, Python start-up with the
+# injected library, the Python and Node.js bundles' sizes, and CSI versus the copy for 50 pods on
+# one node (results in bench/results/).
+>>>>>>> h-nbundle
 bench: testbin
 	$(RUN) -m bench.engine
 	$(RUN) -m bench.webhook
@@ -81,6 +87,15 @@ lock:
 lock-java: $(STAMP)
 	grep -Ev '^(#|$$)' images/java/versions | while read -r flavor version; do \
 	  $(BIN)/libinject lock java --flavor "$$flavor" --version "$$version" --locks images/java/locks || exit 1; \
+	done
+
+# The Node.js flavors' locks (images/nodejs/locks/<flavor>-<version>/: package.json and npm's
+# package-lock.json with every package's integrity hash), one per line of images/nodejs/versions,
+# resolved by npm against the npm registry. A lock already there is resolved again from itself:
+# kept when npm changes nothing, refused (left as it is) when npm would change it.
+lock-nodejs: $(STAMP)
+	grep -Ev '^(#|$$)' images/nodejs/versions | while read -r flavor version; do \
+	  $(BIN)/libinject lock nodejs --flavor "$$flavor" --version "$$version" --locks images/nodejs/locks || exit 1; \
 	done
 
 clean:

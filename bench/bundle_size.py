@@ -8,14 +8,24 @@ x86_64 and aarch64) built by `libinject bundle python`:
   apparent_bytes        the bundle without deduplication (each path counted)
   stored_bytes          the bundle as stored: identical files kept once (hard links), which is
                         what the image layer holds
-The pip stages are cached, so only the first run on a machine downloads wheels.
 
-Java, per flavor: the bundle built by `libinject bundle java`, pushed as its image by
-`libinject image` to a local registry:
+Under `java`, per flavor: the bundle built by `libinject bundle java` and its image:
   agent_jar_bytes       the agent jar as Maven Central serves it (its committed lock's size)
   stored_bytes          the bundle on disk: the agent, the launcher and bundle.txt
-  layer_bytes           the image's one layer as the registry stores it (compressed by crane,
-                        with the copy step's busybox), read from the pushed manifest
+  layer_gzip_bytes      the image's one layer (bundle and busybox) as the registry stores it,
+                        gzip-compressed by crane: what a node downloads
+
+Under `nodejs`, per flavor: the bundle `libinject bundle nodejs` builds from the committed lock
+(linux x64 and arm64, glibc and musl) and its image:
+  npm_install_bytes     a plain `npm install <package>@<version>` on this machine (no lock: what
+                        a user gets today, for this platform only)
+  plain_install_bytes   `npm ci` of the committed lock for linux x64 glibc alone
+  platforms_bytes       the four platforms' packages together, as npm installed them
+  pruned_bytes          what pruning removed (files the runtime never reads)
+  stored_bytes          the bundle as stored, deduplicated
+  layer_gzip_bytes      as for Java
+Every image is pushed to a local registry by `libinject image`. The pip stages, the agent jars
+and npm's cache are kept, so only the first run on a machine downloads packages.
 """
 
 from __future__ import annotations
@@ -26,14 +36,25 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.stats import environment, write_results
 from cluster import build, debian
-from cluster.libraries import JAVA_VERSIONS, VERSIONS, build_bundle, build_java_bundle, push_image
+from cluster.libraries import (
+    JAVA_VERSIONS,
+    NODE_VERSIONS,
+    VERSIONS,
+    build_bundle,
+    build_java_bundle,
+    build_node_bundle,
+    push_image,
+)
 from cluster.registry import Registry
 from libinject.api.types import Flavor, Language
-from libinject.bundle.dedup import sizes as disk_sizes
+from libinject.bundle.dedup import sizes
+from libinject.bundle.nodejs.flavors import FLAVORS
 from libinject.engine.versions import library_image
+from tools.gobuild import cache_root
 
 RESULTS = Path(__file__).parent / "results" / "bundle-size.json"
 MIB = 1 << 20
@@ -41,70 +62,131 @@ MIB = 1 << 20
 
 def measure(flavor: str, out: Path) -> dict[str, object]:
     report = build_bundle(flavor=flavor, out=out)
-    sizes = {key: report[key] for key in ("plain_install_bytes", "apparent_bytes", "stored_bytes")}
+    numbers = {
+        key: report[key] for key in ("plain_install_bytes", "apparent_bytes", "stored_bytes")
+    }
     return {
         "version": VERSIONS[flavor],
         "targets": len(report["targets"]),
         "files": report["files"],
-        **sizes,
-        **in_mib(sizes),
-        "stored_over_plain": round(sizes["stored_bytes"] / sizes["plain_install_bytes"], 3),
+        **numbers,
+        **_mib(numbers),
+        "stored_over_plain": round(numbers["stored_bytes"] / numbers["plain_install_bytes"], 3),
         "bytecode_for": report["bytecode"],
         "excluded": report["excluded"],
     }
 
 
-def measure_java(flavor: str, out: Path, registry: Registry) -> dict[str, object]:
-    report = build_java_bundle(flavor=flavor, out=out)
+def measure_java(flavor: str, scratch: Path, registry: Registry) -> dict[str, object]:
+    version = JAVA_VERSIONS[flavor]
+    bundle = scratch / f"java-{flavor}"
+    report = build_java_bundle(flavor=flavor, out=bundle)
+    reference = pushed(bundle, registry=registry, language=Language.JAVA, flavor=flavor)
+    numbers = {
+        "agent_jar_bytes": (bundle / report["agent"]).stat().st_size,
+        "stored_bytes": sizes(bundle).stored,
+        "layer_gzip_bytes": layer_size(reference),
+    }
+    return {"version": version, **numbers, **_mib(numbers)}
+
+
+def pushed(bundle: Path, *, registry: Registry, language: Language, flavor: str) -> str:
+    """Pushes `bundle` as its library image to `registry`; the image's reference."""
+    versions = {Language.JAVA: JAVA_VERSIONS, Language.NODEJS: NODE_VERSIONS}[language]
     reference = library_image(
         registry=f"{registry.address}/libinject",
-        language=Language.JAVA,
+        language=language,
         flavor=Flavor(flavor),
-        version=JAVA_VERSIONS[flavor],
+        version=versions[flavor],
     )
-    crane = build.binaries()["crane"]
-    push_image(bundle=out, reference=reference, crane=crane, busybox=debian.busybox())
-    sizes = {
-        "agent_jar_bytes": (out / report["agent"]).stat().st_size,
-        "stored_bytes": disk_sizes(out).stored,
-        "layer_bytes": pushed_layer_bytes(crane, reference),
+    push_image(
+        bundle=bundle,
+        reference=reference,
+        crane=build.binaries()["crane"],
+        busybox=debian.busybox(),
+    )
+    return reference
+
+
+def measure_node(flavor: str, scratch: Path, registry: Registry) -> dict[str, object]:
+    version = NODE_VERSIONS[flavor]
+    bundle = scratch / f"nodejs-{flavor}"
+    report = build_node_bundle(flavor=flavor, out=bundle)
+    reference = pushed(bundle, registry=registry, language=Language.NODEJS, flavor=flavor)
+    numbers = {
+        "npm_install_bytes": npm_install(f"{FLAVORS[Flavor(flavor)].tracer}@{version}", scratch),
+        "plain_install_bytes": report["plain_install_bytes"],
+        "platforms_bytes": report["platforms_install_bytes"],
+        "pruned_bytes": report["pruned"]["bytes"],
+        "stored_bytes": report["stored_bytes"],
+        "layer_gzip_bytes": layer_size(reference),
     }
-    return {"version": JAVA_VERSIONS[flavor], **sizes, **in_mib(sizes)}
+    return {
+        "version": version,
+        "files": report["files"],
+        **numbers,
+        **_mib(numbers),
+        "stored_over_npm_install": round(numbers["stored_bytes"] / numbers["npm_install_bytes"], 3),
+        "pruned_by_rule": report["pruned"]["by_rule"],
+    }
 
 
-def pushed_layer_bytes(crane: Path, reference: str) -> int:
-    """The compressed size of the image's layers, as its manifest in the registry gives it."""
-    manifest = subprocess.run(
-        [str(crane), "manifest", reference],
-        check=True,
+def npm_install(package: str, scratch: Path) -> int:
+    """The bytes of a plain `npm install` of `package` in an empty project (no lock)."""
+    project = scratch / f"npm-install-{package.replace('/', '_')}"
+    project.mkdir()
+    command = [
+        "npm",
+        "install",
+        package,
+        "--omit=dev",
+        "--ignore-scripts",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        f"--cache={cache_root() / 'npm'}",
+    ]
+    subprocess.run(command, cwd=project, check=True, capture_output=True)
+    return sizes(project / "node_modules").stored
+
+
+def layer_size(reference: str) -> int:
+    """The compressed size of the image's one layer, from its manifest in the registry."""
+    done = subprocess.run(
+        [str(build.binaries()["crane"]), "manifest", reference],
         capture_output=True,
         text=True,
-    ).stdout
-    return sum(int(layer["size"]) for layer in json.loads(manifest)["layers"])
+        check=True,
+    )
+    (layer,) = json.loads(done.stdout)["layers"]
+    return int(layer["size"])
 
 
-def in_mib(sizes: dict[str, int]) -> dict[str, float]:
-    return {key.replace("_bytes", "_mib"): round(value / MIB, 2) for key, value in sizes.items()}
+def _mib(numbers: dict[str, Any]) -> dict[str, float]:
+    return {key.replace("_bytes", "_mib"): round(value / MIB, 2) for key, value in numbers.items()}
 
 
 def main() -> None:
     started, clock = datetime.now(UTC), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="libinject-bench-") as scratch, Registry() as registry:
-        python = {flavor: measure(flavor, Path(scratch) / flavor) for flavor in VERSIONS}
-        java = {
-            flavor: measure_java(flavor, Path(scratch) / f"java-{flavor}", registry)
-            for flavor in JAVA_VERSIONS
-        }
-    for name, numbers in [*python.items(), *(("java " + k, v) for k, v in java.items())]:
-        print(f"{name}: {json.dumps(numbers)}")
+        flavors = {flavor: measure(flavor, Path(scratch) / flavor) for flavor in VERSIONS}
+        java = {flavor: measure_java(flavor, Path(scratch), registry) for flavor in JAVA_VERSIONS}
+        nodejs = {flavor: measure_node(flavor, Path(scratch), registry) for flavor in NODE_VERSIONS}
+    for flavor, numbers in flavors.items():
+        print(f"{flavor}: {json.dumps(numbers)}")
+    for flavor, numbers in java.items():
+        print(f"java {flavor}: {json.dumps(numbers)}")
+    for flavor, numbers in nodejs.items():
+        print(f"nodejs {flavor}: {json.dumps(numbers)}")
     document = {
-        "benchmark": "Library bundles: size per language and flavor, with and without"
-        " deduplication, and the image layer as pushed",
+        "benchmark": "Library bundles and images: Python with and without deduplication, Java"
+        " beside the agent jar, Node.js beside a plain npm install",
         "timestamp": started.isoformat(timespec="seconds"),
         "environment": environment(),
         "wall_seconds": round(time.perf_counter() - clock, 1),
-        **python,
+        **flavors,
         "java": java,
+        "nodejs": nodejs,
     }
     write_results(RESULTS, document)
     print(f"  written to {RESULTS}")

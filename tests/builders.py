@@ -17,6 +17,7 @@ RESTRICTED = Namespace(
 )
 PYTHON = {"language": "python", "version": "4.16.0"}
 JAVA = {"language": "java", "version": "1.56.0"}
+NODEJS = {"language": "nodejs", "version": "6.21.0"}
 MODES = ("init-container", "csi", "image-volume")
 COMPLIANT_CONTAINER = {
     "allowPrivilegeEscalation": False,

@@ -3,7 +3,9 @@
 `libinject bundle python` builds a Python bundle (its pip stages cached under the libinject
 cache, so only the first run on a machine downloads wheels), `libinject bundle java` a Java one
 (the agent jar from Maven Central, checked against images/java/locks/ and cached the same way),
-and `libinject image` pushes either to the local registry with crane, exactly as a user would.
+`libinject bundle nodejs` a Node.js one (npm ci from images/nodejs/locks/, npm's cache kept
+under the libinject cache), and `libinject image` pushes any of them to the local registry with
+crane, exactly as a user would.
 Registered as a pytest plugin by tests/conftest.py.
 """
 
@@ -26,6 +28,7 @@ from tools.gobuild import cache_root
 
 IMAGES = Path(__file__).parents[2] / "images"
 JAVA_LOCKS = IMAGES / "java" / "locks"
+NODE_LOCKS = IMAGES / "nodejs" / "locks"
 
 
 def library_versions(language: str) -> dict[str, str]:
@@ -38,6 +41,7 @@ VERSIONS = library_versions("python")
 DDTRACE = VERSIONS["ddtrace"]
 OPENTELEMETRY = VERSIONS["opentelemetry"]
 JAVA_VERSIONS = library_versions("java")
+NODE_VERSIONS = library_versions("nodejs")
 LIBINJECT = Path(sys.executable).parent / "libinject"
 
 BundleFactory = Callable[..., Path]
@@ -84,6 +88,24 @@ def build_java_bundle(*, flavor: str, out: Path, version: str = "") -> dict[str,
     return dict(json.loads(result.stdout))
 
 
+def build_node_bundle(
+    *, flavor: str, out: Path, version: str = "", cache: Path | None = None
+) -> dict[str, Any]:
+    """Runs `libinject bundle nodejs` into `out` with the committed locks; its report."""
+    command = [
+        str(LIBINJECT),
+        "bundle",
+        "nodejs",
+        f"--flavor={flavor}",
+        f"--version={version or NODE_VERSIONS[flavor]}",
+        f"--out={out}",
+        f"--locks={NODE_LOCKS}",
+        f"--cache={cache or cache_root() / 'npm'}",
+    ]
+    result = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+    return dict(json.loads(result.stdout))
+
+
 def push_image(*, bundle: Path, reference: str, crane: Path, busybox: Path) -> str:
     command = [
         str(LIBINJECT),
@@ -99,7 +121,7 @@ def push_image(*, bundle: Path, reference: str, crane: Path, busybox: Path) -> s
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> BundleFactory:
     """Bundles, one per (language, flavor, version), built once per session: Python's for the
-    host's interpreter only; Java's whole (`bundles("ddtrace", language="java")`)."""
+    host's interpreter only; Java's and Node.js's whole (`bundles("ddtrace", language="java")`)."""
     built: dict[tuple[str, str, str], Path] = {}
 
     def get(flavor: str, version: str = "", *, language: str = "python") -> Path:
@@ -108,6 +130,8 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> BundleFactory:
             out = tmp_path_factory.mktemp("bundle") / "-".join(key)
             if language == "java":
                 build_java_bundle(flavor=flavor, out=out, version=key[2])
+            elif language == "nodejs":
+                build_node_bundle(flavor=flavor, out=out, version=key[2])
             else:
                 build_bundle(flavor=flavor, out=out, targets=[host_target()], version=key[2])
             built[key] = out

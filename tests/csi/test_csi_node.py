@@ -25,6 +25,7 @@ from csi.plugin import (
     target_of,
 )
 from libinject.bundle.java.launcher import JAR_NAME, LAUNCHER_JAR
+from libinject.bundle.nodejs.build import packaged_loader
 from libinject.csi.generated import csi_pb2, csi_pb2_grpc  # after csi.plugin's clear failure
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
@@ -102,20 +103,27 @@ def test_fifty_pods_share_one_pull_and_one_copy(plugin: Plugin, ddtrace_image: s
 
 def test_unreachable_registry_publishes_an_empty_volume(plugin: Plugin) -> None:
     """With the registry down the pod must still start: publish succeeds with a read-only
-    directory holding no library, only the Java launcher (a JVM whose -javaagent jar is missing
-    would not start; this one starts and the launcher stands down), and the record says why
-    the library is missing."""
+    directory holding no library, only the Java launcher and the Node.js loader (a JVM whose
+    -javaagent jar is missing would not start, nor a Node whose --require file is; these start
+    and the launcher and the loader stand down), and the record says why the library is
+    missing."""
     target = target_of(plugin, "pod-down")
     plugin.publish("csi-down", target, signed(f"{UNREACHABLE}/python-ddtrace:4.16.0"))
     assert plugin.mounted(target)
-    assert [p.name for p in plugin.inside(target).iterdir()] == [JAR_NAME]
+    loader = packaged_loader()
+    assert sorted(p.name for p in plugin.inside(target).iterdir()) == sorted(
+        [JAR_NAME, loader.name]
+    )
     assert (plugin.inside(target) / JAR_NAME).read_bytes() == LAUNCHER_JAR.read_bytes()
+    assert (plugin.inside(target) / loader.name).read_bytes() == loader.read_bytes()
     assert plugin.sh(f"touch {target}/x").returncode != 0
     java = plugin.sh(
         f"LIBINJECT_DEBUG=true JAVA_TOOL_OPTIONS=-javaagent:{target}/{JAR_NAME} java -version"
     )
     assert java.returncode == 0, java.stderr
     assert f"library not ready: no bundle.txt in {target}" in java.stderr
+    node = plugin.sh(f"NODE_OPTIONS=--require={target}/{loader.name} node -e 'console.log(6 * 7)'")
+    assert (node.returncode, node.stdout) == (0, "42\n"), node.stderr
     record = plugin.record("csi-down")
     assert record is not None
     assert record["digest"] == "empty"

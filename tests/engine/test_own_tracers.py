@@ -1,5 +1,5 @@
-"""A Java container that already starts its own tracer agent gets no second one: it is skipped,
-named in the annotation and in `explain`, and left exactly as it was."""
+"""A Java or Node.js container that already starts its own tracer gets no second one: it is
+skipped, named in the annotation and in `explain`, and left exactly as it was."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from typing import Any
 import pytest
 import yaml
 
-from builders import JAVA, container, pod, policy, policy_object, run
+from builders import JAVA, NODEJS, container, pod, policy, policy_object, run
 from libinject.cli.main import main
 from libinject.engine.decision import Code
 from libinject.engine.inject import INJECTED_ANNOTATION, SKIPPED_ANNOTATION
 
 JAVA_POLICY = policy("java", libraries=[JAVA])
+NODE_POLICY = policy("node", libraries=[NODEJS])
+NODE_OTEL_POLICY = policy(
+    "node", libraries=[{**NODEJS, "flavor": "opentelemetry", "version": "0.82.0"}]
+)
 
 
 def _env(name: str, value: str) -> dict[str, Any]:
@@ -96,6 +100,75 @@ def test_other_agents_and_mentions_do_not_skip(fields: dict[str, Any]) -> None:
     exporter) and a tracer jar run as the application are no reason to skip."""
     result = run(pod(container(**fields)), JAVA_POLICY)
     assert result.decision.reason.code is Code.INJECTED
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        pytest.param(_env("NODE_OPTIONS", "--max-old-space-size=512 --require dd-trace/init"),
+                     "NODE_OPTIONS has --require dd-trace/init", id="require-space"),
+        pytest.param(_env("NODE_OPTIONS", "--require=dd-trace/init.js"),
+                     "NODE_OPTIONS has --require=dd-trace/init.js", id="require-equals"),
+        pytest.param(_env("NODE_OPTIONS", "-r /app/node_modules/dd-trace/init"),
+                     "NODE_OPTIONS has -r /app/node_modules/dd-trace/init", id="short-path"),
+        pytest.param(_env("NODE_OPTIONS", "--import @opentelemetry/auto-instrumentations-node/register"),
+                     "NODE_OPTIONS has --import @opentelemetry/auto-instrumentations-node/register",
+                     id="import-otel"),
+        pytest.param(_env("NODE_OPTIONS", "--experimental-loader=@opentelemetry/instrumentation/hook.mjs"),
+                     "NODE_OPTIONS has --experimental-loader=@opentelemetry/instrumentation/hook.mjs",
+                     id="otel-esm-hook"),
+        pytest.param({"command": ["node", "-r", "dd-trace/init", "server.js"]},
+                     "command has -r dd-trace/init", id="command-two-items"),
+        pytest.param({"args": ["--import", "dd-trace/initialize.mjs", "server.mjs"]},
+                     "args has --import dd-trace/initialize.mjs", id="args-import"),
+        pytest.param({"args": ["-c", "exec node --require '/srv/node_modules/dd-trace/init' a.js"]},
+                     "args has --require '/srv/node_modules/dd-trace/init", id="shell-quoted"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("node_policy", [NODE_POLICY, NODE_OTEL_POLICY], ids=["ddtrace", "otel"])
+def test_a_node_container_preloading_its_own_tracer_is_skipped_and_named(
+    fields: dict[str, Any], where: str, node_policy: Any
+) -> None:
+    """Either flavor: a container whose Node preloads dd-trace or an OpenTelemetry package where
+    the pod spec shows it gets no loader (one tracer per process, whatever the vendor), and its
+    record says where the preload was found."""
+    own = container("app", **fields)
+    result = run(pod(own, container("side")), node_policy)
+    (choice,) = result.decision.injected
+    verdicts = {v.container: v.reason for v in choice.containers}
+    assert verdicts["app"].code is Code.OWN_TRACER
+    assert verdicts["app"].message == f"it starts its own tracer: {where}"
+    assert verdicts["side"].code is Code.CONTAINER_INSTRUMENTED
+    assert result.pod["spec"]["containers"][0] == own
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param(_env("NODE_OPTIONS", "--require ./tracing.js"), id="an-app-module"),
+        pytest.param(_env("NODE_OPTIONS", "--require=/opt/dd-trace/init.js"),
+                     id="a-path-outside-node-modules"),
+        pytest.param(_env("NODE_OPTIONS", "-r dotenv/config --max-old-space-size=512"),
+                     id="another-package"),
+        pytest.param(_env("NODE_OPTIONS", "--require dd-tracer-lite"), id="a-longer-name"),
+        pytest.param({"args": ["server.js", "--trace=dd-trace"]}, id="a-mention-not-a-preload"),
+        pytest.param(_env("NODE_ARGS", "-r dd-trace/init"), id="a-variable-node-does-not-read"),
+    ],
+)  # fmt: skip
+def test_other_node_preloads_and_mentions_do_not_skip(fields: dict[str, Any]) -> None:
+    """Only a preload of a tracer package counts: the app's own modules, other packages and a
+    tracer named anywhere but in a preload option are no reason to skip."""
+    result = run(pod(container(**fields)), NODE_POLICY)
+    assert result.decision.reason.code is Code.INJECTED
+
+
+@pytest.mark.parametrize("node_policy", [NODE_POLICY, NODE_OTEL_POLICY], ids=["ddtrace", "otel"])
+def test_our_own_node_loader_is_not_taken_for_a_tracer(node_policy: Any) -> None:
+    """Injecting an injected Node pod changes nothing: our loader's --require is not a tracer."""
+    first = run(pod(), node_policy)
+    again = run(first.pod, node_policy)
+    assert again.decision.reason.code is Code.INJECTED
+    assert again.patch == []
 
 
 def test_our_own_launcher_is_not_taken_for_a_tracer() -> None:

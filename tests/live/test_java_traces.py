@@ -12,13 +12,13 @@ agent: dd-java-agent or the OpenTelemetry Java agent, at the versions images/jav
 Every trace test runs in the three modes: init-container, csi (the node plugin's cached copy)
 and image-volume.
 
-Never breaking the app: a csi volume whose library is not ready holds the launcher alone, and an
-image whose agent jar is cut short holds a launcher that finds it so: both stand down. An app
-that starts its own agent where the webhook cannot see it (a start script, options from a
-ConfigMap) gets the launcher, which stands down; one whose pod spec shows it is skipped by the
-webhook. Each starts and answers, with one agent or none. The apps' own agents are the real
-ones, from Maven Central (java.agents), of the other flavor than the policy's: a second agent in
-the JVM would show in /facts.
+Never breaking the app: a csi volume whose library is not ready holds no agent (only the launcher
+and the Node.js loader), and an image whose agent jar is cut short holds a launcher that finds it
+so: both stand down. An app that starts its own agent where the webhook cannot see it (a start
+script, options from a ConfigMap) gets the launcher, which stands down; one whose pod spec shows
+it is skipped by the webhook. Each starts and answers, with one agent or none. The apps' own
+agents are the real ones, from Maven Central (java.agents), of the other flavor than the
+policy's: a second agent in the JVM would show in /facts.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from cluster.traced import (
 )
 from cluster.workloads import INSTRUMENTED, SKIPPED, create_pod, env_of
 from java.agents import TRACERS, maven_agent
-from libinject.engine.languages import JAVA_LAUNCHER
+from libinject.engine.languages import JAVA_LAUNCHER, NODE_LOADER
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("running_operator")]
 
@@ -199,9 +199,9 @@ def test_a_library_not_ready_in_csi_mode_leaves_the_app_running_without_an_agent
     csi_plugin: CSIPlugin,
 ) -> None:
     """The policy names an image the registry does not have: the plugin cannot pull it and
-    publishes its not-ready volume instead, which holds the launcher alone. The JVM that
-    JAVA_TOOL_OPTIONS points at that launcher starts and serves normally, with no agent, and
-    says why once."""
+    publishes its not-ready volume instead, which holds the launcher (and the Node.js loader)
+    but no agent. The JVM that JAVA_TOOL_OPTIONS points at that launcher starts and serves
+    normally, with no agent, and says why once."""
     missing = f"{registry.address}/libinject/java-ddtrace:{JAVA_VERSIONS['ddtrace']}-missing"
     namespace = injecting("java", "ddtrace", image=missing)
     pod = create_pod(admin, namespace=namespace, body=java_pod("not-ready"))
@@ -212,7 +212,7 @@ def test_a_library_not_ready_in_csi_mode_leaves_the_app_running_without_an_agent
     assert record["digest"] == "empty"
     assert running.process is not None
     volume = Path(f"/proc/{running.process.pid}/root/opt/libinject/java")
-    assert [path.name for path in volume.iterdir()] == [JAVA_LAUNCHER]
+    assert sorted(path.name for path in volume.iterdir()) == sorted([JAVA_LAUNCHER, NODE_LOADER])
     said = debug_lines(running)
     assert len(said) == 1, said
     assert said[0].startswith(

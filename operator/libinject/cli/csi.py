@@ -107,6 +107,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _run_csi(args: argparse.Namespace) -> str:
     # Imported here: the other commands must not pay for grpc's import.
     from libinject.bundle.java.launcher import LAUNCHER_JAR  # noqa: PLC0415
+    from libinject.bundle.nodejs.build import packaged_loader  # noqa: PLC0415
     from libinject.csi import metrics, server, validate  # noqa: PLC0415
     from libinject.csi.cache import CranePuller  # noqa: PLC0415
     from libinject.csi.node import NodeConfig  # noqa: PLC0415
@@ -139,7 +140,7 @@ def _run_csi(args: argparse.Namespace) -> str:
         gc_interval=args.gc_interval,
         on_empty=poster.report if poster else None,
         on_refused=poster.refused if poster else None,
-        not_ready_files=(LAUNCHER_JAR,),
+        not_ready_files=(LAUNCHER_JAR, packaged_loader()),
     )
     if args.metrics_port:
         try:

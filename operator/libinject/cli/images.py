@@ -1,5 +1,5 @@
-"""`libinject bundle python|java`, `libinject lock java` and `libinject image`: the library
-side, built offline."""
+"""`libinject bundle python|java|nodejs`, `libinject lock java|nodejs` and `libinject image`:
+the library side, built offline."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from libinject.api.types import Flavor, is_version
 from libinject.bundle import python as bundle
 from libinject.bundle.java import build as java_bundle
 from libinject.bundle.java import locks as java_locks
+from libinject.bundle.nodejs import build as node_bundle
+from libinject.bundle.nodejs import locks as node_locks
 from libinject.bundle.stages import BundleError
 from libinject.bundle.targets import all_targets, parse_tag
 from libinject.cli.errors import InputError
@@ -42,6 +44,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _java_release_arguments(java_cmd)
     java_cmd.add_argument("--out", required=True, type=Path, help="a directory to create")
     java_cmd.set_defaults(run=_run_bundle_java)
+    node_cmd = languages.add_parser(
+        "nodejs", help="a Node.js bundle (the flavor's npm packages and the loader)"
+    )
+    _node_release_arguments(node_cmd)
+    node_cmd.add_argument("--out", required=True, type=Path, help="a directory to create")
+    node_cmd.set_defaults(run=_run_bundle_nodejs)
 
     lock_cmd = commands.add_parser("lock", help="check a release and write its committed lock")
     lock_languages = lock_cmd.add_subparsers(required=True, metavar="LANGUAGE")
@@ -50,6 +58,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     _java_release_arguments(lock_java)
     lock_java.set_defaults(run=_run_lock_java)
+    lock_node = lock_languages.add_parser(
+        "nodejs", help="a flavor's npm packages, resolved by npm with their integrity hashes"
+    )
+    _node_release_arguments(lock_node)
+    lock_node.set_defaults(run=_run_lock_nodejs)
 
     image_cmd = commands.add_parser("image", help="push a bundle as a one-layer library image")
     image_cmd.add_argument("--bundle", required=True, type=Path)
@@ -113,6 +126,49 @@ def _run_lock_java(args: argparse.Namespace) -> str:
             version=args.version,
             locks=args.locks,
             cache_dir=args.cache,
+            say=_say,
+        )
+    except BundleError as error:
+        raise InputError("lock", str(error)) from error
+    return json.dumps(report, indent=2) + "\n"
+
+
+def _node_release_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--flavor", required=True, choices=[str(f) for f in Flavor])
+    cmd.add_argument(
+        "--version", required=True, help="dd-trace's or @opentelemetry/auto-instrumentations-node's"
+    )
+    cmd.add_argument(
+        "--locks", type=Path, default=Path("images/nodejs/locks"), help="the committed locks"
+    )
+    cmd.add_argument("--cache", type=Path, default=_default_cache("npm"), help="npm's cache")
+
+
+def _run_bundle_nodejs(args: argparse.Namespace) -> str:
+    _check_version(args.version)
+    try:
+        report = node_bundle.build(
+            flavor=Flavor(args.flavor),
+            version=args.version,
+            out=args.out,
+            lock_dir=args.locks,
+            cache=args.cache,
+            loader=node_bundle.packaged_loader(),
+            say=_say,
+        )
+    except BundleError as error:
+        raise InputError("bundle", str(error)) from error
+    return json.dumps(report, indent=2) + "\n"
+
+
+def _run_lock_nodejs(args: argparse.Namespace) -> str:
+    _check_version(args.version)
+    try:
+        report = node_locks.write(
+            flavor=Flavor(args.flavor),
+            version=args.version,
+            locks=args.locks,
+            cache=args.cache,
             say=_say,
         )
     except BundleError as error:

@@ -8,8 +8,9 @@ Layout under the plugin's root:
   refs/<sha256 of reference>.json  which digest a tag resolved to, once it was pulled
   not-ready/                       the directory published when a library is not ready: no
                                    library, only the files the plugin was given for it (the
-                                   Java launcher jar, which then stands down: a JVM whose
-                                   -javaagent jar is missing does not start)
+                                   Java launcher jar and the Node.js loader, which then stand
+                                   down: a JVM whose -javaagent jar is missing does not start,
+                                   nor a Node whose --require file is)
 
 A pull resolves the reference to a digest (`crane digest`), then exports the image *by that
 digest* (`crane export REF@DIGEST -`), keeping only `libinject/` from the flattened file system.

@@ -61,11 +61,12 @@ def load_values(
 def own_tracer(
     container: Mapping[str, Any], own: OwnTracers, env: Mapping[str, Mapping[str, Any]]
 ) -> str | None:
-    """Where the container already loads a tracer's agent, e.g. `JAVA_TOOL_OPTIONS has
+    """Where the container already loads a tracer, e.g. `JAVA_TOOL_OPTIONS has
     -javaagent:/dd/dd-java-agent.jar`, or None. A value set with valueFrom cannot be read here;
-    the launcher checks the running JVM's options again."""
+    the launcher or loader checks the running process's options again. The command and args are
+    read as one line each: an option and its value may be two items (`-r`, `dd-trace/init`)."""
     places = [(variable, (env.get(variable) or {}).get("value")) for variable in own.variables]
-    places += [(key, item) for key in ("command", "args") for item in container.get(key) or ()]
+    places += [(key, " ".join(container.get(key) or ())) for key in ("command", "args")]
     for place, text in places:
         option = own.found(text) if text else None
         if option is not None:

@@ -59,6 +59,10 @@ _V = LoadVariableName
 # when a -javaagent jar is missing or fails, so the launcher checks the JVM and the bundle first
 # and hands over to the flavor's agent beside it only when both fit (libinject.bundle.java).
 JAVA_LAUNCHER = "libinject-launcher.jar"
+# Node's load variable names our loader, the same file in every Node bundle: Node aborts when a
+# --require file is missing or throws, so the loader checks the runtime and the bundle first and
+# starts the flavor's tracer beside it only when both fit (libinject.bundle.nodejs).
+NODE_LOADER = "libinject-loader.js"
 
 _CORECLR_DD = "{846F5F1C-F9AE-4B07-969E-05C26BC060D8}"
 _CORECLR_OTEL = "{918728DD-259F-4A6A-AC2B-B85E1B658318}"
@@ -95,10 +99,10 @@ LOAD_RULES: dict[tuple[Language, Flavor], tuple[LoadVariable, ...]] = {
         _option(_V.JAVA_TOOL_OPTIONS, f"-javaagent:{{root}}/{JAVA_LAUNCHER}"),
     ),
     (Language.NODEJS, Flavor.DDTRACE): (
-        _option(_V.NODE_OPTIONS, "--require={root}/node_modules/dd-trace/init"),
+        _option(_V.NODE_OPTIONS, f"--require={{root}}/{NODE_LOADER}"),
     ),
     (Language.NODEJS, Flavor.OPENTELEMETRY): (
-        _option(_V.NODE_OPTIONS, "--require={root}/autoinstrumentation.js"),
+        _option(_V.NODE_OPTIONS, f"--require={{root}}/{NODE_LOADER}"),
     ),
     # Datadog's profiler under linux-x64 / linux-arm64 is its native loader, built for glibc
     # and musl at once (dd-trace-dotnet 3.x), which then loads the tracer for the container's C
@@ -132,30 +136,43 @@ def load_rules(language: Language, flavor: Flavor) -> tuple[LoadVariable, ...]:
 
 @dataclass(frozen=True)
 class OwnTracers:
-    """How a container of one language shows that it starts a tracer of its own: an agent
-    option naming one of the tracers' agent files, in a variable the runtime reads at start or
-    in the container's command or args. Such a container is skipped: never two tracers."""
+    """How a container of one language shows that it starts a tracer of its own: an option
+    loading one of the tracers, in a variable the runtime reads at start or in the container's
+    command or args. Such a container is skipped: never two tracers."""
 
-    option: re.Pattern[str]  # group 1: the file the option loads
+    option: re.Pattern[str]  # group `tracer`: the name the patterns are matched against
     variables: tuple[str, ...]
-    agents: tuple[str, ...]  # fnmatch patterns of the agents' file names
+    tracers: tuple[str, ...]  # fnmatch patterns of the tracers' names
 
     def found(self, text: str) -> str | None:
-        """The first option in `text` that loads one of the agents, e.g. `-javaagent:/a.jar`."""
+        """The first option in `text` that loads one of the tracers, e.g. `-javaagent:/a.jar`."""
         for match in self.option.finditer(text):
-            name = match.group(1).rpartition("/")[2]
-            if any(fnmatchcase(name, pattern) for pattern in self.agents):
+            if any(fnmatchcase(match.group("tracer"), pattern) for pattern in self.tracers):
                 return match.group(0)
         return None
 
 
 OWN_TRACERS: dict[Language, OwnTracers] = {
-    # `-javaagent:<jar>[=<options>]`, maybe quoted inside a shell command line. Both variables
-    # are read by the JVM itself (JDK_JAVA_OPTIONS by the `java` launcher, Java 9 and later).
+    # `-javaagent:<jar>[=<options>]`, maybe quoted inside a shell command line; the jar's file
+    # name tells the agent. Both variables are read by the JVM itself (JDK_JAVA_OPTIONS by the
+    # `java` launcher, Java 9 and later).
     Language.JAVA: OwnTracers(
-        option=re.compile(r"-javaagent:[\"']?([^\s\"'=]+)"),
+        option=re.compile(r"-javaagent:[\"']?(?:[^\s\"'=]*/)?(?P<tracer>[^\s\"'=/]+)"),
         variables=("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"),
-        agents=("dd-java-agent*.jar", "opentelemetry-javaagent*.jar"),
+        tracers=("dd-java-agent*.jar", "opentelemetry-javaagent*.jar"),
+    ),
+    # A module Node preloads (`--require`/`-r`, `--import`, `--loader`), `=` or a space before
+    # it, as a package specifier (`dd-trace/init`) or a path into a node_modules directory: the
+    # package it names tells the tracer. Any @opentelemetry package preloaded is the app's own
+    # SDK set-up (its ESM hook, its auto-instrumentations), as the loader judges it too.
+    Language.NODEJS: OwnTracers(
+        option=re.compile(
+            r"(?<![\w-])(?:--require|--import|--loader|--experimental-loader|-r)(?:=|\s+)"
+            r"[\"']?(?:[^\s\"']*/node_modules/|node_modules/)?"
+            r"(?P<tracer>(?:@[\w.-]+/)?[\w.-]+)[^\s\"']*"
+        ),
+        variables=("NODE_OPTIONS",),
+        tracers=("dd-trace", "@opentelemetry/*"),
     ),
 }
 
