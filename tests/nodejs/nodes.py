@@ -7,6 +7,7 @@ java.jvms.Ran (exit code, output, the libinject lines on stderr).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,6 +37,12 @@ def injected(loader: Path, **env: str) -> dict[str, str]:
 def run_node(node: Path, *arguments: str, env: Mapping[str, str], timeout: float = 60) -> Ran:
     """`node arguments...` in `env` (over PATH and HOME)."""
     return run_program([str(node), *arguments], env=env, timeout=timeout)
+
+
+def node_version(node: Path) -> str:
+    """`node`'s version, as process.versions.node gives it (no "v")."""
+    done = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    return done.stdout.strip().removeprefix("v")
 
 
 def app_ran(ran: Ran, tracers: str = "none") -> Ran:
