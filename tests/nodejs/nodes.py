@@ -14,14 +14,18 @@ from pathlib import Path
 from java.jvms import Ran, run_program
 
 HELLO = "hello from the application"  # the first line of apps/hello.js and hello.mjs
-# Every run keeps the real tracers offline and quiet unless a test sets where they send: no
-# exporter, no telemetry or remote configuration, the Datadog agent a closed port, and only the
-# OpenTelemetry resource detectors that read the machine (the cloud ones ask the network).
+# Every run keeps the real tracers offline and quiet unless a test sets where they send: traces
+# to a closed port (OTEL_TRACES_EXPORTER=none would not do: dd-trace reads it too and turns its
+# tracing off, and the OpenTelemetry SDK sets no tracer provider), no telemetry or remote
+# configuration, no start-up report of dd-trace's (it prints one when its agent does not
+# answer), no metrics or logs exporter, and only the OpenTelemetry resource detectors that read
+# the machine (the cloud ones ask the network).
 QUIET = {
+    "DD_TRACE_STARTUP_LOGS": "false",
     "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
     "DD_REMOTE_CONFIGURATION_ENABLED": "false",
     "DD_TRACE_AGENT_URL": "http://127.0.0.1:9",
-    "OTEL_TRACES_EXPORTER": "none",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
     "OTEL_METRICS_EXPORTER": "none",
     "OTEL_LOGS_EXPORTER": "none",
     "OTEL_NODE_RESOURCE_DETECTORS": "env,host,os,process",

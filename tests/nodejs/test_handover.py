@@ -20,7 +20,7 @@ from cluster.registry import spawn, stop
 from cluster.testagent import TestAgent, repeated_field
 from java.jvms import Ran
 from nodejs.bundles import FLAVORS, VERSIONS, app_dir, package
-from nodejs.nodes import HELLO, QUIET, injected, run_node
+from nodejs.nodes import HELLO, QUIET, app_ran, injected, run_node
 
 pytestmark = pytest.mark.network  # Node and the tracers from the npm registry (cached after)
 
@@ -40,11 +40,7 @@ def traced_env(loader: Path, flavor: str, agent: TestAgent, **env: str) -> dict[
             "OTEL_SERVICE_NAME": SERVICE,
         }
     )
-    full = injected(loader, **sending, **env)
-    # OTLP is OpenTelemetry's default exporter; dd-trace reads OTEL_TRACES_EXPORTER too, and
-    # QUIET's `none` would turn its tracing off.
-    del full["OTEL_TRACES_EXPORTER"]
-    return full
+    return injected(loader, **sending, **env)
 
 
 def serve(node: Path, app: Path, env: dict[str, str], log: Path) -> tuple[list[str], str]:
@@ -118,6 +114,22 @@ def test_tracer_traces_the_web_app(
     assert spans == [(SERVICE, name)] * REQUESTS, output
 
 
+@pytest.mark.parametrize("flavor", FLAVORS)
+@pytest.mark.parametrize("app", ["hello.js", "hello.mjs"])
+def test_nothing_printed_but_the_line(
+    node: Path, real_bundles: dict[str, Path], apps: Path, flavor: str, app: str
+) -> None:
+    """With the real tracer started (and its ES module hook registered), stderr holds the
+    loader's line and nothing else, and nothing at all without LIBINJECT_DEBUG: no warning of
+    Node's about the hook (Node 26 deprecates module.register)."""
+    env = injected(real_bundles[flavor])
+    ran = app_ran(run_node(node, str(apps / app), env=env), TRACER[flavor])
+    assert ran.stderr == ran.debug_line + "\n"
+    quiet = run_node(node, str(apps / app), env={**env, "LIBINJECT_DEBUG": ""})
+    app_ran(quiet, TRACER[flavor])
+    assert (quiet.stdout, quiet.stderr) == (ran.stdout, "")
+
+
 @pytest.fixture(scope="module")
 def own_tracer_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test apps with dd-trace (the bundle's version) in their own node_modules."""
@@ -160,8 +172,15 @@ def plain_and_injected(node: Path, script: Path, loader: Path) -> tuple[Ran, Ran
     return plain, run_node(node, str(script), env=injected(loader))
 
 
-def without_loader_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if not line.startswith("libinject: ")]
+def error_report(stderr: str, app: Path) -> list[str]:
+    """What Node printed of an uncaught error, less the loader's line and the stack frames
+    outside the app's directory (Node's own; a tracer that wraps Module._compile adds its own)."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if not line.startswith("libinject: ")
+        and (not line.startswith("    at ") or str(app) in line)
+    ]
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
@@ -180,10 +199,13 @@ def test_app_that_throws_fails_the_same(
     node: Path, real_bundles: dict[str, Path], apps: Path, flavor: str
 ) -> None:
     """An app that throws at start fails as it does without libinject: exit code 1, the same
-    output and the same error report on stderr (the loader's line aside)."""
+    output and the same error report on stderr: the source line, the error, the app's frames
+    (the loader's line and Node's own frames aside)."""
     plain, ran = plain_and_injected(node, apps / "throws.js", real_bundles[flavor])
     assert (plain.returncode, ran.returncode) == (1, 1)
     assert ran.stdout == plain.stdout == f"{HELLO}\n"
     assert "Error: the application fails on purpose" in plain.stderr
-    assert without_loader_lines(ran.stderr) == without_loader_lines(plain.stderr)
+    report = error_report(plain.stderr, apps)
+    assert error_report(ran.stderr, apps) == report
+    assert f"    at Object.<anonymous> ({apps / 'throws.js'}:4:7)" in report
     assert ran.debug_line.startswith(f"libinject: loaded {flavor} ")

@@ -154,6 +154,20 @@ def test_start_module_that_throws(node22: Path, stub_bundle: BundleFactory, tmp_
     stood_down(node22, loader, reason)
 
 
+def test_tracer_that_declines(node22: Path, stub_bundle: BundleFactory, tmp_path: Path) -> None:
+    """A start file that exports nothing: the tracer's own checks declined the process (as
+    dd-trace's init.js does past its newest supported Node), so its ES module hook is not
+    registered either, and the line says it did not start."""
+    declining = tmp_path / "declining.js"
+    declining.write_text("module.exports = undefined\n")
+    hook = tmp_path / "hook.mjs"
+    hook.write_text("console.log('hook registered')\n")
+    loader = stub_bundle(start=declining, overrides={"esm-hook": "hook.mjs"})
+    shutil.copyfile(hook, loader.parent / "hook.mjs")
+    reason = f"{STUB} from {loader.parent} did not start (its own checks declined this process)"
+    assert "hook registered" not in stood_down(node22, loader, reason).stdout
+
+
 # --- Programs that are not the application ------------------------------------------------
 
 
