@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -253,24 +254,44 @@ def test_application_ships_its_own_tracer(
 
 
 @pytest.mark.parametrize("where", ["NODE_OPTIONS", "the command line"])
+@pytest.mark.parametrize(("option", "entry"), [("-r", "init.js"), ("--import", "initialize.mjs")])
 def test_application_preloads_its_own_tracer(
-    node22: Path, stub_bundle: BundleFactory, where: str
+    node22: Path, stub_bundle: BundleFactory, where: str, option: str, entry: str
 ) -> None:
-    """An app that starts dd-trace itself with --require (in NODE_OPTIONS before the loader,
-    or on node's command line), from a directory its main script does not resolve from: that
-    tracer runs, alone."""
-    init = npm_installed((package("ddtrace"),)) / "node_modules" / "dd-trace" / "init.js"
+    """An app that starts dd-trace itself (its --require entry, or its --import one, which Node
+    runs after every --require, the loader's included), in NODE_OPTIONS before the loader or on
+    node's command line, from a directory its main script does not resolve from: that tracer
+    runs, alone."""
+    preload = npm_installed((package("ddtrace"),)) / "node_modules" / "dd-trace" / entry
     loader = stub_bundle()
     hello = str(APPS / "hello.js")
     if where == "NODE_OPTIONS":
-        env = injected(loader, NODE_OPTIONS=f"--require {init} --require={loader}")
+        env = injected(loader, NODE_OPTIONS=f"{option} {preload} --require={loader}")
         ran = run_node(node22, hello, env=env)
     else:
-        ran = run_node(node22, "-r", str(init), hello, env=injected(loader))
+        ran = run_node(node22, option, str(preload), hello, env=injected(loader))
     app_ran(ran, "dd-trace")
-    option = f"--require {init}" if where == "NODE_OPTIONS" else f"-r {init}"
-    reason = f"the application preloads its own tracer: {option} in {where}"
+    reason = f"the application preloads its own tracer: {option} {preload} in {where}"
     assert not_loaded(reason).fullmatch(ran.debug_line), ran.stderr
+
+
+def test_own_tracer_from_the_working_directory(
+    node22: Path, stub_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    """Without a main script (node -e), the app's packages are where it runs: its own dd-trace
+    there stands the loader down."""
+    app = app_dir(tmp_path / "app", own=(package("ddtrace"),))
+    done = subprocess.run(
+        [node22, "-e", "console.log('hello from the application')"],
+        env={"PATH": "/usr/bin:/bin", **injected(stub_bundle())},
+        cwd=app,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, f"{HELLO}\n"), done.stderr
+    reason = f"the application has its own tracer: {app / 'node_modules' / 'dd-trace'}"
+    assert not_loaded(reason).fullmatch(done.stderr.rstrip("\n")), done.stderr
 
 
 def test_loader_named_twice(node22: Path, stub_bundle: BundleFactory) -> None:
