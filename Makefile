@@ -44,15 +44,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-<<<<<<< HEAD
 # Engine latency in memory, the webhook on a local control plane, Python and Java start-up with
-# the injected library, the library images' sizes, and CSI versus the copy for 50 pods on one
-# node (results in bench/results/).
-=======
-# Engine latency in memory, the webhook on a local control plane, Python start-up with the
-# injected library, the Python and Node.js bundles' sizes, and CSI versus the copy for 50 pods on
-# one node (results in bench/results/).
->>>>>>> h-nbundle
+# the injected library, the Python, Java and Node.js images' sizes, and CSI versus the copy for
+# 50 pods on one node (results in bench/results/).
 bench: testbin
 	$(RUN) -m bench.engine
 	$(RUN) -m bench.webhook

@@ -42,7 +42,9 @@ class NodeFlavor:
 
 FLAVORS: dict[Flavor, NodeFlavor] = {
     # dd-trace documents `--require dd-trace/init` for CommonJS and, for ES modules, its loader
-    # hook: its register.js and initialize.mjs both module.register() loader-hook.mjs. Its native
+    # hook. Its register.js sets that up: with Node's in-thread module hooks where they work
+    # (no module.register, which Node 26 deprecates), else module.register() of loader-hook.mjs;
+    # the loader requires it (a .mjs hook it would pass to module.register itself). Its native
     # addons are optional npm dependencies, each for one feature turned on by a variable:
     # application security (DD_APPSEC_ENABLED), runtime metrics (DD_RUNTIME_METRICS_ENABLED),
     # profiling (DD_PROFILING_ENABLED), IAST (DD_IAST_ENABLED), crash tracking (on by default).
@@ -50,7 +52,7 @@ FLAVORS: dict[Flavor, NodeFlavor] = {
     Flavor.DDTRACE: NodeFlavor(
         tracer="dd-trace",
         start="dd-trace/init",
-        esm_hook="dd-trace/loader-hook.mjs",
+        esm_hook="dd-trace/register.js",
         needed_native=(
             "@datadog/libdatadog-extras",
             "@datadog/native-appsec",

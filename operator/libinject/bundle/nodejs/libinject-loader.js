@@ -1,1 +1,396 @@
-// libinject-loader.js: a placeholder; the loader's own branch replaces this file.
+'use strict'
+/*
+ * libinject's Node.js loader: NODE_OPTIONS `--require`s it from the library volume. It checks
+ * that the bundle's tracer may start in this process, then starts it. Node aborts when a
+ * --require'd file throws, and the application must start with or without a tracer: so every
+ * step is guarded, nothing is thrown, the exit code is left alone, and nothing is printed but
+ * one stderr line with LIBINJECT_DEBUG=true. Plain CommonJS and Node's built-ins only: it runs
+ * in every Node process of the container, package managers included, before any of them.
+ */
+
+const BEGUN = process.hrtime.bigint()
+const fs = require('node:fs')
+const path = require('node:path')
+
+const MARK = Symbol.for('libinject.loader')
+const MANIFEST = 'bundle.txt'
+const KEYS = ['language', 'flavor', 'version', 'node', 'start']
+// Programs that are not the application (package managers, their shims, native add-on
+// builds): by the main script's name without extension, or a package directory on its path.
+// npm's run-scripts start the application as a node process of its own, which is traced.
+const TOOL_NAMES = new Set([
+  'npm', 'npm-cli', 'npx', 'npx-cli', 'yarn', 'yarnpkg', 'pnpm', 'pnpx', 'corepack', 'node-gyp'
+])
+const TOOL_PACKAGES = ['npm', 'yarn', 'pnpm', 'corepack', 'node-gyp', '@yarnpkg']
+const PRELOADS = new Set(['--require', '-r', '--import', '--loader', '--experimental-loader'])
+const TRACER_SEGMENTS = new Set(['dd-trace', '@opentelemetry'])
+
+class Refused extends Error {}
+
+function main () {
+  const debugging = flag(process.env.LIBINJECT_DEBUG)
+  let line
+  try {
+    line = run(__dirname, debugging)
+  } catch (error) {
+    line = notLoaded(error instanceof Refused ? error.message : 'loader error: ' + describe(error))
+  }
+  if (debugging && line !== null && isMainThread()) debug(line)
+}
+
+/**
+ * Every check in order, then the start: the debug line, or null in a worker thread (Node runs
+ * --require'd files in each, its module-hooks thread included: the tracer is the main
+ * thread's, and a process says what happened once). Throws Refused.
+ */
+function run (root, debugging) {
+  if (globalThis[MARK] !== undefined) {
+    throw new Refused('a libinject loader already ran in this process (one tracer)')
+  }
+  globalThis[MARK] = __filename
+  const bundle = readBundle(root)
+  const range = satisfies(process.versions.node, bundle.node)
+  if (range === null) {
+    throw notReady(MANIFEST + " has node '" + bundle.node + "', not a range the loader reads")
+  }
+  if (!range) {
+    throw new Refused('Node ' + process.versions.node + ' is outside what ' + bundle.title +
+      ' supports (node ' + bundle.node + ')')
+  }
+  const script = mainScript()
+  checkProgram(script)
+  checkOwnTracer(bundle.own, script, root)
+  const checked = process.hrtime.bigint()
+  if (!isMainThread()) return null
+  const what = bundle.title + ' from ' + root
+  let exported
+  try {
+    exported = require(bundle.start)
+  } catch (error) {
+    throw new Refused('failed to start ' + what + ': ' + describe(error))
+  }
+  if (exported === undefined || exported === false) {
+    throw new Refused(what + ' did not start (its own checks declined this process)')
+  }
+  const hook = bundle.esmHook ? esmHook(bundle.esmHook) : ''
+  if (!debugging) return ''
+  return 'loaded ' + what + hook + ' (checks ' + ms(checked - BEGUN) + ', tracer start ' +
+    ms(process.hrtime.bigint() - checked) + ')'
+}
+
+/** Asked only where it matters: requiring worker_threads costs the main thread 0.5-1.5 ms,
+ * which the tracers pay anyway when they start (they load it too). */
+function isMainThread () {
+  return require('node:worker_threads').isMainThread
+}
+
+// --- bundle.txt ---------------------------------------------------------------------------
+
+function readBundle (root) {
+  let text
+  try {
+    text = fs.readFileSync(path.join(root, MANIFEST), 'utf8')
+  } catch (error) {
+    throw notReady(error.code === 'ENOENT' ? 'no ' + MANIFEST + ' in ' + root
+      : 'cannot read ' + path.join(root, MANIFEST) + ' (' + describe(error) + ')')
+  }
+  const values = new Map()
+  const own = []
+  for (const raw of text.split('\n')) {
+    const line = raw.trim()
+    const space = line.search(/\s/)
+    if (line === '' || line[0] === '#' || space < 0) continue
+    const key = line.slice(0, space)
+    const value = line.slice(space).trim()
+    if (key === 'own') own.push(value)
+    else values.set(key, value)
+  }
+  const missing = KEYS.filter((key) => !values.has(key))
+  if (missing.length) throw notReady(MANIFEST + ' lacks ' + missing.join(', '))
+  if (values.get('language') !== 'nodejs') {
+    throw notReady(MANIFEST + ' is for ' + values.get('language') + ', not nodejs')
+  }
+  return {
+    title: values.get('flavor') + ' ' + values.get('version'),
+    node: values.get('node'),
+    start: bundleFile(root, 'start', values.get('start')),
+    esmHook: values.has('esm-hook') ? bundleFile(root, 'esm-hook', values.get('esm-hook')) : '',
+    own
+  }
+}
+
+/** The absolute path of a file bundle.txt names, once it is a file inside the bundle. */
+function bundleFile (root, key, relative) {
+  if (path.isAbsolute(relative) || relative.split(/[\\/]/).includes('..')) {
+    throw notReady(MANIFEST + " has " + key + " '" + relative + "', not a path in the bundle")
+  }
+  const file = path.join(root, relative)
+  if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) {
+    throw new Refused('library incomplete: ' + file + ' is missing')
+  }
+  return file
+}
+
+// --- the program --------------------------------------------------------------------------
+
+/** The application's main script as Node resolves it (links followed), or '' (node -e, REPL). */
+function mainScript () {
+  const given = process.argv[1]
+  if (!given) return ''
+  try {
+    return fs.realpathSync.native(given)
+  } catch (_) {
+    return path.resolve(given)
+  }
+}
+
+function checkProgram (script) {
+  for (const file of new Set([process.argv[1] || '', script])) {
+    if (!file) continue
+    const name = path.basename(file).replace(/\.[cm]?js$/, '')
+    const parts = file.split(path.sep)
+    const inTool = TOOL_PACKAGES.some((tool) => parts.includes(tool) &&
+      parts[parts.indexOf(tool) - 1] === 'node_modules')
+    if (TOOL_NAMES.has(name) || inTool || /(^|\/)\.yarn\/releases\//.test(file)) {
+      throw new Refused('a package manager or build tool, not an application: ' + file)
+    }
+  }
+}
+
+// --- one tracer per process ---------------------------------------------------------------
+
+function checkOwnTracer (names, script, root) {
+  const preload = preloadedTracer(words(process.env.NODE_OPTIONS || ''), 'NODE_OPTIONS') ||
+    preloadedTracer(process.execArgv, 'the command line')
+  if (preload) throw new Refused('the application preloads its own tracer: ' + preload)
+  const from = script ? path.dirname(script) : process.cwd()
+  const found = resolvable(names, from, root)
+  if (found) throw new Refused('the application has its own tracer: ' + found)
+}
+
+/** `--require X`, `-r X`, `--import=X`... naming a tracer's package, as "OPTION VALUE in WHERE". */
+function preloadedTracer (args, where) {
+  for (let i = 0; i < args.length; i++) {
+    const equals = args[i].indexOf('=')
+    const option = equals > 0 ? args[i].slice(0, equals) : args[i]
+    if (!PRELOADS.has(option)) continue
+    const value = equals > 0 ? args[i].slice(equals + 1) : args[++i] || ''
+    if (path.basename(value) === 'libinject-loader.js') continue // a loader: the mark decides
+    if (value.split(/[\\/]/).some((part) => TRACER_SEGMENTS.has(part))) {
+      return option + ' ' + value + ' in ' + where
+    }
+  }
+  return ''
+}
+
+/** NODE_OPTIONS split as Node splits it: at spaces, "double quotes" with \ escapes. */
+function words (text) {
+  const out = []
+  let word = null
+  let quoted = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    if (quoted && c === '\\' && i + 1 < text.length) {
+      word += text[++i]
+    } else if (c === '"') {
+      quoted = !quoted
+      word = word || ''
+    } else if (!quoted && (c === ' ' || c === '\t' || c === '\n')) {
+      if (word !== null) out.push(word)
+      word = null
+    } else {
+      word = (word || '') + c
+    }
+  }
+  if (word !== null) out.push(word)
+  return out
+}
+
+/** The first of `names` with a package.json where require() looks from `from`, or ''. */
+function resolvable (names, from, root) {
+  const bundled = path.join(root, 'node_modules')
+  const dirs = []
+  for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
+    if (path.basename(dir) !== 'node_modules') dirs.push(path.join(dir, 'node_modules'))
+    if (path.dirname(dir) === dir) break
+  }
+  try {
+    dirs.push(...require('node:module').globalPaths) // NODE_PATH and the global folders
+  } catch (_) {}
+  for (const dir of dirs) {
+    if (dir === bundled) continue
+    for (const name of names) {
+      if (fs.statSync(path.join(dir, name, 'package.json'), { throwIfNoEntry: false })) {
+        return path.join(dir, name)
+      }
+    }
+  }
+  return ''
+}
+
+// --- ES modules ---------------------------------------------------------------------------
+
+/**
+ * The tracer's hook for ES modules, after its start (as the tracers' own ESM entries do): a
+ * .mjs hook module goes to module.register where Node has it; a CommonJS file is the tracer's
+ * own registration, which picks Node's in-thread hooks where they work (dd-trace's
+ * register.js). Returns the debug line's note when ES modules are not hooked.
+ */
+function esmHook (file) {
+  try {
+    if (!file.endsWith('.mjs')) {
+      require(file)
+      return ''
+    }
+    const Module = require('node:module')
+    if (typeof Module.register !== 'function') return ' (no module.register: CommonJS only)'
+    // Node 26 deprecates module.register (DEP0205) and would print a warning: the loader prints
+    // nothing of its own. Node counts the warning as given, for this process.
+    const quiet = process.noDeprecation
+    process.noDeprecation = true
+    try {
+      Module.register(require('node:url').pathToFileURL(file).href)
+    } finally {
+      process.noDeprecation = quiet
+    }
+  } catch (error) {
+    return ' (ES modules not hooked: ' + describe(error) + ')'
+  }
+  return ''
+}
+
+// --- versions: the forms npm's engines ranges use -------------------------------------------
+
+const PART = '(0|[1-9]\\d*|[xX*])'
+const COMPARATOR = new RegExp('^(<=|>=|<|>|=|~>|~|\\^)?v?' + PART + '(?:\\.' + PART +
+  '(?:\\.' + PART + ')?)?$')
+
+/**
+ * Whether `version` (x.y.z) is in `range` as npm's semver package answers; null when `range`
+ * is not one this reads (pre-release bounds, anything malformed). A pre-release version is in
+ * no range without pre-release bounds, as in semver.
+ */
+function satisfies (version, range) {
+  const sets = parseRange(range)
+  if (sets === null) return null
+  const match = /^v?(\d+)\.(\d+)\.(\d+)(-)?/.exec(version)
+  if (!match || match[4]) return false
+  const v = [+match[1], +match[2], +match[3]]
+  return sets.some((set) => set.every(([op, bound]) => test(op, compare(v, bound))))
+}
+
+/** `range` as sets ('||') of [operator, [major, minor, patch]] that must all hold. */
+function parseRange (range) {
+  const sets = []
+  for (const alternative of range.split('||')) {
+    const text = alternative.trim().replace(/(<=|>=|<|>|=|~>|~|\^)\s+/g, '$1')
+    const hyphen = /^(\S+)\s+-\s+(\S+)$/.exec(text)
+    const set = hyphen ? hyphenRange(hyphen[1], hyphen[2])
+      : [].concat(...text.split(/\s+/).filter(Boolean).map(comparators))
+    if (set.includes(null)) return null
+    sets.push(set)
+  }
+  return sets
+}
+
+function parsePartial (text) {
+  const match = COMPARATOR.exec(text)
+  if (!match) return null
+  const parts = [match[2], match[3], match[4]]
+  const x = parts.findIndex((part) => part === undefined || /[xX*]/.test(part))
+  const numbers = parts.map((part) => +part || 0)
+  return { op: match[1] || '', numbers, wild: x < 0 ? 3 : x } // wild: index of the first x
+}
+
+/** One comparator's meaning as a list of [operator, version] (empty: any version). */
+function comparators (text) {
+  const p = parsePartial(text)
+  if (p === null) return [null]
+  const [M, m, n] = p.numbers
+  const { op, wild } = p
+  if (op === '^') {
+    if (wild === 0) return []
+    const upper = M > 0 || wild === 1 ? [M + 1, 0, 0]
+      : m > 0 || wild === 2 ? [0, m + 1, 0] : [0, 0, n + 1]
+    return [['>=', [M, m, n]], ['<', upper]]
+  }
+  if (op === '~' || op === '~>') {
+    if (wild === 0) return []
+    return [['>=', [M, m, n]], ['<', wild === 1 ? [M + 1, 0, 0] : [M, m + 1, 0]]]
+  }
+  if (wild === 3) return [[op || '=', [M, m, n]]]
+  if (wild === 0) return op === '<' || op === '>' ? [['<', [0, 0, 0]]] : []
+  const next = wild === 1 ? [M + 1, 0, 0] : [M, m + 1, 0]
+  if (op === '' || op === '=') return [['>=', [M, m, 0]], ['<', next]]
+  if (op === '>') return [['>=', next]]
+  if (op === '<=') return [['<', next]]
+  return [[op, [M, m, 0]]] // >= and < of the lowest version of the partial
+}
+
+function hyphenRange (from, to) {
+  const a = parsePartial(from)
+  const b = parsePartial(to)
+  if (a === null || b === null || a.op || b.op) return [null]
+  const set = a.wild === 0 ? [] : [['>=', a.numbers]]
+  if (b.wild === 3) set.push(['<=', b.numbers])
+  else if (b.wild > 0) {
+    set.push(['<', b.wild === 1 ? [b.numbers[0] + 1, 0, 0] : [b.numbers[0], b.numbers[1] + 1, 0]])
+  }
+  return set
+}
+
+function compare (a, b) {
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1
+  return 0
+}
+
+function test (op, order) {
+  switch (op) {
+    case '<': return order < 0
+    case '<=': return order <= 0
+    case '>': return order > 0
+    case '>=': return order >= 0
+    default: return order === 0
+  }
+}
+
+// --- the debug line -----------------------------------------------------------------------
+
+function notReady (what) {
+  return new Refused('library not ready: ' + what)
+}
+
+function notLoaded (reason) {
+  return 'tracer not loaded: ' + reason + ' (the application runs without it)'
+}
+
+function describe (error) {
+  try {
+    const first = String(error && error.message !== undefined ? error.message : error)
+      .split('\n')[0]
+    return (error && error.name ? error.name + ': ' : '') + first
+  } catch (_) {
+    return 'an unprintable error'
+  }
+}
+
+function ms (nanoseconds) {
+  return (Number(nanoseconds) / 1e6).toFixed(2) + ' ms'
+}
+
+function flag (value) {
+  return ['true', '1', 'yes', 'on'].includes(String(value || '').trim().toLowerCase())
+}
+
+/** One stderr line; the pid tells apart the processes (npm and its scripts) sharing a log. */
+function debug (line) {
+  try {
+    process.stderr.write('libinject: ' + line + ' [pid ' + process.pid + ']\n')
+  } catch (_) {}
+}
+
+try {
+  main()
+} catch (_) {} // nothing the loader does is worth a failed start
+
+module.exports = { satisfies }
