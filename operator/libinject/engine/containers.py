@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from libinject.engine import patch
 from libinject.engine.decision import Code, Reason
 from libinject.engine.environment import EnvEntry
 from libinject.engine.languages import LoadVariable, OwnTracers, VariableClashError, combine
+from libinject.engine.patch import Operation
 
 
 def _env_by_name(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -79,29 +81,39 @@ def apply(
     values: Mapping[str, str],
     mount: Mapping[str, Any],
     env: list[EnvEntry],
+    ops: list[Operation],
+    at: str,
 ) -> None:
-    """Set the load variables, add the mount, and add `env` entries the container lacks.
-
-    The container's env and mount lists may be shared with the caller's pod: they are replaced
-    by new lists, and a changed entry by a new dict, so the original is never modified.
-    """
-    entries = list(container.get("env") or ())
-    position = {entry.get("name"): index for index, entry in enumerate(entries)}
+    """Set the load variables, add the mount, and add `env` entries the container lacks, writing
+    the operations into `ops`; `at` is the container's path. Copy-on-write (`engine.patch`): the
+    container's lists and entries may be the caller's pod's."""
+    current = container.get("env") or ()
+    position = {entry.get("name"): index for index, entry in enumerate(current)}
+    added: list[EnvEntry] = []
     for name, value in values.items():
-        if name not in position:
-            position[name] = len(entries)
-            entries.append({"name": name, "value": value})
-        elif entries[position[name]].get("value") != value:
-            entries[position[name]] = {**entries[position[name]], "value": value}
+        index = position.get(name)
+        if index is None:
+            position[name] = len(current) + len(added)
+            added.append({"name": name, "value": value})
+        elif current[index].get("value") != value:
+            _set_value(container, index=index, value=value, ops=ops, at=at)
     for entry in env:
         if entry["name"] not in position:
-            position[entry["name"]] = len(entries)
-            entries.append(entry)
-    container["env"] = entries
-    mounts = list(container.get("volumeMounts") or ())
-    if mount not in mounts:
-        mounts.append(dict(mount))
-    container["volumeMounts"] = mounts
+            position[entry["name"]] = len(current) + len(added)
+            added.append(entry)
+    patch.append(ops, container, "env", added, at=at)
+    if mount not in (container.get("volumeMounts") or ()):
+        patch.append(ops, container, "volumeMounts", [dict(mount)], at=at)
+
+
+def _set_value(
+    container: dict[str, Any], *, index: int, value: str, ops: list[Operation], at: str
+) -> None:
+    """The value of the env entry at `index` (a load variable the user set, which now also holds
+    ours), in a new entry of a new list."""
+    entries = container["env"] = list(container["env"])
+    entry = entries[index] = dict(entries[index])
+    patch.put(ops, entry, "value", value, at=f"{at}/env/{index}")
 
 
 def env_from_warning(container: Mapping[str, Any], load: tuple[LoadVariable, ...]) -> str | None:
