@@ -15,14 +15,17 @@ from libinject.engine.languages import LoadVariable, OwnTracers, VariableClashEr
 from libinject.engine.patch import Operation
 
 
-def _env_by_name(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The container's env entries by name; the last of duplicates wins, as in the kubelet."""
-    return {entry["name"]: entry for entry in container.get("env") or () if "name" in entry}
+def env_positions(container: Mapping[str, Any]) -> dict[str, int]:
+    """The index of each of the container's env variables, by name (the last of duplicates
+    wins, as in the kubelet). Made once per container and library: `load_values` reads it, and
+    `apply` then adds the names it adds."""
+    return {entry.get("name"): index for index, entry in enumerate(container.get("env") or ())}
 
 
 def load_values(
     container: Mapping[str, Any],
     *,
+    positions: Mapping[str, int],
     load: tuple[LoadVariable, ...],
     root: str,
     mount: Mapping[str, Any],
@@ -30,14 +33,15 @@ def load_values(
 ) -> tuple[dict[str, str], Reason]:
     """The load variables' new values for this container, or (empty, why it is skipped)."""
     name = container.get("name", "")
-    current = _env_by_name(container)
+    entries = container.get("env") or ()
     if own is not None:
-        found = own_tracer(container, own, current)
+        found = own_tracer(container, own, positions)
         if found is not None:
             return {}, Reason(Code.OWN_TRACER, f"it starts its own tracer: {found}", name)
     values = {}
     for rule in load:
-        entry = current.get(rule.name)
+        index = positions.get(rule.name)
+        entry = None if index is None else entries[index]
         if entry is not None and "valueFrom" in entry:
             return {}, Reason(
                 Code.LOAD_VARIABLE_FROM_SOURCE,
@@ -61,12 +65,17 @@ def load_values(
 
 
 def own_tracer(
-    container: Mapping[str, Any], own: OwnTracers, env: Mapping[str, Mapping[str, Any]]
+    container: Mapping[str, Any], own: OwnTracers, positions: Mapping[str, int]
 ) -> str | None:
     """Where the container already loads a tracer's agent, e.g. `JAVA_TOOL_OPTIONS has
     -javaagent:/dd/dd-java-agent.jar`, or None. A value set with valueFrom cannot be read here;
     the launcher checks the running JVM's options again."""
-    places = [(variable, (env.get(variable) or {}).get("value")) for variable in own.variables]
+    entries = container.get("env") or ()
+    places = [
+        (variable, entries[positions[variable]].get("value"))
+        for variable in own.variables
+        if variable in positions
+    ]
     places += [(key, item) for key in ("command", "args") for item in container.get(key) or ()]
     for place, text in places:
         option = own.found(text) if text else None
@@ -78,6 +87,7 @@ def own_tracer(
 def apply(
     container: dict[str, Any],
     *,
+    positions: dict[str, int],
     values: Mapping[str, str],
     mount: Mapping[str, Any],
     env: list[EnvEntry],
@@ -85,21 +95,21 @@ def apply(
     at: str,
 ) -> None:
     """Set the load variables, add the mount, and add `env` entries the container lacks, writing
-    the operations into `ops`; `at` is the container's path. Copy-on-write (`engine.patch`): the
-    container's lists and entries may be the caller's pod's."""
+    the operations into `ops`; `at` is the container's path, `positions` its `env_positions`
+    (this call adds to them). Copy-on-write (`engine.patch`): the container's lists and entries
+    may be the caller's pod's."""
     current = container.get("env") or ()
-    position = {entry.get("name"): index for index, entry in enumerate(current)}
     added: list[EnvEntry] = []
     for name, value in values.items():
-        index = position.get(name)
+        index = positions.get(name)
         if index is None:
-            position[name] = len(current) + len(added)
+            positions[name] = len(current) + len(added)
             added.append({"name": name, "value": value})
         elif current[index].get("value") != value:
             _set_value(container, index=index, value=value, ops=ops, at=at)
     for entry in env:
-        if entry["name"] not in position:
-            position[entry["name"]] = len(current) + len(added)
+        if entry["name"] not in positions:
+            positions[entry["name"]] = len(current) + len(added)
             added.append(entry)
     patch.append(ops, container, "env", added, at=at)
     if mount not in (container.get("volumeMounts") or ()):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from libinject.api.types import InstrumentationPolicy, Language, Mode
@@ -121,6 +121,10 @@ def pod_name(pod: Mapping[str, Any]) -> str:
     return str(meta.get("name") or (meta.get("generateName") or "<pod template>"))
 
 
+# A container that takes the library: itself, its load variables' values, its env positions.
+Target = tuple[dict[str, Any], dict[str, str], dict[str, int]]
+
+
 @dataclass(frozen=True)
 class _PodContext:
     """What the delivery of every library into one pod shares, computed once per pod."""
@@ -133,6 +137,9 @@ class _PodContext:
     share: Resources  # what the pod already reserves, for the copy containers
     tags: environment.Tags
     token_mount: dict[str, Any] | None  # the ServiceAccount plugin's, for the copy containers
+    # Each container's env positions (containers.env_positions), by identity: made for the first
+    # library that looks at the container, kept true by `containers.apply` for the next ones.
+    positions: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
 def _inject_all(
@@ -214,16 +221,14 @@ def _deliver(
         settings=settings.libraries,
         token_mount=context.token_mount,
     )
-    targets, verdicts = _containers(
-        spec, choice, policy=policy, mount=plan.mount, ours=context.ours
-    )
+    targets, verdicts = _containers(context, choice, policy=policy, mount=plan.mount)
     choice = replace(choice, containers=tuple(verdicts))
     skipped = _pod_level_skip(spec, plan, targets=targets, verdicts=verdicts, too_small=too_small)
     if skipped is not None:
         return replace(choice, skipped=skipped)
     _add_pod_objects(spec, plan, ours=context.ours, ops=context.ops)
     paths = _container_paths(spec)
-    for container, values in targets:
+    for container, values, positions in targets:
         env = environment.policy_env(policy.spec.env) + environment.flavor_env(
             choice.flavor,
             agent=policy.spec.agent,
@@ -233,6 +238,7 @@ def _deliver(
         )  # built per container: entries are never shared between containers
         containers.apply(
             container,
+            positions=positions,
             values=values,
             mount=plan.mount,
             env=env,
@@ -248,17 +254,19 @@ def _labels(pod: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 def _containers(
-    spec: dict[str, Any],
+    context: _PodContext,
     choice: LibraryChoice,
     *,
     policy: InstrumentationPolicy,
     mount: Mapping[str, Any],
-    ours: frozenset[str],
-) -> tuple[list[tuple[dict[str, Any], dict[str, str]]], list[ContainerVerdict]]:
-    """Which containers get the library (with their load values), and a verdict for each."""
+) -> tuple[list[Target], list[ContainerVerdict]]:
+    """Which containers get the library (with their load values and env positions), and a
+    verdict for each."""
+    spec = context.pod["spec"]
     load = load_rules(choice.language, choice.flavor)
     own = OWN_TRACERS.get(choice.language)
     root = mount["mountPath"]
+    ours = context.ours
     candidates = {c["name"]: c for c in spec.get("initContainers") or () if c["name"] not in ours}
     apps = {c["name"]: c for c in spec["containers"]}
     wanted = policy.spec.container_names or tuple(apps)
@@ -277,12 +285,15 @@ def _containers(
             )
             verdicts.append(ContainerVerdict(name, missing))
             continue
+        positions = context.positions.get(id(container))
+        if positions is None:
+            positions = context.positions[id(container)] = containers.env_positions(container)
         values, reason = containers.load_values(
-            container, load=load, root=root, mount=mount, own=own
+            container, positions=positions, load=load, root=root, mount=mount, own=own
         )
         verdicts.append(ContainerVerdict(name, reason))
         if reason.code is Code.CONTAINER_INSTRUMENTED:
-            targets.append((container, values))
+            targets.append((container, values, positions))
     return targets, verdicts
 
 
@@ -290,7 +301,7 @@ def _pod_level_skip(
     spec: Mapping[str, Any],
     plan: delivery.Delivery,
     *,
-    targets: list[tuple[dict[str, Any], dict[str, str]]],
+    targets: list[Target],
     verdicts: list[ContainerVerdict],
     too_small: Reason | None,
 ) -> Reason | None:

@@ -103,9 +103,9 @@ def append(
         created = parent[key] = list(items)
         add(ops, f"{at}/{escape(key)}", created)
         return
-    start, path = len(current), f"{at}/{escape(key)}"
-    ops.extend(
-        {"op": "add", "path": f"{path}/{start + offset}", "value": item}
-        for offset, item in enumerate(items)
-    )
+    path = f"{at}/{escape(key)}/"
+    ops += [
+        {"op": "add", "path": f"{path}{index}", "value": item}
+        for index, item in enumerate(items, len(current))
+    ]
     parent[key] = [*current, *items]
