@@ -126,10 +126,9 @@ def _set_value(
     patch.put(ops, entry, "value", value, at=f"{at}/env/{index}")
 
 
-def env_from_warning(container: Mapping[str, Any], load: tuple[LoadVariable, ...]) -> str | None:
-    """envFrom may hold a load variable we cannot see at admission; ours would shadow it."""
-    if not container.get("envFrom"):
-        return None
+def env_from_warning(container: Mapping[str, Any], load: tuple[LoadVariable, ...]) -> str:
+    """For a container with envFrom: it may hold a load variable we cannot see at admission;
+    ours would shadow it."""
     names = ", ".join(rule.name for rule in load)
     return (
         f"container {container.get('name')} uses envFrom: if it sets {names}, the value "

@@ -345,13 +345,14 @@ def covers(existing: Any, planned: Any) -> bool:
 
 
 def _env_from_warnings(pod: Mapping[str, Any], injected: list[LibraryChoice]) -> tuple[str, ...]:
-    by_name = {c["name"]: c for c in _all_containers(pod["spec"])}
-    warnings = (
-        containers.env_from_warning(by_name[name], load_rules(choice.language, choice.flavor))
+    # Only containers with envFrom warn: most pods have none, and then no choice is visited.
+    with_env_from = {c["name"]: c for c in _all_containers(pod["spec"]) if c.get("envFrom")}
+    return tuple(
+        containers.env_from_warning(with_env_from[name], load_rules(choice.language, choice.flavor))
         for choice in injected
         for name in choice.instrumented
+        if name in with_env_from
     )
-    return tuple(warning for warning in warnings if warning)
 
 
 def _all_containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
