@@ -17,8 +17,8 @@ from libinject.engine.patch import Operation
 
 def env_positions(container: Mapping[str, Any]) -> dict[str, int]:
     """The index of each of the container's env variables, by name (the last of duplicates
-    wins, as in the kubelet). Made once per container and library: `load_values` reads it, and
-    `apply` then adds the names it adds."""
+    wins, as in the kubelet). Made once per container and pod: `load_values` reads it, and
+    `apply` keeps it true for the next library by adding the names it appends."""
     return {entry.get("name"): index for index, entry in enumerate(container.get("env") or ())}
 
 
