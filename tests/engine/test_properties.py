@@ -10,10 +10,12 @@ version requests. Each property then holds for every generated input.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jsonpatch
+import jsonpointer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +30,7 @@ from libinject.engine.inject import (
     inject,
 )
 from libinject.engine.languages import LOAD_RULES, Join
+from libinject.engine.patch import escape
 from libinject.engine.settings import EngineSettings, LibrarySettings, NamespaceSettings
 
 PROPERTY = settings(
@@ -471,6 +474,43 @@ def test_patch_applies_and_input_is_untouched(case: Any) -> None:
     expected = copy.deepcopy(result.pod)
     assert jsonpatch.apply_patch(copy.deepcopy(pod), copy.deepcopy(result.patch)) == expected
     assert result.pod == expected
+
+
+# What the patch may change rather than add: a load variable's value, and our own record.
+CHANGED_VALUE = re.compile(r"/spec/(initContainers|containers)/\d+/env/\d+/value")
+OUR_RECORD = {
+    f"/metadata/{field}/{escape(key)}"
+    for field, keys in (("annotations", OWNED_ANNOTATIONS), ("labels", OWNED_LABELS))
+    for key in keys
+}
+
+
+@PROPERTY
+@given(cases)
+def test_the_patch_adds_and_creates_each_list_or_map_once(case: Any) -> None:
+    """Every operation adds, except a `replace` of a load variable's value or of our record, and
+    a `remove` of our record; an `add` of a whole list or map only ever fills a member that is
+    absent or null at that point of the patch: what one language created, the next one adds to
+    at its indexes instead of writing it again."""
+    pod, namespace, policies, engine = case
+    result = run(pod, namespace, policies, engine)
+    document = copy.deepcopy(pod)
+    for op in result.patch:
+        if op["op"] == "replace":
+            assert CHANGED_VALUE.fullmatch(op["path"]) or op["path"] in OUR_RECORD, op
+        elif op["op"] == "remove":
+            assert op["path"] in OUR_RECORD, op
+        else:
+            assert op["op"] == "add", op
+        parent_path, _, member = op["path"].rpartition("/")
+        if isinstance(op.get("value"), dict | list) and not member.isdigit():
+            parent = jsonpointer.resolve_pointer(document, parent_path)
+            assert parent.get(unescape(member)) is None, op["path"]
+        document = jsonpatch.apply_patch(document, [op])
+
+
+def unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
 
 
 @PROPERTY

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from libinject.api.types import InstrumentationPolicy, Language, Mode
-from libinject.engine import containers, delivery, environment, shape
+from libinject.engine import containers, delivery, environment, patch, shape
 from libinject.engine.choice import choose, explain_candidates, library_of
 from libinject.engine.decision import (
     Code,
@@ -25,7 +25,7 @@ from libinject.engine.eligibility import namespace_reason, pod_reason
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.languages import OWN_TRACERS, load_rules
 from libinject.engine.limits import size_reason
-from libinject.engine.patch import Operation, diff
+from libinject.engine.patch import Operation
 from libinject.engine.resources import Resources, copy_resources, pod_share
 from libinject.engine.settings import EngineSettings, LibrarySettings
 from libinject.engine.versions import image_for, resolve_version
@@ -72,15 +72,18 @@ def inject(
         return skip(pod, namespace=namespace.name, reason=refused)
     name = pod_name(pod)
     mutated = _editable_copy(pod)
+    ops: list[Operation] = []
     labels = _labels(pod)
     winners = choose(index.plan(namespace), labels)
-    languages = _inject_all(mutated, winners=winners, namespace=namespace, settings=settings)
+    languages = _inject_all(
+        mutated, ops=ops, winners=winners, namespace=namespace, settings=settings
+    )
     if explain:
         languages = _with_candidates(index, namespace, labels, winners, languages)
     injected = [d.injected for d in languages if d.injected is not None]
     warnings = _env_from_warnings(pod, injected)
     decision = Decision(name, namespace.name, _outcome(languages), tuple(languages), warnings)
-    return _finish(pod, mutated, decision)
+    return _finish(mutated, decision, ops)
 
 
 def skip(pod: Mapping[str, Any], *, namespace: str, reason: Reason) -> Result:
@@ -90,7 +93,7 @@ def skip(pod: Mapping[str, Any], *, namespace: str, reason: Reason) -> Result:
     decision = Decision(pod_name(pod), namespace, reason)
     if not shape.recordable(pod):
         return Result(dict(pod), [], decision)
-    return _finish(pod, _record_copy(pod), decision)
+    return _finish(dict(pod), decision, [])
 
 
 def _malformed(pod: Mapping[str, Any]) -> Reason | None:
@@ -99,20 +102,10 @@ def _malformed(pod: Mapping[str, Any]) -> Reason | None:
     return None if problem is None else Reason(Code.MALFORMED_POD, str(problem), problem.path)
 
 
-def _record_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy that owns the metadata maps the record goes into and shares everything else with
-    the original, so the diff skips the spec by identity: a skip costs the same for any pod."""
-    meta = dict(pod.get("metadata") or {})
-    for key in ("annotations", "labels"):
-        meta[key] = dict(meta.get(key) or {})
-    return {**pod, "metadata": meta}
-
-
 def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
-    """`_record_copy`, also owning the container dicts the engine edits. Sharing lets the diff
-    skip untouched subtrees by identity; in exchange every edit below a container replaces a
-    shared object (a list, an env entry) instead of changing it."""
-    copy = _record_copy(pod)
+    """A copy that owns the spec and the container dicts the engine edits, and shares everything
+    else with the input; below them, edits are copy-on-write (`engine.patch`)."""
+    copy = dict(pod)
     if isinstance(pod.get("spec"), Mapping):
         spec = copy["spec"] = dict(pod["spec"])
         for kind in ("containers", "initContainers"):
@@ -128,22 +121,31 @@ def pod_name(pod: Mapping[str, Any]) -> str:
     return str(meta.get("name") or (meta.get("generateName") or "<pod template>"))
 
 
+# A container that takes the library: itself, its load variables' values, its env positions.
+Target = tuple[dict[str, Any], dict[str, str], dict[str, int]]
+
+
 @dataclass(frozen=True)
 class _PodContext:
     """What the delivery of every library into one pod shares, computed once per pod."""
 
     pod: dict[str, Any]
+    ops: list[Operation]  # the patch, written as the pod is edited
     namespace: Namespace
     settings: EngineSettings
     ours: frozenset[str]  # the object names of all libraries this pod may get
     share: Resources  # what the pod already reserves, for the copy containers
     tags: environment.Tags
     token_mount: dict[str, Any] | None  # the ServiceAccount plugin's, for the copy containers
+    # Each container's env positions (containers.env_positions), by identity: made for the first
+    # library that looks at the container, kept true by `containers.apply` for the next ones.
+    positions: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
 def _inject_all(
     pod: dict[str, Any],
     *,
+    ops: list[Operation],
     winners: Mapping[Language, InstrumentationPolicy],
     namespace: Namespace,
     settings: EngineSettings,
@@ -153,6 +155,7 @@ def _inject_all(
     ours = frozenset(delivery.object_name(language) for language in winners)
     context = _PodContext(
         pod=pod,
+        ops=ops,
         namespace=namespace,
         settings=settings,
         ours=ours,
@@ -218,15 +221,14 @@ def _deliver(
         settings=settings.libraries,
         token_mount=context.token_mount,
     )
-    targets, verdicts = _containers(
-        spec, choice, policy=policy, mount=plan.mount, ours=context.ours
-    )
+    targets, verdicts = _containers(context, choice, policy=policy, mount=plan.mount)
     choice = replace(choice, containers=tuple(verdicts))
     skipped = _pod_level_skip(spec, plan, targets=targets, verdicts=verdicts, too_small=too_small)
     if skipped is not None:
         return replace(choice, skipped=skipped)
-    _add_pod_objects(spec, plan, context.ours)
-    for container, values in targets:
+    _add_pod_objects(spec, plan, ours=context.ours, ops=context.ops)
+    paths = _container_paths(spec)
+    for container, values, positions in targets:
         env = environment.policy_env(policy.spec.env) + environment.flavor_env(
             choice.flavor,
             agent=policy.spec.agent,
@@ -234,7 +236,15 @@ def _deliver(
             tags=context.tags,
             container=container["name"],
         )  # built per container: entries are never shared between containers
-        containers.apply(container, values=values, mount=plan.mount, env=env)
+        containers.apply(
+            container,
+            positions=positions,
+            values=values,
+            mount=plan.mount,
+            env=env,
+            ops=context.ops,
+            at=paths[id(container)],
+        )
     return choice
 
 
@@ -244,17 +254,19 @@ def _labels(pod: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 def _containers(
-    spec: dict[str, Any],
+    context: _PodContext,
     choice: LibraryChoice,
     *,
     policy: InstrumentationPolicy,
     mount: Mapping[str, Any],
-    ours: frozenset[str],
-) -> tuple[list[tuple[dict[str, Any], dict[str, str]]], list[ContainerVerdict]]:
-    """Which containers get the library (with their load values), and a verdict for each."""
+) -> tuple[list[Target], list[ContainerVerdict]]:
+    """Which containers get the library (with their load values and env positions), and a
+    verdict for each."""
+    spec = context.pod["spec"]
     load = load_rules(choice.language, choice.flavor)
     own = OWN_TRACERS.get(choice.language)
     root = mount["mountPath"]
+    ours = context.ours
     candidates = {c["name"]: c for c in spec.get("initContainers") or () if c["name"] not in ours}
     apps = {c["name"]: c for c in spec["containers"]}
     wanted = policy.spec.container_names or tuple(apps)
@@ -273,12 +285,15 @@ def _containers(
             )
             verdicts.append(ContainerVerdict(name, missing))
             continue
+        positions = context.positions.get(id(container))
+        if positions is None:
+            positions = context.positions[id(container)] = containers.env_positions(container)
         values, reason = containers.load_values(
-            container, load=load, root=root, mount=mount, own=own
+            container, positions=positions, load=load, root=root, mount=mount, own=own
         )
         verdicts.append(ContainerVerdict(name, reason))
         if reason.code is Code.CONTAINER_INSTRUMENTED:
-            targets.append((container, values))
+            targets.append((container, values, positions))
     return targets, verdicts
 
 
@@ -286,7 +301,7 @@ def _pod_level_skip(
     spec: Mapping[str, Any],
     plan: delivery.Delivery,
     *,
-    targets: list[tuple[dict[str, Any], dict[str, str]]],
+    targets: list[Target],
     verdicts: list[ContainerVerdict],
     too_small: Reason | None,
 ) -> Reason | None:
@@ -330,13 +345,14 @@ def covers(existing: Any, planned: Any) -> bool:
 
 
 def _env_from_warnings(pod: Mapping[str, Any], injected: list[LibraryChoice]) -> tuple[str, ...]:
-    by_name = {c["name"]: c for c in _all_containers(pod["spec"])}
-    warnings = (
-        containers.env_from_warning(by_name[name], load_rules(choice.language, choice.flavor))
+    # Only containers with envFrom warn: most pods have none, and then no choice is visited.
+    with_env_from = {c["name"]: c for c in _all_containers(pod["spec"]) if c.get("envFrom")}
+    return tuple(
+        containers.env_from_warning(with_env_from[name], load_rules(choice.language, choice.flavor))
         for choice in injected
         for name in choice.instrumented
+        if name in with_env_from
     )
-    return tuple(warning for warning in warnings if warning)
 
 
 def _all_containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -344,20 +360,34 @@ def _all_containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for kind in kinds for c in spec.get(kind) or ()]
 
 
-def _add_pod_objects(spec: dict[str, Any], plan: delivery.Delivery, ours: frozenset[str]) -> None:
+def _add_pod_objects(
+    spec: dict[str, Any],
+    plan: delivery.Delivery,
+    *,
+    ours: frozenset[str],
+    ops: list[Operation],
+) -> None:
     """Add the volume, and put the copy container first, after our other copy containers:
-    running before every user init container and native sidecar, it needs no extra resources.
-    Both lists are replaced, never changed in place (they may be the caller's)."""
-    volumes = spec.get("volumes") or []
-    if not _has(volumes, plan.volume):
-        spec["volumes"] = [*volumes, plan.volume]
+    running before every user init container and native sidecar, it needs no extra resources."""
+    if not _has(spec.get("volumes") or [], plan.volume):
+        patch.append(ops, spec, "volumes", [plan.volume], at="/spec")
     init = plan.init_container
     inits = spec.get("initContainers") or []
     if init is not None and not _has(inits, init):
         position = 0
         while position < len(inits) and inits[position].get("name") in ours:
             position += 1
-        spec["initContainers"] = [*inits[:position], init, *inits[position:]]
+        patch.insert(ops, spec, "initContainers", init, index=position, at="/spec")
+
+
+def _container_paths(spec: Mapping[str, Any]) -> dict[int, str]:
+    """The path of every container the engine may edit, by identity (the engine's own copies,
+    alive while the map is): where each one is now, after the copy containers added so far."""
+    return {
+        id(container): f"/spec/{kind}/{index}"
+        for kind in ("initContainers", "containers")
+        for index, container in enumerate(spec.get(kind) or ())
+    }
 
 
 def _has(items: list[Any], planned: Mapping[str, Any]) -> bool:
@@ -400,24 +430,21 @@ def _skipped_languages(languages: Sequence[LanguageDecision]) -> Reason | None:
     return Reason(skips[0][1].code, message)
 
 
-def _finish(original: Mapping[str, Any], pod: dict[str, Any], decision: Decision) -> Result:
-    """Record the outcome on the pod, then diff."""
-    meta = pod.setdefault("metadata", {})
-    annotations = meta.setdefault("annotations", {})
-    labels = meta.setdefault("labels", {})
+def _finish(pod: dict[str, Any], decision: Decision, ops: list[Operation]) -> Result:
+    """Record the outcome on the pod (the engine's copy of it) and in the patch."""
+    annotations: dict[str, str | None]
     if decision.injected:
-        annotations[INJECTED_ANNOTATION] = _injected_record(decision)
         # A language that was chosen but could go into no container is said beside the others.
         skipped = _skipped_languages(decision.languages)
-        if skipped is None:
-            annotations.pop(SKIPPED_ANNOTATION, None)
-        else:
-            annotations[SKIPPED_ANNOTATION] = str(skipped)
-        labels[INSTRUMENTED_LABEL] = "true"
+        annotations = {
+            INJECTED_ANNOTATION: _injected_record(decision),
+            SKIPPED_ANNOTATION: None if skipped is None else str(skipped),
+        }
     else:
-        annotations[SKIPPED_ANNOTATION] = str(decision.reason)
-        labels[INSTRUMENTED_LABEL] = "false"
-    return Result(pod, diff(original, pod), decision)
+        annotations = {SKIPPED_ANNOTATION: str(decision.reason)}
+    labels = {INSTRUMENTED_LABEL: "true" if decision.injected else "false"}
+    patch.update(ops, pod, "metadata", {"annotations": annotations, "labels": labels}, at="")
+    return Result(pod, ops, decision)
 
 
 def _injected_record(decision: Decision) -> str:

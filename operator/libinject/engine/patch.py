@@ -1,88 +1,111 @@
-"""RFC 6902 JSON patches from a before/after pair of JSON-like documents.
+"""RFC 6902 JSON patches written by the edits themselves.
 
-The engine edits a copy of the pod and diffs it: one mechanism for every edit. Lists are diffed by
-common prefix and suffix, which turns our appends and prepends into single `add` operations.
-Operations hold the new document's values, not copies: treat both as read-only.
+Each edit of the pod goes through one of these functions, which makes the change and appends the
+operation that makes it on the API server's side: every edit knows its path, so nothing compares
+the pod before and after. Operations are applied in order, so each one's path (list indexes
+included) is that of the pod as the operations before it left it.
+
+Edits are copy-on-write: a list or map is replaced by an edited copy, never changed in place. The
+input pod is never touched, and an object that an operation holds as its value never changes
+after the operation is written (a later edit replaces it instead). The caller owns `parent`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 Operation = dict[str, Any]
 
 
 def escape(key: str) -> str:
+    """A key as one JSON Pointer token: `~` and `/` (`libinject.dev/injected`) are escaped."""
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def diff(old: Any, new: Any, path: str = "") -> list[Operation]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return _diff_dicts(old, new, path)
-    if isinstance(old, list) and isinstance(new, list):
-        return _diff_lists(old, new, path)
-    if old == new and type(old) is type(new):
-        return []
-    return [{"op": "replace", "path": path, "value": new}]
+def add(ops: list[Operation], path: str, value: Any) -> None:
+    ops.append({"op": "add", "path": path, "value": value})
 
 
-def _diff_dicts(old: dict[str, Any], new: dict[str, Any], path: str) -> list[Operation]:
-    ops = [{"op": "remove", "path": f"{path}/{escape(key)}"} for key in old if key not in new]
-    for key, value in new.items():
-        if key not in old:
-            ops.append({"op": "add", "path": f"{path}/{escape(key)}", "value": value})
-        elif old[key] is not value:  # shared subtrees (see inject._editable_copy) are skipped
-            ops.extend(diff(old[key], value, f"{path}/{escape(key)}"))
-    return ops
+def put(ops: list[Operation], parent: dict[str, Any], key: str, value: Any, *, at: str) -> None:
+    """parent[key] = value; `at` is parent's path. `replace` for a key the map has: the
+    operation says that the value changes rather than appears."""
+    op = "replace" if key in parent else "add"
+    parent[key] = value
+    ops.append({"op": op, "path": f"{at}/{escape(key)}", "value": value})
 
 
-def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[Operation]:
-    shorter = min(len(old), len(new))
-    prefix = 0
-    while prefix < shorter and old[prefix] == new[prefix]:
-        prefix += 1
-    suffix = 0
-    while suffix < shorter - prefix and old[-1 - suffix] == new[-1 - suffix]:
-        suffix += 1
-    old_mid, new_mid = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
-    if old_mid and new_mid and len(old_mid) != len(new_mid):
-        by_name = _diff_named(old, new, path)
-        if by_name is not None:
-            return by_name
-    paired = min(len(old_mid), len(new_mid))
-    ops: list[Operation] = []
-    for offset in range(paired):
-        ops.extend(diff(old_mid[offset], new_mid[offset], f"{path}/{prefix + offset}"))
-    start = prefix + paired
-    ops += [{"op": "remove", "path": f"{path}/{start}"} for _ in old_mid[paired:]]
+def update(
+    ops: list[Operation],
+    parent: dict[str, Any],
+    key: str,
+    changes: Mapping[str, Any],
+    *,
+    at: str,
+) -> None:
+    """Merge `changes` into the map parent[key]: None removes a key, a mapping is merged one level
+    down, anything else is set. A map that is absent or null is created whole, in one operation;
+    keys that already hold their new value write no operation."""
+    current, path = parent.get(key), f"{at}/{escape(key)}"
+    if current is None:
+        created = parent[key] = _created(changes)
+        add(ops, path, created)
+        return
+    edited = parent[key] = dict(current)
+    for name, value in changes.items():
+        if value is None:
+            if name in edited:
+                del edited[name]
+                ops.append({"op": "remove", "path": f"{path}/{escape(name)}"})
+        elif isinstance(value, Mapping):
+            update(ops, edited, name, value, at=path)
+        elif name not in edited or edited[name] != value:
+            put(ops, edited, name, value, at=path)
+
+
+def _created(changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: _created(value) if isinstance(value, Mapping) else value
+        for name, value in changes.items()
+        if value is not None
+    }
+
+
+def insert(
+    ops: list[Operation],
+    parent: dict[str, Any],
+    key: str,
+    item: Any,
+    *,
+    index: int,
+    at: str,
+) -> None:
+    """Put `item` at `index` of the list parent[key], which is created holding it (one
+    operation) when absent or null."""
+    current = parent.get(key)
+    if current is None:
+        created = parent[key] = [item]
+        add(ops, f"{at}/{escape(key)}", created)
+        return
+    parent[key] = [*current[:index], item, *current[index:]]
+    add(ops, f"{at}/{escape(key)}/{index}", item)
+
+
+def append(
+    ops: list[Operation], parent: dict[str, Any], key: str, items: list[Any], *, at: str
+) -> None:
+    """Append `items` to the list parent[key]: one operation per item at its index, or one that
+    creates the list when it is absent or null."""
+    if not items:
+        return
+    current = parent.get(key)
+    if current is None:
+        created = parent[key] = list(items)
+        add(ops, f"{at}/{escape(key)}", created)
+        return
+    path = f"{at}/{escape(key)}/"
     ops += [
-        {"op": "add", "path": f"{path}/{start + offset}", "value": item}
-        for offset, item in enumerate(new_mid[paired:])
+        {"op": "add", "path": f"{path}{index}", "value": item}
+        for index, item in enumerate(items, len(current))
     ]
-    return ops
-
-
-def _diff_named(old: list[Any], new: list[Any], path: str) -> list[Operation] | None:
-    """Lists of named objects (containers, volumes): an inserted item is one `add`, and each kept
-    item is diffed against the item of the same name, not against whatever took its index.
-    None when names are missing, repeated, or kept items were removed or reordered."""
-    old_names, new_names = _names(old), _names(new)
-    if old_names is None or new_names is None:
-        return None
-    position = {name: index for index, name in enumerate(old_names)}
-    if [name for name in new_names if name in position] != old_names:
-        return None
-    ops: list[Operation] = []
-    for index, (name, item) in enumerate(zip(new_names, new, strict=True)):
-        if name in position:
-            ops.extend(diff(old[position[name]], item, f"{path}/{index}"))
-        else:
-            ops.append({"op": "add", "path": f"{path}/{index}", "value": item})
-    return ops
-
-
-def _names(items: list[Any]) -> list[str] | None:
-    names = [item.get("name") if isinstance(item, dict) else None for item in items]
-    if None in names or len(set(names)) != len(names):
-        return None
-    return names  # type: ignore[return-value]
+    parent[key] = [*current, *items]

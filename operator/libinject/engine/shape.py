@@ -221,6 +221,9 @@ def _map(value: Any, schema: MapOf) -> _Found | None:
     """Keys are read (a label's name, an annotation's), so they must be strings too."""
     if type(value) is not dict and not isinstance(value, Mapping):
         return [], _wrong(value, "a mapping")
+    quantities = type(schema.value) is Quantity
+    if (quantities or schema.value is str) and _all_strings(value, quantities=quantities):
+        return None
     for key, item in value.items():
         if not isinstance(key, str):
             return [], f"the key {_show(key)} is {_kind(key)}, expected a string"
@@ -229,6 +232,18 @@ def _map(value: Any, schema: MapOf) -> _Found | None:
             found[0].append(f"[{key}]")
             return found
     return None
+
+
+def _all_strings(items: Mapping[Any, Any], *, quantities: bool) -> bool:
+    """Whether every key and value is a string (with `quantities`, one such as 500m): labels,
+    annotations and resources as they nearly always are, answered in one loop; anything else
+    goes through the full check, which names the entry."""
+    for key, item in items.items():
+        if type(key) is not str or type(item) is not str:
+            return False
+        if quantities and not _is_quantity(item):
+            return False
+    return True
 
 
 _CHECKS: dict[type, Callable[[Any, Any], _Found | None]] = {
