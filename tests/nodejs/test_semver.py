@@ -3,7 +3,7 @@ own semver package does: the oracle, installed from the npm registry, and the lo
 run side by side in one Node over every version of a grid and every range of a list (the forms
 engines ranges use: comparators, partial and x versions, ^, ~, hyphen ranges, spaces, ||).
 Ranges the loader does not read (pre-release bounds, malformed text) give null, and the loader
-stands down on them (test_standdowns)."""
+stands down on them (test_node_standdowns)."""
 
 from __future__ import annotations
 
