@@ -31,12 +31,6 @@ from libinject.engine.versions import library_image
 from tools.gobuild import cache_root
 
 
-@pytest.fixture(autouse=True)
-def _launcher_shipped() -> None:
-    if not packaged_launcher().is_file():
-        pytest.skip("the launcher jar comes with the launcher's branch (h-launcher)")
-
-
 def _copied(store: ImageStore, reference: str, tmp_path: Path) -> Path:
     """What the init container leaves in the pod's volume: the image unpacked, then its own
     busybox copying its library directory into an empty one."""
