@@ -358,7 +358,7 @@ def show_trace(
     show(f"kubectl -n payments get pod/{name} -o yaml  (the injected parts)", summary(pod))
     agent.clear()  # an earlier pod's or run's traces
     output = run_pod(kubectl, images, pod, agent, app=app)
-    show("the pod's output, then GET / three times", output)
+    show("the pod's output, then GET / three times (more if the sampler kept none)", output)
     show(f"curl {agent.url}/test/session/traces  (the root span)", first_span(agent))
 
 
@@ -366,9 +366,10 @@ def run_pod(
     kubectl: Kubectl, images: ImageStore, pod: dict[str, Any], agent: TestAgent, *, app: AppImage
 ) -> str:
     """The pod run by the pod runner (as root: private mount namespaces) from what its image
-    would bring (`app`), with debug lines on; three requests; its output once its tracer has
-    sent a trace. An app that exits or never answers fails the demo with its output (the pod's
-    port is fixed: another demo's app may hold it)."""
+    would bring (`app`), with debug lines on; three requests, more until its tracer keeps one
+    (the test agent lets tracers drop unsampled traces); its output once a trace arrived. An app
+    that exits or never answers fails the demo with its output (the pod's port is fixed: another
+    demo's app may hold it)."""
     port = next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "PORT")
     admin = kube_config.new_client_from_config(config_file=str(kubectl.kubeconfig))
     debug = replace(app, env={**app.env, "LIBINJECT_DEBUG": "true"})
@@ -386,10 +387,19 @@ def run_pod(
 
             try:
                 poll.until(answers, what=f"the app to answer on {url}", timeout=60)
+                replies = [_get(url) for _ in range(3)]
+
+                def kept() -> list[Any]:
+                    traces = agent.traces()
+                    if not traces:
+                        # python-default samples one trace in two (DD_TRACE_SAMPLE_RATE), and
+                        # dd-java-agent drops the others itself: ask again until one is kept.
+                        _get(url)
+                    return traces
+
+                poll.until(kept, what="a kept trace at the test agent", timeout=30, interval=1)
             except TimeoutError as error:
                 raise TimeoutError(f"{error}; the pod's output:\n{running.output()}") from None
-            replies = [_get(url) for _ in range(3)]
-            agent.wait_for_traces(1, timeout=30)
             return _clipped(running.output()) + "".join(replies)
 
 
