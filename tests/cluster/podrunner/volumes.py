@@ -26,7 +26,10 @@ from cluster.podrunner.errors import ContainerConfigError, UnsupportedVolumeErro
 
 TOKEN_VOLUME_PREFIX = "kube-api-access-"
 ROOT_CA_CONFIG_MAP = "kube-root-ca.crt"  # published in every namespace by the controller-manager
-DUMMY_TOKEN = "not-a-token: the pod runner gives pods no ServiceAccount credentials\n"
+# No newline at the end, as in the kubelet's tokens: apps send it as a header value, which may not
+# hold one (OpenTelemetry JS's EKS detector: Node throws, and its resource-detector-aws 3.0.0
+# then crashes the process from a timer 2 s later).
+DUMMY_TOKEN = "not-a-token: the pod runner gives pods no ServiceAccount credentials"
 DEFAULT_MODE = 0o644
 ROOT_CA_TIMEOUT = 30.0
 
