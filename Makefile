@@ -44,14 +44,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Engine latency in memory, the webhook on a local control plane, Python and Java start-up with
-# the injected library, the Python, Java and Node.js images' sizes, and CSI versus the copy for
-# 50 pods on one node (results in bench/results/).
+# Engine latency in memory, the webhook on a local control plane, Python, Java and Node.js
+# start-up with the injected library, the Python, Java and Node.js images' sizes, and CSI versus
+# the copy for 50 pods on one node (results in bench/results/).
 bench: testbin
 	$(RUN) -m bench.engine
 	$(RUN) -m bench.webhook
 	$(RUN) -m bench.python_startup
 	$(RUN) -m bench.java_startup
+	$(RUN) -m bench.nodejs_startup
 	$(RUN) -m bench.bundle_size
 	$(RUN) -m bench.csi
 

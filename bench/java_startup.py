@@ -22,18 +22,23 @@ runs are discarded as warm-up (file cache, the JVM's class data sharing archive)
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.stats import environment, paired_difference_ms, paired_ratio, summarize, write_results
+from bench.processes import Command, first_answer_ns, interleaved
+from bench.stats import (
+    against_by_hand,
+    environment,
+    median_ratio,
+    paired_difference_ms,
+    summarize,
+    write_results,
+)
 from cluster.javaapp import command as app_command
 from cluster.javaapp import java_webapp
 from cluster.libraries import JAVA_VERSIONS, build_java_bundle
@@ -46,10 +51,6 @@ APP_RUNS, APP_WARMUP = 20, 2
 HELLO_RUNS, HELLO_WARMUP = 40, 5
 RATIO_GOAL = 1.05
 LAUNCHER_GOAL_MS = 20.0
-TIMEOUT_NS = 60 * 10**9  # a first answer later than this is a failure
-
-Command = tuple[list[str], dict[str, str]]
-Timer = Callable[[list[str], Mapping[str, str]], int]  # one run's nanoseconds
 
 
 def base_env() -> dict[str, str]:
@@ -71,79 +72,31 @@ def app_cases(bundle: Path) -> dict[str, Command]:
     env = base_env()
     by_hand = [argv[0], f"-javaagent:{bundle_agent(bundle)}", *argv[1:]]
     injected = env | {"JAVA_TOOL_OPTIONS": f"-javaagent:{bundle / JAR_NAME}"}
-    return {"plain": (argv, env), "by_hand": (by_hand, env), "injected": (argv, injected)}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def first_answer_ns(argv: list[str], env: Mapping[str, str]) -> int:
-    """Starts the app and returns the nanoseconds until its first answered request; stops it.
-    Its output goes to a file (a pipe nobody reads could fill and stall it)."""
-    port = free_port()
-    with tempfile.TemporaryFile() as output:
-        started = time.perf_counter_ns()
-        process = subprocess.Popen(
-            argv, env={**env, "PORT": str(port)}, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            while process.poll() is None and time.perf_counter_ns() - started < TIMEOUT_NS:
-                if answered(port):
-                    return time.perf_counter_ns() - started
-                time.sleep(0.002)
-        finally:
-            process.kill()
-            process.wait()
-        output.seek(0)
-        said = output.read().decode(errors="replace")
-    raise RuntimeError(f"no answer from {argv} (exit code {process.returncode}):\n{said}")
-
-
-def answered(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", "/")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False  # not listening yet
-    finally:
-        connection.close()
+    return {
+        "plain": Command(argv, env),
+        "by_hand": Command(by_hand, env),
+        "injected": Command(argv, injected),
+    }
 
 
 def hello_cases(jvm: Jvm, *, classes: Path, stub: Path, launcher: Path) -> dict[str, Command]:
     hello = ["-cp", str(classes), "Hello"]
     env = base_env()
     return {
-        "stub_by_hand": ([str(jvm.java), f"-javaagent:{stub}", *hello], env),
-        "stub_via_launcher": ([str(jvm.java), f"-javaagent:{launcher}", *hello], env),
+        "stub_by_hand": Command([str(jvm.java), f"-javaagent:{stub}", *hello], env),
+        "stub_via_launcher": Command([str(jvm.java), f"-javaagent:{launcher}", *hello], env),
     }
 
 
-def hello_ns(argv: list[str], env: Mapping[str, str]) -> int:
+def hello_ns(command: Command) -> int:
+    argv = command.argv
     started = time.perf_counter_ns()
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(argv, env=command.env, capture_output=True, text=True, check=True)
     elapsed = time.perf_counter_ns() - started
     # Both sides must have run the stub agent and then the app, or the difference means nothing.
     if not done.stdout.startswith("stub agent started") or HELLO not in done.stdout:
         raise RuntimeError(f"unexpected output of {argv}: {done.stdout}{done.stderr}")
     return elapsed
-
-
-def interleaved(
-    commands: Mapping[str, Command], *, runs: int, warmup: int, timed: Timer
-) -> dict[str, list[int]]:
-    """Each case's times in round order (sample i of every case is from round i)."""
-    timings: dict[str, list[int]] = {name: [] for name in commands}
-    for run in range(warmup + runs):
-        for name, (argv, env) in commands.items():
-            elapsed = timed(argv, env)
-            if run >= warmup:
-                timings[name].append(elapsed)
-    return timings
 
 
 def app_report(flavor: str, scratch: Path) -> dict[str, object]:
@@ -152,17 +105,10 @@ def app_report(flavor: str, scratch: Path) -> dict[str, object]:
     timings = interleaved(
         app_cases(bundle), runs=APP_RUNS, warmup=APP_WARMUP, timed=first_answer_ns
     )
-    cases = {name: summarize(samples) for name, samples in timings.items()}
-    rounds = paired_ratio(timings["injected"], timings["by_hand"])
     return {
         "version": JAVA_VERSIONS[flavor],
-        "cases": cases,
-        "injected_over_by_hand": round(cases["injected"]["p50_us"] / cases["by_hand"]["p50_us"], 3),
-        "injected_over_by_hand_rounds": rounds,
-        "ratio_goal": RATIO_GOAL,
-        "ratio_goal_met": rounds["ci95_high"] <= RATIO_GOAL,
-        "injected_minus_by_hand_ms": paired_difference_ms(timings["injected"], timings["by_hand"]),
-        "agent_over_plain": round(cases["by_hand"]["p50_us"] / cases["plain"]["p50_us"], 3),
+        **against_by_hand(timings, goal=RATIO_GOAL),
+        "agent_over_plain": median_ratio(timings["by_hand"], timings["plain"]),
     }
 
 

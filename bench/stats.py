@@ -8,7 +8,7 @@ import os
 import platform
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,28 @@ def paired_difference_ms(minuend: Sequence[int], subtrahend: Sequence[int]) -> d
     """Round i's `minuend[i] - subtrahend[i]` (nanoseconds in, milliseconds out): the median
     of those differences and its 95% confidence interval."""
     return _median_interval(minuend, subtrahend, combine=lambda a, b: (a - b) / 1e6, digits=2)
+
+
+def median_ratio(numerator: Sequence[int], denominator: Sequence[int]) -> float:
+    """The ratio of two cases' medians (nearest-rank), to 3 digits."""
+    return round(percentile(sorted(numerator), 50) / percentile(sorted(denominator), 50), 3)
+
+
+def against_by_hand(timings: Mapping[str, Sequence[int]], *, goal: float) -> dict[str, object]:
+    """A start-up benchmark's verdict on cases sampled in the same rounds: each case's summary,
+    and `injected` (the tracer as libinject starts it) against `by_hand` (the same tracer given
+    as its docs say): the ratio of the medians, the per-round ratio and difference with their
+    intervals. The goal (a ratio) counts as met only when the whole interval is at or under it,
+    so that noise cannot explain it."""
+    rounds = paired_ratio(timings["injected"], timings["by_hand"])
+    return {
+        "cases": {name: summarize(samples) for name, samples in timings.items()},
+        "injected_over_by_hand": median_ratio(timings["injected"], timings["by_hand"]),
+        "injected_over_by_hand_rounds": rounds,
+        "ratio_goal": goal,
+        "ratio_goal_met": rounds["ci95_high"] <= goal,
+        "injected_minus_by_hand_ms": paired_difference_ms(timings["injected"], timings["by_hand"]),
+    }
 
 
 def _median_interval(

@@ -285,8 +285,9 @@ def say(message: str) -> None:
 
 def main() -> int:
     # The other prepared tools, so that a test run starts with everything in the cache.
-    from cluster import debian, javaapp, testagent  # noqa: PLC0415 (they import this module)
+    from cluster import debian, javaapp, nodejs, testagent  # noqa: PLC0415 (they import this module)
     from java import agents, jvms  # noqa: PLC0415 (tests/java: the launcher's tests)
+    from nodejs.bundles import npm_installs  # noqa: PLC0415 (tests/nodejs: the loader's tests)
 
     try:
         for name, path in binaries().items():
@@ -298,6 +299,10 @@ def main() -> int:
             say(f"{flavor} Java agent: {agents.maven_agent(flavor)}")
         say(f"Java web app: {javaapp.java_webapp()}")
         say(f"Java 8: {jvms.java8().java}")
+        for major in nodejs.RELEASES:
+            say(f"Node {major}: {nodejs.node_binary(major)}")
+        for packages in npm_installs():
+            say(f"npm {' '.join(packages)}: {nodejs.npm_installed(packages)}")
     except BuildError as error:
         say(str(error))
         return 1

@@ -30,6 +30,8 @@ OWN = ("dd-trace", "@opentelemetry/sdk-node", "@opentelemetry/auto-instrumentati
 STUB_VERSION = "1.0"
 STUB = f"stub {STUB_VERSION}"  # how the loader names a stub bundle
 STUB_STARTED = "stub tracer started"
+SEMVER = "semver@7.8.6"  # npm's range matcher: the oracle of the loader's own
+SDK_NODE = "@opentelemetry/sdk-node@0.300.0"  # what auto-instrumentations-node 0.82.0 starts
 
 BundleFactory = Callable[..., Path]  # makes a bundle directory, returns its loader's path
 
@@ -37,6 +39,12 @@ BundleFactory = Callable[..., Path]  # makes a bundle directory, returns its loa
 def package(flavor: str) -> str:
     """The npm spec of `flavor`'s tracer package at its listed version."""
     return f"{RECIPES[Flavor(flavor)].tracer}@{VERSIONS[flavor]}"
+
+
+def npm_installs() -> tuple[tuple[str, ...], ...]:
+    """Every package list the tests give cluster.nodejs.npm_installed (`make testbin` installs
+    them all, so that no test downloads)."""
+    return ((SEMVER,), (package("ddtrace"),), (SDK_NODE,))
 
 
 def bundle_text(values: Mapping[str, str | None], own: tuple[str, ...] = OWN) -> str:

@@ -25,6 +25,7 @@ from nodejs.bundles import (
     FLAVORS,
     LOADER,
     LOADER_NAME,
+    SDK_NODE,
     STUB,
     STUB_STARTED,
     VERSIONS,
@@ -35,8 +36,6 @@ from nodejs.bundles import (
 from nodejs.nodes import HELLO, app_ran, injected, node_version, run_node
 
 pytestmark = pytest.mark.network  # Node 22 to 26 and the packages from the npm registry
-
-SDK_NODE = "@opentelemetry/sdk-node@0.300.0"  # what auto-instrumentations-node 0.82.0 starts
 
 
 def not_loaded(reason: str) -> re.Pattern[str]:

@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from cluster.nodejs import npm_installed
-from nodejs.bundles import LOADER
+from nodejs.bundles import LOADER, SEMVER
 
 pytestmark = pytest.mark.network  # Node 22 and semver from the npm registry (cached after)
 
-SEMVER = "semver@7.8.6"
 MAJORS = (0, 1, 2, 19, 20, 21, 22, 23, 24, 25, 26, 27)
 MINORS = (0, 1, 2, 15, 22)
 PATCHES = (0, 1, 3)
