@@ -285,7 +285,7 @@ def say(message: str) -> None:
 
 def main() -> int:
     # The other prepared tools, so that a test run starts with everything in the cache.
-    from cluster import debian, javaapp, nodejs, testagent  # noqa: PLC0415 (they import this module)
+    from cluster import debian, javaapp, nodeapp, nodejs, testagent  # noqa: PLC0415 (they import this module)
     from java import agents, jvms  # noqa: PLC0415 (tests/java: the launcher's tests)
     from nodejs.bundles import npm_installs  # noqa: PLC0415 (tests/nodejs: the loader's tests)
 
@@ -303,6 +303,7 @@ def main() -> int:
             say(f"Node {major}: {nodejs.node_binary(major)}")
         for packages in npm_installs():
             say(f"npm {' '.join(packages)}: {nodejs.npm_installed(packages)}")
+        say(f"Node.js web app: {nodeapp.node_webapp()}")
     except BuildError as error:
         say(str(error))
         return 1
