@@ -4,7 +4,8 @@ A bundle directory holds libinject-loader.js (the package data's bytes), node_mo
 bundle.txt (see NODE.md's keys: language, flavor, version, node, start, esm-hook, own). Real
 bundles hold the tracers from the npm registry at the versions images/nodejs/versions lists;
 stub bundles hold apps/stub-start.js, which prints a line when it starts, so that a test sees
-"no tracer started" rather than assume it.
+"no tracer started" rather than assume it, and may hold apps/stub-hook.js as their ES module hook,
+which prints a line when the loader sets it up.
 """
 
 from __future__ import annotations
@@ -64,13 +65,17 @@ def make_stub_bundle(
     *,
     node: str = ">=20",
     start: Path = APPS / "stub-start.js",
+    hook: Path | None = None,
     overrides: Mapping[str, str | None] | None = None,
     own: tuple[str, ...] = OWN,
 ) -> Path:
-    """A bundle in `out` whose tracer is `start` (copied to node_modules/stub/start.js);
-    `overrides` replace or (None) remove bundle.txt's values. Returns the loader's path."""
+    """A bundle in `out` whose tracer is `start` (copied to node_modules/stub/start.js) and, given
+    a `hook`, whose ES module hook is that file (node_modules/stub/hook.js); `overrides` replace
+    or (None) remove bundle.txt's values. Returns the loader's path."""
     (out / "node_modules" / "stub").mkdir(parents=True)
     shutil.copyfile(start, out / "node_modules" / "stub" / "start.js")
+    if hook is not None:
+        shutil.copyfile(hook, out / "node_modules" / "stub" / "hook.js")
     shutil.copyfile(LOADER, out / LOADER_NAME)
     values = {
         "language": "nodejs",
@@ -78,6 +83,7 @@ def make_stub_bundle(
         "version": STUB_VERSION,
         "node": node,
         "start": "node_modules/stub/start.js",
+        **({"esm-hook": "node_modules/stub/hook.js"} if hook is not None else {}),
         **(overrides or {}),
     }
     (out / "bundle.txt").write_text(bundle_text(values, own))

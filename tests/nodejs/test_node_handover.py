@@ -163,6 +163,28 @@ def test_app_with_its_own_dd_trace_runs_one_tracer(
     assert server_spans(agent, "opentelemetry") == []
 
 
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_tracers_load_worker_threads_when_they_start(
+    node: Path, real_bundles: dict[str, Path], apps: Path, flavor: str
+) -> None:
+    """Preloaded by hand from the bundle (no loader), each tracer's start loads worker_threads;
+    without it nothing in a plain process does. So the loader's own use of that module (to
+    start the tracer in the main thread only) costs a real process nothing the tracer would
+    not: the stub tracer of bench/nodejs_startup.py loads it as well, and the loader's own
+    cost there leaves it out. Were a tracer to stop loading it, this fails and the bench's stub
+    must change."""
+    probe = "console.log(process.moduleLoadList.includes('NativeModule worker_threads'))"
+    plain = run_node(node, "-e", probe, env=dict(QUIET))
+    manifest = dict(
+        line.split(" ", 1)
+        for line in (real_bundles[flavor].parent / "bundle.txt").read_text().splitlines()
+    )
+    start = real_bundles[flavor].parent / manifest["start"]
+    by_hand = run_node(node, f"--require={start}", "-e", probe, env=dict(QUIET))
+    assert (plain.returncode, by_hand.returncode) == (0, 0), by_hand.stderr
+    assert (plain.stdout, by_hand.stdout) == ("false\n", "true\n")
+
+
 # --- Exit codes -----------------------------------------------------------------------------
 
 

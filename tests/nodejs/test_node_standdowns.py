@@ -252,6 +252,14 @@ def test_application_ships_its_own_tracer(
     stood_down(node22, stub_bundle(), reason, str(main))
 
 
+def test_own_tracer_on_node_path(node22: Path, stub_bundle: BundleFactory, tmp_path: Path) -> None:
+    """An app whose dd-trace is found only through NODE_PATH (a folder its main script is not
+    under), as require() would find it: the loader stands down naming that folder's copy."""
+    shared = app_dir(tmp_path / "shared", own=(package("ddtrace"),)) / "node_modules"
+    reason = f"the application has its own tracer: {shared / 'dd-trace'}"
+    stood_down(node22, stub_bundle(), reason, NODE_PATH=str(shared))
+
+
 @pytest.mark.parametrize("where", ["NODE_OPTIONS", "the command line"])
 @pytest.mark.parametrize(("option", "entry"), [("-r", "init.js"), ("--import", "initialize.mjs")])
 def test_application_preloads_its_own_tracer(

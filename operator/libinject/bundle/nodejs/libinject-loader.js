@@ -72,10 +72,10 @@ function run (root, debugging) {
   if (exported === undefined || exported === false) {
     throw new Refused(what + ' did not start (its own checks declined this process)')
   }
-  const hook = bundle.esmHook ? esmHook(bundle.esmHook) : ''
+  const hook = bundle.esmHook ? esmHook(bundle.esmHook, script) : ''
   if (!debugging) return ''
-  return 'loaded ' + what + hook + ' (checks ' + ms(checked - BEGUN) + ', tracer start ' +
-    ms(process.hrtime.bigint() - checked) + ')'
+  return 'loaded ' + what + ' (checks ' + ms(checked - BEGUN) + ', tracer start ' +
+    ms(process.hrtime.bigint() - checked) + ')' + hook
 }
 
 /** Asked only where it matters: requiring worker_threads costs the main thread 0.5-1.5 ms,
@@ -215,10 +215,13 @@ function resolvable (names, from, root) {
     if (path.dirname(dir) === dir) break
   }
   try {
-    dirs.push(...require('node:module').globalPaths) // NODE_PATH and the global folders
+    // NODE_PATH and the global folders. The Module class by this module's constructor, not
+    // require('node:module'): loading that costs Node 22 half a millisecond.
+    dirs.push(...module.constructor.globalPaths)
   } catch (_) {}
   for (const dir of dirs) {
-    if (dir === bundled) continue
+    // Most folders up the path have no node_modules: one stat rules out all of `names`.
+    if (dir === bundled || !fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) continue
     for (const name of names) {
       if (fs.statSync(path.join(dir, name, 'package.json'), { throwIfNoEntry: false })) {
         return path.join(dir, name)
@@ -230,33 +233,121 @@ function resolvable (names, from, root) {
 
 // --- ES modules ---------------------------------------------------------------------------
 
+// Where Node's own rules settle an entry point's module system by its extension alone.
+const MODULE_EXTENSIONS = new Set(['.mjs', '.mts'])
+const COMMONJS_EXTENSIONS = new Set(['.cjs', '.cts', '.json', '.node'])
+// Words without which a source cannot be an ES module (static imports and exports, top-level
+// await): most CommonJS entry points never get past this test to the compile below.
+const MODULE_WORDS = /\b(import|export|await)\b/
+const COMMONJS_WRAPPER = ['exports', 'require', 'module', '__filename', '__dirname']
+
 /**
- * The tracer's hook for ES modules, after its start (as the tracers' own ESM entries do): a
- * .mjs hook module goes to module.register where Node has it; a CommonJS file is the tracer's
- * own registration, which picks Node's in-thread hooks where they work (dd-trace's
- * register.js). Returns the debug line's note when ES modules are not hooked.
+ * The tracer's hook for ES modules, after its start (as the tracers' own ESM entries do), for an
+ * application whose entry point is an ES module: the tracers document a --require for CommonJS
+ * apps and their hook for ES module apps, and the hook is not free (module.register starts a
+ * module-hooks thread: OpenTelemetry's made a CommonJS app start 1.14x slower on Node 22).
+ * LIBINJECT_ESM_HOOK=true sets it up for every app (a CommonJS launcher that imports an ES
+ * module app, or ES module libraries a CommonJS app imports), false for none. A .mjs hook goes
+ * to module.register where Node has it; a CommonJS file is the tracer's own registration, which
+ * picks Node's in-thread hooks where they work (dd-trace's register.js). Returns the debug
+ * line's note on the hook.
  */
-function esmHook (file) {
+function esmHook (file, script) {
   try {
-    if (!file.endsWith('.mjs')) {
+    const [wanted, why] = hookWanted(script)
+    if (!wanted) return '; no ES module hook: ' + why
+    if (file.endsWith('.mjs')) {
+      const Module = require('node:module')
+      if (typeof Module.register !== 'function') return '; no ES module hook: no module.register'
+      // Node 26 deprecates module.register (DEP0205) and would print a warning: the loader
+      // prints nothing of its own. Node counts the warning as given, for this process.
+      const quiet = process.noDeprecation
+      process.noDeprecation = true
+      try {
+        Module.register(require('node:url').pathToFileURL(file).href)
+      } finally {
+        process.noDeprecation = quiet
+      }
+    } else {
       require(file)
-      return ''
     }
-    const Module = require('node:module')
-    if (typeof Module.register !== 'function') return ' (no module.register: CommonJS only)'
-    // Node 26 deprecates module.register (DEP0205) and would print a warning: the loader prints
-    // nothing of its own. Node counts the warning as given, for this process.
-    const quiet = process.noDeprecation
-    process.noDeprecation = true
-    try {
-      Module.register(require('node:url').pathToFileURL(file).href)
-    } finally {
-      process.noDeprecation = quiet
-    }
+    return '; ES module hook set: ' + why
   } catch (error) {
-    return ' (ES modules not hooked: ' + describe(error) + ')'
+    return '; ES modules not hooked: ' + describe(error)
   }
-  return ''
+}
+
+/** [whether to set the hook up, why]: LIBINJECT_ESM_HOOK's word, else the entry point's kind. */
+function hookWanted (script) {
+  const choice = String(process.env.LIBINJECT_ESM_HOOK || '').trim().toLowerCase()
+  if (flag(choice)) return [true, 'LIBINJECT_ESM_HOOK=' + choice]
+  if (['false', '0', 'no', 'off'].includes(choice)) return [false, 'LIBINJECT_ESM_HOOK=' + choice]
+  return isModuleApp(script) ? [true, 'the application is an ES module']
+    : [false, 'the application is CommonJS (LIBINJECT_ESM_HOOK=true sets it)']
+}
+
+/**
+ * Whether Node runs the main script as an ES module, by Node's rules: the extension; else the
+ * nearest package.json's "type"; else --experimental-default-type; else the source's syntax
+ * (Node 22.7+ and 20.19+ run a .js with import or export as an ES module). Without a script
+ * (node -e, the REPL), --input-type decides.
+ */
+function isModuleApp (script) {
+  const args = words(process.env.NODE_OPTIONS || '').concat(process.execArgv)
+  if (!script) return optionValue(args, '--input-type') === 'module'
+  const extension = path.extname(script)
+  if (MODULE_EXTENSIONS.has(extension)) return true
+  if (COMMONJS_EXTENSIONS.has(extension)) return false
+  const type = packageType(path.dirname(script))
+  if (type) return type === 'module'
+  return optionValue(args, '--experimental-default-type') === 'module' || moduleSyntax(script)
+}
+
+/** The last value given to `option` (`--option=value` or `--option value`) in `args`, or ''. */
+function optionValue (args, option) {
+  let value = ''
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === option) value = args[++i] || ''
+    else if (args[i].startsWith(option + '=')) value = args[i].slice(option.length + 1)
+  }
+  return value
+}
+
+/** The "type" of the package.json nearest to `dir` ('module', 'commonjs'), or '' without one. */
+function packageType (dir) {
+  for (; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json')
+    if (fs.statSync(file, { throwIfNoEntry: false })?.isFile()) {
+      try {
+        const type = JSON.parse(fs.readFileSync(file, 'utf8')).type
+        return type === 'module' || type === 'commonjs' ? type : ''
+      } catch (_) {
+        return '' // Node refuses to run the app anyway
+      }
+    }
+    if (path.basename(dir) === 'node_modules' || path.dirname(dir) === dir) return ''
+  }
+}
+
+/**
+ * Whether `file` fails to compile as CommonJS because it is written as an ES module, as Node's
+ * own detection decides (an unreadable or otherwise broken file fails either way: the hook
+ * changes nothing for it).
+ */
+function moduleSyntax (file) {
+  let source
+  try {
+    source = fs.readFileSync(file, 'utf8')
+  } catch (_) {
+    return false
+  }
+  if (!MODULE_WORDS.test(source)) return false
+  try {
+    require('node:vm').compileFunction(source.replace(/^#!.*/, ''), COMMONJS_WRAPPER)
+    return false
+  } catch (error) {
+    return error instanceof SyntaxError
+  }
 }
 
 // --- versions: the forms npm's engines ranges use -------------------------------------------
