@@ -73,7 +73,7 @@ ENTRIES = {"commonjs": "server.js", "esm": "server.mjs"}  # the app's module sys
 OTEL_HOOK = "register-otel-hook.mjs"  # in the app with OpenTelemetry installed
 APP_NODE = 22
 APP_RUNS, APP_WARMUP = 20, 2
-HELLO_RUNS, HELLO_WARMUP = 80, 5
+HELLO_RUNS, HELLO_WARMUP = 160, 5
 RATIO_GOAL = 1.05
 LOADER_GOAL_MS = 5.0
 # What bench/apps/server.js reports running, per flavor.

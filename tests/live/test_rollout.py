@@ -23,7 +23,6 @@ from cluster.workloads import (
     app_pod,
     events_for,
     python_policy,
-    read_pod,
 )
 from libinject.rollout import annotation, spec_hash
 
@@ -145,11 +144,12 @@ def test_a_spec_change_rolls_out_the_selected_workloads_once(
     )
 
     def newest_injected_version() -> str | None:
+        # The pods as one list call gives them: the rollout deletes old pods meanwhile, so a
+        # pod listed and then read on its own may be gone (a 404 failed this test once).
         pods = client.CoreV1Api(admin).list_namespaced_pod(namespace, label_selector="app=web")
         for item in pods.items:
             assert item.metadata is not None
-            pod = read_pod(admin, namespace=namespace, name=str(item.metadata.name))
-            record = json.loads(pod["metadata"]["annotations"].get(INJECTED, "[]"))
+            record = json.loads((item.metadata.annotations or {}).get(INJECTED, "[]"))
             if record and record[0]["version"] == "0.66b1":
                 return "0.66b1"
         return None

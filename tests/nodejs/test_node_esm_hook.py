@@ -120,6 +120,27 @@ def test_the_variable_overrides_the_entry_point(
     assert hook_note(ran.debug_line) == note
 
 
+# An app with neither import, export nor await: its module system is whatever Node runs it as.
+NEUTRAL_SOURCE = (
+    "const load = process.getBuiltinModule('node:module').createRequire(process.argv[1])\n"
+    "console.log('hello from the application')\n"
+    "console.log('tracers: ' + load('./probe.cjs')())\n"
+)
+
+
+@pytest.mark.parametrize(("default_type", "hook"), [(None, False), ("module", True)])
+def test_default_type_decides_a_neutral_script(
+    node22: Path, hooked: Path, tmp_path: Path, default_type: str | None, hook: bool
+) -> None:
+    """Node 22's --experimental-default-type=module runs a .js outside any typed package as an
+    ES module even with no module syntax to detect: the hook follows the flag."""
+    entry = app(tmp_path, "main.js", NEUTRAL_SOURCE)
+    flags = [f"--experimental-default-type={default_type}"] if default_type else []
+    ran = app_ran(run_node(node22, *flags, str(entry), env=injected(hooked)), "stub x1")
+    assert ran.lines(HOOK_SET) == ([HOOK_SET] if hook else [])
+    assert hook_note(ran.debug_line) == (MODULE if hook else COMMONJS)
+
+
 @pytest.mark.parametrize(("input_type", "hook"), [(None, False), ("module", True)])
 def test_eval_follows_input_type(
     node22: Path, hooked: Path, input_type: str | None, hook: bool
