@@ -39,7 +39,7 @@ def hooked(stub_bundle: BundleFactory) -> Path:
     return stub_bundle(hook=APPS / "stub-hook.js")
 
 
-def app(root: Path, name: str, source: str, package_type: str | None = None) -> Path:
+def app(root: Path, *, name: str, source: str, package_type: str | None = None) -> Path:
     """`source` as `root`/app/`name`, beside the probe, under a package.json with `package_type`
     (none without one: the nearest package.json above is the test directory's, and there is
     none up to /)."""
@@ -92,7 +92,7 @@ def test_hook_follows_the_entry_points_module_system(
 ) -> None:
     """Each entry point runs normally with the stub tracer; the hook is set up exactly for those
     Node runs as ES modules, and the debug line says which and why."""
-    entry = app(tmp_path, name, source, package_type)
+    entry = app(tmp_path, name=name, source=source, package_type=package_type)
     ran = app_ran(run_node(node22, str(entry), env=injected(hooked)), "stub x1")
     assert ran.lines(HOOK_SET) == ([HOOK_SET] if note == MODULE else []), ran.stdout
     assert hook_note(ran.debug_line) == note
@@ -134,7 +134,7 @@ def test_default_type_decides_a_neutral_script(
 ) -> None:
     """Node 22's --experimental-default-type=module runs a .js outside any typed package as an
     ES module even with no module syntax to detect: the hook follows the flag."""
-    entry = app(tmp_path, "main.js", NEUTRAL_SOURCE)
+    entry = app(tmp_path, name="main.js", source=NEUTRAL_SOURCE)
     flags = [f"--experimental-default-type={default_type}"] if default_type else []
     ran = app_ran(run_node(node22, *flags, str(entry), env=injected(hooked)), "stub x1")
     assert ran.lines(HOOK_SET) == ([HOOK_SET] if hook else [])
