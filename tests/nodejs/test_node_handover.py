@@ -165,7 +165,7 @@ def test_app_with_its_own_dd_trace_runs_one_tracer(
 
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_tracers_load_worker_threads_when_they_start(
-    node: Path, real_bundles: dict[str, Path], apps: Path, flavor: str
+    node: Path, real_bundles: dict[str, Path], flavor: str
 ) -> None:
     """Preloaded by hand from the bundle (no loader), each tracer's start loads worker_threads;
     without it nothing in a plain process does. So the loader's own use of that module (to

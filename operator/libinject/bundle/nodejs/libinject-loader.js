@@ -78,8 +78,8 @@ function run (root, debugging) {
     ms(process.hrtime.bigint() - checked) + ')' + hook
 }
 
-/** Asked only where it matters: requiring worker_threads costs the main thread 0.5-1.5 ms,
- * which the tracers pay anyway when they start (they load it too). */
+/** Asked only where it matters: requiring worker_threads costs the main thread about 2 ms on
+ * Node 22, which the tracers pay anyway when they start (they load it too). */
 function isMainThread () {
   return require('node:worker_threads').isMainThread
 }
