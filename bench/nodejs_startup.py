@@ -79,7 +79,7 @@ LOADER_GOAL_MS = 5.0
 # What bench/apps/server.js reports running, per flavor.
 TRACERS = {"ddtrace": "dd-trace", "opentelemetry": "opentelemetry"}
 # The stub bundle's range, as the real tracers': the oldest later major the tests download.
-STUB_RANGE = f">={min(RELEASES)}"
+STUB_RANGE = f">={min(RELEASES)}.0.0"
 
 
 def base_env() -> dict[str, str]:

@@ -300,7 +300,7 @@ def test_node_20_runs_the_app_without_a_tracer(
     said = debug_lines(running)
     assert len(said) == 1, said
     assert said[0].startswith("libinject: tracer not loaded: Node 20."), said
-    assert "is outside what ddtrace 6.21.0 supports (node >=22)" in said[0], said
+    assert "is outside what ddtrace 6.21.0 supports (node >=22.0.0)" in said[0], said
     assert agent.traces() == []
 
 

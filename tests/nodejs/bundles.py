@@ -63,7 +63,7 @@ def build_real_bundle(flavor: str, out: Path) -> Path:
 def make_stub_bundle(
     out: Path,
     *,
-    node: str = ">=20",
+    node: str = ">=20.0.0",
     start: Path = APPS / "stub-start.js",
     hook: Path | None = None,
     overrides: Mapping[str, str | None] | None = None,

@@ -87,8 +87,9 @@ def test_node_older_than_the_tracer_supports(
 def test_node_outside_the_range_on_each_major(node: Path, stub_bundle: BundleFactory) -> None:
     """A range that excludes this Node (everything below it) stands down on 22, 24 and 26."""
     version = node_version(node)
-    loader = stub_bundle(node=f"<{version}")
-    stood_down(node, loader, f"Node {version} is outside what {STUB} supports (node <{version})")
+    below = f">=0.0.0 <{version}"
+    loader = stub_bundle(node=below)
+    stood_down(node, loader, f"Node {version} is outside what {STUB} supports (node {below})")
 
 
 def test_library_not_ready(node22: Path, tmp_path: Path) -> None:
@@ -108,6 +109,10 @@ def test_library_not_ready(node22: Path, tmp_path: Path) -> None:
             {"node": "latest"},
             "library not ready: bundle.txt has node 'latest', not a range the loader reads",
         ),
+        (  # an npm range the builder did not reduce (libinject.bundle.nodejs.engines)
+            {"node": ">=22"},
+            "library not ready: bundle.txt has node '>=22', not a range the loader reads",
+        ),
         (
             {"start": "../start.js"},
             "library not ready: bundle.txt has start '../start.js', not a path in the bundle",
@@ -117,7 +122,10 @@ def test_library_not_ready(node22: Path, tmp_path: Path) -> None:
             "library not ready: bundle.txt has esm-hook '/hook.mjs', not a path in the bundle",
         ),
     ],
-    ids=["no-node", "no-start", "java-bundle", "bad-range", "start-outside", "hook-outside"],
+    ids=[
+        *("no-node", "no-start", "java-bundle", "bad-range", "npm-range"),
+        *("start-outside", "hook-outside"),
+    ],
 )
 def test_incomplete_bundle_txt(
     node22: Path, stub_bundle: BundleFactory, overrides: dict[str, str | None], reason: str

@@ -1,21 +1,27 @@
-"""The loader's version ranges (bundle.txt's `node`, the tracer's engines range) answer as npm's
-own semver package does: the oracle, installed from the npm registry, and the loader's matcher
-run side by side in one Node over every version of a grid and every range of a list (the forms
-engines ranges use: comparators, partial and x versions, ^, ~, hyphen ranges, spaces, ||).
-Ranges the loader does not read (pre-release bounds, malformed text) give null, and the loader
-stands down on them (test_node_standdowns)."""
+"""The Node versions a bundle's tracer supports: the builder reduces the tracer's engines range
+(npm's syntax) to the form the loader matches (libinject.bundle.nodejs.engines), and the
+loader's answer on the reduced range is npm's own semver package's on the original: the oracle,
+installed from the npm registry, run beside the loader in one Node over every version of a grid
+and every range of a list (the forms engines ranges use: comparators, partial and x versions, ^,
+~, hyphen ranges, spaces, ||). The reduced text is an npm range meaning the same versions.
+Ranges the builder cannot state (pre-release bounds, malformed text) stop the build; text in
+any other form than the reduced one is null to the loader, which then stands down
+(test_node_standdowns)."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import random
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from cluster.nodejs import npm_installed
+from libinject.bundle.nodejs.engines import reduced
+from libinject.bundle.stages import BundleError
 from nodejs.bundles import LOADER, SEMVER
 
 pytestmark = pytest.mark.network  # Node 22 and semver from the npm registry (cached after)
@@ -36,21 +42,30 @@ RANGES = (
     *("^*", "  >=22   <=  26.1 ", "<1.2.3 >=0.0.1 || 22.x || ~> 24.1"),
 )
 UNREADABLE = (">=22.0.0-rc.1", ">=latest", "1.2.3.4", "01.2.3", ">=22 | <10", "1.2.3 -", "a.b")
+# npm ranges, but not in the reduced form: the loader reads no other.
+NOT_REDUCED = (
+    *(">=22", ">=22.0", "^22.0.0", "22.0.0", "<=26.0.0", ">=22.0.0 <=26.0.0", ">22.0.0"),
+    *(">=22.0.0  <23.0.0", ">=22.0.0 <23.0.0 <24.0.0", ">=22.0.0||>=24.0.0", " >=22.0.0"),
+    *(">=01.0.0", ">=22.0.0-rc.1", ">=22.0.0 <v23.0.0", ">=-1.0.0", ">=1e3.0.0", ""),
+)
 
 COMPARE = """
 const { satisfies } = require(process.argv[1])
 const semver = require(process.argv[2])
-const { versions, ranges, unreadable } = JSON.parse(require('fs').readFileSync(0, 'utf8'))
+const { versions, reductions, others } = JSON.parse(require('fs').readFileSync(0, 'utf8'))
 const mismatches = []
-for (const range of ranges) {
+for (const [range, reduced] of reductions) {
   for (const version of versions) {
-    const ours = satisfies(version, range)
     const theirs = semver.satisfies(version, range)
-    if (ours !== theirs) mismatches.push([version, range, ours, theirs])
+    const ours = satisfies(version, reduced)
+    const reread = semver.satisfies(version, reduced)
+    if (ours !== theirs || reread !== theirs) {
+      mismatches.push({ version, range, reduced, ours, theirs, reread })
+    }
   }
 }
-const readable = unreadable.filter((range) => satisfies('22.0.0', range) !== null)
-console.log(JSON.stringify({ checked: versions.length * ranges.length, mismatches, readable }))
+const readable = others.filter((range) => satisfies('22.0.0', range) !== null)
+console.log(JSON.stringify({ checked: versions.length * reductions.length, mismatches, readable }))
 """
 
 
@@ -67,13 +82,18 @@ def ranges() -> list[str]:
     return [*single, *RANGES, *pairs, *alternatives]
 
 
-def test_matcher_agrees_with_npm_semver(node22: Path, tmp_path: Path) -> None:
-    """Every (version, range) of the grid gets the answer npm's semver gives: true or false,
-    never null; and every unreadable range gets null (the loader then stands down)."""
+def test_reduced_ranges_answer_as_npm_semver_on_the_original(node22: Path) -> None:
+    """Every (version, range) of the grid: the loader on the reduced range answers true or false
+    as npm's semver on the original (never null), and so does npm's semver on the reduced text;
+    text not in the reduced form is null to the loader."""
     semver = npm_installed((SEMVER,)) / "node_modules" / "semver"
     # The mark of a loader that already ran: requiring the loader only gives its exports.
     script = "globalThis[Symbol.for('libinject.loader')] = 'test';" + COMPARE
-    cases = {"versions": versions(), "ranges": ranges(), "unreadable": list(UNREADABLE)}
+    cases = {
+        "versions": versions(),
+        "reductions": [(text, reduced(text)) for text in ranges()],
+        "others": list(NOT_REDUCED),
+    }
     done = subprocess.run(
         [str(node22), "-e", script, str(LOADER), str(semver)],
         input=json.dumps(cases),
@@ -87,3 +107,11 @@ def test_matcher_agrees_with_npm_semver(node22: Path, tmp_path: Path) -> None:
     assert answer["mismatches"] == []
     assert answer["readable"] == []
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize("text", UNREADABLE)
+def test_a_range_the_builder_cannot_state_stops_the_build(text: str) -> None:
+    """Pre-release bounds and malformed text are refused with the range in the message: a
+    bundle whose loader could never check its Node is not built."""
+    with pytest.raises(BundleError, match=re.escape(repr(text))):
+        reduced(text)

@@ -7,7 +7,8 @@ Layout (what the loader reads; the README's Node.js section):
                                 lock, for linux x64 and arm64 with glibc and musl, pruned of what
                                 the runtime never reads, identical files stored once (hard links)
     <out>/bundle.txt            `key value` lines, written last: language, flavor, version, node
-                                (the tracer's engines.node), start and esm-hook (paths from <out>),
+                                (the tracer's engines.node, reduced: bundle/nodejs/engines.py),
+                                start and esm-hook (paths from <out>),
                                 and one `own <package>` line per package that means an app has
                                 its own tracer
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from libinject.api.types import Flavor, Language
 from libinject.bundle.dedup import link_identical, sizes
 from libinject.bundle.nodejs import locks, npm
+from libinject.bundle.nodejs.engines import reduced
 from libinject.bundle.nodejs.flavors import FLAVORS, OWN_TRACER_PACKAGES, NodeFlavor
 from libinject.bundle.nodejs.install import install
 from libinject.bundle.nodejs.platforms import PLATFORMS
@@ -82,7 +84,8 @@ def build(
         say(f"pruned {pruned.files} files ({pruned.bytes / 1e6:.1f} MB) the runtime never reads")
         paths = _entry_points(root, recipe)
         prebuilds = _checked_prebuilds(root, lock, recipe)
-        node = _engines(root, recipe, version)
+        engines = _engines(root, recipe, version)
+        node = reduced(engines)
         linked = link_identical(root / "node_modules")
         shutil.copyfile(loader, root / NODE_LOADER)
         (root / BUNDLE_MANIFEST).write_text(
@@ -97,6 +100,7 @@ def build(
         "lock": str(lock.directory),
         "downloaded": installed.downloaded,
         "tracer": f"{recipe.tracer}@{version}",
+        "engines_node": engines,
         "node": node,
         "start": paths["start"],
         "esm_hook": paths["esm-hook"],

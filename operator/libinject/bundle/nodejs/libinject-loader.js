@@ -5,7 +5,11 @@
  * --require'd file throws, and the application must start with or without a tracer: so every
  * step is guarded, nothing is thrown, the exit code is left alone, and nothing is printed but
  * one stderr line with LIBINJECT_DEBUG=true. Plain CommonJS and Node's built-ins only: it runs
- * in every Node process of the container, package managers included, before any of them.
+ * in every Node process of the container, package managers included, before any of them. So
+ * the path of a process that starts the tracer is kept short: V8 compiles each function and
+ * each regular expression when first used, and at this point of a start everything is first
+ * used (bundle.txt's Node range comes reduced by the builder, and options are looked at as
+ * text before they are parsed).
  */
 
 const BEGUN = process.hrtime.bigint()
@@ -23,7 +27,7 @@ const TOOL_NAMES = new Set([
 ])
 const TOOL_PACKAGES = ['npm', 'yarn', 'pnpm', 'corepack', 'node-gyp', '@yarnpkg']
 const PRELOADS = new Set(['--require', '-r', '--import', '--loader', '--experimental-loader'])
-const TRACER_SEGMENTS = new Set(['dd-trace', '@opentelemetry'])
+const TRACER_SEGMENTS = ['dd-trace', '@opentelemetry']
 
 class Refused extends Error {}
 
@@ -98,10 +102,10 @@ function readBundle (root) {
   const own = []
   for (const raw of text.split('\n')) {
     const line = raw.trim()
-    const space = line.search(/\s/)
-    if (line === '' || line[0] === '#' || space < 0) continue
+    const space = line.indexOf(' ')
+    if (space < 0 || line[0] === '#') continue
     const key = line.slice(0, space)
-    const value = line.slice(space).trim()
+    const value = line.slice(space + 1).trim()
     if (key === 'own') own.push(value)
     else values.set(key, value)
   }
@@ -121,11 +125,11 @@ function readBundle (root) {
 
 /** The absolute path of a file bundle.txt names, once it is a file inside the bundle. */
 function bundleFile (root, key, relative) {
-  if (path.isAbsolute(relative) || relative.split(/[\\/]/).includes('..')) {
+  if (path.isAbsolute(relative) || relative.split('/').includes('..')) {
     throw notReady(MANIFEST + " has " + key + " '" + relative + "', not a path in the bundle")
   }
   const file = path.join(root, relative)
-  if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) {
+  if (!fs.existsSync(file)) {
     throw new Refused('library incomplete: ' + file + ' is missing')
   }
   return file
@@ -147,21 +151,28 @@ function mainScript () {
 function checkProgram (script) {
   for (const file of new Set([process.argv[1] || '', script])) {
     if (!file) continue
-    const name = path.basename(file).replace(/\.[cm]?js$/, '')
-    const parts = file.split(path.sep)
+    const parts = file.split('/')
     const inTool = TOOL_PACKAGES.some((tool) => parts.includes(tool) &&
       parts[parts.indexOf(tool) - 1] === 'node_modules')
-    if (TOOL_NAMES.has(name) || inTool || /(^|\/)\.yarn\/releases\//.test(file)) {
+    const inYarn = ('/' + file).includes('/.yarn/releases/')
+    if (TOOL_NAMES.has(scriptName(parts[parts.length - 1])) || inTool || inYarn) {
       throw new Refused('a package manager or build tool, not an application: ' + file)
     }
   }
 }
 
+/** A script's file name without its .js, .cjs or .mjs. */
+function scriptName (file) {
+  const dot = file.lastIndexOf('.')
+  return ['.js', '.cjs', '.mjs'].includes(file.slice(dot)) ? file.slice(0, dot) : file
+}
+
 // --- one tracer per process ---------------------------------------------------------------
 
 function checkOwnTracer (names, script, root) {
-  const preload = preloadedTracer(words(process.env.NODE_OPTIONS || ''), 'NODE_OPTIONS') ||
-    preloadedTracer(process.execArgv, 'the command line')
+  const preload = TRACER_SEGMENTS.some(given) &&
+    (preloadedTracer(words(process.env.NODE_OPTIONS || ''), 'NODE_OPTIONS') ||
+      preloadedTracer(process.execArgv, 'the command line'))
   if (preload) throw new Refused('the application preloads its own tracer: ' + preload)
   const from = script ? path.dirname(script) : process.cwd()
   const found = resolvable(names, from, root)
@@ -176,14 +187,24 @@ function preloadedTracer (args, where) {
     if (!PRELOADS.has(option)) continue
     const value = equals > 0 ? args[i].slice(equals + 1) : args[++i] || ''
     if (path.basename(value) === 'libinject-loader.js') continue // a loader: the mark decides
-    if (value.split(/[\\/]/).some((part) => TRACER_SEGMENTS.has(part))) {
+    if (value.split('/').some((part) => TRACER_SEGMENTS.includes(part))) {
       return option + ' ' + value + ' in ' + where
     }
   }
   return ''
 }
 
-/** NODE_OPTIONS split as Node splits it: at spaces, "double quotes" with \ escapes. */
+/**
+ * Whether `text` is anywhere in NODE_OPTIONS or the command line's options: most processes
+ * give neither a tracer nor the options the loader reads, and parsing them costs more than
+ * looking (every first use of code costs at this point of a process's start).
+ */
+function given (text) {
+  return (process.env.NODE_OPTIONS || '').includes(text) ||
+    process.execArgv.some((option) => option.includes(text))
+}
+
+/** `text` split as Node splits NODE_OPTIONS: at spaces, "double quotes" with \ escapes. */
 function words (text) {
   const out = []
   let word = null
@@ -220,12 +241,10 @@ function resolvable (names, from, root) {
     dirs.push(...module.constructor.globalPaths)
   } catch (_) {}
   for (const dir of dirs) {
-    // Most folders up the path have no node_modules: one stat rules out all of `names`.
-    if (dir === bundled || !fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) continue
+    // Most folders up the path have no node_modules: one look rules out all of `names`.
+    if (dir === bundled || !fs.existsSync(dir)) continue
     for (const name of names) {
-      if (fs.statSync(path.join(dir, name, 'package.json'), { throwIfNoEntry: false })) {
-        return path.join(dir, name)
-      }
+      if (fs.existsSync(path.join(dir, name, 'package.json'))) return path.join(dir, name)
     }
   }
   return ''
@@ -237,8 +256,8 @@ function resolvable (names, from, root) {
 const MODULE_EXTENSIONS = new Set(['.mjs', '.mts'])
 const COMMONJS_EXTENSIONS = new Set(['.cjs', '.cts', '.json', '.node'])
 // Words without which a source cannot be an ES module (static imports and exports, top-level
-// await): most CommonJS entry points never get past this test to the compile below.
-const MODULE_WORDS = /\b(import|export|await)\b/
+// await): a CommonJS entry point without them is settled without compiling it.
+const MODULE_WORDS = ['import', 'export', 'await']
 const COMMONJS_WRAPPER = ['exports', 'require', 'module', '__filename', '__dirname']
 
 /**
@@ -293,18 +312,19 @@ function hookWanted (script) {
  * (node -e, the REPL), --input-type decides.
  */
 function isModuleApp (script) {
-  const args = words(process.env.NODE_OPTIONS || '').concat(process.execArgv)
-  if (!script) return optionValue(args, '--input-type') === 'module'
+  if (!script) return optionValue('--input-type') === 'module'
   const extension = path.extname(script)
   if (MODULE_EXTENSIONS.has(extension)) return true
   if (COMMONJS_EXTENSIONS.has(extension)) return false
   const type = packageType(path.dirname(script))
   if (type) return type === 'module'
-  return optionValue(args, '--experimental-default-type') === 'module' || moduleSyntax(script)
+  return optionValue('--experimental-default-type') === 'module' || moduleSyntax(script)
 }
 
-/** The last value given to `option` (`--option=value` or `--option value`) in `args`, or ''. */
-function optionValue (args, option) {
+/** The last value given to `option` (`--option=value` or `--option value`), or ''. */
+function optionValue (option) {
+  if (!given(option)) return ''
+  const args = words(process.env.NODE_OPTIONS || '').concat(process.execArgv)
   let value = ''
   for (let i = 0; i < args.length; i++) {
     if (args[i] === option) value = args[++i] || ''
@@ -341,7 +361,7 @@ function moduleSyntax (file) {
   } catch (_) {
     return false
   }
-  if (!MODULE_WORDS.test(source)) return false
+  if (!MODULE_WORDS.some((word) => source.includes(word))) return false
   try {
     require('node:vm').compileFunction(source.replace(/^#!.*/, ''), COMMONJS_WRAPPER)
     return false
@@ -350,99 +370,45 @@ function moduleSyntax (file) {
   }
 }
 
-// --- versions: the forms npm's engines ranges use -------------------------------------------
-
-const PART = '(0|[1-9]\\d*|[xX*])'
-const COMPARATOR = new RegExp('^(<=|>=|<|>|=|~>|~|\\^)?v?' + PART + '(?:\\.' + PART +
-  '(?:\\.' + PART + ')?)?$')
+// --- the Node versions the tracer supports -------------------------------------------------
 
 /**
- * Whether `version` (x.y.z) is in `range` as npm's semver package answers; null when `range`
- * is not one this reads (pre-release bounds, anything malformed). A pre-release version is in
- * no range without pre-release bounds, as in semver.
+ * Whether `version` (x.y.z) is in `range`, bundle.txt's `node`: the tracer's engines range as
+ * the bundle builder reduces it (libinject.bundle.nodejs.engines), sets `>=LOW` or
+ * `>=LOW <HIGH` joined by ' || '. null when `range` is not in that form. A pre-release Node is
+ * in no range, as in npm's semver for ranges without pre-release bounds.
  */
 function satisfies (version, range) {
-  const sets = parseRange(range)
-  if (sets === null) return null
-  const match = /^v?(\d+)\.(\d+)\.(\d+)(-)?/.exec(version)
-  if (!match || match[4]) return false
-  const v = [+match[1], +match[2], +match[3]]
-  return sets.some((set) => set.every(([op, bound]) => test(op, compare(v, bound))))
+  const sets = range.split(' || ').map(bounds)
+  if (sets.includes(null)) return null
+  const v = triple(version)
+  return v !== null && sets.some(([low, high]) =>
+    compare(v, low) >= 0 && (high === undefined || compare(v, high) < 0))
 }
 
-/** `range` as sets ('||') of [operator, [major, minor, patch]] that must all hold. */
-function parseRange (range) {
-  const sets = []
-  for (const alternative of range.split('||')) {
-    const text = alternative.trim().replace(/(<=|>=|<|>|=|~>|~|\^)\s+/g, '$1')
-    const hyphen = /^(\S+)\s+-\s+(\S+)$/.exec(text)
-    const set = hyphen ? hyphenRange(hyphen[1], hyphen[2])
-      : [].concat(...text.split(/\s+/).filter(Boolean).map(comparators))
-    if (set.includes(null)) return null
-    sets.push(set)
+/** '>=LOW' or '>=LOW <HIGH' as [low, high]; null in any other form. */
+function bounds (set) {
+  const words = set.split(' ')
+  if (words.length > 2 || !words[0].startsWith('>=') || (words[1] && words[1][0] !== '<')) {
+    return null
   }
-  return sets
+  const low = triple(words[0].slice(2))
+  const high = words.length > 1 ? triple(words[1].slice(1)) : undefined
+  return low === null || high === null ? null : [low, high]
 }
 
-function parsePartial (text) {
-  const match = COMPARATOR.exec(text)
-  if (!match) return null
-  const parts = [match[2], match[3], match[4]]
-  const x = parts.findIndex((part) => part === undefined || /[xX*]/.test(part))
-  const numbers = parts.map((part) => +part || 0)
-  return { op: match[1] || '', numbers, wild: x < 0 ? 3 : x } // wild: index of the first x
-}
-
-/** One comparator's meaning as a list of [operator, version] (empty: any version). */
-function comparators (text) {
-  const p = parsePartial(text)
-  if (p === null) return [null]
-  const [M, m, n] = p.numbers
-  const { op, wild } = p
-  if (op === '^') {
-    if (wild === 0) return []
-    const upper = M > 0 || wild === 1 ? [M + 1, 0, 0]
-      : m > 0 || wild === 2 ? [0, m + 1, 0] : [0, 0, n + 1]
-    return [['>=', [M, m, n]], ['<', upper]]
-  }
-  if (op === '~' || op === '~>') {
-    if (wild === 0) return []
-    return [['>=', [M, m, n]], ['<', wild === 1 ? [M + 1, 0, 0] : [M, m + 1, 0]]]
-  }
-  if (wild === 3) return [[op || '=', [M, m, n]]]
-  if (wild === 0) return op === '<' || op === '>' ? [['<', [0, 0, 0]]] : []
-  const next = wild === 1 ? [M + 1, 0, 0] : [M, m + 1, 0]
-  if (op === '' || op === '=') return [['>=', [M, m, 0]], ['<', next]]
-  if (op === '>') return [['>=', next]]
-  if (op === '<=') return [['<', next]]
-  return [[op, [M, m, 0]]] // >= and < of the lowest version of the partial
-}
-
-function hyphenRange (from, to) {
-  const a = parsePartial(from)
-  const b = parsePartial(to)
-  if (a === null || b === null || a.op || b.op) return [null]
-  const set = a.wild === 0 ? [] : [['>=', a.numbers]]
-  if (b.wild === 3) set.push(['<=', b.numbers])
-  else if (b.wild > 0) {
-    set.push(['<', b.wild === 1 ? [b.numbers[0] + 1, 0, 0] : [b.numbers[0], b.numbers[1] + 1, 0]])
-  }
-  return set
+/** 'x.y.z' as three numbers written as npm writes them; null for anything else. */
+function triple (text) {
+  const parts = text.split('.')
+  const numbers = parts.map(Number)
+  const plain = parts.length === 3 &&
+    numbers.every((n, i) => Number.isSafeInteger(n) && n >= 0 && String(n) === parts[i])
+  return plain ? numbers : null
 }
 
 function compare (a, b) {
   for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1
   return 0
-}
-
-function test (op, order) {
-  switch (op) {
-    case '<': return order < 0
-    case '<=': return order <= 0
-    case '>': return order > 0
-    case '>=': return order >= 0
-    default: return order === 0
-  }
 }
 
 // --- the debug line -----------------------------------------------------------------------
