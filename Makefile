@@ -44,7 +44,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Engine latency in memory, the webhook on a local control plane, Python, Java and Node.js
+# Engine latency in memory, the webhook on a local control plane beside the OpenTelemetry Operator
+# (built from the Go module proxy on first use) and a floor webhook, Python, Java and Node.js
 # start-up with the injected library, the Python, Java and Node.js images' sizes, and CSI versus
 # the copy for 50 pods on one node (results in bench/results/).
 bench: testbin

@@ -138,6 +138,26 @@ def csi_sanity() -> Product:
     )
 
 
+def otel_operator() -> Product:
+    """The OpenTelemetry Operator (the peer in bench/webhook.py), with its Instrumentation CRD.
+    Built only by the bench: the tests never run it."""
+    module = "github.com/open-telemetry/opentelemetry-operator"
+    release = versions.OTEL_OPERATOR.removeprefix("v")
+    return Product(
+        name="opentelemetry-operator",
+        module=module,
+        version=versions.OTEL_OPERATOR,
+        commands={"opentelemetry-operator": module},
+        # What its logs and /version say; its release build sets the same variable.
+        ldflags=(f"-X {module}/internal/version.version={release}",),
+        data={
+            "instrumentations-crd.yaml": (
+                "config/crd/bases/opentelemetry.io_instrumentations.yaml",
+            )
+        },
+    )
+
+
 def staging_replaces() -> dict[str, str]:
     """`k8s.io/<staging>` -> its published tag, for every staging module Kubernetes requires."""
     module = f"k8s.io/kubernetes@{versions.KUBERNETES}"

@@ -16,3 +16,7 @@ CSI_SANITY = "v5.6.0"
 
 # The same release of Kubernetes' staging modules (k8s.io/api, ...), published as v0.<minor>.<patch>.
 STAGING = "v0." + KUBERNETES.removeprefix("v1.")
+
+# The OpenTelemetry Operator, the peer `make bench` runs beside libinject (bench/webhook.py). The Go
+# module proxy serves only some of its releases; v0.148.0 is one, and builds without replaces.
+OTEL_OPERATOR = "v0.148.0"

@@ -1,0 +1,3 @@
+module libinject.dev/tests/admitfloor
+
+go 1.26.0
