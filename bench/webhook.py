@@ -30,18 +30,18 @@ import asyncio
 import base64
 import functools
 import json
-import re
 import ssl
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
 from kubernetes import client, config
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import peers
 from bench.stats import environment, summarize, write_results
@@ -49,7 +49,7 @@ from cluster import build, harness, kubejson, poll
 from cluster.fixtures import GROUP, PLURAL, VERSION
 from cluster.kubectl import Kubectl
 from cluster.operator import NAMESPACE, OperatorProcess
-from cluster.workloads import ENABLED, app_pod, wait_until_injecting
+from cluster.workloads import ENABLED, INSTRUMENTED, app_pod, wait_until_injecting
 from libinject.engine import limits
 from tools.gobuild import go_tool
 
@@ -68,16 +68,20 @@ LIBRARY = {"language": "python", "flavor": "opentelemetry", "version": "0.66b1"}
 OTEL_INIT_CONTAINER = "opentelemetry-auto-instrumentation-python"
 OTEL_INJECT = "instrumentation.opentelemetry.io/inject-python"
 WEBHOOK_DURATION = "apiserver_admission_webhook_admission_duration_seconds"
-_SAMPLE = re.compile(rf"^{WEBHOOK_DURATION}_(sum|count)\{{([^}}]*)\}} (\S+)$", re.MULTILINE)
+# The label values the peers' webhook configurations select (bench/peers.py, register).
+FLOOR_SELECTOR, OTEL_SELECTOR = "floor", "otel"
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One side of the comparison: its namespace, and how a stored pod shows it was served."""
+    """One side of the comparison: its namespace and the labels and annotations that make its
+    webhook serve it, and how a stored pod shows it was served."""
 
     name: str
     namespace: str
     injected: Callable[[Mapping[str, Any]], bool]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 def _untouched(pod: Mapping[str, Any]) -> bool:
@@ -85,7 +89,7 @@ def _untouched(pod: Mapping[str, Any]) -> bool:
 
 
 def _by_libinject(pod: Mapping[str, Any]) -> bool:
-    return (pod["metadata"].get("labels") or {}).get("libinject.dev/instrumented") == "true"
+    return (pod["metadata"].get("labels") or {}).get(INSTRUMENTED) == "true"
 
 
 def _by_otel(pod: Mapping[str, Any]) -> bool:
@@ -93,12 +97,23 @@ def _by_otel(pod: Mapping[str, Any]) -> bool:
     return OTEL_INIT_CONTAINER in names
 
 
-ARMS = (
-    Arm("no_webhook", "bench-none", _untouched),
-    Arm("floor", "bench-floor", _untouched),
-    Arm("libinject", "bench-libinject", _by_libinject),
-    Arm("otel_operator", "bench-otel", _by_otel),
-)
+ARMS = {
+    arm.name: arm
+    for arm in (
+        Arm("no_webhook", "bench-none", _untouched),
+        Arm("floor", "bench-floor", _untouched, labels={peers.ARM_LABEL: FLOOR_SELECTOR}),
+        Arm("libinject", "bench-libinject", _by_libinject, labels=ENABLED),
+        Arm(
+            "otel_operator",
+            "bench-otel",
+            _by_otel,
+            labels={peers.ARM_LABEL: OTEL_SELECTOR},
+            annotations={OTEL_INJECT: "true"},
+        ),
+    )
+}
+LIBINJECT_NAMESPACE = ARMS["libinject"].namespace
+OTEL_NAMESPACE = ARMS["otel_operator"].namespace
 
 
 def main() -> None:
@@ -126,8 +141,8 @@ def main() -> None:
                 directory, kubeconfig=plane.kubeconfig, kubectl=kubectl
             )
             running.append(otel)
-            peers.register(kubectl, floor, arm="floor")
-            peers.register(kubectl, otel, arm="otel")
+            peers.register(kubectl, floor, arm=FLOOR_SELECTOR)
+            peers.register(kubectl, otel, arm=OTEL_SELECTOR)
             report = measure(plane, operator, floor=floor, otel=otel, kubectl=kubectl)
         finally:
             for webhook in running:
@@ -179,21 +194,21 @@ def measure(
     creates = create_interleaved(core)
     after = webhook_seconds(kubectl)
     # Read now: the reviews sent straight to the operator below are logged in the same namespace.
-    admissions = admission_times(operator, namespace="bench-libinject")
+    admissions = admission_times(operator, namespace=LIBINJECT_NAMESPACE)
     pod_create = {arm: summarize(times) for arm, times in creates.items()}
     context = operator_tls(api)
     libinject_url = f"https://127.0.0.1:{operator.webhook_port}/mutate-pods"
     direct = {
-        "floor": (floor.url, peers.client_context(floor), "bench-floor"),
-        "libinject": (libinject_url, context, "bench-libinject"),
-        "otel_operator": (otel.url, peers.client_context(otel), "bench-otel"),
+        "floor": (floor.url, peers.client_context(floor)),
+        "libinject": (libinject_url, context),
+        "otel_operator": (otel.url, peers.client_context(otel)),
     }
     throughput = {
-        arm: asyncio.run(admissions_per_second(url=url, context=tls, namespace=namespace))
-        for arm, (url, tls, namespace) in direct.items()
+        arm: asyncio.run(admissions_per_second(url=url, context=tls, namespace=ARMS[arm].namespace))
+        for arm, (url, tls) in direct.items()
     }
     stall = asyncio.run(
-        large_reviews_in_flight(url=libinject_url, context=context, namespace="bench-libinject")
+        large_reviews_in_flight(url=libinject_url, context=context, namespace=LIBINJECT_NAMESPACE)
     )
     return {
         "setup": {
@@ -233,14 +248,12 @@ def set_up_arms(api: client.ApiClient, kubectl: Kubectl) -> None:
     """The four namespaces; libinject's policy and the OTel operator's Instrumentation, each
     injecting the same image; returns when both webhooks inject."""
     core = client.CoreV1Api(api)
-    for arm in ARMS:
-        metadata: dict[str, Any] = {"name": arm.namespace, "labels": {}, "annotations": {}}
-        if arm.name == "libinject":
-            metadata["labels"] |= ENABLED
-        elif arm.name in ("floor", "otel_operator"):
-            metadata["labels"][peers.ARM_LABEL] = arm.name.split("_")[0]
-        if arm.name == "otel_operator":
-            metadata["annotations"][OTEL_INJECT] = "true"
+    for arm in ARMS.values():
+        metadata = {
+            "name": arm.namespace,
+            "labels": dict(arm.labels),
+            "annotations": dict(arm.annotations),
+        }
         core.create_namespace(kubejson.body({"metadata": metadata}))
         poll.until(
             functools.partial(_service_accounts, core, arm.namespace),
@@ -248,14 +261,14 @@ def set_up_arms(api: client.ApiClient, kubectl: Kubectl) -> None:
             timeout=60,
         )
     client.CustomObjectsApi(api).create_cluster_custom_object(
-        GROUP, VERSION, PLURAL, policy("bench-libinject")
+        GROUP, VERSION, PLURAL, policy(LIBINJECT_NAMESPACE)
     )
-    wait_until_injecting(api, "bench-libinject")
-    image = dry_run(core, "bench-libinject")["spec"]["initContainers"][0]["image"]
+    wait_until_injecting(api, LIBINJECT_NAMESPACE)
+    image = dry_run(core, LIBINJECT_NAMESPACE)["spec"]["initContainers"][0]["image"]
     kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(instrumentation(image)))
     poll.until(
-        lambda: _by_otel(dry_run(core, "bench-otel")),
-        what="the OpenTelemetry Operator injecting in bench-otel",
+        lambda: _by_otel(dry_run(core, OTEL_NAMESPACE)),
+        what=f"the OpenTelemetry Operator injecting in {OTEL_NAMESPACE}",
         timeout=60,
     )
 
@@ -278,11 +291,11 @@ def policy(namespace: str) -> dict[str, Any]:
 
 
 def instrumentation(image: str) -> dict[str, Any]:
-    """The OTel operator's resource for bench-otel: Python from `image` (libinject's own)."""
+    """The OTel operator's resource for its arm: Python from `image` (libinject's own)."""
     return {
         "apiVersion": "opentelemetry.io/v1alpha1",
         "kind": "Instrumentation",
-        "metadata": {"name": "bench", "namespace": "bench-otel"},
+        "metadata": {"name": "bench", "namespace": OTEL_NAMESPACE},
         "spec": {
             "exporter": {"endpoint": "http://otel-collector.observability:4318"},
             "python": {"image": image},
@@ -297,8 +310,8 @@ def ratios(side: dict[str, float], base: dict[str, float]) -> dict[str, float]:
 def create_interleaved(core: client.CoreV1Api) -> dict[str, list[int]]:
     """Rotates the arms (and which goes first) pod by pod; warm-up pods untimed. Each create is
     timed up to its answer's bytes; the stored pod is checked after, untimed."""
-    timings: dict[str, list[int]] = {arm.name: [] for arm in ARMS}
-    arms = list(ARMS)
+    timings: dict[str, list[int]] = {name: [] for name in ARMS}
+    arms = list(ARMS.values())
     for index in range(WARMUP_PODS + PODS):
         shift = index % len(arms)
         for arm in arms[shift:] + arms[:shift]:
@@ -318,12 +331,17 @@ def webhook_seconds(kubectl: Kubectl) -> dict[str, tuple[float, float]]:
     """The API server's webhook duration histogram: (sum, count) of CREATEs per webhook name."""
     text = kubectl("get", "--raw", "/metrics").stdout
     totals: dict[str, list[float]] = {}
-    for kind, labels, value in _SAMPLE.findall(text):
-        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        if fields.get("operation") != "CREATE" or fields.get("type") != "admit":
+    for family in text_string_to_metric_families(text):
+        if family.name != WEBHOOK_DURATION:
             continue
-        pair = totals.setdefault(fields["name"], [0.0, 0.0])
-        pair[0 if kind == "sum" else 1] += float(value)
+        for sample in family.samples:
+            kind = sample.name.removeprefix(WEBHOOK_DURATION)
+            labels = sample.labels
+            if kind not in ("_sum", "_count") or labels.get("operation") != "CREATE":
+                continue
+            if labels.get("type") == "admit":
+                pair = totals.setdefault(labels["name"], [0.0, 0.0])
+                pair[0 if kind == "_sum" else 1] += sample.value
     return {name: (pair[0], pair[1]) for name, pair in totals.items()}
 
 

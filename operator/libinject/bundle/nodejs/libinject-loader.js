@@ -123,7 +123,7 @@ function readBundle (root) {
   }
 }
 
-/** The absolute path of a file bundle.txt names, once it is a file inside the bundle. */
+/** The absolute path of a file bundle.txt names, once it exists inside the bundle. */
 function bundleFile (root, key, relative) {
   if (path.isAbsolute(relative) || relative.split('/').includes('..')) {
     throw notReady(MANIFEST + " has " + key + " '" + relative + "', not a path in the bundle")
