@@ -1,7 +1,9 @@
 """The webhook server over real HTTPS on loopback, with the certificates the operator generates.
 
-Kopf's dispatch is stood in for by `fn` (the protocol boundary: Kopf calls our handler inside it);
-the end-to-end path through Kopf and the API server is in tests/live/test_operator.py.
+Kopf's dispatch and our handler are stood in for by `fn` (the protocol boundary: Kopf calls our
+handler inside it), given the admission in flight as `call`; the end-to-end path through Kopf and
+the API server is in tests/live/test_operator.py (the operator checks Kopf's route at start, see
+tests/runtime/test_handoff.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -28,7 +30,7 @@ from cluster import poll
 from cluster.harness import free_port
 from libinject.admission import admit
 from libinject.engine.settings import EngineSettings
-from libinject.runtime import metrics, pki, webhook
+from libinject.runtime import handoff, metrics, pki, webhook
 
 NOW = datetime.now(UTC)
 Fn = Callable[..., Awaitable[Any]]
@@ -45,10 +47,9 @@ def review(pod: dict[str, Any], *, namespace: str = "shop") -> dict[str, Any]:
 POD = {"metadata": {"generateName": "web-"}, "spec": {"containers": [{"name": "app"}]}}
 
 
-async def deciding(*_: Any, **__: Any) -> None:
-    """What our Kopf handler does: say how to decide for the pending pod (here with unprimed
-    caches); the server runs it on a decision thread."""
-    call = webhook.pending()
+async def deciding(_: dict[str, Any], *, call: handoff.Pending, **__: Any) -> None:
+    """What our Kopf handler does: say how to decide for the admission in flight (here with
+    unprimed caches)."""
     call.decide = functools.partial(
         admit, call.pod, namespace=call.namespace, caches=None, settings=SETTINGS
     )
@@ -66,8 +67,18 @@ def write_material(directory: Path, material: pki.Material) -> tuple[Path, Path]
 
 def listen(server: webhook.WebhookServer, fn: Fn) -> AsyncGenerator[Any, None]:
     """The server's stream of client configs: an async generator, closed with aclose (Kopf's
-    protocol types it as a plain async iterator)."""
-    return cast("AsyncGenerator[Any, None]", server(fn))
+    protocol types it as a plain async iterator). `fn` stands in for Kopf's dispatch and our
+    handler; the route check the server makes at start is answered as our handler would."""
+
+    async def dispatch(request: dict[str, Any], *, headers: dict[str, str], **_: Any) -> Any:
+        call = server.in_flight.call_for(headers)
+        if request["request"]["uid"] == handoff.CHECK_UID:
+            await deciding(request, call=call)
+        else:
+            await fn(request, call=call, headers=headers)
+        return {"response": {"allowed": True}}
+
+    return cast("AsyncGenerator[Any, None]", server(cast(Any, dispatch)))
 
 
 Post = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
@@ -127,7 +138,7 @@ def test_the_answer_carries_the_decision_and_the_requests_namespace(tmp_path: Pa
     seen: list[str] = []
 
     async def fn(request: dict[str, Any], **kwargs: Any) -> None:
-        seen.append(webhook.pending().namespace)
+        seen.append(kwargs["call"].namespace)
         await deciding(request, **kwargs)
 
     status, answer = asyncio.run(serve(tmp_path, fn, review(POD, namespace="payments")))
@@ -146,7 +157,7 @@ def test_the_answer_carries_the_decision_and_the_requests_namespace(tmp_path: Pa
     [
         ("raise", "InternalError: RuntimeError: dispatch broke"),
         ("sleep", "InternalError: TimeoutError: no decision within the 0.2s"),
-        ("nothing", "InternalError: LookupError: no handler answered"),
+        ("nothing", "InternalError: KopfRouteError: kopf "),
     ],
     ids=["kopf-fails", "too-slow", "nobody-answers"],
 )
@@ -308,11 +319,11 @@ def test_other_operations_are_allowed_unchanged_and_unrecorded(
 
 def test_kopf_routes_the_call_with_the_pods_names_only(tmp_path: Path) -> None:
     """Kopf deep-copies the object it gets, on the event loop: it gets what names the pod, and
-    the handler decides for the whole pod it reads from `pending()`."""
+    the handler decides for the whole pod it reads from the admission in flight."""
     seen: list[Any] = []
 
     async def fn(request: dict[str, Any], **kwargs: Any) -> None:
-        seen.append((request["request"]["object"], webhook.pending().pod))
+        seen.append((request["request"]["object"], kwargs["call"].pod))
         await deciding(request, **kwargs)
 
     pod = {"apiVersion": "v1", "kind": "Pod", **POD}
@@ -323,28 +334,36 @@ def test_kopf_routes_the_call_with_the_pods_names_only(tmp_path: Path) -> None:
 
 
 def test_a_review_is_answered_while_another_is_still_being_decided(tmp_path: Path) -> None:
-    """Decisions run off the event loop: while a large pod's decision is still running (held
-    until the second answer is in), another review is read, decided and answered. Before, the
-    decision ran on the event loop and every other review waited for it."""
+    """A large pod is decided off the event loop: while its decision is still running (held
+    until the second answer is in), another review is read, decided (on the event loop: it is
+    small) and answered. Before, every decision ran on the event loop and every other review
+    waited for it."""
     started, release = threading.Event(), threading.Event()
     order: list[str] = []
+    threads: dict[str, str] = {}
     large = {
         "metadata": {"generateName": "large-"},
-        "spec": {"containers": [{"name": f"c{n}", "image": "i"} for n in range(500)]},
+        "spec": {"containers": [{"name": f"c{n}", "image": "i"} for n in range(2000)]},
     }
+    assert len(json.dumps(review(large))) > webhook.INLINE_REVIEW_BYTES
 
     def decide_large() -> Any:
+        threads["large"] = threading.current_thread().name
         started.set()
         release.wait(30)
         admission = admit(large, namespace="shop", caches=None, settings=SETTINGS)
         order.append("large decided")
         return admission
 
-    async def fn(request: dict[str, Any], **kwargs: Any) -> None:
-        if webhook.pending().pod is large or "large-" in json.dumps(request):
-            webhook.pending().decide = decide_large
+    def decide_small(pod: Mapping[str, Any]) -> Any:
+        threads["small"] = threading.current_thread().name
+        return admit(pod, namespace="shop", caches=None, settings=SETTINGS)
+
+    async def fn(request: dict[str, Any], *, call: handoff.Pending, **_: Any) -> None:
+        if "large-" in json.dumps(request):
+            call.decide = decide_large
         else:
-            await deciding(request, **kwargs)
+            call.decide = functools.partial(decide_small, call.pod)
 
     async def scenario() -> tuple[int, int]:
         async with serving(tmp_path, fn, deadline=60) as post:
@@ -358,6 +377,8 @@ def test_a_review_is_answered_while_another_is_still_being_decided(tmp_path: Pat
 
     assert asyncio.run(scenario()) == (200, 200)
     assert order == ["small answered", "large decided"]
+    assert threads["small"] == threading.main_thread().name
+    assert threads["large"].startswith("admission")
 
 
 def test_a_review_the_api_server_can_send_is_read_whole(tmp_path: Path) -> None:

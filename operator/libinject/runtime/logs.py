@@ -1,6 +1,10 @@
 """Structured logs: structlog for our own lines, and Kopf's stdlib logging routed through the same
 renderer, so the cluster's log pipeline gets one JSON object per line from every part of the
-process."""
+process.
+
+Our lines are rendered and written by structlog itself, levels filtered before anything is
+built: the webhook writes one line per admission, and a round trip through stdlib logging (a
+LogRecord, handler locks, a formatter) cost a tenth of a review's time on the event loop."""
 
 from __future__ import annotations
 
@@ -15,26 +19,33 @@ _TIMESTAMP = structlog.processors.TimeStamper(fmt="iso", utc=True)
 
 
 def configure(log_format: str, *, level: int = logging.INFO) -> None:
-    """Routes structlog and stdlib logging (Kopf, aiohttp) to stderr as `log_format`."""
-    shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        _TIMESTAMP,
-    ]
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+    """Writes structlog's lines and stdlib logging's (Kopf, aiohttp) to stderr as `log_format`."""
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.stdlib.add_logger_name,
+            _TIMESTAMP,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        logger_factory=_NamedWriter,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, _kopf_object],
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            _TIMESTAMP,
+            _kopf_object,
+        ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -61,6 +72,15 @@ def _kopf_object(_: Any, __: str, event: EventDict) -> EventDict:
     return event
 
 
+class _NamedWriter(structlog.WriteLogger):
+    """Writes rendered lines to stderr, named like a stdlib logger (`add_logger_name` reads it)."""
+
+    def __init__(self, name: str = "") -> None:
+        super().__init__(sys.stderr)
+        self.name = name
+
+
 def get(name: str) -> Any:
-    """A bound structlog logger (typed Any: structlog's proxies are untyped)."""
+    """A structlog logger named `name` (typed Any: structlog's proxies are untyped). Lazy: it
+    takes the configuration in force when it first writes."""
     return structlog.get_logger(name)

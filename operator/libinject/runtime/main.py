@@ -19,7 +19,6 @@ from collections.abc import Coroutine
 from typing import Any
 
 import kopf
-from kopf._core.engines.peering import Identity  # spawn_tasks' type; not re-exported
 from kubernetes.client import ApiClient
 
 from libinject.runtime import caches, csikey, kube, logs, peering, probes, reconciling, serving
@@ -45,6 +44,7 @@ async def _operate(settings: RuntimeSettings) -> None:
     settings = await asyncio.to_thread(csikey.with_key, settings, api)
     await asyncio.to_thread(peering.ensure, api, settings.peering)
     stop = asyncio.Event()
+    _name_this_replica()
     server = WebhookServer(
         port=settings.webhook.port,
         cert_file=files.cert_file,
@@ -80,12 +80,14 @@ async def _serving_operator(
     kopf_settings.admission.server = server
     kopf_settings.admission.managed = None  # the configuration ships in manifests/
     registry = serving.registry(
-        settings=settings.engine, state=caches.CacheState(), readiness=readiness
+        settings=settings.engine,
+        state=caches.CacheState(),
+        readiness=readiness,
+        in_flight=server.in_flight,
     )
     return [
         *await kopf.spawn_tasks(
             registry=_with_login(registry),
-            identity=_identity(),
             settings=kopf_settings,
             clusterwide=True,
             standalone=True,
@@ -108,7 +110,6 @@ async def _reconciling_operator(
     return [
         *await kopf.spawn_tasks(
             registry=_with_login(reconciling.registry(settings=settings.engine, api=api)),
-            identity=_identity(),
             settings=kopf_settings,
             clusterwide=True,
             stop_flag=stop,
@@ -116,11 +117,11 @@ async def _reconciling_operator(
     ]
 
 
-def _identity() -> Identity:
-    """How this replica names itself to its peers: its pod (set by the Deployment), else host
-    and process. Kopf's own guess asks the password database for the user, which has no entry
-    for the image's uid."""
-    return Identity(os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}")
+def _name_this_replica() -> None:
+    """Kopf names this replica to its peers by POD_ID (the Deployment sets it to the pod's
+    name); elsewhere, host and process. Kopf's own guess asks the password database for the user,
+    which has no entry for the image's uid."""
+    os.environ.setdefault("POD_ID", f"{socket.gethostname()}-{os.getpid()}")
 
 
 def _with_login(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:

@@ -17,6 +17,7 @@ from libinject.admission import Caches, admit
 from libinject.api.types import GROUP, PLURAL, VERSION, InstrumentationPolicy
 from libinject.engine.settings import EngineSettings
 from libinject.runtime import caches, logs, metrics, webhook
+from libinject.runtime.handoff import InFlight
 from libinject.runtime.probes import Readiness
 
 INDEXES_PRIMED = "indexes primed"
@@ -24,7 +25,11 @@ log = logs.get(__name__)
 
 
 def registry(
-    *, settings: EngineSettings, state: caches.CacheState, readiness: Readiness
+    *,
+    settings: EngineSettings,
+    state: caches.CacheState,
+    readiness: Readiness,
+    in_flight: InFlight,
 ) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
 
@@ -66,10 +71,10 @@ def registry(
         registry=reg,
         ignore_failures=True,
     )
-    async def mutate_pod(**kwargs: Any) -> None:
+    async def mutate_pod(headers: dict[str, str], **kwargs: Any) -> None:
         # Kopf hands each index to handlers as a keyword argument named after its id.
-        # The server decides on a thread of its own: here, only what to decide with.
-        call = webhook.pending()
+        # The server runs the decision: here, only what to decide with.
+        call = in_flight.call_for(headers)
         call.decide = functools.partial(
             admit,
             call.pod,

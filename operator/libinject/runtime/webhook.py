@@ -6,11 +6,12 @@ carry none in their body), to enforce a deadline, and to fail open: a timeout or
 the pod without a library and says why on the pod. The answer carries the engine's own patch
 (name-aware list edits) rather than Kopf's diff of a deep copy of the whole pod.
 
-Kopf only routes the call: it gets the pod's metadata, not the pod (it deep-copies what it gets,
-on the event loop). The handler hands back how to decide, and the decision runs on a thread of
-its own, so the event loop keeps reading and answering other reviews while a large pod is being
-decided, and the deadline is kept for the caller even when the decision is not done. A thread
-still competes for the GIL: `libinject.engine.limits` bounds what one decision may cost.
+Kopf only routes the call (`handoff`): it gets the pod's metadata, not the pod, and the handler
+says how to decide. A small pod is decided on the event loop: handing it to a thread and back
+costs more than deciding it. A large one is decided on a thread of its own, so the event loop
+keeps reading and answering other reviews meanwhile, and the deadline is kept for the caller even
+when the decision is not done. A thread still competes for the GIL: `libinject.engine.limits`
+bounds what one decision may cost.
 
 Certificate files are re-read when they change and swapped into the live TLS context, so rotation
 never closes the listener (Kopf's server restarts it, refusing calls for a moment).
@@ -28,17 +29,16 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+import kopf
 from aiohttp import web
-from kopf._cogs.structs import reviews  # the protocol's types; public only via this module
 
 from libinject.admission import Admission, failed
 from libinject.engine.decision import Code
 from libinject.runtime import logs, metrics, pki
+from libinject.runtime.handoff import InFlight, Pending, check_route, route
 
 HANDLER_ID = "mutate-pods"  # also the URL path: /mutate-pods
 FILE_CHECK_SECONDS = 5.0
@@ -48,6 +48,9 @@ FILE_CHECK_SECONDS = 5.0
 # more is room for the review's envelope (userInfo) and the fields admission defaulted. A larger
 # review is refused (413; failurePolicy Ignore admits the pod) and logged and counted.
 MAX_REVIEW_BYTES = 4 * 1024 * 1024
+# Reviews up to this size are decided on the event loop: a pod this small is decided in well under
+# a millisecond, less than a round trip through a thread costs the loop.
+INLINE_REVIEW_BYTES = 32 * 1024
 # Threads deciding at once. Decisions hold the GIL, so more would not decide faster; a few let a
 # small pod be decided while a large one is (see SWITCH_INTERVAL).
 DECISION_THREADS = 4
@@ -60,24 +63,6 @@ TIMEOUT_SHARE = 2 / 3
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 log = logs.get(__name__)
-
-
-@dataclass
-class Pending:
-    """One admission in flight: what the handler needs, and how it decides (a call the server
-    runs on a decision thread)."""
-
-    pod: Mapping[str, Any]
-    namespace: str
-    decide: Callable[[], Admission] | None = None
-
-
-_pending: ContextVar[Pending] = ContextVar("libinject_pending_admission")
-
-
-def pending() -> Pending:
-    """The admission the current handler call is for (set by the server around Kopf's call)."""
-    return _pending.get()
 
 
 class WebhookServer:
@@ -99,9 +84,11 @@ class WebhookServer:
         self.key_file = key_file
         self.deadline = deadline
         self.on_listening = on_listening
+        self.in_flight = InFlight()  # our handler finds its admission here
         self._threads: ThreadPoolExecutor | None = None
 
-    async def __call__(self, fn: reviews.WebhookFn) -> AsyncIterator[reviews.WebhookClientConfig]:
+    async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
+        await check_route(fn, webhook=HANDLER_ID, in_flight=self.in_flight)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert_file, self.key_file)
         digest = self._digest()
@@ -123,7 +110,7 @@ class WebhookServer:
             log.info("webhook listening", port=self.port, path=f"/{HANDLER_ID}")
             self.on_listening()
             # Kopf would write this into a managed configuration; ours ships in the manifests.
-            yield reviews.WebhookClientConfig(url=f"https://localhost:{self.port}")
+            yield kopf.WebhookClientConfig(url=f"https://localhost:{self.port}")
             while True:
                 await asyncio.sleep(self.file_check_seconds)
                 digest = self._reload_if_changed(context, digest)
@@ -154,10 +141,10 @@ class WebhookServer:
             log.warning("webhook certificate not reloaded yet", reason=str(error))
             return digest
 
-    async def _serve(self, fn: reviews.WebhookFn, request: web.Request) -> web.Response:
+    async def _serve(self, fn: kopf.WebhookFn, request: web.Request) -> web.Response:
         started = time.perf_counter()
         timeout = api_timeout(request.query.get("timeout"))
-        review = await _read_review(request)
+        review, size = await _read_review(request)
         payload = review["request"]
         uid = payload["uid"]
         if payload.get("operation") != "CREATE":
@@ -173,7 +160,8 @@ class WebhookServer:
         call = Pending(pod=pod, namespace=str(payload.get("namespace") or ""))
         deadline = self.deadline if timeout is None else min(self.deadline, timeout * TIMEOUT_SHARE)
         try:
-            admission = await asyncio.wait_for(self._decide(fn, review, call, request), deadline)
+            decided = self._decide(fn, review=review, call=call, request=request, size=size)
+            admission = await asyncio.wait_for(decided, deadline)
         except TimeoutError:
             late = TimeoutError(f"no decision within the {deadline:g}s admission deadline")
             admission = failed(pod, namespace=call.namespace, error=late)
@@ -184,28 +172,34 @@ class WebhookServer:
         return web.json_response(response)
 
     async def _decide(
-        self, fn: reviews.WebhookFn, review: Mapping[str, Any], call: Pending, request: web.Request
+        self,
+        fn: kopf.WebhookFn,
+        *,
+        review: Mapping[str, Any],
+        call: Pending,
+        request: web.Request,
+        size: int,
     ) -> Admission:
-        """Kopf routes the call to our handler, which hands back how to decide; the decision runs
+        """Kopf routes the call to our handler, which says how to decide; a large pod is decided
         on a decision thread, off the event loop."""
-        token = _pending.set(call)
-        try:
-            await fn(
-                _routing_review(review),
-                webhook=request.match_info.get("id"),
-                headers=dict(request.headers),
-            )
-        finally:
-            _pending.reset(token)
-        if call.decide is None:
-            raise LookupError("no handler answered")
+        webhook = request.match_info.get("id", "")
+        decide = await route(
+            fn,
+            review=review,
+            call=call,
+            webhook=webhook,
+            headers=request.headers,
+            in_flight=self.in_flight,
+        )
+        if size <= INLINE_REVIEW_BYTES:
+            return decide()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, call.decide)
+        return await loop.run_in_executor(self._threads, decide)
 
 
-async def _read_review(request: web.Request) -> dict[str, Any]:
-    """The AdmissionReview in the body; refused (413) beyond MAX_REVIEW_BYTES, logged and
-    counted: the API server then admits the pod as it came (failurePolicy Ignore)."""
+async def _read_review(request: web.Request) -> tuple[dict[str, Any], int]:
+    """The AdmissionReview in the body, and its size; refused (413) beyond MAX_REVIEW_BYTES,
+    logged and counted: the API server then admits the pod as it came (failurePolicy Ignore)."""
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -228,20 +222,7 @@ async def _read_review(request: web.Request) -> dict[str, Any]:
         # to answer it with.
         log.warning("not an AdmissionReview", reason=repr(error))
         raise web.HTTPBadRequest(reason=f"not an AdmissionReview: {error!r}") from error
-    return dict(review)
-
-
-def _routing_review(review: Mapping[str, Any]) -> reviews.Request:
-    """The review as Kopf gets it: the pod reduced to what names it (Kopf deep-copies the object
-    on the event loop; our handler reads the whole pod from `pending()`)."""
-    payload = review["request"]
-    pod = payload["object"]
-    meta = pod.get("metadata")
-    names = ("name", "generateName", "namespace", "uid")
-    stub = {key: pod[key] for key in ("apiVersion", "kind") if key in pod}
-    if isinstance(meta, Mapping):
-        stub["metadata"] = {key: meta[key] for key in names if key in meta}
-    return cast(reviews.Request, {**review, "request": {**payload, "object": stub}})
+    return dict(review), len(body)
 
 
 def api_timeout(text: str | None) -> float | None:
