@@ -126,11 +126,18 @@ def _namespace(rng: random.Random, number: int) -> Namespace:
 def build_policies(
     rng: random.Random, namespace_names: Sequence[str]
 ) -> list[InstrumentationPolicy]:
-    """Policies as Kubernetes objects, parsed as the operator parses them from the API."""
+    """Policies parsed as the operator parses them from the API."""
+    return [parse_policy(body) for body in build_policy_objects(rng, namespace_names)]
+
+
+def build_policy_objects(
+    rng: random.Random, namespace_names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Policies as Kubernetes objects (bench/scale.py creates them on an API server)."""
     kinds = [kind for kind, count in POLICY_MIX for _ in range(count)]
     rng.shuffle(kinds)
     return [
-        parse_policy(_policy_object(rng, number=number, kind=kind, namespace_names=namespace_names))
+        _policy_object(rng, number=number, kind=kind, namespace_names=namespace_names)
         for number, kind in enumerate(kinds)
     ]
 

@@ -1,0 +1,260 @@
+"""`make bench` writes `bench/results/scale.json`: each operator's memory with a large cluster's
+worth of objects, libinject beside the OpenTelemetry Operator on one local control plane.
+
+The population is the engine bench's (bench/engine.py): 10,000 namespaces with team, env, opt-in
+and Pod Security labels, and 1,000 policies of every selector kind. For each operator's process,
+its resident memory (VmRSS) when idle after start; once every namespace and policy exists and
+libinject's policy statuses have converged; and after 2,000 pod creates, half through each
+webhook. Also: how long after the last create the statuses converged (every policy's
+matchedNamespaces as `libinject.status.reconcile` derives it from the cluster's own listing).
+Goal: libinject under 150 MiB with everything in place.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from bench import engine, peers, webhook
+from bench.stats import environment, write_results
+from cluster import build, harness, kubejson, poll
+from cluster.fixtures import GROUP, PLURAL, VERSION
+from cluster.kubectl import Kubectl
+from cluster.operator import OperatorProcess
+from cluster.workloads import app_pod
+from libinject.api.types import Flavor, Language
+from libinject.engine.settings import EngineSettings
+from libinject.engine.versions import library_image
+from libinject.status import PolicyObject, reconcile
+
+RESULTS = Path(__file__).parent / "results" / "scale.json"
+PODS = 2_000  # half through each webhook
+POD_NAMESPACES = 50  # of the population's opted-in ones, for libinject's half
+CREATORS = 8  # threads creating objects at once
+CONVERGENCE_TIMEOUT = 600.0
+GOAL_MIB = 150
+
+
+def main() -> None:
+    started, clock = datetime.now(UTC), time.perf_counter()
+    binaries = build.binaries()
+    build.ensure(build.otel_operator())
+    population = random.Random(engine.SEED)
+    namespaces = engine.build_namespaces(population)
+    policies = engine.build_policy_objects(population, [ns.name for ns in namespaces])
+    with (
+        tempfile.TemporaryDirectory(prefix="libinject-scale-") as scratch,
+        harness.ControlPlane(Path(scratch), nodes=2) as plane,
+    ):
+        directory = Path(scratch)
+        kubectl = Kubectl(binary=binaries["kubectl"], kubeconfig=plane.kubeconfig)
+        port = harness.free_port()
+        webhook.install(kubectl, port)
+        operator = OperatorProcess(
+            kubeconfig=plane.kubeconfig, directory=directory, webhook_port=port
+        ).start()
+        otel: peers.Webhook | None = None
+        try:
+            operator.wait_ready()
+            otel = peers.start_otel_operator(
+                directory, kubeconfig=plane.kubeconfig, kubectl=kubectl
+            )
+            peers.register(kubectl, otel, arm=webhook.OTEL_SELECTOR)
+            api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+            pids = {"libinject": webhook.operator_pid(operator), "otel_operator": otel.pid}
+            report = measure(api, kubectl, pids=pids, namespaces=namespaces, policies=policies)
+        finally:
+            if otel is not None:
+                otel.stop()
+            operator.stop()
+    report = {
+        "benchmark": "Each operator's resident memory with 10,000 namespaces, 1,000 policies"
+        " and 2,000 pods on one local control plane",
+        "timestamp": started.isoformat(timespec="seconds"),
+        "environment": environment(
+            control_plane="local etcd + kube-apiserver + controllers + kwok (tests/cluster)",
+            otel_operator=f"{build.otel_operator().version}, built from the Go module proxy",
+            memory="VmRSS of each operator's process",
+        ),
+        **report,
+        "wall_seconds": round(time.perf_counter() - clock, 1),
+    }
+    write_results(RESULTS, report)
+    print_summary(report)
+
+
+def measure(
+    api: client.ApiClient,
+    kubectl: Kubectl,
+    *,
+    pids: Mapping[str, int],
+    namespaces: list[Any],
+    policies: list[dict[str, Any]],
+) -> dict[str, Any]:
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    rss: dict[str, dict[str, float]] = {"idle": _rss(pids)}
+    print(f"idle: {rss['idle']}", flush=True)
+    begun = time.perf_counter()
+    _create_all(
+        core.create_namespace,
+        (
+            kubejson.body({"metadata": {"name": ns.name, "labels": _own_labels(ns.labels)}})
+            for ns in namespaces
+        ),
+    )
+    create = functools.partial(custom.create_cluster_custom_object, GROUP, VERSION, PLURAL)
+    _create_all(create, policies)
+    created = time.perf_counter()
+    convergence = wait_for_statuses(api, len(policies))
+    rss["namespaces_and_policies"] = _rss(pids)
+    print(f"namespaces and policies: {rss['namespaces_and_policies']}", flush=True)
+    pods = create_pods(core, kubectl, namespaces=namespaces)
+    rss["with_pods"] = _rss(pids)
+    return {
+        "population": {
+            "namespaces": len(namespaces),
+            "policies": len(policies),
+            "pods": pods,
+        },
+        "create_seconds": round(created - begun, 1),
+        "status_convergence_seconds_after_last_create": round(convergence - created, 1),
+        "rss_mib": rss,
+        "goal": {
+            "libinject_mib_under": GOAL_MIB,
+            "met": rss["with_pods"]["libinject"] < GOAL_MIB,
+        },
+    }
+
+
+def _own_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The population's labels less the one the API server sets itself."""
+    return {k: v for k, v in labels.items() if k != "kubernetes.io/metadata.name"}
+
+
+def _create_all(create: Callable[[Any], Any], bodies: Iterable[Any]) -> None:
+    with ThreadPoolExecutor(CREATORS) as pool:
+        for _ in pool.map(create, bodies):
+            pass
+
+
+def _rss(pids: Mapping[str, int]) -> dict[str, float]:
+    return {name: webhook.rss_mib(pid) for name, pid in pids.items()}
+
+
+def wait_for_statuses(api: client.ApiClient, count: int) -> float:
+    """When every policy's status says what `reconcile` derives from the cluster's listing of
+    namespaces and policies (its matchedNamespaces): the moment the operator caught up."""
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    labels = {
+        str(ns.metadata.name): dict(ns.metadata.labels or {})
+        for ns in core.list_namespace().items
+        if ns.metadata is not None
+    }
+    listed = _policies(custom)
+    if len(listed) != count:
+        raise RuntimeError(f"{len(listed)} policies listed, {count} created")
+    objects = [
+        PolicyObject(name=p["metadata"]["name"], generation=1, body=p, status={}) for p in listed
+    ]
+    verdicts = reconcile(
+        objects, namespaces=labels, settings=EngineSettings().namespaces, now=datetime.now(UTC)
+    )
+    expected = {name: v.status.get("matchedNamespaces") for name, v in verdicts.items()}
+
+    def caught_up() -> float | None:
+        items = _policies(custom)
+        seen = {
+            p["metadata"]["name"]: (p.get("status") or {}).get("matchedNamespaces") for p in items
+        }
+        return time.perf_counter() if seen == expected else None
+
+    return float(
+        poll.until(
+            caught_up, what="every policy's status", timeout=CONVERGENCE_TIMEOUT, interval=0.5
+        )
+    )
+
+
+def _policies(custom: client.CustomObjectsApi) -> list[dict[str, Any]]:
+    listing: Any = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+    return list(listing["items"])
+
+
+def create_pods(
+    core: client.CoreV1Api, kubectl: Kubectl, *, namespaces: list[Any]
+) -> dict[str, int]:
+    """Half the pods in opted-in namespaces of the population (libinject's webhook decides each),
+    half in a namespace the OpenTelemetry Operator injects."""
+    # Opted in, and without restricted Pod Security: the app pod sets no securityContext.
+    opted_in = [
+        ns.name
+        for ns in namespaces
+        if ns.labels.get("libinject.dev/inject") == "enabled"
+        and "pod-security.kubernetes.io/enforce" not in ns.labels
+    ]
+    ours = opted_in[:POD_NAMESPACES]
+    peer = webhook.ARMS["otel_operator"]
+    metadata = {
+        "name": peer.namespace,
+        "labels": dict(peer.labels),
+        "annotations": dict(peer.annotations),
+    }
+    core.create_namespace(kubejson.body({"metadata": metadata}))
+    image = library_image(
+        registry=EngineSettings().libraries.registry,
+        language=Language(webhook.LIBRARY["language"]),
+        flavor=Flavor(webhook.LIBRARY["flavor"]),
+        version=webhook.LIBRARY["version"],
+    )
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(webhook.instrumentation(image)))
+    for namespace in [*ours, peer.namespace]:
+        default_service_account(core, namespace)
+    half = PODS // 2
+    ours_bodies = [(ours[n % len(ours)], app_pod(f"scale-{n}")) for n in range(half)]
+    peer_bodies = [(peer.namespace, app_pod(f"scale-{n}")) for n in range(half)]
+
+    def create(item: tuple[str, dict[str, Any]]) -> None:
+        core.create_namespaced_pod(item[0], kubejson.body(item[1]))
+
+    _create_all(create, [*ours_bodies, *peer_bodies])
+    return {"through_libinject": half, "through_otel_operator": half}
+
+
+def default_service_account(core: client.CoreV1Api, namespace: str) -> None:
+    """The namespace's default ServiceAccount, which pods need: made here when the controller,
+    still working through 10,000 new namespaces, has not made it yet."""
+    body = kubejson.body({"metadata": {"name": "default"}})
+    try:
+        core.create_namespaced_service_account(namespace, body)
+    except client.ApiException as error:
+        if error.status != 409:  # already made by the controller
+            raise
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    print("scale benchmark (resident memory, MiB)")
+    for stage, by_process in report["rss_mib"].items():
+        shown = ", ".join(f"{name} {mib}" for name, mib in by_process.items())
+        print(f"  {stage:<24} {shown}")
+    seconds = report["status_convergence_seconds_after_last_create"]
+    print(f"  statuses converged {seconds} s after the last create")
+    print(
+        f"  goal: libinject under {GOAL_MIB} MiB: {'met' if report['goal']['met'] else 'not met'}"
+    )
+    print(f"  written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
