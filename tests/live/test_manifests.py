@@ -392,7 +392,8 @@ def test_service_probes_and_pdb_fit_the_deployment(base: list[dict[str, Any]]) -
     assert container["image"] == "localhost:5000/libinject/operator:0.1.0"
     assert "memory" in container["resources"]["limits"]
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
-    assert env == {"POD_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}
+    # POD_ID: the name Kopf gives this replica in logs and in the peering object.
+    assert env == {"POD_NAMESPACE": "metadata.namespace", "POD_ID": "metadata.name"}
 
 
 def test_the_read_only_root_leaves_the_operator_room_to_write(base: list[dict[str, Any]]) -> None:
