@@ -85,7 +85,11 @@ def start_otel_operator(directory: Path, *, kubeconfig: Path, kubectl: Kubectl) 
     $TMPDIR/k8s-webhook-server/serving-certs."""
     binaries = build.ensure(build.otel_operator())
     kubectl("apply", "--server-side", "-f", str(binaries["instrumentations-crd.yaml"]))
-    kubectl("wait", "--for=condition=Established", "crd/instrumentations.opentelemetry.io")
+    poll.until(
+        lambda: _established(kubectl, "instrumentations.opentelemetry.io"),
+        what="the Instrumentation CRD established",
+        timeout=60,
+    )
     scratch = directory / "otel-operator-tmp"
     # The files land where the operator looks for them under TMPDIR; only the CA is ours to keep.
     _, _, ca = serving_material(scratch / "k8s-webhook-server" / "serving-certs")
@@ -106,6 +110,13 @@ def start_otel_operator(directory: Path, *, kubeconfig: Path, kubectl: Kubectl) 
         directory=directory,
         env=env,
     )
+
+
+def _established(kubectl: Kubectl, crd: str) -> bool:
+    """Read, not `kubectl wait`: that fails outright on a CRD whose status has no conditions
+    yet, as one just applied may not."""
+    path = '{.status.conditions[?(@.type=="Established")].status}'
+    return kubectl("get", f"crd/{crd}", "-o", f"jsonpath={path}").stdout.strip() == "True"
 
 
 def _started(
