@@ -5,7 +5,7 @@ Everything here is added only where the container does not already set the varia
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,13 +43,34 @@ def _field(name: str, path: str) -> EnvEntry:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def flavor_env(
-    flavor: Flavor, *, agent: AgentSpec, defaults: AgentSettings, tags: Tags, container: str
-) -> list[EnvEntry]:
-    """Tags and agent address for one container, in dependency order ($(VAR) after VAR)."""
+# The env one library adds to a container, by the container's name.
+ContainerEnv = Callable[[str], list[EnvEntry]]
+
+
+def library_env(
+    flavor: Flavor,
+    *,
+    policy_env: tuple[EnvVar, ...],
+    agent: AgentSpec,
+    defaults: AgentSettings,
+    tags: Tags,
+) -> ContainerEnv:
+    """The policy's env, then the flavor's tags and agent address, in dependency order ($(VAR)
+    after VAR). Built once per library and pod: only OpenTelemetry's resource attributes name the
+    container, so every other entry is one object shared by all the containers (edits are
+    copy-on-write, `engine.patch`, and the CLI's YAML writes no aliases)."""
+    own = [_value(var.name, var.value) for var in policy_env]
     if flavor is Flavor.DDTRACE:
-        return _ddtrace_env(agent, tags, default_port=defaults.ddtrace_port)
-    return _otel_env(agent, tags, container, default_port=defaults.otlp_port)
+        entries = own + _ddtrace_env(agent, tags, default_port=defaults.ddtrace_port)
+        return lambda _container: entries
+    before, (prefix, suffix), after = _otel_env(agent, tags, default_port=defaults.otlp_port)
+    head = own + before
+
+    def for_container(container: str) -> list[EnvEntry]:
+        attributes = _value("OTEL_RESOURCE_ATTRIBUTES", f"{prefix}{container}{suffix}")
+        return [*head, attributes, *after]
+
+    return for_container
 
 
 def _ddtrace_env(agent: AgentSpec, tags: Tags, *, default_port: int) -> list[EnvEntry]:
@@ -77,40 +98,39 @@ def _ddtrace_env(agent: AgentSpec, tags: Tags, *, default_port: int) -> list[Env
     return env
 
 
-def _otel_env(agent: AgentSpec, tags: Tags, container: str, *, default_port: int) -> list[EnvEntry]:
-    env = [
+def _otel_env(
+    agent: AgentSpec, tags: Tags, *, default_port: int
+) -> tuple[list[EnvEntry], tuple[str, str], list[EnvEntry]]:
+    """The entries before OTEL_RESOURCE_ATTRIBUTES, its value's text before and after the
+    container's name, and the entries after it."""
+    before = [
         _field("LIBINJECT_POD_NAMESPACE", "metadata.namespace"),
         _field("LIBINJECT_POD_NAME", "metadata.name"),
         _field("LIBINJECT_POD_UID", "metadata.uid"),
     ]
     if tags.service:
-        env.append(_value("OTEL_SERVICE_NAME", tags.service))
-    attributes = [
-        "k8s.namespace.name=$(LIBINJECT_POD_NAMESPACE)",
-        "k8s.pod.name=$(LIBINJECT_POD_NAME)",
-        "k8s.pod.uid=$(LIBINJECT_POD_UID)",
-        f"k8s.container.name={container}",
-    ]
+        before.append(_value("OTEL_SERVICE_NAME", tags.service))
+    prefix = (
+        "k8s.namespace.name=$(LIBINJECT_POD_NAMESPACE),k8s.pod.name=$(LIBINJECT_POD_NAME),"
+        "k8s.pod.uid=$(LIBINJECT_POD_UID),k8s.container.name="
+    )
+    suffix = ""
     if tags.version:
-        attributes.append(f"service.version={tags.version}")
+        suffix += f",service.version={tags.version}"
     if tags.env:
-        attributes.append(f"deployment.environment.name={tags.env}")
-    env.append(_value("OTEL_RESOURCE_ATTRIBUTES", ",".join(attributes)))
+        suffix += f",deployment.environment.name={tags.env}"
+    after: list[EnvEntry] = []
     port = default_port
     if agent.mode is AgentMode.HOST_IP:
-        env.append(_field("LIBINJECT_NODE_IP", "status.hostIP"))
+        after.append(_field("LIBINJECT_NODE_IP", "status.hostIP"))
         endpoint = f"http://$(LIBINJECT_NODE_IP):{agent.port or port}"
     elif agent.mode is AgentMode.SERVICE and agent.service is not None:
         svc = agent.service
         endpoint = f"http://{svc.name}.{svc.namespace}.svc:{svc.port or port}"
     else:
         endpoint = agent.url or ""
-    env += [
+    after += [
         _value("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
         _value("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
     ]
-    return env
-
-
-def policy_env(env: tuple[EnvVar, ...]) -> list[EnvEntry]:
-    return [_value(var.name, var.value) for var in env]
+    return before, (prefix, suffix), after

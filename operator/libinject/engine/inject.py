@@ -228,20 +228,20 @@ def _deliver(
         return replace(choice, skipped=skipped)
     _add_pod_objects(spec, plan, ours=context.ours, ops=context.ops)
     paths = _container_paths(spec)
+    env_for = environment.library_env(
+        choice.flavor,
+        policy_env=policy.spec.env,
+        agent=policy.spec.agent,
+        defaults=settings.agent,
+        tags=context.tags,
+    )
     for container, values, positions in targets:
-        env = environment.policy_env(policy.spec.env) + environment.flavor_env(
-            choice.flavor,
-            agent=policy.spec.agent,
-            defaults=settings.agent,
-            tags=context.tags,
-            container=container["name"],
-        )  # built per container: entries are never shared between containers
         containers.apply(
             container,
             positions=positions,
             values=values,
             mount=plan.mount,
-            env=env,
+            env=env_for(container["name"]),
             ops=context.ops,
             at=paths[id(container)],
         )

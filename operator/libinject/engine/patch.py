@@ -19,7 +19,10 @@ Operation = dict[str, Any]
 
 
 def escape(key: str) -> str:
-    """A key as one JSON Pointer token: `~` and `/` (`libinject.dev/injected`) are escaped."""
+    """A key as one JSON Pointer token: `~` and `/` (`libinject.dev/injected`) are escaped.
+    Most keys (`env`, `volumeMounts`) hold neither, and are returned as they are."""
+    if "~" not in key and "/" not in key:
+        return key
     return key.replace("~", "~0").replace("/", "~1")
 
 
