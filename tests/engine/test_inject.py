@@ -92,6 +92,8 @@ def test_outcome_is_recorded_on_the_pod() -> None:
             "flavor": "ddtrace",
             "language": "python",
             "mode": "init-container",
+            "modeReason": "no CSI driver; no image volumes: not known (the cluster's versions "
+            "are not read here); the default mode",
             "policy": "py",
             "version": "4.16.0",
         }

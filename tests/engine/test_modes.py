@@ -1,4 +1,5 @@
-"""What a policy's injection mode becomes in the pod: `auto` follows the CSI driver's presence."""
+"""What a policy's injection mode becomes in the pod: `auto` is the cheapest the cluster serves
+(the CSI driver, else image volumes, else the operator's default), and says why on the pod."""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ from libinject.api.types import Mode
 from libinject.engine import signature
 from libinject.engine.index import Namespace
 from libinject.engine.inject import Result
-from libinject.engine.settings import EngineSettings, LibrarySettings
+from libinject.engine.settings import EngineSettings, ImageVolumeSupport, LibrarySettings
 
 REGISTERED = EngineSettings(libraries=LibrarySettings(csi_registered=True))
 ABSENT = EngineSettings()
+MOUNTED = ImageVolumeSupport(True, "the API server is v1.36.3 and every node mounts them")
+IMAGE_VOLUMES = EngineSettings(libraries=LibrarySettings(image_volumes=MOUNTED))
+
+
+def _record(result: Result) -> dict[str, object]:
+    (record,) = json.loads(result.pod["metadata"]["annotations"]["libinject.dev/injected"])
+    return dict(record)
 
 
 def _mode(result: Result) -> str:
-    (record,) = json.loads(result.pod["metadata"]["annotations"]["libinject.dev/injected"])
-    return str(record["mode"])
+    return str(_record(result)["mode"])
 
 
 def _volume(result: Result) -> dict[str, object]:
@@ -52,9 +59,55 @@ def test_auto_is_the_operators_default_without_the_driver() -> None:
     assert [c["name"] for c in result.pod["spec"]["initContainers"]] == ["libinject-python"]
 
 
+def test_auto_is_an_image_volume_where_every_node_mounts_them_and_says_why() -> None:
+    """Without the driver but with image volumes on every node, `auto` mounts the library image
+    itself (no copy container), and the pod's record carries the cluster's reason."""
+    result = run(pod(), policy(injection={"mode": "auto"}), settings=IMAGE_VOLUMES)
+    assert _mode(result) == "image-volume"
+    assert _volume(result)["image"] == {
+        "reference": "localhost:5000/libinject/python-ddtrace:4.16.0",
+        "pullPolicy": "IfNotPresent",
+    }
+    assert not result.pod["spec"].get("initContainers")
+    assert _record(result)["modeReason"] == f"no CSI driver; image volumes: {MOUNTED.reason}"
+
+
+def test_the_csi_driver_wins_over_image_volumes() -> None:
+    both = LibrarySettings(csi_registered=True, image_volumes=MOUNTED)
+    result = run(pod(), policy(injection={"mode": "auto"}), settings=EngineSettings(libraries=both))
+    assert _mode(result) == "csi"
+    assert _record(result)["modeReason"] == "the CSI driver csi.libinject.dev is registered"
+
+
+def test_auto_falls_back_with_the_first_nodes_reason() -> None:
+    """A cluster where a node cannot mount image volumes gets the default mode, and the pod says
+    which node stopped it."""
+    short = ImageVolumeSupport(False, "node b: container runtime containerd://1.7.27, not ...")
+    settings = EngineSettings(libraries=LibrarySettings(image_volumes=short))
+    result = run(pod(), policy(injection={"mode": "auto"}), settings=settings)
+    assert _mode(result) == "init-container"
+    assert _record(result)["modeReason"] == (
+        f"no CSI driver; no image volumes: {short.reason}; the default mode"
+    )
+
+
+def test_image_volumes_can_be_turned_off_for_auto() -> None:
+    """autoImageVolumes off (a gate turned off by hand, which no version shows) keeps `auto` on
+    the default mode even where every node would mount them."""
+    off = LibrarySettings(image_volumes=MOUNTED, auto_image_volumes=False)
+    result = run(pod(), policy(injection={"mode": "auto"}), settings=EngineSettings(libraries=off))
+    assert _mode(result) == "init-container"
+    assert "autoImageVolumes" in str(_record(result)["modeReason"])
+
+
+def test_a_mode_the_policy_sets_has_no_reason_recorded() -> None:
+    result = run(pod(), policy(injection={"mode": "csi"}), settings=IMAGE_VOLUMES)
+    assert "modeReason" not in _record(result)
+
+
 @pytest.mark.parametrize("mode", [Mode.INIT_CONTAINER, Mode.CSI, Mode.IMAGE_VOLUME])
 def test_an_explicit_mode_is_kept_whether_or_not_the_driver_is_registered(mode: Mode) -> None:
-    for settings in (REGISTERED, ABSENT):
+    for settings in (REGISTERED, ABSENT, IMAGE_VOLUMES):
         result = run(pod(), policy(injection={"mode": str(mode)}), settings=settings)
         assert _mode(result) == str(mode)
 

@@ -132,6 +132,10 @@ ALLOWED: dict[str, Call] = {
     "watch CSI drivers (what `auto` means)": lambda api, _: client.StorageV1Api(
         api
     ).list_csi_driver(),
+    "watch nodes (whether `auto` may mean image volumes)": lambda api, _: client.CoreV1Api(
+        api
+    ).list_node(),
+    "read the API server's version": lambda api, _: client.VersionApi(api).get_code(),
 }
 
 DENIED: dict[str, Call] = {
@@ -152,6 +156,9 @@ DENIED: dict[str, Call] = {
     ),
     "patch another webhook configuration": _label_patch("someone-else"),
     "read pods": lambda api, w: client.CoreV1Api(api).list_namespaced_pod(w.namespace),
+    "change a node": lambda api, _: client.CoreV1Api(api).patch_node(
+        "kwok-node-0", {"metadata": {"labels": {"probe": "yes"}}}
+    ),
     "grant itself more": lambda api, _: client.RbacAuthorizationV1Api(api).create_cluster_role_binding(
         kubejson.body({"metadata": {"name": "escalate"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
          "subjects": [{"kind": "ServiceAccount", "name": "libinject-operator", "namespace": OPERATOR_NAMESPACE}]})

@@ -292,8 +292,10 @@ class InjectionSpec:
             "init-container: an init container copies the library into an emptyDir. csi: a "
             "read-only volume served from the node's cache by the libinject CSI driver. "
             "image-volume: the library image mounted read-only (Kubernetes 1.33+). auto: csi "
-            "when the libinject CSI driver is registered (its CSIDriver object exists), else the "
-            "operator's default mode."
+            "when the libinject CSI driver is registered (its CSIDriver object exists), else "
+            "image-volume when the API server is v1.35+ and every node's kubelet is v1.35+ on "
+            "containerd 2.2+ or CRI-O 1.33+, else the operator's default mode; each pod's "
+            "libinject.dev/injected record says which and why (modeReason)."
         ),
     )
     resources: ResourceRequirements | None = field(

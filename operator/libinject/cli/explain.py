@@ -49,6 +49,8 @@ def _language_lines(decision: LanguageDecision) -> list[str]:
 
 def _choice_lines(choice: LibraryChoice) -> list[str]:
     lines = [f"    library: {choice.flavor} {choice.version} ({choice.image}), mode {choice.mode}"]
+    if choice.mode_reason is not None:
+        lines.append(f"    mode: auto, {choice.mode_reason}")
     if choice.version_reason is not None:
         lines.append(f"    version: {choice.version_reason}")
     lines.extend(f"    container {v.container}: {v.reason}" for v in choice.containers)

@@ -20,7 +20,12 @@ from libinject.engine import references
 from libinject.engine.decision import Decision
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.inject import inject
-from libinject.engine.settings import EngineSettings, LibrarySettings, NamespaceSettings
+from libinject.engine.settings import (
+    EngineSettings,
+    ImageVolumeSupport,
+    LibrarySettings,
+    NamespaceSettings,
+)
 from libinject.runtime import config
 
 EXIT_BAD_INPUT = 2
@@ -98,6 +103,12 @@ def _offline_arguments(cmd: argparse.ArgumentParser) -> None:
         help="as on a cluster where the libinject CSI driver is registered ('auto' means csi)",
     )
     cmd.add_argument(
+        "--image-volumes",
+        action="store_true",
+        help="as on a cluster whose API server and nodes mount image volumes ('auto' means "
+        "image-volume where the CSI driver is not registered)",
+    )
+    cmd.add_argument(
         "--mutate-unlabelled-namespaces",
         action="store_true",
         help="also inject into namespaces without the libinject.dev/inject label",
@@ -147,6 +158,9 @@ def _settings(args: argparse.Namespace) -> EngineSettings:
             registry=_registry(args.registry),
             default_mode=Mode(args.default_mode),
             csi_registered=args.csi_driver_registered,
+            image_volumes=ImageVolumeSupport(available=True, reason="as --image-volumes says")
+            if args.image_volumes
+            else ImageVolumeSupport(),
         ),
         namespaces=NamespaceSettings(mutate_unlabelled=args.mutate_unlabelled_namespaces),
     )

@@ -90,6 +90,7 @@ class LibraryChoice:
     mode: Mode
     policy: str
     version_reason: Reason | None = None
+    mode_reason: str | None = None  # why `auto` meant this mode; None for a mode the policy set
     containers: tuple[ContainerVerdict, ...] = ()
     skipped: Reason | None = None
 

@@ -179,23 +179,35 @@ def _choose_library(
     library = library_of(policy, language)
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     version, version_reason = resolve_version(library, annotations)
-    mode = policy.spec.injection.mode
+    mode, mode_reason = resolve_mode(policy.spec.injection.mode, settings.libraries)
     return LibraryChoice(
         language=language,
         flavor=library.flavor,
         version=version,
         image=image_for(library, version=version, registry=settings.libraries.registry),
-        mode=resolve_mode(mode, settings.libraries),
+        mode=mode,
         policy=policy.name,
         version_reason=version_reason,
+        mode_reason=mode_reason,
     )
 
 
-def resolve_mode(mode: Mode, libraries: LibrarySettings) -> Mode:
-    """What a policy's mode means here: `auto` is csi once the driver is registered."""
+def resolve_mode(mode: Mode, libraries: LibrarySettings) -> tuple[Mode, str | None]:
+    """What a policy's mode means here, and for `auto` why: the cheapest the cluster serves,
+    csi once our driver is registered, else image volumes where every node mounts them, else
+    the operator's default mode."""
     if mode is not Mode.AUTO:
-        return mode
-    return Mode.CSI if libraries.csi_registered else libraries.default_mode
+        return mode, None
+    if libraries.csi_registered:
+        return Mode.CSI, f"the CSI driver {libraries.csi_driver} is registered"
+    images = libraries.image_volumes
+    if images.available and libraries.auto_image_volumes:
+        return Mode.IMAGE_VOLUME, f"no CSI driver; image volumes: {images.reason}"
+    if images.available:
+        why = "image volumes are turned off for auto (autoImageVolumes)"
+    else:
+        why = f"no image volumes: {images.reason}"
+    return libraries.default_mode, f"no CSI driver; {why}; the default mode"
 
 
 def _deliver(
@@ -458,6 +470,8 @@ def _injected_record(decision: Decision) -> str:
             "mode": choice.mode.value,
             "containers": list(choice.instrumented),
         }
+        if choice.mode_reason is not None:
+            record["modeReason"] = choice.mode_reason
         skipped = {
             v.container: v.reason.code.value
             for v in choice.containers

@@ -25,6 +25,15 @@ class NamespaceSettings:
 
 
 @dataclass(frozen=True)
+class ImageVolumeSupport:
+    """Whether every node the pod may land on can mount the library image as an image volume,
+    and why (libinject.engine.imagevolumes reads it from the versions the cluster reports)."""
+
+    available: bool = False
+    reason: str = "not known (the cluster's versions are not read here)"
+
+
+@dataclass(frozen=True)
 class LibrarySettings:
     """Where libraries come from and where they land in the app containers."""
 
@@ -32,11 +41,20 @@ class LibrarySettings:
     """Registry prefix of the default library images: <registry>/<language>-<flavor>:<version>."""
 
     default_mode: Mode = Mode.INIT_CONTAINER
-    """The mode a policy's `auto` resolves to when the CSI driver is not registered."""
+    """The mode a policy's `auto` resolves to when neither the CSI driver nor image volumes
+    can serve the pod."""
 
     csi_registered: bool = False
     """The CSI driver's CSIDriver object exists: `auto` then resolves to csi (one copy per node
     instead of one per pod)."""
+
+    image_volumes: ImageVolumeSupport = ImageVolumeSupport()
+    """Whether the cluster mounts image volumes: without the CSI driver, `auto` then resolves to
+    image-volume (the runtime's one copy per node, no copy per pod)."""
+
+    auto_image_volumes: bool = True
+    """Whether `auto` may choose image volumes at all (off: where a feature gate was turned off
+    by hand, which no version shows)."""
 
     mount_root: str = "/opt/libinject"
     """Each library is mounted read-only at <mount_root>/<language> in app containers."""

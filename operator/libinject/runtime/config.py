@@ -180,6 +180,12 @@ OPTIONS: tuple[Option, ...] = (
         "what `auto` means without the CSI driver",
     ),
     Option(
+        "autoImageVolumes",
+        _boolean,
+        ("engine", "libraries", "auto_image_volumes"),
+        "let `auto` mean image-volume where every node mounts them and the CSI driver is absent",
+    ),
+    Option(
         "mutateUnlabelled",
         _boolean,
         ("engine", "namespaces", "mutate_unlabelled"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import urllib3
 from kubernetes import client, config
 
 # (connect, read) seconds for every call the operator makes with this client: a hung connection
@@ -18,3 +19,16 @@ def api_client() -> client.ApiClient:
     else:
         config.load_kube_config()  # type: ignore[no-untyped-call]
     return client.ApiClient()
+
+
+def server_version(api: client.ApiClient) -> str:
+    """The API server's gitVersion (v1.36.3); raises `ApiUnreachableError` with the reason."""
+    try:
+        info = client.VersionApi(api).get_code(_request_timeout=API_TIMEOUT)
+    except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+        raise ApiUnreachableError(str(error)) from None
+    return str(info.git_version)
+
+
+class ApiUnreachableError(Exception):
+    """A call to the API server failed; the message says how."""

@@ -22,6 +22,7 @@ import kopf
 from kubernetes.client import ApiClient
 
 from libinject.runtime import caches, csikey, kube, logs, peering, probes, reconciling, serving
+from libinject.runtime.automode import AutoMode
 from libinject.runtime.certificates import Certificates
 from libinject.runtime.config import RuntimeSettings
 from libinject.runtime.webhook import WebhookServer
@@ -53,9 +54,12 @@ async def _operate(settings: RuntimeSettings) -> None:
         deadline=settings.webhook.deadline,
         on_listening=lambda: readiness.mark(TLS_LISTENING),
     )
+    auto_mode = AutoMode(settings.engine, server_version=await _server_version(api))
     existing = set(asyncio.all_tasks())
     tasks = [
-        *await _serving_operator(settings, readiness=readiness, server=server, stop=stop),
+        *await _serving_operator(
+            auto_mode=auto_mode, readiness=readiness, server=server, stop=stop
+        ),
         *await _reconciling_operator(settings, api=api, stop=stop),
     ]
     if certificates.generated:  # given files are someone else's to renew (cert-manager)
@@ -70,9 +74,21 @@ async def _operate(settings: RuntimeSettings) -> None:
         await kopf.run_tasks(tasks, ignored=existing)
 
 
+async def _server_version(api: ApiClient) -> str | None:
+    """The API server's version, or None (logged): `auto` then never chooses image volumes, and
+    each pod's record says why."""
+    try:
+        return await asyncio.to_thread(kube.server_version, api)
+    except kube.ApiUnreachableError as error:
+        log.warning(
+            "API server version not read: auto mode will not use image volumes", error=str(error)
+        )
+        return None
+
+
 async def _serving_operator(
-    settings: RuntimeSettings,
     *,
+    auto_mode: AutoMode,
     readiness: probes.Readiness,
     server: WebhookServer,
     stop: asyncio.Event,
@@ -81,7 +97,7 @@ async def _serving_operator(
     kopf_settings.admission.server = server
     kopf_settings.admission.managed = None  # the configuration ships in manifests/
     registry = serving.registry(
-        settings=settings.engine,
+        auto_mode=auto_mode,
         state=caches.CacheState(),
         readiness=readiness,
         in_flight=server.in_flight,

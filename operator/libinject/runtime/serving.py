@@ -15,8 +15,8 @@ import kopf
 
 from libinject.admission import Caches, admit
 from libinject.api.types import GROUP, PLURAL, VERSION, InstrumentationPolicy
-from libinject.engine.settings import EngineSettings
 from libinject.runtime import caches, logs, metrics, webhook
+from libinject.runtime.automode import AutoMode
 from libinject.runtime.handoff import InFlight
 from libinject.runtime.probes import Readiness
 
@@ -26,7 +26,7 @@ log = logs.get(__name__)
 
 def registry(
     *,
-    settings: EngineSettings,
+    auto_mode: AutoMode,
     state: caches.CacheState,
     readiness: Readiness,
     in_flight: InFlight,
@@ -37,12 +37,18 @@ def registry(
     async def policies(body: kopf.Body, **_: Any) -> dict[str, InstrumentationPolicy]:
         return caches.policy_entry(body)
 
-    # Whether our CSI driver is registered decides what a policy's `auto` mode means.
+    # Whether our CSI driver is registered, and whether every node mounts image volumes, decide
+    # what a policy's `auto` mode means.
     @kopf.index("storage.k8s.io", "v1", "csidrivers", id="csi_drivers", registry=reg)
     async def csi_drivers(name: str, **_: Any) -> dict[str, bool]:
         return {name: True}
 
-    with_csi = replace(settings, libraries=replace(settings.libraries, csi_registered=True))
+    @kopf.on.event("", "v1", "nodes", id="node_versions", registry=reg)
+    async def node_versions(name: str, type: str, status: kopf.Status, **_: Any) -> None:
+        if type == "DELETED":
+            auto_mode.node_gone(name)
+        else:
+            auto_mode.node_seen(name, status.get("nodeInfo"))
 
     @kopf.index("", "v1", "namespaces", id="namespace_labels", registry=reg)
     async def namespace_labels(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
@@ -82,9 +88,7 @@ def registry(
             caches=_snapshot(
                 state.caches(kwargs["policies"], kwargs["namespace_labels"]), call.namespace
             ),
-            settings=with_csi
-            if settings.libraries.csi_driver in kwargs["csi_drivers"]
-            else settings,
+            settings=auto_mode.settings(csi_drivers=kwargs["csi_drivers"]),
         )
 
     return reg
