@@ -46,8 +46,8 @@ lint: $(STAMP)
 
 # Engine latency in memory, the webhook on a local control plane beside the OpenTelemetry Operator
 # (built from the Go module proxy on first use) and a floor webhook, Python, Java and Node.js
-# start-up with the injected library, the Python, Java and Node.js images' sizes, CSI versus the
-# copy for 50 pods on one node, and both operators' memory with 10,000 namespaces, 1,000 policies
+# start-up with the injected library, the Python, Java and Node.js images' sizes, the three
+# delivery modes (copy, CSI, image volume) for 50 pods on one node, and both operators' memory with 10,000 namespaces, 1,000 policies
 # and 2,000 pods (results in bench/results/).
 bench: testbin
 	$(RUN) -m bench.engine
@@ -56,7 +56,7 @@ bench: testbin
 	$(RUN) -m bench.java_startup
 	$(RUN) -m bench.nodejs_startup
 	$(RUN) -m bench.bundle_size
-	$(RUN) -m bench.csi
+	$(RUN) -m bench.delivery
 	$(RUN) -m bench.scale
 
 # Regenerates the CRD from the Python model (the one source of truth for the schema).

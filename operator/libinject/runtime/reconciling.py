@@ -44,45 +44,57 @@ class Picture:
         self.version = 0
         self.reconciled = 0  # the version the last finished pass saw
         self.written: dict[str, dict[str, Any]] = {}
-        self._lock = asyncio.Lock()
+        self._passes: asyncio.Future[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
-        self._retrying: asyncio.Future[None] | None = None
 
-    async def settle(self) -> None:
-        """Called after each change: waits for the burst to end, then makes one pass for all of
-        it (later callers find their change already covered)."""
+    def changed(self) -> None:
+        """Called after each change: one pass covers the whole burst. Handlers do not wait for
+        it: thousands of them waiting, each holding its watch event's body, would make the
+        process's peak (and, through the allocator, its resident size) grow with the burst."""
         self.version += 1
-        mine = self.version
-        await asyncio.sleep(SETTLE_SECONDS)
-        async with self._lock:
-            if self.reconciled >= mine:
-                return
+        if self._passes is None or self._passes.done():
+            self._passes = asyncio.ensure_future(self._settle())  # kept: tasks are weakly held
+
+    async def _settle(self) -> None:
+        """Passes after a settling pause, until one has seen every change made so far."""
+        while self.reconciled < self.version:
+            await asyncio.sleep(SETTLE_SECONDS)
             seen = self.version
-            namespaces = dict(self.namespaces)  # one snapshot: the watch keeps changing the dict
-            # In a thread: at thousands of policies and namespaces a pass takes a good part of a
-            # second, which on the loop would stall this replica's admissions.
-            verdicts = await asyncio.to_thread(
-                partial(
-                    reconcile,
-                    [self._policy_object(name, body) for name, body in self.policies.items()],
-                    namespaces=namespaces,
-                    settings=self.settings.namespaces,
-                    now=datetime.now(UTC),
-                )
-            )
-            failed = [
-                name
-                for name, verdict in verdicts.items()
-                if not await self._one(name, verdict, namespaces=namespaces)
-            ]
+            try:
+                failed = await self._pass()
+            except Exception:  # a pass must never end the loop silently: retried like a failure
+                log.exception("reconcile pass failed")
+                failed = True
             self.reconciled = seen
-            _count(verdicts)
-        if failed and self._retry is None:  # a later pass retries them; the others are done
-            self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._retry_now)
+            if failed and self._retry is None:  # a later pass retries them; the others are done
+                self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._retry_now)
+
+    async def _pass(self) -> bool:
+        """Writes every policy whose status differs from what the picture derives; whether one
+        of them failed."""
+        namespaces = dict(self.namespaces)  # one snapshot: the watch keeps changing the dict
+        # In a thread: at thousands of policies and namespaces a pass takes a good part of a
+        # second, which on the loop would stall this replica's admissions.
+        verdicts = await asyncio.to_thread(
+            partial(
+                reconcile,
+                [self._policy_object(name, body) for name, body in self.policies.items()],
+                namespaces=namespaces,
+                settings=self.settings.namespaces,
+                now=datetime.now(UTC),
+            )
+        )
+        failed = [
+            name
+            for name, verdict in verdicts.items()
+            if not await self._one(name, verdict, namespaces=namespaces)
+        ]
+        _count(verdicts)
+        return bool(failed)
 
     def _retry_now(self) -> None:
         self._retry = None
-        self._retrying = asyncio.ensure_future(self.settle())  # kept: tasks are weakly held
+        self.changed()
 
     def saw(self, name: str, body: Mapping[str, Any]) -> None:
         self.policies[name] = body
@@ -94,33 +106,35 @@ class Picture:
             name=name,
             generation=int((body.get("metadata") or {}).get("generation") or 0),
             body=body,
-            status=self._status(name),
+            status=self._status(name, body),
         )
 
-    def _status(self, name: str) -> dict[str, Any]:
+    def _status(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """The policy's status as it is on the server: our last write until the watch echoes it,
         so a pass in between neither repeats its Events nor restarts its transition times."""
-        return self.written.get(name) or dict(self.policies[name].get("status") or {})
+        return self.written.get(name) or dict(body.get("status") or {})
 
     async def _one(
         self, name: str, verdict: Verdict, *, namespaces: Mapping[str, Mapping[str, str]]
     ) -> bool:
         """Writes one policy's status and follows its rollout; a failure is reported on the
-        policy and does not stop the others."""
+        policy and does not stop the others. A policy deleted during the pass is skipped: its
+        DELETED event has taken it out of the picture."""
+        body = self.policies.get(name)
+        if body is None:
+            return True
         try:
-            await self._apply(name, verdict)
-            await self.rollouts.follow(self.policies[name], namespaces=namespaces)
+            await self._apply(name, body, verdict)
+            await self.rollouts.follow(body, namespaces=namespaces)
         except Exception as error:  # the pass must go on for every other policy
             log.exception("policy not reconciled", policy=name)
             message = f"not reconciled, retried in {RETRY_SECONDS:.0f}s: {error}"[:1000]
-            events.post(
-                self.policies[name], type="Warning", reason="ReconcileFailed", message=message
-            )
+            events.post(body, type="Warning", reason="ReconcileFailed", message=message)
             return False
         return True
 
-    async def _apply(self, name: str, verdict: Verdict) -> None:
-        current = self._status(name)
+    async def _apply(self, name: str, body: Mapping[str, Any], verdict: Verdict) -> None:
+        current = self._status(name, body)
         if verdict.status == current:
             return
         # A merge patch: absent keys are removed explicitly so no field of an old verdict lingers.
@@ -144,9 +158,7 @@ class Picture:
         ready = _ready(verdict)
         log.info("policy status", policy=name, ready=ready["status"], reason=ready["reason"])
         for event in verdict.events:
-            events.post(
-                self.policies[name], type=event.type, reason=event.reason, message=event.message
-            )
+            events.post(body, type=event.type, reason=event.reason, message=event.message)
 
 
 def _count(verdicts: Mapping[str, Verdict]) -> None:
@@ -182,7 +194,7 @@ def registry(*, settings: EngineSettings, api: client.ApiClient) -> kopf.Operato
             picture.rollouts.forget(name)
         else:
             picture.saw(name, event["object"])
-        await picture.settle()
+        picture.changed()
 
     @kopf.on.event("", "v1", "namespaces", id="namespace-seen", registry=reg)
     async def namespace_seen(event: Mapping[str, Any], name: str, **_: Any) -> None:
@@ -193,6 +205,6 @@ def registry(*, settings: EngineSettings, api: client.ApiClient) -> kopf.Operato
             if picture.namespaces.get(name) == labels:
                 return  # other changes (annotations, status) move no count
             picture.namespaces[name] = labels
-        await picture.settle()
+        picture.changed()
 
     return reg

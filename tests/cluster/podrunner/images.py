@@ -61,7 +61,7 @@ class ImageStore:
 
     def _crane(self, reference: str, *args: str) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
-        command = [str(self.crane), *args, "--platform", f"linux/{_architecture()}"]
+        command = [str(self.crane), *args, "--platform", f"linux/{architecture()}"]
         try:
             result = subprocess.run(
                 command, capture_output=True, text=True, check=False, timeout=PULL_TIMEOUT
@@ -97,7 +97,7 @@ def _file_name(pinned: str) -> str:
     return pinned.rpartition("@")[2].replace(":", "-")
 
 
-def _architecture() -> str:
+def architecture() -> str:
     machine = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
