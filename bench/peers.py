@@ -113,10 +113,13 @@ def start_otel_operator(directory: Path, *, kubeconfig: Path, kubectl: Kubectl) 
 
 
 def _established(kubectl: Kubectl, crd: str) -> bool:
-    """Read, not `kubectl wait`: that fails outright on a CRD whose status has no conditions
-    yet, as one just applied may not."""
-    path = '{.status.conditions[?(@.type=="Established")].status}'
-    return kubectl("get", f"crd/{crd}", "-o", f"jsonpath={path}").stdout.strip() == "True"
+    """Read as JSON, not `kubectl wait` nor a jsonpath filter: both fail outright on a CRD whose
+    status has no conditions yet, as one just applied may not."""
+    status = json.loads(kubectl("get", f"crd/{crd}", "-o", "json").stdout).get("status") or {}
+    return any(
+        condition.get("type") == "Established" and condition.get("status") == "True"
+        for condition in status.get("conditions") or ()
+    )
 
 
 def _started(
