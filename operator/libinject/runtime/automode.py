@@ -20,6 +20,9 @@ log = logs.get(__name__)
 
 
 class AutoMode:
+    """The settings each admission decides with, as far as `auto` is concerned: the operator's
+    own, plus what the cluster's versions and CSI drivers say now."""
+
     def __init__(self, settings: EngineSettings, *, server_version: str | None) -> None:
         self._settings = settings
         self._server_version = server_version
