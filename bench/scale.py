@@ -13,9 +13,7 @@ Goal: libinject under 150 MiB with everything in place.
 from __future__ import annotations
 
 import functools
-import json
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,12 +23,11 @@ from typing import Any
 
 from kubernetes import client, config
 
-from bench import engine, peers, webhook
+from bench import engine, webhook
 from bench.stats import environment, write_results
-from cluster import build, harness, kubejson, poll
+from cluster import build, kubejson, poll
 from cluster.fixtures import GROUP, PLURAL, VERSION
 from cluster.kubectl import Kubectl
-from cluster.operator import OperatorProcess
 from cluster.workloads import app_pod
 from libinject.api.types import Flavor, Language
 from libinject.engine.settings import EngineSettings
@@ -47,36 +44,13 @@ GOAL_MIB = 150
 
 def main() -> None:
     started, clock = datetime.now(UTC), time.perf_counter()
-    binaries = build.binaries()
-    build.ensure(build.otel_operator())
     population = random.Random(engine.SEED)
     namespaces = engine.build_namespaces(population)
     policies = engine.build_policy_objects(population, [ns.name for ns in namespaces])
-    with (
-        tempfile.TemporaryDirectory(prefix="libinject-scale-") as scratch,
-        harness.ControlPlane(Path(scratch), nodes=2) as plane,
-    ):
-        directory = Path(scratch)
-        kubectl = Kubectl(binary=binaries["kubectl"], kubeconfig=plane.kubeconfig)
-        port = harness.free_port()
-        webhook.install(kubectl, port)
-        operator = OperatorProcess(
-            kubeconfig=plane.kubeconfig, directory=directory, webhook_port=port
-        ).start()
-        otel: peers.Webhook | None = None
-        try:
-            operator.wait_ready()
-            otel = peers.start_otel_operator(
-                directory, kubeconfig=plane.kubeconfig, kubectl=kubectl
-            )
-            peers.register(kubectl, otel, arm=webhook.OTEL_SELECTOR)
-            api = config.new_client_from_config(config_file=str(plane.kubeconfig))
-            pids = {"libinject": webhook.operator_pid(operator), "otel_operator": otel.pid}
-            report = measure(api, kubectl, pids=pids, namespaces=namespaces, policies=policies)
-        finally:
-            if otel is not None:
-                otel.stop()
-            operator.stop()
+    with webhook.side_by_side("libinject-scale-") as both:
+        api = config.new_client_from_config(config_file=str(both.plane.kubeconfig))
+        pids = {"libinject": webhook.operator_pid(both.operator), "otel_operator": both.otel.pid}
+        report = measure(api, both.kubectl, pids=pids, namespaces=namespaces, policies=policies)
     report = {
         "benchmark": "Each operator's resident memory with 10,000 namespaces, 1,000 policies"
         " and 2,000 pods on one local control plane",
@@ -206,19 +180,14 @@ def create_pods(
     ]
     ours = opted_in[:POD_NAMESPACES]
     peer = webhook.ARMS["otel_operator"]
-    metadata = {
-        "name": peer.namespace,
-        "labels": dict(peer.labels),
-        "annotations": dict(peer.annotations),
-    }
-    core.create_namespace(kubejson.body({"metadata": metadata}))
+    webhook.create_namespace(core, peer)
     image = library_image(
         registry=EngineSettings().libraries.registry,
         language=Language(webhook.LIBRARY["language"]),
         flavor=Flavor(webhook.LIBRARY["flavor"]),
         version=webhook.LIBRARY["version"],
     )
-    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(webhook.instrumentation(image)))
+    webhook.instrument(kubectl, image)
     for namespace in [*ours, peer.namespace]:
         default_service_account(core, namespace)
     half = PODS // 2

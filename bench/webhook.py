@@ -36,7 +36,8 @@ import ssl
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,13 +121,26 @@ LIBINJECT_NAMESPACE = ARMS["libinject"].namespace
 OTEL_NAMESPACE = ARMS["otel_operator"].namespace
 
 
-def main() -> None:
-    started, clock = datetime.now(UTC), time.perf_counter()
+@dataclass(frozen=True)
+class SideBySide:
+    """libinject's operator and the OpenTelemetry Operator on one local control plane."""
+
+    plane: harness.ControlPlane
+    directory: Path
+    kubectl: Kubectl
+    operator: OperatorProcess
+    otel: peers.Webhook
+
+
+@contextmanager
+def side_by_side(prefix: str) -> Iterator[SideBySide]:
+    """A local control plane (two nodes) with libinject's operator, its webhook installed, and
+    the OpenTelemetry Operator, its webhook registered for its arm; each stopped on the way
+    out. The peer is built first: a first build takes minutes."""
     binaries = build.binaries()
-    build.ensure(build.otel_operator())  # before the control plane: a first build takes minutes
-    go_tool("admitfloor")
+    build.ensure(build.otel_operator())
     with (
-        tempfile.TemporaryDirectory(prefix="libinject-bench-") as scratch,
+        tempfile.TemporaryDirectory(prefix=prefix) as scratch,
         harness.ControlPlane(Path(scratch), nodes=2) as plane,
     ):
         directory = Path(scratch)
@@ -136,22 +150,32 @@ def main() -> None:
         operator = OperatorProcess(
             kubeconfig=plane.kubeconfig, directory=directory, webhook_port=port
         ).start()
-        running: list[peers.Webhook] = []
         try:
             operator.wait_ready()
-            floor = peers.start_floor(directory)
-            running.append(floor)
             otel = peers.start_otel_operator(
                 directory, kubeconfig=plane.kubeconfig, kubectl=kubectl
             )
-            running.append(otel)
-            peers.register(kubectl, floor, arm=FLOOR_SELECTOR)
-            peers.register(kubectl, otel, arm=OTEL_SELECTOR)
-            report = measure(plane, operator, floor=floor, otel=otel, kubectl=kubectl)
+            try:
+                peers.register(kubectl, otel, arm=OTEL_SELECTOR)
+                yield SideBySide(plane, directory, kubectl, operator, otel)
+            finally:
+                otel.stop()
         finally:
-            for webhook in running:
-                webhook.stop()
             operator.stop()
+
+
+def main() -> None:
+    started, clock = datetime.now(UTC), time.perf_counter()
+    go_tool("admitfloor")
+    with side_by_side("libinject-bench-") as both:
+        floor = peers.start_floor(both.directory)
+        try:
+            peers.register(both.kubectl, floor, arm=FLOOR_SELECTOR)
+            report = measure(
+                both.plane, both.operator, floor=floor, otel=both.otel, kubectl=both.kubectl
+            )
+        finally:
+            floor.stop()
     report["wall_seconds"] = round(time.perf_counter() - clock, 1)
     report = {
         "benchmark": "Pod creates through a real API server: no webhook, a floor webhook,"
@@ -251,12 +275,7 @@ def set_up_arms(api: client.ApiClient, kubectl: Kubectl) -> None:
     injecting the same image; returns when both webhooks inject."""
     core = client.CoreV1Api(api)
     for arm in ARMS.values():
-        metadata = {
-            "name": arm.namespace,
-            "labels": dict(arm.labels),
-            "annotations": dict(arm.annotations),
-        }
-        core.create_namespace(kubejson.body({"metadata": metadata}))
+        create_namespace(core, arm)
         poll.until(
             functools.partial(service_accounts, core, arm.namespace),
             what=f"the default ServiceAccount of {arm.namespace}",
@@ -266,8 +285,7 @@ def set_up_arms(api: client.ApiClient, kubectl: Kubectl) -> None:
         GROUP, VERSION, PLURAL, policy(LIBINJECT_NAMESPACE)
     )
     wait_until_injecting(api, LIBINJECT_NAMESPACE)
-    image = dry_run(core, LIBINJECT_NAMESPACE)["spec"]["initContainers"][0]["image"]
-    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(instrumentation(image)))
+    instrument(kubectl, dry_run(core, LIBINJECT_NAMESPACE)["spec"]["initContainers"][0]["image"])
     poll.until(
         lambda: _by_otel(dry_run(core, OTEL_NAMESPACE)),
         what=f"the OpenTelemetry Operator injecting in {OTEL_NAMESPACE}",
@@ -290,6 +308,21 @@ def policy(namespace: str) -> dict[str, Any]:
         "metadata": {"name": "bench"},
         "spec": {"libraries": [LIBRARY], "namespaceSelector": {"matchNames": [namespace]}},
     }
+
+
+def create_namespace(core: client.CoreV1Api, arm: Arm) -> None:
+    """The arm's namespace, with the labels and annotations that send it to its webhook."""
+    metadata = {
+        "name": arm.namespace,
+        "labels": dict(arm.labels),
+        "annotations": dict(arm.annotations),
+    }
+    core.create_namespace(kubejson.body({"metadata": metadata}))
+
+
+def instrument(kubectl: Kubectl, image: str) -> None:
+    """The OpenTelemetry Operator's Instrumentation for its arm's namespace, injecting `image`."""
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(instrumentation(image)))
 
 
 def instrumentation(image: str) -> dict[str, Any]:
