@@ -24,8 +24,8 @@ from typing import Any
 from kubernetes import client, config
 
 from bench import engine, webhook
-from bench.stats import environment, write_results
-from cluster import build, kubejson, poll
+from bench.stats import write_results
+from cluster import kubejson, poll
 from cluster.fixtures import GROUP, PLURAL, VERSION
 from cluster.kubectl import Kubectl
 from cluster.workloads import app_pod
@@ -55,9 +55,7 @@ def main() -> None:
         "benchmark": "Each operator's resident memory with 10,000 namespaces, 1,000 policies"
         " and 2,000 pods on one local control plane",
         "timestamp": started.isoformat(timespec="seconds"),
-        "environment": environment(
-            control_plane="local etcd + kube-apiserver + controllers + kwok (tests/cluster)",
-            otel_operator=f"{build.otel_operator().version}, built from the Go module proxy",
+        "environment": webhook.side_by_side_environment(
             memory="VmRSS of each operator's process",
         ),
         **report,

@@ -164,6 +164,15 @@ def side_by_side(prefix: str) -> Iterator[SideBySide]:
             operator.stop()
 
 
+def side_by_side_environment(**facts: str) -> dict[str, Any]:
+    """The results' environment for a side-by-side run, with the bench's own `facts`."""
+    return environment(
+        control_plane="local etcd + kube-apiserver + controllers + kwok (tests/cluster)",
+        otel_operator=f"{build.otel_operator().version}, built from the Go module proxy",
+        **facts,
+    )
+
+
 def main() -> None:
     started, clock = datetime.now(UTC), time.perf_counter()
     go_tool("admitfloor")
@@ -181,9 +190,7 @@ def main() -> None:
         "benchmark": "Pod creates through a real API server: no webhook, a floor webhook,"
         " libinject's and the OpenTelemetry Operator's",
         "timestamp": started.isoformat(timespec="seconds"),
-        "environment": environment(
-            control_plane="local etcd + kube-apiserver + controllers + kwok (tests/cluster)",
-            otel_operator=f"{build.otel_operator().version}, built from the Go module proxy",
+        "environment": side_by_side_environment(
             clock="time.perf_counter_ns around each create (the answer read, not decoded);"
             " libinject's own ms per admission",
         ),
