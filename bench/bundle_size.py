@@ -3,11 +3,16 @@
 `make bench` writes `bench/results/bundle-size.json`.
 
 Python, per flavor: the full bundle (every interpreter 3.9-3.14, manylinux and musllinux,
-x86_64 and aarch64) built by `libinject bundle python`:
+x86_64 and aarch64) built by `libinject bundle python`, and its image:
   plain_install_bytes   the sum of the plain `pip install --target` of every target
   apparent_bytes        the bundle without deduplication (each path counted)
   stored_bytes          the bundle as stored: identical files kept once (hard links), which is
                         what the image layer holds
+  bytecode_bytes        of that, the compiled bytecode (`.pyc`, each stored file once)
+  debug_section_bytes   the extension modules' ELF `.debug_*` sections (each stored file once),
+                        kept: see libinject.bundle.siteprune
+  layer_gzip_bytes      as for Java, below
+  pruned_by_rule        what pruning left out per rule (every site counted)
 
 Under `java`, per flavor: the bundle built by `libinject bundle java` and its image:
   agent_jar_bytes       the agent jar as Maven Central serves it (its committed lock's size)
@@ -31,9 +36,11 @@ and npm's cache are kept, so only the first run on a machine downloads packages.
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,10 +67,15 @@ RESULTS = Path(__file__).parent / "results" / "bundle-size.json"
 MIB = 1 << 20
 
 
-def measure(flavor: str, out: Path) -> dict[str, object]:
-    report = build_bundle(flavor=flavor, out=out)
+def measure(flavor: str, scratch: Path, registry: Registry) -> dict[str, object]:
+    bundle = scratch / flavor
+    report = build_bundle(flavor=flavor, out=bundle)
+    reference = pushed(bundle, registry=registry, language=Language.PYTHON, flavor=flavor)
     numbers = {
-        key: report[key] for key in ("plain_install_bytes", "apparent_bytes", "stored_bytes")
+        **{key: report[key] for key in ("plain_install_bytes", "apparent_bytes", "stored_bytes")},
+        "bytecode_bytes": stored_bytes(bundle, lambda path: path.suffix == ".pyc"),
+        "debug_section_bytes": debug_section_bytes(bundle),
+        "layer_gzip_bytes": layer_size(reference),
     }
     return {
         "version": VERSIONS[flavor],
@@ -74,7 +86,52 @@ def measure(flavor: str, out: Path) -> dict[str, object]:
         "stored_over_plain": round(numbers["stored_bytes"] / numbers["plain_install_bytes"], 3),
         "bytecode_for": report["bytecode"],
         "excluded": report["excluded"],
+        "pruned_by_rule": report["pruned"]["by_rule"],
     }
+
+
+def stored_bytes(root: Path, wanted: Callable[[Path], bool]) -> int:
+    """The bytes of the regular files under `root` that `wanted` picks, each inode once."""
+    seen: set[int] = set()
+    total = 0
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and wanted(path):
+            stat = path.stat()
+            if stat.st_ino not in seen:
+                seen.add(stat.st_ino)
+                total += stat.st_size
+    return total
+
+
+def debug_section_bytes(root: Path) -> int:
+    """The `.debug_*` sections of the ELF extension modules under `root`, each inode once."""
+    total = 0
+    seen: set[int] = set()
+    for path in root.rglob("*.so*"):
+        if path.is_file() and path.stat().st_ino not in seen:
+            seen.add(path.stat().st_ino)
+            total += sum(
+                size for name, size in elf_sections(path.read_bytes()) if name.startswith(".debug_")
+            )
+    return total
+
+
+def elf_sections(image: bytes) -> list[tuple[str, int]]:
+    """(name, size) of each section of a little-endian ELF64 file, from its section headers
+    (field offsets as the ELF specification gives them); [] for anything else."""
+    if image[:4] != b"\x7fELF" or image[4] != 2 or image[5] != 1:
+        return []
+    (offset,) = struct.unpack_from("<Q", image, 0x28)  # e_shoff
+    entry, count, names = struct.unpack_from(
+        "<HHH", image, 0x3A
+    )  # e_shentsize, e_shnum, e_shstrndx
+    headers = [struct.unpack_from("<IIQQQQ", image, offset + i * entry) for i in range(count)]
+    strings = headers[names][4]  # sh_offset of the section-name table
+    sections = []
+    for name, _type, _flags, _address, _offset, size in headers:
+        end = image.index(b"\0", strings + name)
+        sections.append((image[strings + name : end].decode(), size))
+    return sections
 
 
 def measure_java(flavor: str, scratch: Path, registry: Registry) -> dict[str, object]:
@@ -92,7 +149,11 @@ def measure_java(flavor: str, scratch: Path, registry: Registry) -> dict[str, ob
 
 def pushed(bundle: Path, *, registry: Registry, language: Language, flavor: str) -> str:
     """Pushes `bundle` as its library image to `registry`; the image's reference."""
-    versions = {Language.JAVA: JAVA_VERSIONS, Language.NODEJS: NODE_VERSIONS}[language]
+    versions = {
+        Language.PYTHON: VERSIONS,
+        Language.JAVA: JAVA_VERSIONS,
+        Language.NODEJS: NODE_VERSIONS,
+    }[language]
     reference = library_image(
         registry=f"{registry.address}/libinject",
         language=language,
@@ -169,7 +230,7 @@ def _mib(numbers: dict[str, Any]) -> dict[str, float]:
 def main() -> None:
     started, clock = datetime.now(UTC), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="libinject-bench-") as scratch, Registry() as registry:
-        flavors = {flavor: measure(flavor, Path(scratch) / flavor) for flavor in VERSIONS}
+        flavors = {flavor: measure(flavor, Path(scratch), registry) for flavor in VERSIONS}
         java = {flavor: measure_java(flavor, Path(scratch), registry) for flavor in JAVA_VERSIONS}
         nodejs = {flavor: measure_node(flavor, Path(scratch), registry) for flavor in NODE_VERSIONS}
     for flavor, numbers in flavors.items():

@@ -133,6 +133,39 @@ def test_each_target_has_unchecked_hash_bytecode_from_its_own_interpreter(
         assert (bundle / "__pycache__" / f"sitecustomize.{tag}.pyc").is_file()
 
 
+def test_one_interpreters_bytecode_is_stored_once_for_its_four_platforms(
+    full: tuple[str, Path, dict[str, Any]],
+) -> None:
+    """A pure-Python module's bytecode for one interpreter is one stored file across that
+    interpreter's sites for glibc and musl, x86_64 and aarch64: it is compiled without the
+    build directory's name in it, so the four copies are identical and kept once."""
+    _, bundle, report = full
+    for python in report["bytecode"]:
+        version = python.replace(".", "")
+        sites = [
+            bundle / "sites" / f"cp{version}-{platform}-{arch}"
+            for platform in ("manylinux", "musllinux")
+            for arch in ("x86_64", "aarch64")
+        ]
+        compiled = sorted(sites[0].rglob(f"*.cpython-{version}.pyc"))
+        assert len(compiled) > 100, python
+        for path in compiled[:: len(compiled) // 20]:  # twenty spread over the whole site
+            relative = path.relative_to(sites[0])
+            assert all(os.path.samefile(path, site / relative) for site in sites[1:]), relative
+
+
+def test_what_no_import_reads_is_left_out_and_counted(
+    full: tuple[str, Path, dict[str, Any]],
+) -> None:
+    """No type stub or native source is left in any site, and the report counts what each
+    rule removed (both flavors ship type stubs: wrapt's)."""
+    _, bundle, report = full
+    assert not list((bundle / "sites").rglob("*.pyi"))
+    assert not list((bundle / "sites").rglob("*.c"))
+    assert report["pruned"]["by_rule"]["type stubs"] > 0
+    assert report["pruned"]["bytes"] == sum(report["pruned"]["by_rule"].values())
+
+
 @pytest.mark.parametrize("python", [p for p in PYTHONS if interpreter(p) is not None])
 def test_every_local_interpreter_starts_the_tracer_from_the_full_bundle(
     full: tuple[str, Path, dict[str, Any]], python: str
@@ -153,7 +186,12 @@ def test_every_local_interpreter_starts_the_tracer_from_the_full_bundle(
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
     }
-    code = f"import sys; print(getattr(sys.modules.get('{module}'), '__file__', None))"
+    # The module's file, and the file its bytecode's code objects name once imported (tracebacks
+    # show that one): the bundle's bytecode records a relative name, the import puts the real one.
+    code = (
+        f"import sys; m = sys.modules.get('{module}'); "
+        "print(m.__file__, m.__spec__.loader.get_code(m.__name__).co_filename) if m else print()"
+    )
     result = subprocess.run(
         [str(binary), "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -163,4 +201,6 @@ def test_every_local_interpreter_starts_the_tracer_from_the_full_bundle(
         assert "no build for this interpreter/platform/arch" in result.stderr
         return
     assert f"libinject: loaded {flavor} {VERSIONS[flavor]} from {site}" in result.stderr
-    assert result.stdout.strip().startswith(str(site))
+    source, named = result.stdout.split()
+    assert source.startswith(str(site))
+    assert named == source

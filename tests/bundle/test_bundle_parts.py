@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.specifiers import SpecifierSet
 
+from libinject.bundle import siteprune
 from libinject.bundle.dedup import link_identical, sizes
 from libinject.bundle.requirements import merged_requirements, render, widened
 from libinject.bundle.targets import Arch, Platform, Target, all_targets, parse_tag
@@ -205,3 +206,57 @@ def _static_program(tmp_path: Path) -> Path:
     path = tmp_path / "static"
     path.write_bytes(bytes(header))
     return path
+
+
+SITE_KEPT = [
+    "pkg/__init__.py",
+    "pkg/core.py",
+    "pkg/_native.cpython-312-x86_64-linux-gnu.so",
+    "pkg/data/table.json",
+    "pkg/cacert.pem",  # a data file the package opens itself
+    "pkg/LICENSE.md",  # licences travel with the code, whatever their format
+    "pkg/sub/__init__.py",
+    "pkg/sub/tests/__init__.py",  # a `tests` package deep in a package's code: may be imported
+    "pkg/testing/__init__.py",  # ddtrace's `testing` is runtime code
+    "pkg-1.0.dist-info/METADATA",
+    "pkg-1.0.dist-info/RECORD",
+    "pkg-1.0.dist-info/entry_points.txt",  # how OpenTelemetry finds instrumentations
+    "pkg-1.0.dist-info/licenses/README.md",  # metadata stays whole, whatever its files are
+    "single.py",
+    "tests.py",  # a module named tests is not a test package
+]
+SITE_PRUNED = {
+    "pkg/__init__.pyi": "type stubs",
+    "pkg/py.typed": "type stubs",
+    "pkg-stubs/__init__.pyi": "type stubs",
+    "pkg/_native.c": "native sources",
+    "pkg/_speedups.pyx": "native sources",
+    "pkg/include/api.h": "native sources",
+    "pkg/schema/trace.proto": "protocol buffer definitions",
+    "pkg/README.md": "documentation",
+    "pkg/tests/__init__.py": "tests",
+    "pkg/tests/test_core.py": "tests",
+}
+
+
+def test_a_python_site_loses_only_what_no_import_reads(tmp_path: Path) -> None:
+    """Type stubs, native sources, protobuf definitions, documentation and a package's own
+    top-level test suite go, each counted under its rule; modules, extension modules, data
+    files, distribution metadata and nested `tests` packages stay, and a directory left empty
+    (a stubs-only package) is removed."""
+    site = tmp_path / "site"
+    for name in [*SITE_KEPT, *SITE_PRUNED]:
+        path = site / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 10)
+    pruned = siteprune.prune(site)
+    left = sorted(str(p.relative_to(site)) for p in site.rglob("*") if p.is_file())
+    assert left == sorted(SITE_KEPT)
+    assert not (site / "pkg-stubs").exists()
+    assert not (site / "pkg/include").exists()
+    assert pruned.files == len(SITE_PRUNED)
+    assert pruned.bytes == 10 * len(SITE_PRUNED)
+    expected: dict[str, int] = {}
+    for rule in SITE_PRUNED.values():
+        expected[rule] = expected.get(rule, 0) + 10
+    assert dict(pruned.by_rule) == expected

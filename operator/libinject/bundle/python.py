@@ -21,6 +21,7 @@ from pathlib import Path
 from libinject.api.types import Flavor
 from libinject.bundle.dedup import Sizes, link_identical, sizes
 from libinject.bundle.flavors import recipe
+from libinject.bundle.pruning import Pruned
 from libinject.bundle.stages import (
     BundleError,
     Stage,
@@ -57,10 +58,18 @@ class BundleReport:
                 p for p in PYTHONS if any(s.bytecode and s.target.python == p for s in self.stages)
             ],
             "excluded": sorted({name for s in self.stages for name in s.removed}),
+            "pruned": self.pruned().as_dict(),
             "linked_files": self.linked,
             "plain_install_bytes": sum(s.plain_bytes for s in self.stages),
             **self.sizes.as_dict(),
         }
+
+    def pruned(self) -> Pruned:
+        """What pruning left out of every site, each site's bytes counted."""
+        total = Pruned()
+        for built in self.stages:
+            total.add(built.pruned)
+        return total
 
 
 def build(

@@ -20,17 +20,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from libinject.bundle import requirements
+from libinject.bundle import pruning, requirements, siteprune
 from libinject.bundle.dedup import sizes
 from libinject.bundle.flavors import Recipe
+from libinject.bundle.pruning import Pruned
 from libinject.bundle.targets import Target
 
-STAGE_FORMAT = 1  # bump when the stage's layout changes, so old caches are not reused
+STAGE_FORMAT = 2  # bump when the stage's layout changes, so old caches are not reused
 STAGE_REPORT = "stage.json"
 _PYTHON_EXCLUDED = "require a different python version"  # pip's words for a Requires-Python miss
 
@@ -49,6 +51,7 @@ class Stage:
     site: Path  # the site-packages directory
     plain_bytes: int  # what pip installed, before exclusions and bytecode
     removed: tuple[str, ...]  # excluded distributions that pip had installed
+    pruned: Pruned  # files the interpreter never reads, left out
     bytecode: bool  # compiled by a real interpreter of the target's version
 
 
@@ -69,6 +72,11 @@ def stage(*, recipe: Recipe, target: Target, cache: Path) -> Stage:
         site=directory / "site",
         plain_bytes=report["plain_bytes"],
         removed=tuple(report["removed"]),
+        pruned=Pruned(
+            files=report["pruned"]["files"],
+            bytes=report["pruned"]["bytes"],
+            by_rule=Counter(report["pruned"]["by_rule"]),
+        ),
         bytecode=report["bytecode"],
     )
 
@@ -98,9 +106,15 @@ def _build(*, recipe: Recipe, target: Target, work: Path) -> None:
     plain_bytes = sizes(site).stored
     removed = [name for name in recipe.excluded if _uninstall(site, name)]
     shutil.rmtree(site / "bin", ignore_errors=True)  # launchers with this machine's shebang
+    pruned = siteprune.prune(site)
     requirements.write(site, markers=target.markers(), stable=recipe.stable_apis)
     bytecode = _compile(site, python=target.python)
-    report = {"plain_bytes": plain_bytes, "removed": removed, "bytecode": bytecode}
+    report = {
+        "plain_bytes": plain_bytes,
+        "removed": removed,
+        "pruned": pruned.as_dict(),
+        "bytecode": bytecode,
+    }
     (work / "stage" / STAGE_REPORT).write_text(json.dumps(report))
 
 
@@ -153,16 +167,9 @@ def _uninstall(site: Path, name: str) -> bool:
         for path in paths:
             path.unlink(missing_ok=True)
         shutil.rmtree(info, ignore_errors=True)
-        _remove_empty_directories(site)
+        pruning.remove_empty_directories(site)
         return True
     return False
-
-
-def _remove_empty_directories(root: Path) -> None:
-    for directory, _, _ in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
-        path = Path(directory)
-        if path != root and not any(path.iterdir()):
-            path.rmdir()
 
 
 def _compile(site: Path, *, python: str) -> bool:
@@ -182,10 +189,25 @@ def _compile(site: Path, *, python: str) -> bool:
 def compile_bytecode(binary: Path, path: Path, *, recurse: bool = True) -> None:
     """Unchecked-hash bytecode for every module under `path` (only its own files unless
     `recurse`). Files that do not compile for this version (code for other versions) are
-    skipped and fail only if imported, exactly as without bytecode."""
-    flags = ["-qq", "-j0", "--invalidation-mode", "unchecked-hash", *([] if recurse else ["-l"])]
+    skipped and fail only if imported, exactly as without bytecode.
+
+    The same module's bytecode must come out byte for byte the same in the four platform sites
+    of one interpreter, so that it is stored once: each module's recorded file name is relative
+    to `path` (`-s`; an import replaces it with the real path anyway); one process compiles
+    the files in compileall's sorted order (with worker processes, marshal's reference flags
+    depend on what else each worker had compiled; one process is also no slower here); and
+    string hashing is fixed, since a frozenset constant is written in its iteration order."""
+    flags = [
+        "-qq",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-s",
+        str(path),
+        *([] if recurse else ["-l"]),
+    ]
     command = [str(binary), "-m", "compileall", *flags, str(path)]
-    subprocess.run(command, capture_output=True, check=False)
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    subprocess.run(command, capture_output=True, env=environment, check=False)
 
 
 def _digest(recipe: Recipe, target: Target) -> str:

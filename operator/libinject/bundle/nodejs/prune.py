@@ -8,12 +8,11 @@ runtime cannot use, never a directory a module could sit in. Licence and notice 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from libinject.bundle import pruning
+from libinject.bundle.pruning import LICENCES, Pruned
 
 # File name endings, each with why nothing loads such a file. Declarations first: `.d.ts` also
 # ends in `.ts`.
@@ -36,45 +35,18 @@ OTHER_SYSTEMS = re.compile(r"^(?:aix|android|darwin|freebsd|netbsd|openbsd|sunos
 # npm's own bookkeeping: the hidden lock of node_modules and the links to packages' commands.
 NPM_FILES = frozenset({".package-lock.json"})
 NPM_DIRECTORIES = frozenset({".bin"})
-KEPT = re.compile(r"^(?:licen[cs]e|notice|copying|authors)", re.IGNORECASE)
-
-
-@dataclass
-class Pruned:
-    files: int = 0
-    bytes: int = 0
-    by_rule: Counter[str] = field(default_factory=Counter)  # bytes per rule
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "files": self.files,
-            "bytes": self.bytes,
-            "by_rule": dict(self.by_rule.most_common()),
-        }
 
 
 def prune(node_modules: Path) -> Pruned:
     """Removes what the rules name under `node_modules`; what that saved."""
-    pruned = Pruned()
-    for directory, subdirectories, names in os.walk(node_modules):
-        here = Path(directory)
-        for name in list(subdirectories):
-            rule = directory_rule(here, name)
-            if rule is not None:
-                subdirectories.remove(name)
-                _remove(here / name, rule, pruned)
-        for name in names:
-            rule = file_rule(here, name)
-            if rule is not None:
-                _remove(here / name, rule, pruned)
-    return pruned
+    return pruning.prune(node_modules, file_rule=file_rule, directory_rule=directory_rule)
 
 
 def file_rule(directory: Path, name: str) -> str | None:
     """Why the file `directory/name` is left out, or None when it stays."""
     if name in NPM_FILES and directory.name == "node_modules":
         return "npm's bookkeeping"
-    if KEPT.match(name) or name == "package.json":
+    if LICENCES.match(name) or name == "package.json":
         return None
     lowered = name.lower()
     for suffixes, rule in SUFFIXES:
@@ -104,17 +76,3 @@ def _is_package(directory: Path) -> bool:
     if parent.name.startswith("@"):
         parent = parent.parent
     return parent.name == "node_modules" and (directory / "package.json").is_file()
-
-
-def _remove(path: Path, rule: str, pruned: Pruned) -> None:
-    whole = path.is_dir() and not path.is_symlink()
-    for file in path.rglob("*") if whole else (path,):
-        if file.is_file() and not file.is_symlink():  # a link's bytes are its target's
-            size = file.stat().st_size
-            pruned.files += 1
-            pruned.bytes += size
-            pruned.by_rule[rule] += size
-    if whole:
-        shutil.rmtree(path)
-    else:
-        path.unlink()
