@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Licence and notice files travel with the code, whatever their format (LICENSE.md too).
 LICENCES = re.compile(r"^(?:licen[cs]e|notice|copying|authors)", re.IGNORECASE)
@@ -29,6 +30,11 @@ class Pruned:
             "bytes": self.bytes,
             "by_rule": dict(self.by_rule.most_common()),
         }
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> Pruned:
+        """The inverse of `as_dict` (a build cache keeps it as JSON)."""
+        return cls(saved["files"], saved["bytes"], Counter(saved["by_rule"]))
 
     def add(self, other: Pruned) -> None:
         self.files += other.files

@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,11 +71,7 @@ def stage(*, recipe: Recipe, target: Target, cache: Path) -> Stage:
         site=directory / "site",
         plain_bytes=report["plain_bytes"],
         removed=tuple(report["removed"]),
-        pruned=Pruned(
-            files=report["pruned"]["files"],
-            bytes=report["pruned"]["bytes"],
-            by_rule=Counter(report["pruned"]["by_rule"]),
-        ),
+        pruned=Pruned.from_dict(report["pruned"]),
         bytecode=report["bytecode"],
     )
 
