@@ -121,8 +121,8 @@ def pod_name(pod: Mapping[str, Any]) -> str:
     return str(meta.get("name") or (meta.get("generateName") or "<pod template>"))
 
 
-# A container that takes the library: itself, its load variables' values, its env positions.
-Target = tuple[dict[str, Any], dict[str, str], dict[str, int]]
+# A container that takes the library: its edits, and its load variables' values.
+Target = tuple[containers.Edits, dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -130,16 +130,47 @@ class _PodContext:
     """What the delivery of every library into one pod shares, computed once per pod."""
 
     pod: dict[str, Any]
-    ops: list[Operation]  # the patch, written as the pod is edited
     namespace: Namespace
     settings: EngineSettings
     ours: frozenset[str]  # the object names of all libraries this pod may get
     share: Resources  # what the pod already reserves, for the copy containers
     tags: environment.Tags
     token_mount: dict[str, Any] | None  # the ServiceAccount plugin's, for the copy containers
-    # Each container's env positions (containers.env_positions), by identity: made for the first
-    # library that looks at the container, kept true by `containers.apply` for the next ones.
-    positions: dict[int, dict[str, int]] = field(default_factory=dict)
+    apps: dict[str, dict[str, Any]]  # the app containers by name
+    inits: dict[str, dict[str, Any]]  # the user's init containers by name (ours left out)
+    # The verdicts for a policy without containerNames, which names every app container: the
+    # init containers not named so, the same for every library.
+    unnamed: tuple[ContainerVerdict, ...]
+    # Each container's edits (`containers.Edits`), by identity: made for the first library that
+    # looks at the container, in that order, and edited by every later one.
+    edits: dict[int, containers.Edits] = field(default_factory=dict)
+    # The verdict of an instrumented container, by name: one object for every library.
+    instrumented: dict[str, ContainerVerdict] = field(default_factory=dict)
+
+
+def _pod_context(
+    pod: dict[str, Any],
+    *,
+    winners: Mapping[Language, InstrumentationPolicy],
+    namespace: Namespace,
+    settings: EngineSettings,
+) -> _PodContext:
+    spec = pod["spec"]
+    ours = frozenset(delivery.object_name(language) for language in winners)
+    inits = {c["name"]: c for c in spec.get("initContainers") or () if c["name"] not in ours}
+    apps = {c["name"]: c for c in spec["containers"]}
+    return _PodContext(
+        pod=pod,
+        namespace=namespace,
+        settings=settings,
+        ours=ours,
+        share=pod_share(spec, ours),
+        tags=environment.service_tags(_labels(pod)),
+        token_mount=delivery.token_mount(spec),
+        apps=apps,
+        inits=inits,
+        unnamed=tuple(_not_named(name) for name in inits if name not in apps),
+    )
 
 
 def _inject_all(
@@ -150,23 +181,16 @@ def _inject_all(
     namespace: Namespace,
     settings: EngineSettings,
 ) -> list[LanguageDecision]:
+    """Deliver each library in language order; then write every container's edits, at the
+    paths the containers have once all the copy containers are in."""
     if not winners:
         return []
-    ours = frozenset(delivery.object_name(language) for language in winners)
-    context = _PodContext(
-        pod=pod,
-        ops=ops,
-        namespace=namespace,
-        settings=settings,
-        ours=ours,
-        share=pod_share(pod["spec"], ours),
-        tags=environment.service_tags(_labels(pod)),
-        token_mount=delivery.token_mount(pod["spec"]),
-    )
+    context = _pod_context(pod, winners=winners, namespace=namespace, settings=settings)
     decisions = []
     for language, policy in sorted(winners.items()):
         choice = _choose_library(pod, policy, language, settings)
-        decisions.append(LanguageDecision(language, _deliver(context, choice, policy)))
+        decisions.append(LanguageDecision(language, _deliver(context, choice, policy, ops=ops)))
+    containers.write(list(context.edits.values()), ops, paths=_container_paths(pod["spec"]))
     return decisions
 
 
@@ -211,9 +235,14 @@ def resolve_mode(mode: Mode, libraries: LibrarySettings) -> tuple[Mode, str | No
 
 
 def _deliver(
-    context: _PodContext, choice: LibraryChoice, policy: InstrumentationPolicy
+    context: _PodContext,
+    choice: LibraryChoice,
+    policy: InstrumentationPolicy,
+    *,
+    ops: list[Operation],
 ) -> LibraryChoice:
-    """Check everything for one library, then edit the pod, or record why not."""
+    """Check everything for one library, then edit the pod (the pod-level objects' operations
+    into `ops`, the containers' into their edits), or record why not."""
     spec = context.pod["spec"]
     settings = context.settings
     resources, too_small = copy_resources(
@@ -238,8 +267,7 @@ def _deliver(
     skipped = _pod_level_skip(spec, plan, targets=targets, verdicts=verdicts, too_small=too_small)
     if skipped is not None:
         return replace(choice, skipped=skipped)
-    _add_pod_objects(spec, plan, ours=context.ours, ops=context.ops)
-    paths = _container_paths(spec)
+    _add_pod_objects(spec, plan, ours=context.ours, ops=ops)
     env_for = environment.library_env(
         choice.flavor,
         policy_env=policy.spec.env,
@@ -247,16 +275,8 @@ def _deliver(
         defaults=settings.agent,
         tags=context.tags,
     )
-    for container, values, positions in targets:
-        containers.apply(
-            container,
-            positions=positions,
-            values=values,
-            mount=plan.mount,
-            env=env_for(container["name"]),
-            ops=context.ops,
-            at=paths[id(container)],
-        )
+    for edit, values in targets:
+        edit.apply(values=values, mount=plan.mount, env=env_for(edit.container["name"]))
     return choice
 
 
@@ -272,41 +292,50 @@ def _containers(
     policy: InstrumentationPolicy,
     mount: Mapping[str, Any],
 ) -> tuple[list[Target], list[ContainerVerdict]]:
-    """Which containers get the library (with their load values and env positions), and a
-    verdict for each."""
-    spec = context.pod["spec"]
+    """Which containers get the library (with their load values), and a verdict for each."""
     load = load_rules(choice.language, choice.flavor)
     own = OWN_TRACERS.get(choice.language)
     root = mount["mountPath"]
-    ours = context.ours
-    candidates = {c["name"]: c for c in spec.get("initContainers") or () if c["name"] not in ours}
-    apps = {c["name"]: c for c in spec["containers"]}
-    wanted = policy.spec.container_names or tuple(apps)
-    named = frozenset(wanted)  # a set: membership for each container must not scan the names
-    verdicts = [
-        ContainerVerdict(name, Reason(Code.CONTAINER_NOT_NAMED, "not in containerNames", name))
-        for name in {**candidates, **apps}
-        if name not in named
-    ]
+    wanted = policy.spec.container_names
+    verdicts = _unnamed(context, wanted) if wanted else list(context.unnamed)
     targets = []
-    for name in wanted:
-        container = apps.get(name) or candidates.get(name)
+    for name in wanted or context.apps:
+        container = context.apps.get(name) or context.inits.get(name)
         if container is None:
             missing = Reason(
                 Code.CONTAINER_NAME_MISSING, "named in containerNames but absent", name
             )
             verdicts.append(ContainerVerdict(name, missing))
             continue
-        positions = context.positions.get(id(container))
-        if positions is None:
-            positions = context.positions[id(container)] = containers.env_positions(container)
-        values, reason = containers.load_values(
-            container, positions=positions, load=load, root=root, mount=mount, own=own
-        )
-        verdicts.append(ContainerVerdict(name, reason))
-        if reason.code is Code.CONTAINER_INSTRUMENTED:
-            targets.append((container, values, positions))
+        edit = context.edits.get(id(container))
+        if edit is None:
+            edit = context.edits[id(container)] = containers.Edits(container)
+        values = containers.load_values(edit, load=load, root=root, mount=mount, own=own)
+        if isinstance(values, Reason):
+            verdicts.append(ContainerVerdict(name, values))
+        else:
+            verdicts.append(_instrumented(context, name))
+            targets.append((edit, values))
     return targets, verdicts
+
+
+def _unnamed(context: _PodContext, wanted: tuple[str, ...]) -> list[ContainerVerdict]:
+    """The verdicts of the containers a policy's containerNames leaves out."""
+    named = frozenset(wanted)  # a set: membership for each container must not scan the names
+    return [_not_named(name) for name in {**context.inits, **context.apps} if name not in named]
+
+
+def _not_named(name: str) -> ContainerVerdict:
+    return ContainerVerdict(name, Reason(Code.CONTAINER_NOT_NAMED, "not in containerNames", name))
+
+
+def _instrumented(context: _PodContext, name: str) -> ContainerVerdict:
+    """The verdict is data, equal for every library: made once per pod and container."""
+    verdict = context.instrumented.get(name)
+    if verdict is None:
+        reason = Reason(Code.CONTAINER_INSTRUMENTED, "instrumented", name)
+        verdict = context.instrumented[name] = ContainerVerdict(name, reason)
+    return verdict
 
 
 def _pod_level_skip(

@@ -3,7 +3,9 @@
 Each edit of the pod goes through one of these functions, which makes the change and appends the
 operation that makes it on the API server's side: every edit knows its path, so nothing compares
 the pod before and after. Operations are applied in order, so each one's path (list indexes
-included) is that of the pod as the operations before it left it.
+included) is that of the pod as the operations before it left it. (Containers' env and mounts are
+edited by `engine.containers.Edits` instead, which writes their operations once the containers'
+paths are final.)
 
 Edits are copy-on-write: a list or map is replaced by an edited copy, never changed in place. The
 input pod is never touched, and an object that an operation holds as its value never changes
