@@ -5,7 +5,7 @@ Checks come first and edit nothing, so a skipped container is left exactly as it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from libinject.engine.decision import Code, Reason
@@ -15,18 +15,21 @@ from libinject.engine.patch import Operation
 
 
 class Edits:
-    """One container's edits by every library, in language order: made at once on the engine's
-    copy of the container, so that the next library's checks see them, while the operations wait
-    in `ops`, their paths relative to the container. `write` puts them into the patch once every
-    library is decided, when the container's path can no longer move (copy containers go in
-    before user init containers): one run of operations per container, and no path computed
-    per library.
+    """One container's edits by every library, in language order, and then their operations.
+
+    The edits are made at once on the engine's copy of the container, so that the next
+    library's checks see them; the operations are written once every library is decided
+    (`operations`), when the container's path can no longer move (copy containers go in before
+    user init containers): one run of operations per container, each item's built once, in one
+    loop, instead of one run per library. They are what each library's own operations would
+    have been, merged: a value set on one of the input's env entries, then each item added at
+    its index; a list the input lacks is created holding what the first library put in it.
 
     The container's env and mounts lists are copied from the input's on their first edit, then
     edited in place; an operation never holds a list the container keeps (`engine.patch`'s rule).
     """
 
-    __slots__ = ("_owned", "container", "ops", "positions")
+    __slots__ = ("_changed", "_created", "_starts", "container", "positions")
 
     def __init__(self, container: dict[str, Any]) -> None:
         self.container = container
@@ -35,8 +38,12 @@ class Edits:
         self.positions = {
             entry.get("name"): index for index, entry in enumerate(container.get("env") or ())
         }
-        self.ops: list[Operation] = []
-        self._owned: set[str] = set()  # the lists this container no longer shares with the input
+        # Env indexes of the input's entries given a new value, and the operation that sets it.
+        self._changed: dict[int, str] = {}
+        # Each list edited: its length in the input, None when the input lacks it (or has null).
+        self._starts: dict[str, int | None] = {}
+        # Each list the input lacks: how many items the first library to add any put in it.
+        self._created: dict[str, int] = {}
 
     def apply(
         self, *, values: Mapping[str, str], mount: Mapping[str, Any], env: list[EnvEntry]
@@ -56,74 +63,81 @@ class Edits:
             if entry["name"] not in positions:
                 positions[entry["name"]] = start + len(added)
                 added.append(entry)
-        self._append("env", added)
+        self._extend("env", added)
         if mount not in (self.container.get("volumeMounts") or ()):
-            self._append("volumeMounts", [dict(mount)])
+            self._extend("volumeMounts", [dict(mount)])
 
     def _set_value(self, index: int, value: str) -> None:
         """The value of the env entry at `index` (a load variable the user set, which now also
-        holds ours), in a new entry: the old one may be the input's, or an operation's value."""
+        holds ours), in a new entry: the old one may be the input's, or shared."""
         entries = self._own("env")
         entry = entries[index] = dict(entries[index])
-        op = "replace" if "value" in entry else "add"
+        start = self._starts["env"] or 0  # the list is the input's: it has the variable
+        if index < start and index not in self._changed:
+            self._changed[index] = "replace" if "value" in entry else "add"
         entry["value"] = value
-        self.ops.append({"op": op, "path": f"/env/{index}/value", "value": value})
 
-    def _append(self, key: str, items: list[Any]) -> None:
-        """Append `items` to the list `key`: one operation per item at its index, or one that
-        creates the list (holding `items`, which the container does not keep) when it is
-        absent or null."""
+    def _extend(self, key: str, items: list[Any]) -> None:
         if not items:
             return
-        current = self.container.get(key)
-        if current is None:
-            self.container[key] = list(items)
-            self._owned.add(key)
-            self.ops.append({"op": "add", "path": f"/{key}", "value": items})
-            return
-        self.ops += [
-            {"op": "add", "path": f"/{key}/{index}", "value": item}
-            for index, item in enumerate(items, len(current))
-        ]
-        self._own(key).extend(items)
+        owned = self._own(key)
+        if self._starts[key] is None and key not in self._created:
+            self._created[key] = len(items)
+        owned.extend(items)
 
     def _own(self, key: str) -> list[Any]:
-        if key not in self._owned:
-            self.container[key] = list(self.container[key])
-            self._owned.add(key)
+        """The container's list `key`, copied from the input's (or made) on its first edit."""
+        if key not in self._starts:
+            current = self.container.get(key)
+            self._starts[key] = None if current is None else len(current)
+            self.container[key] = list(current or ())
         items: list[Any] = self.container[key]
         return items
 
+    def operations(self, at: str) -> list[Operation]:
+        """The operations that make these edits, for the container at path `at`."""
+        env: list[EnvEntry] = self.container.get("env") or []
+        ops: list[Operation] = [
+            {"op": op, "path": f"{at}/env/{index}/value", "value": env[index]["value"]}
+            for index, op in self._changed.items()
+        ]
+        for key, start in self._starts.items():
+            items = self.container[key]
+            first = start
+            if first is None:
+                first = self._created[key]
+                ops.append({"op": "add", "path": f"{at}/{key}", "value": items[:first]})
+            ops += [
+                {"op": "add", "path": f"{at}/{key}/{index}", "value": items[index]}
+                for index in range(first, len(items))
+            ]
+        return ops
 
-def write(edits: list[Edits], ops: list[Operation], *, paths: Mapping[int, str]) -> None:
+
+def write(edits: Iterable[Edits], ops: list[Operation], *, paths: Mapping[int, str]) -> None:
     """Each edited container's operations, at its path (by the container's identity)."""
     for edit in edits:
-        at = paths[id(edit.container)]
-        for op in edit.ops:
-            op["path"] = at + op["path"]
-        ops += edit.ops
+        ops += edit.operations(paths[id(edit.container)])
+
+
+# A load rule and our value for it (its `{root}` filled in): made once per library and pod.
+Load = tuple[tuple[LoadVariable, str], ...]
 
 
 def load_values(
-    edit: Edits,
-    *,
-    load: tuple[LoadVariable, ...],
-    root: str,
-    mount: Mapping[str, Any],
-    own: OwnTracers | None = None,
+    edit: Edits, *, load: Load, mount: Mapping[str, Any], own: OwnTracers | None = None
 ) -> dict[str, str] | Reason:
     """The load variables' new values for this container, or why it is skipped."""
     container, positions = edit.container, edit.positions
     name = container.get("name", "")
-    entries = container.get("env") or ()
     if own is not None:
         found = own_tracer(container, own, positions)
         if found is not None:
             return Reason(Code.OWN_TRACER, f"it starts its own tracer: {found}", name)
     values = {}
-    for rule in load:
+    for rule, ours in load:
         index = positions.get(rule.name)
-        entry = None if index is None else entries[index]
+        entry = None if index is None else container["env"][index]
         if entry is not None and "valueFrom" in entry:
             return Reason(
                 Code.LOAD_VARIABLE_FROM_SOURCE,
@@ -131,18 +145,17 @@ def load_values(
                 name,
             )
         try:
-            values[rule.name] = combine(
-                rule, rule.for_root(root), entry.get("value") if entry else None
-            )
+            values[rule.name] = combine(rule, ours, entry.get("value") if entry else None)
         except VariableClashError as clash:
             return Reason(
                 Code.LOAD_VARIABLE_CONFLICT,
                 f"{rule.name} is already {clash}, which another library or profiler needs",
                 name,
             )
+    path = mount["mountPath"]
     for existing in container.get("volumeMounts") or ():
-        if existing.get("mountPath") == mount["mountPath"] and existing != mount:
-            return Reason(Code.NAME_TAKEN, f"{mount['mountPath']} is already mounted", name)
+        if existing.get("mountPath") == path and existing != mount:
+            return Reason(Code.NAME_TAKEN, f"{path} is already mounted", name)
     return values
 
 

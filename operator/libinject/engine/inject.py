@@ -190,7 +190,7 @@ def _inject_all(
     for language, policy in sorted(winners.items()):
         choice = _choose_library(pod, policy, language, settings)
         decisions.append(LanguageDecision(language, _deliver(context, choice, policy, ops=ops)))
-    containers.write(list(context.edits.values()), ops, paths=_container_paths(pod["spec"]))
+    containers.write(context.edits.values(), ops, paths=_container_paths(pod["spec"]))
     return decisions
 
 
@@ -293,9 +293,9 @@ def _containers(
     mount: Mapping[str, Any],
 ) -> tuple[list[Target], list[ContainerVerdict]]:
     """Which containers get the library (with their load values), and a verdict for each."""
-    load = load_rules(choice.language, choice.flavor)
-    own = OWN_TRACERS.get(choice.language)
     root = mount["mountPath"]
+    load = tuple((rule, rule.for_root(root)) for rule in load_rules(choice.language, choice.flavor))
+    own = OWN_TRACERS.get(choice.language)
     wanted = policy.spec.container_names
     verdicts = _unnamed(context, wanted) if wanted else list(context.unnamed)
     targets = []
@@ -310,7 +310,7 @@ def _containers(
         edit = context.edits.get(id(container))
         if edit is None:
             edit = context.edits[id(container)] = containers.Edits(container)
-        values = containers.load_values(edit, load=load, root=root, mount=mount, own=own)
+        values = containers.load_values(edit, load=load, mount=mount, own=own)
         if isinstance(values, Reason):
             verdicts.append(ContainerVerdict(name, values))
         else:
