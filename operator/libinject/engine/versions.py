@@ -3,6 +3,7 @@ the one place that turns a library and a version into an image reference."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from libinject.api.types import Flavor, Language, LibrarySpec, is_version
@@ -67,6 +68,7 @@ class InvalidVersionError(ValueError):
     """A version outside the grammar was about to become an image tag."""
 
 
+@functools.lru_cache(maxsize=1024)  # a pod takes a few libraries of a few versions: all cached
 def library_image(*, registry: str, language: Language, flavor: Flavor, version: str) -> str:
     """The default image of a library: <registry>/<language>-<flavor>:<version>.
 
