@@ -5,7 +5,7 @@ Checks come first and edit nothing, so a skipped container is left exactly as it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from libinject.engine.decision import Code, Reason
@@ -114,7 +114,7 @@ class Edits:
         return ops
 
 
-def write(edits: Iterable[Edits], ops: list[Operation], *, paths: Mapping[int, str]) -> None:
+def write(edits: list[Edits], ops: list[Operation], *, paths: Mapping[int, str]) -> None:
     """Each edited container's operations, at its path (by the container's identity)."""
     for edit in edits:
         ops += edit.operations(paths[id(edit.container)])

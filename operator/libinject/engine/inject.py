@@ -136,14 +136,13 @@ class _PodContext:
     share: Resources  # what the pod already reserves, for the copy containers
     tags: environment.Tags
     token_mount: dict[str, Any] | None  # the ServiceAccount plugin's, for the copy containers
-    apps: dict[str, dict[str, Any]]  # the app containers by name
-    inits: dict[str, dict[str, Any]]  # the user's init containers by name (ours left out)
+    # The edits of each container a library may go into, by name: made once per pod, each one
+    # edited by every library in turn.
+    apps: dict[str, containers.Edits]  # the app containers
+    inits: dict[str, containers.Edits]  # the user's init containers (ours left out)
     # The verdicts for a policy without containerNames, which names every app container: the
     # init containers not named so, the same for every library.
     unnamed: tuple[ContainerVerdict, ...]
-    # Each container's edits (`containers.Edits`), by identity: made for the first library that
-    # looks at the container, in that order, and edited by every later one.
-    edits: dict[int, containers.Edits] = field(default_factory=dict)
     # The verdict of an instrumented container, by name: one object for every library.
     instrumented: dict[str, ContainerVerdict] = field(default_factory=dict)
 
@@ -157,8 +156,12 @@ def _pod_context(
 ) -> _PodContext:
     spec = pod["spec"]
     ours = frozenset(delivery.object_name(language) for language in winners)
-    inits = {c["name"]: c for c in spec.get("initContainers") or () if c["name"] not in ours}
-    apps = {c["name"]: c for c in spec["containers"]}
+    inits = {
+        c["name"]: containers.Edits(c)
+        for c in spec.get("initContainers") or ()
+        if c["name"] not in ours
+    }
+    apps = {c["name"]: containers.Edits(c) for c in spec["containers"]}
     return _PodContext(
         pod=pod,
         namespace=namespace,
@@ -190,7 +193,8 @@ def _inject_all(
     for language, policy in sorted(winners.items()):
         choice = _choose_library(pod, policy, language, settings)
         decisions.append(LanguageDecision(language, _deliver(context, choice, policy, ops=ops)))
-    containers.write(context.edits.values(), ops, paths=_container_paths(pod["spec"]))
+    edits = [*context.inits.values(), *context.apps.values()]
+    containers.write(edits, ops, paths=_container_paths(pod["spec"]))
     return decisions
 
 
@@ -300,16 +304,13 @@ def _containers(
     verdicts = _unnamed(context, wanted) if wanted else list(context.unnamed)
     targets = []
     for name in wanted or context.apps:
-        container = context.apps.get(name) or context.inits.get(name)
-        if container is None:
+        edit = context.apps.get(name) or context.inits.get(name)
+        if edit is None:
             missing = Reason(
                 Code.CONTAINER_NAME_MISSING, "named in containerNames but absent", name
             )
             verdicts.append(ContainerVerdict(name, missing))
             continue
-        edit = context.edits.get(id(container))
-        if edit is None:
-            edit = context.edits[id(container)] = containers.Edits(container)
         values = containers.load_values(edit, load=load, mount=mount, own=own)
         if isinstance(values, Reason):
             verdicts.append(ContainerVerdict(name, values))
