@@ -29,7 +29,7 @@ class Edits:
     edited in place; an operation never holds a list the container keeps (`engine.patch`'s rule).
     """
 
-    __slots__ = ("_changed", "_created", "_starts", "container", "positions")
+    __slots__ = ("_changed", "_created", "_starts", "container", "mounted", "positions")
 
     def __init__(self, container: dict[str, Any]) -> None:
         self.container = container
@@ -38,6 +38,9 @@ class Edits:
         self.positions = {
             entry.get("name"): index for index, entry in enumerate(container.get("env") or ())
         }
+        # The paths of the container's mounts: a path not in it has no mount to compare with,
+        # the case of nearly every check; `apply` adds the paths it mounts.
+        self.mounted = {mount.get("mountPath") for mount in container.get("volumeMounts") or ()}
         # Env indexes of the input's entries given a new value, and the operation that sets it.
         self._changed: dict[int, str] = {}
         # Each list edited: its length in the input, None when the input lacks it (or has null).
@@ -64,7 +67,9 @@ class Edits:
                 positions[entry["name"]] = start + len(added)
                 added.append(entry)
         self._extend("env", added)
-        if mount not in (self.container.get("volumeMounts") or ()):
+        path = mount["mountPath"]
+        if path not in self.mounted or mount not in self.container["volumeMounts"]:
+            self.mounted.add(path)
             self._extend("volumeMounts", [dict(mount)])
 
     def _set_value(self, index: int, value: str) -> None:
@@ -153,7 +158,9 @@ def load_values(
                 name,
             )
     path = mount["mountPath"]
-    for existing in container.get("volumeMounts") or ():
+    if path not in edit.mounted:
+        return values
+    for existing in container["volumeMounts"]:
         if existing.get("mountPath") == path and existing != mount:
             return Reason(Code.NAME_TAKEN, f"{path} is already mounted", name)
     return values
@@ -166,17 +173,17 @@ def own_tracer(
     -javaagent:/dd/dd-java-agent.jar`, or None. A value set with valueFrom cannot be read here;
     the launcher or loader checks the running process's options again. The command and args are
     read as one line each: an option and its value may be two items (`-r`, `dd-trace/init`)."""
-    entries = container.get("env") or ()
-    places = [
-        (variable, entries[positions[variable]].get("value"))
-        for variable in own.variables
-        if variable in positions
-    ]
-    places += [(key, " ".join(container.get(key) or ())) for key in ("command", "args")]
-    for place, text in places:
+    for variable in own.variables:
+        index = positions.get(variable)
+        text = None if index is None else container["env"][index].get("value")
         option = own.found(text) if text else None
         if option is not None:
-            return f"{place} has {option}"
+            return f"{variable} has {option}"
+    for key in ("command", "args"):
+        words = container.get(key)
+        option = own.found(" ".join(words)) if words else None
+        if option is not None:
+            return f"{key} has {option}"
     return None
 
 
