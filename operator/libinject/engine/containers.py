@@ -125,8 +125,17 @@ def write(edits: list[Edits], ops: list[Operation], *, paths: Mapping[int, str])
         ops += edit.operations(paths[id(edit.container)])
 
 
-# A load rule and our value for it (its `{root}` filled in): made once per library and pod.
-Load = tuple[tuple[LoadVariable, str], ...]
+# A load rule, our value for it (its `{root}` filled in), and the value a container that lacks
+# the variable gets: made once per library and pod, not once per container.
+Load = tuple[tuple[LoadVariable, str, str], ...]
+
+
+def prepare(rules: tuple[LoadVariable, ...], *, root: str) -> Load:
+    return tuple(_prepared(rule, rule.for_root(root)) for rule in rules)
+
+
+def _prepared(rule: LoadVariable, ours: str) -> tuple[LoadVariable, str, str]:
+    return rule, ours, combine(rule, ours, None)
 
 
 def load_values(
@@ -140,17 +149,20 @@ def load_values(
         if found is not None:
             return Reason(Code.OWN_TRACER, f"it starts its own tracer: {found}", name)
     values = {}
-    for rule, ours in load:
+    for rule, ours, unset in load:
         index = positions.get(rule.name)
-        entry = None if index is None else container["env"][index]
-        if entry is not None and "valueFrom" in entry:
+        if index is None:
+            values[rule.name] = unset
+            continue
+        entry = container["env"][index]
+        if "valueFrom" in entry:
             return Reason(
                 Code.LOAD_VARIABLE_FROM_SOURCE,
                 f"{rule.name} is set with valueFrom, whose value cannot be combined with ours",
                 name,
             )
         try:
-            values[rule.name] = combine(rule, ours, entry.get("value") if entry else None)
+            values[rule.name] = combine(rule, ours, entry.get("value"))
         except VariableClashError as clash:
             return Reason(
                 Code.LOAD_VARIABLE_CONFLICT,

@@ -297,8 +297,7 @@ def _containers(
     mount: Mapping[str, Any],
 ) -> tuple[list[Target], list[ContainerVerdict]]:
     """Which containers get the library (with their load values), and a verdict for each."""
-    root = mount["mountPath"]
-    load = tuple((rule, rule.for_root(root)) for rule in load_rules(choice.language, choice.flavor))
+    load = containers.prepare(load_rules(choice.language, choice.flavor), root=mount["mountPath"])
     own = OWN_TRACERS.get(choice.language)
     wanted = policy.spec.container_names
     verdicts = _unnamed(context, wanted) if wanted else list(context.unnamed)
@@ -315,7 +314,7 @@ def _containers(
         if isinstance(values, Reason):
             verdicts.append(ContainerVerdict(name, values))
         else:
-            verdicts.append(_instrumented(context, name))
+            verdicts.append(context.instrumented.get(name) or _instrumented(context, name))
             targets.append((edit, values))
     return targets, verdicts
 
@@ -331,11 +330,10 @@ def _not_named(name: str) -> ContainerVerdict:
 
 
 def _instrumented(context: _PodContext, name: str) -> ContainerVerdict:
-    """The verdict is data, equal for every library: made once per pod and container."""
-    verdict = context.instrumented.get(name)
-    if verdict is None:
-        reason = Reason(Code.CONTAINER_INSTRUMENTED, "instrumented", name)
-        verdict = context.instrumented[name] = ContainerVerdict(name, reason)
+    """The verdict is data, equal for every library: made for the first library that goes into
+    the container, then found in `context.instrumented`."""
+    reason = Reason(Code.CONTAINER_INSTRUMENTED, "instrumented", name)
+    verdict = context.instrumented[name] = ContainerVerdict(name, reason)
     return verdict
 
 
