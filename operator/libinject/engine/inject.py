@@ -104,7 +104,8 @@ def _malformed(pod: Mapping[str, Any]) -> Reason | None:
 
 def _editable_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
     """A copy that owns the spec and the container dicts the engine edits, and shares everything
-    else with the input; below them, edits are copy-on-write (`engine.patch`)."""
+    else with the input; below them, an edit copies what it changes first (`engine.patch`, and
+    `engine.containers.Edits` for a container's env and mounts)."""
     copy = dict(pod)
     if isinstance(pod.get("spec"), Mapping):
         spec = copy["spec"] = dict(pod["spec"])
