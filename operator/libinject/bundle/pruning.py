@@ -18,6 +18,15 @@ LICENCES = re.compile(r"^(?:licen[cs]e|notice|copying|authors)", re.IGNORECASE)
 Rule = Callable[[Path, str], str | None]
 
 
+def by_suffix(name: str, table: tuple[tuple[tuple[str, ...], str], ...]) -> str | None:
+    """The rule of the first row of `table` whose name endings end `name` (any case), or None."""
+    lowered = name.lower()
+    for suffixes, rule in table:
+        if lowered.endswith(suffixes):
+            return rule
+    return None
+
+
 @dataclass
 class Pruned:
     files: int = 0

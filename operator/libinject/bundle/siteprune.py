@@ -46,11 +46,7 @@ def file_rule(directory: Path, name: str) -> str | None:
         return None
     if name == TYPING_MARKER:
         return "type stubs"
-    lowered = name.lower()
-    for suffixes, rule in SUFFIXES:
-        if lowered.endswith(suffixes):
-            return rule
-    return None
+    return pruning.by_suffix(name, SUFFIXES)
 
 
 def directory_rule(directory: Path, name: str) -> str | None:

@@ -48,11 +48,7 @@ def file_rule(directory: Path, name: str) -> str | None:
         return "npm's bookkeeping"
     if LICENCES.match(name) or name == "package.json":
         return None
-    lowered = name.lower()
-    for suffixes, rule in SUFFIXES:
-        if lowered.endswith(suffixes):
-            return rule
-    return None
+    return pruning.by_suffix(name, SUFFIXES)
 
 
 def directory_rule(directory: Path, name: str) -> str | None:
