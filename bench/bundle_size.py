@@ -40,7 +40,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,8 +73,8 @@ def measure(flavor: str, scratch: Path, registry: Registry) -> dict[str, object]
     reference = pushed(bundle, registry=registry, language=Language.PYTHON, flavor=flavor)
     numbers = {
         **{key: report[key] for key in ("plain_install_bytes", "apparent_bytes", "stored_bytes")},
-        "bytecode_bytes": stored_bytes(bundle, lambda path: path.suffix == ".pyc"),
-        "debug_section_bytes": debug_section_bytes(bundle),
+        "bytecode_bytes": sum(p.stat().st_size for p in stored_files(bundle, "*.pyc")),
+        "debug_section_bytes": sum(map(debug_section_bytes, stored_files(bundle, "*.so*"))),
         "layer_gzip_bytes": layer_size(reference),
     }
     return {
@@ -90,30 +90,22 @@ def measure(flavor: str, scratch: Path, registry: Registry) -> dict[str, object]
     }
 
 
-def stored_bytes(root: Path, wanted: Callable[[Path], bool]) -> int:
-    """The bytes of the regular files under `root` that `wanted` picks, each inode once."""
+def stored_files(root: Path, pattern: str) -> Iterator[Path]:
+    """The regular files under `root` whose names match `pattern`, each stored file (inode)
+    once, as the image layer holds them."""
     seen: set[int] = set()
-    total = 0
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink() and wanted(path):
-            stat = path.stat()
-            if stat.st_ino not in seen:
-                seen.add(stat.st_ino)
-                total += stat.st_size
-    return total
+    for path in root.rglob(pattern):
+        if path.is_file() and not path.is_symlink():
+            inode = path.stat().st_ino
+            if inode not in seen:
+                seen.add(inode)
+                yield path
 
 
-def debug_section_bytes(root: Path) -> int:
-    """The `.debug_*` sections of the ELF extension modules under `root`, each inode once."""
-    total = 0
-    seen: set[int] = set()
-    for path in root.rglob("*.so*"):
-        if path.is_file() and path.stat().st_ino not in seen:
-            seen.add(path.stat().st_ino)
-            total += sum(
-                size for name, size in elf_sections(path.read_bytes()) if name.startswith(".debug_")
-            )
-    return total
+def debug_section_bytes(path: Path) -> int:
+    """The bytes of the `.debug_*` sections of the ELF file at `path` (0 for any other file)."""
+    sections = elf_sections(path.read_bytes())
+    return sum(size for name, size in sections if name.startswith(".debug_"))
 
 
 def elf_sections(image: bytes) -> list[tuple[str, int]]:
@@ -122,9 +114,8 @@ def elf_sections(image: bytes) -> list[tuple[str, int]]:
     if image[:4] != b"\x7fELF" or image[4] != 2 or image[5] != 1:
         return []
     (offset,) = struct.unpack_from("<Q", image, 0x28)  # e_shoff
-    entry, count, names = struct.unpack_from(
-        "<HHH", image, 0x3A
-    )  # e_shentsize, e_shnum, e_shstrndx
+    # e_shentsize, e_shnum, e_shstrndx
+    entry, count, names = struct.unpack_from("<HHH", image, 0x3A)
     headers = [struct.unpack_from("<IIQQQQ", image, offset + i * entry) for i in range(count)]
     strings = headers[names][4]  # sh_offset of the section-name table
     sections = []

@@ -31,7 +31,8 @@ from libinject.bundle.flavors import Recipe
 from libinject.bundle.pruning import Pruned
 from libinject.bundle.targets import Target
 
-STAGE_FORMAT = 2  # bump when the stage's layout changes, so old caches are not reused
+# Bump when the stage's layout or what siteprune leaves out changes, so old caches are not reused.
+STAGE_FORMAT = 2
 STAGE_REPORT = "stage.json"
 _PYTHON_EXCLUDED = "require a different python version"  # pip's words for a Requires-Python miss
 

@@ -131,11 +131,9 @@ Load = tuple[tuple[LoadVariable, str, str], ...]
 
 
 def prepare(rules: tuple[LoadVariable, ...], *, root: str) -> Load:
-    return tuple(_prepared(rule, rule.for_root(root)) for rule in rules)
-
-
-def _prepared(rule: LoadVariable, ours: str) -> tuple[LoadVariable, str, str]:
-    return rule, ours, combine(rule, ours, None)
+    """The library's load rules with their values for the library mounted at `root`."""
+    ours = [(rule, rule.for_root(root)) for rule in rules]
+    return tuple((rule, value, combine(rule, value, None)) for rule, value in ours)
 
 
 def load_values(
