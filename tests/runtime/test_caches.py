@@ -4,6 +4,7 @@ is rebuilt when (and only when) they change, and namespace labels read through t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ from libinject.runtime.caches import (
     ALL,
     CacheState,
     NamespaceLabels,
+    labels_of,
     namespace_entry,
     policy_entry,
 )
@@ -224,3 +226,18 @@ def test_namespace_labels_is_a_mapping_read_through_to_the_index() -> None:
     assert len(labels) == 1
     with pytest.raises(KeyError, match="plain"):
         labels["plain"]
+
+
+def test_labels_of_two_separately_parsed_namespaces_share_their_strings() -> None:
+    """Each watch event is its own JSON document, so equal label keys and values arrive as
+    distinct strings; the labels kept are interned, so 10,000 namespaces keep one `team`."""
+    first, second = (
+        json.loads(json.dumps({"metadata": {"name": name, "labels": {"team": "shop"}}}))
+        for name in ("a", "b")
+    )
+    assert first["metadata"]["labels"]["team"] is not second["metadata"]["labels"]["team"]
+    kept_first, kept_second = labels_of(first), labels_of(second)
+    assert kept_first == kept_second == {"team": "shop"}
+    assert next(iter(kept_first)) is next(iter(kept_second))
+    assert kept_first["team"] is kept_second["team"]
+    assert labels_of({"metadata": {"name": "bare"}}) == {}

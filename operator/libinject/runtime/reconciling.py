@@ -23,12 +23,14 @@ from kubernetes import client
 
 from libinject.api.types import GROUP, PLURAL, VERSION
 from libinject.engine.settings import EngineSettings
-from libinject.runtime import events, kube, logs, metrics
+from libinject.runtime import caches, events, kube, logs, metrics
 from libinject.runtime.rollouts import Rollouts
 from libinject.status import READY, PolicyObject, Verdict, reconcile
 
 SETTLE_SECONDS = 0.3  # a burst of watch events (start-up, kubectl apply -f dir/) is one pass
 RETRY_SECONDS = 30.0
+KEPT_METADATA = ("name", "uid", "generation")
+LISTED = "listed"  # the key of the two indexes that only wait for complete listings
 log = logs.get(__name__)
 
 
@@ -97,7 +99,7 @@ class Picture:
         self.changed()
 
     def saw(self, name: str, body: Mapping[str, Any]) -> None:
-        self.policies[name] = body
+        self.policies[name] = body = _kept(body)
         if self.written.get(name) == dict(body.get("status") or {}):
             del self.written[name]  # our write came back: the watched status is current again
 
@@ -161,6 +163,16 @@ class Picture:
             events.post(body, type=event.type, reason=event.reason, message=event.message)
 
 
+def _kept(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What passes, rollouts and Events read of a policy (Events name it by kind, name and uid).
+    The rest of a watched body, its managedFields and kubectl's last-applied copy above all, would
+    be kept for every policy for nothing."""
+    metadata = body.get("metadata") or {}
+    kept = {key: body[key] for key in ("apiVersion", "kind", "spec", "status") if key in body}
+    kept["metadata"] = {key: metadata[key] for key in KEPT_METADATA if key in metadata}
+    return kept
+
+
 def _count(verdicts: Mapping[str, Verdict]) -> None:
     reasons = Counter(_ready(verdict)["reason"] for verdict in verdicts.values())
     for reason in ("Valid", "Invalid", "Paused"):
@@ -178,13 +190,14 @@ def registry(*, settings: EngineSettings, api: client.ApiClient) -> kopf.Operato
     # Indexes that hold nothing useful but make Kopf wait, before calling the handlers below, for
     # the complete listing of policies and namespaces: a first pass on half a cluster would write
     # wrong counts, spurious conflict Events, and rollouts of only the namespaces seen so far.
+    # One key each: a key per object would cost Kopf a store per namespace.
     @kopf.index(GROUP, VERSION, PLURAL, id="listed-policies", registry=reg)
-    async def listed_policies(name: str, **_: Any) -> dict[str, bool]:
-        return {name: True}
+    async def listed_policies(**_: Any) -> dict[str, bool]:
+        return {LISTED: True}
 
     @kopf.index("", "v1", "namespaces", id="listed-namespaces", registry=reg)
-    async def listed_namespaces(name: str, **_: Any) -> dict[str, bool]:
-        return {name: True}
+    async def listed_namespaces(**_: Any) -> dict[str, bool]:
+        return {LISTED: True}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="policy-seen", registry=reg)
     async def policy_seen(event: Mapping[str, Any], name: str, **_: Any) -> None:
@@ -201,7 +214,7 @@ def registry(*, settings: EngineSettings, api: client.ApiClient) -> kopf.Operato
         if event.get("type") == "DELETED":
             picture.namespaces.pop(name, None)
         else:
-            labels = dict((event["object"].get("metadata") or {}).get("labels") or {})
+            labels = caches.labels_of(event["object"])
             if picture.namespaces.get(name) == labels:
                 return  # other changes (annotations, status) move no count
             picture.namespaces[name] = labels
