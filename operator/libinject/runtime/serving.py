@@ -8,6 +8,7 @@ included, and a webhook deciding on frozen caches would inject stale policies.
 from __future__ import annotations
 
 import functools
+import gc
 from dataclasses import replace
 from typing import Any
 
@@ -61,8 +62,9 @@ def registry(
         _count(kwargs)
         if not state.primed:
             state.primed = True
+            frozen = freeze_start_up_heap()
             readiness.mark(INDEXES_PRIMED)
-            log.info("indexes primed: the webhook now decides")
+            log.info("indexes primed: the webhook now decides", frozen_objects=frozen)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="counted", registry=reg)
     async def counted(**kwargs: Any) -> None:
@@ -92,6 +94,17 @@ def registry(
         )
 
     return reg
+
+
+def freeze_start_up_heap() -> int:
+    """Puts what is alive once the indexes are primed (modules, clients, the initial listings),
+    which lives as long as the process, out of the cyclic collector's sight: a full collection
+    then walks only what came later. It walked all of it before, about 120 ms on the event loop
+    each time, 46 times in one webhook bench run. Collected first, so no garbage is frozen.
+    Returns how many objects are frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def _snapshot(caches: Caches | None, namespace: str) -> Caches | None:
