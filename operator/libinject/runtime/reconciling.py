@@ -35,7 +35,8 @@ log = logs.get(__name__)
 
 
 class Picture:
-    """Every policy and namespace as last seen, and what this replica last wrote."""
+    """Every policy (what passes read of it) and namespace as last seen, and what this replica
+    last wrote."""
 
     def __init__(self, settings: EngineSettings, api: client.ApiClient) -> None:
         self.settings = settings
