@@ -1,18 +1,23 @@
 """What the reconciler keeps of each watched policy: only what its passes, rollouts and Events
 read, so a policy's managedFields and kubectl's last-applied copy are not held for every policy,
-while the verdict, the rollout's input and the object an Event names stay exactly as they were."""
+while the verdict, the rollout's input and the object an Event names stay exactly as they were.
+And when it passes: not for the echo of its own status write, and once a burst pauses (or at the
+latest after a limit, for a burst that never does)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
+import pytest
 from kubernetes import client
 
 from builders import PYTHON, policy_object
 from libinject.engine.settings import EngineSettings
+from libinject.runtime import reconciling
 from libinject.runtime.reconciling import Picture
 from libinject.status import PolicyObject, reconcile
 
@@ -82,3 +87,66 @@ def test_our_own_status_write_coming_back_is_recognised_on_the_kept_body() -> No
     kept.saw("p", body)
     assert "p" not in kept.written
     assert kept.policies["p"]["status"] == written
+
+
+def test_only_the_echo_of_our_own_write_asks_for_no_pass() -> None:
+    kept = picture()
+    assert kept.saw("p", served("p"))  # new: a pass must decide its status
+    ours = {"observedGeneration": 3, "matchedNamespaces": 2}
+    kept.written["p"] = ours
+    echo = served("p")
+    echo["status"] = dict(ours)
+    assert not kept.saw("p", echo)
+
+    kept.written["p"] = ours
+    other = served("p")
+    other["status"] = {"observedGeneration": 1}  # someone else's write: ours must be restored
+    assert kept.saw("p", other)
+
+    kept.written["p"] = ours
+    changed = served("p")
+    changed["status"] = dict(ours)
+    changed["spec"]["priority"] = 7  # our status came back, but with a new spec
+    changed["metadata"]["generation"] = 4
+    assert kept.saw("p", changed)
+
+
+async def changes(kept: Picture, *, every: float, count: int | None) -> None:
+    """A watch burst: a change every `every` seconds, `count` of them (None: without end)."""
+    made = 0
+    while count is None or made < count:
+        kept.version += 1
+        made += 1
+        await asyncio.sleep(every)
+
+
+def test_a_pass_waits_until_a_burst_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reconciling, "SETTLE_SECONDS", 0.2)
+    monkeypatch.setattr(reconciling, "SETTLE_LIMIT_SECONDS", 30.0)
+
+    async def scenario() -> tuple[int, int]:
+        kept = picture()
+        burst = asyncio.create_task(changes(kept, every=0.002, count=200))
+        await kept._quiet()
+        seen = kept.version
+        await burst
+        return seen, kept.version
+
+    seen, last = asyncio.run(scenario())
+    assert seen == last == 200  # not returned in the middle of the burst
+
+
+def test_a_burst_without_pause_still_gets_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reconciling, "SETTLE_SECONDS", 0.05)
+    monkeypatch.setattr(reconciling, "SETTLE_LIMIT_SECONDS", 0.3)
+
+    async def scenario() -> bool:
+        kept = picture()
+        endless = asyncio.create_task(changes(kept, every=0.002, count=None))
+        try:
+            await asyncio.wait_for(kept._quiet(), timeout=10)  # a TimeoutError fails the test
+            return not endless.done()
+        finally:
+            endless.cancel()
+
+    assert asyncio.run(scenario()), "returned only because the changes stopped"

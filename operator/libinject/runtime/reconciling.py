@@ -28,6 +28,7 @@ from libinject.runtime.rollouts import Rollouts
 from libinject.status import READY, PolicyObject, Verdict, reconcile
 
 SETTLE_SECONDS = 0.3  # a burst of watch events (start-up, kubectl apply -f dir/) is one pass
+SETTLE_LIMIT_SECONDS = 5.0  # a burst that never pauses still gets a pass this often
 RETRY_SECONDS = 30.0
 KEPT_METADATA = ("name", "uid", "generation")
 LISTED = "listed"  # the key of the two indexes that only wait for complete listings
@@ -61,7 +62,7 @@ class Picture:
     async def _settle(self) -> None:
         """Passes after a settling pause, until one has seen every change made so far."""
         while self.reconciled < self.version:
-            await asyncio.sleep(SETTLE_SECONDS)
+            await self._quiet()
             seen = self.version
             try:
                 failed = await self._pass()
@@ -71,6 +72,18 @@ class Picture:
             self.reconciled = seen
             if failed and self._retry is None:  # a later pass retries them; the others are done
                 self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._retry_now)
+
+    async def _quiet(self) -> None:
+        """Until no change came for SETTLE_SECONDS, or for at most SETTLE_LIMIT_SECONDS: a pass in
+        the middle of a burst writes statuses the rest of the burst changes again (1,000 policies
+        created in 3 s were written about twice each)."""
+        loop = asyncio.get_running_loop()
+        limit = loop.time() + SETTLE_LIMIT_SECONDS
+        while True:
+            before = self.version
+            await asyncio.sleep(SETTLE_SECONDS)
+            if self.version == before or loop.time() >= limit:
+                return
 
     async def _pass(self) -> bool:
         """Writes every policy whose status differs from what the picture derives; whether one
@@ -99,10 +112,16 @@ class Picture:
         self._retry = None
         self.changed()
 
-    def saw(self, name: str, body: Mapping[str, Any]) -> None:
-        self.policies[name] = body = _kept(body)
-        if self.written.get(name) == dict(body.get("status") or {}):
-            del self.written[name]  # our write came back: the watched status is current again
+    def saw(self, name: str, body: Mapping[str, Any]) -> bool:
+        """Keeps the policy; whether a pass must look at it again: not when the event only
+        echoes our own status write. Those echoes are most of the events after a burst, and each
+        pass over 1,000 policies and 10,000 namespaces is a second of CPU taken from the writes."""
+        previous, kept = self.policies.get(name), _kept(body)
+        self.policies[name] = kept
+        if self.written.get(name) != dict(kept.get("status") or {}):
+            return True
+        del self.written[name]  # our write came back: the watched status is current again
+        return previous is None or _decided_by(previous) != _decided_by(kept)
 
     def _policy_object(self, name: str, body: Mapping[str, Any]) -> PolicyObject:
         return PolicyObject(
@@ -174,6 +193,11 @@ def _kept(body: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _decided_by(kept: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a kept policy a verdict is derived from (its status being ours)."""
+    return (kept.get("spec"), kept["metadata"].get("generation"), kept["metadata"].get("uid"))
+
+
 def _count(verdicts: Mapping[str, Verdict]) -> None:
     reasons = Counter(_ready(verdict)["reason"] for verdict in verdicts.values())
     for reason in ("Valid", "Invalid", "Paused"):
@@ -206,8 +230,8 @@ def registry(*, settings: EngineSettings, api: client.ApiClient) -> kopf.Operato
             picture.policies.pop(name, None)
             picture.written.pop(name, None)
             picture.rollouts.forget(name)
-        else:
-            picture.saw(name, event["object"])
+        elif not picture.saw(name, event["object"]):
+            return
         picture.changed()
 
     @kopf.on.event("", "v1", "namespaces", id="namespace-seen", registry=reg)
