@@ -9,12 +9,20 @@ RUN := PYTHONPATH=tests $(BIN)/python
 
 .PHONY: demo test testbin cluster-up cluster-down lint bench crds launcher lock lock-java lock-nodejs clean
 
-$(STAMP): requirements-dev.lock pyproject.toml
+# Two environments: .venv for tests, lint and tools, and .venv-runtime with the runtime lock alone
+# (what the operator image installs), from which the tests and benchmarks run the operator and the
+# CSI plugin (tests/cluster/runtime.py). Both install the package from this checkout.
+RUNTIME_VENV := .venv-runtime
+
+$(STAMP): requirements-dev.lock requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/python -m libinject.csi.codegen  # the CSI stubs (from the spec's Go module; not in git)
+	$(PYTHON) -m venv --clear $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install --quiet -r requirements.lock
+	$(RUNTIME_VENV)/bin/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 # The live path: a local control plane (kept running afterwards; `make cluster-down` stops it),
@@ -97,4 +105,4 @@ lock-nodejs: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(RUNTIME_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -19,16 +19,14 @@ import importlib
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster import harness, registry
+from cluster import harness, registry, runtime
 from libinject.csi.mounts import mount_points
 
-LIBINJECT = Path(sys.executable).parent / "libinject"
 NODE_ID = "pod-runner-node"
 
 
@@ -51,7 +49,7 @@ class CSIPlugin(harness.Service):
     directory: Path | None = None
     log_file: Path | None = None
     publish_timeout: float = 60.0
-    program: tuple[str, ...] = (str(LIBINJECT), "csi")
+    program: tuple[str, ...] = ()  # `libinject csi` of the runtime environment when empty
     process: harness.Process | None = None
     _private: bool = False
     _temporary: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
@@ -102,7 +100,7 @@ class CSIPlugin(harness.Service):
         _run(["mount", "--make-private", str(root)])
         (self.kubelet_root / "pods").mkdir(parents=True, exist_ok=True)
         command = [
-            *self.program,
+            *(self.program or (str(runtime.libinject()), "csi")),
             f"--endpoint={self.endpoint}",
             f"--root={self.cache_root}",
             f"--node-id={NODE_ID}",

@@ -20,6 +20,7 @@ from kubernetes.client import ApiException
 from cluster import build, harness, poll
 from cluster.kubectl import Kubectl
 from cluster.operator import OperatorProcess
+from libinject.runtime import kube
 
 REPO = Path(__file__).parents[2]
 WEBHOOK_PATH = "mutate-pods"
@@ -47,6 +48,12 @@ def kubectl(control_plane: harness.ControlPlane) -> Kubectl:
 @pytest.fixture(scope="session")
 def admin(control_plane: harness.ControlPlane) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def admin_api(control_plane: harness.ControlPlane) -> kube.Api:
+    """The admin through the operator's own client (runtime.kube), for calls of its modules."""
+    return kube.Api(control_plane.kubeconfig)
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +122,12 @@ def operator_kubectl(
         harness.kubeconfig(server=control_plane.server, ca=ca, user={"token": operator_token})
     )
     return Kubectl(binary=kubectl.binary, kubeconfig=path)
+
+
+@pytest.fixture(scope="session")
+def operator_api(operator_kubectl: Kubectl) -> kube.Api:
+    """The operator's own client (runtime.kube) with the operator's kubeconfig."""
+    return kube.Api(operator_kubectl.kubeconfig)
 
 
 OperatorFactory = Callable[..., OperatorProcess]

@@ -11,13 +11,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster import harness, poll
+from cluster import harness, poll, runtime
 
 NAMESPACE = "libinject-system"
 READY_TIMEOUT = 60.0
@@ -41,7 +40,7 @@ class OperatorProcess:
     def start(self) -> OperatorProcess:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [
-            str(Path(sys.executable).parent / "libinject"),
+            str(runtime.libinject()),
             "run",
             "--webhook-host=127.0.0.1",
             f"--webhook-port={self.webhook_port}",

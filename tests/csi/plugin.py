@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from cluster import poll
+from cluster import poll, runtime
 from cluster.registry import Registry
 from libinject.csi.mounts import mount_points
 from libinject.engine import signature
@@ -42,7 +41,6 @@ except ImportError as missing:  # a failure, not a skip: a skipped suite proves 
         "`.venv/bin/python -m libinject.csi.codegen` (or `make .venv/.installed`)"
     ) from missing
 
-LIBINJECT = Path(sys.executable).parent / "libinject"
 UNREACHABLE = "127.0.0.1:9/libinject"  # the discard port: nothing listens, connections refused
 KEY = b"5e1f" * 16  # the tests' signing key (64 hex digits, as the operator makes them)
 NAMESPACE = "shop"  # the namespace the kubelet names for the tests' pods
@@ -106,7 +104,7 @@ class Plugin:
             f"--target={self.holder.pid}",
             "--mount",
             "--",
-            str(LIBINJECT),
+            str(runtime.libinject()),
             "csi",
             f"--endpoint=unix://{self.socket}",
             f"--root={self.root}",

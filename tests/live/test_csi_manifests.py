@@ -32,7 +32,7 @@ from cluster.manifests import RESTRICTED_CONTEXT, one, render
 from libinject.cli.csi import _run_csi
 from libinject.cli.main import _parser
 from libinject.csi import validate
-from libinject.runtime import csikey
+from libinject.runtime import csikey, kube
 from libinject.runtime.config import RuntimeSettings
 
 REPO = Path(__file__).parents[2]
@@ -487,6 +487,7 @@ def world(admin: client.ApiClient, installed: None) -> Iterator[str]:
 def plugin(
     control_plane: harness.ControlPlane,
     admin: client.ApiClient,
+    admin_api: kube.Api,
     kubectl: Kubectl,
     with_csi: list[dict[str, Any]],
     csi_namespace: str,
@@ -494,7 +495,7 @@ def plugin(
     """The component's ServiceAccount and RBAC, created for real from the manifests, and a client
     with a token of that ServiceAccount from the TokenRequest API, as the plugin's pod gets."""
     # The key Secret as the operator makes it at start (a live test may not have run one yet).
-    csikey.ensure(client.CoreV1Api(admin), namespace=OPERATOR_NAMESPACE, name=KEY_SECRET)
+    csikey.ensure(admin_api, namespace=OPERATOR_NAMESPACE, name=KEY_SECRET)
     rbac = [o for o in _ours(with_csi) if o["kind"] in {"ServiceAccount", "ClusterRole", "Role"}]
     rbac += [o for o in _ours(with_csi) if o["kind"] in {"ClusterRoleBinding", "RoleBinding"}]
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(rbac))

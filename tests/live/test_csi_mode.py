@@ -15,7 +15,7 @@ from cluster import kubejson, poll
 from cluster.fixtures import OPERATOR_NAMESPACE, NamespaceFactory
 from cluster.workloads import ENABLED, PolicyFactory, app_pod, python_policy
 from libinject.engine import signature
-from libinject.runtime import csikey
+from libinject.runtime import csikey, kube
 from libinject.runtime.config import RuntimeSettings
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("running_operator")]
@@ -84,7 +84,10 @@ def test_auto_switches_to_csi_when_the_driver_is_registered_and_back(
 
 
 def test_the_csi_volume_is_signed_for_its_namespace(
-    admin: client.ApiClient, namespaces: NamespaceFactory, policies: PolicyFactory
+    admin: client.ApiClient,
+    admin_api: kube.Api,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
 ) -> None:
     """The webhook signs each CSI volume with the key in the operator's Secret, for the pod's
     namespace, image and language (what the plugin checks against the namespace the kubelet
@@ -97,7 +100,7 @@ def test_the_csi_volume_is_signed_for_its_namespace(
         timeout=30,
     )
     key = csikey.ensure(
-        client.CoreV1Api(admin),
+        admin_api,
         namespace=OPERATOR_NAMESPACE,
         name=RuntimeSettings().csi_key_secret,
     )
@@ -108,18 +111,18 @@ def test_the_csi_volume_is_signed_for_its_namespace(
 
 
 def test_the_key_secret_is_made_once_and_never_replaced(
-    admin: client.ApiClient, namespaces: NamespaceFactory
+    admin: client.ApiClient, admin_api: kube.Api, namespaces: NamespaceFactory
 ) -> None:
     """`ensure` makes the Secret when absent and returns the same key after; a Secret holding no
     usable key is an error naming the repair, never silently replaced (the plugins would refuse
     every volume signed before)."""
     core = client.CoreV1Api(admin)
     namespace = namespaces()
-    key = csikey.ensure(core, namespace=namespace, name="csi-key")
+    key = csikey.ensure(admin_api, namespace=namespace, name="csi-key")
     assert len(key) == 2 * signature.KEY_BYTES
-    assert csikey.ensure(core, namespace=namespace, name="csi-key") == key
+    assert csikey.ensure(admin_api, namespace=namespace, name="csi-key") == key
     core.create_namespaced_secret(
         namespace, kubejson.body({"metadata": {"name": "broken"}, "stringData": {"key": "short"}})
     )
     with pytest.raises(csikey.UnusableKeyError, match="delete the Secret"):
-        csikey.ensure(core, namespace=namespace, name="broken")
+        csikey.ensure(admin_api, namespace=namespace, name="broken")

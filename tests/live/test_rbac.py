@@ -16,7 +16,7 @@ from kubernetes.client import ApiException
 from cluster import kubejson
 from cluster.fixtures import GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION
 from cluster.kubectl import Kubectl
-from libinject.runtime import csikey
+from libinject.runtime import csikey, kube
 from libinject.runtime.config import RuntimeSettings
 
 POLICY, WEBHOOK, TLS_SECRET = "rbac-probe", "libinject", "libinject-webhook-tls"
@@ -24,9 +24,11 @@ POLICY, WEBHOOK, TLS_SECRET = "rbac-probe", "libinject", "libinject-webhook-tls"
 
 @dataclass(frozen=True)
 class World:
-    """Objects the calls act on, made by the admin for this module."""
+    """Objects the calls act on, made by the admin for this module, and the operator's own client
+    (runtime.kube) with the same token, for the calls the operator makes through its modules."""
 
     namespace: str
+    operator_api: kube.Api
 
 
 Call = Callable[[client.ApiClient, World], Any]
@@ -64,10 +66,10 @@ def _tls_secret(api: client.ApiClient, _: World) -> Any:
     return core.replace_namespaced_secret(TLS_SECRET, OPERATOR_NAMESPACE, secret)
 
 
-def _csi_key(api: client.ApiClient, _: World) -> Any:
+def _csi_key(_: client.ApiClient, world: World) -> Any:
     """What the operator does at start: read the CSI signing key, making it first if absent."""
     return csikey.ensure(
-        client.CoreV1Api(api), namespace=OPERATOR_NAMESPACE, name=RuntimeSettings().csi_key_secret
+        world.operator_api, namespace=OPERATOR_NAMESPACE, name=RuntimeSettings().csi_key_secret
     )
 
 
@@ -180,7 +182,7 @@ DENIED: dict[str, Call] = {
 
 
 @pytest.fixture(scope="module")
-def world(admin: client.ApiClient, installed: None) -> Iterator[World]:
+def world(admin: client.ApiClient, operator_api: kube.Api, installed: None) -> Iterator[World]:
     """A policy and two webhook configurations to act on, and a namespace with a Secret."""
     core, hooks = client.CoreV1Api(admin), client.AdmissionregistrationV1Api(admin)
     policies = client.CustomObjectsApi(admin)
@@ -201,7 +203,7 @@ def world(admin: client.ApiClient, installed: None) -> Iterator[World]:
     hooks.create_mutating_webhook_configuration(
         kubejson.body({"metadata": {"name": "someone-else"}, "webhooks": []})
     )
-    yield World(namespace=namespace)
+    yield World(namespace=namespace, operator_api=operator_api)
     hooks.delete_mutating_webhook_configuration("someone-else")
     policies.delete_cluster_custom_object(GROUP, VERSION, PLURAL, POLICY)
     core.delete_namespace(namespace)

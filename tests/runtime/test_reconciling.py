@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import kopf
 import pytest
-from kubernetes import client
+import yaml
 
 from builders import PYTHON, policy_object
 from libinject.engine.settings import EngineSettings
-from libinject.runtime import reconciling
+from libinject.runtime import kube, reconciling
 from libinject.runtime.reconciling import Picture
 from libinject.status import PolicyObject, reconcile
 
@@ -45,11 +47,26 @@ def served(name: str) -> dict[str, Any]:
     return body
 
 
-def picture() -> Picture:
-    return Picture(EngineSettings(), client.ApiClient())
+@pytest.fixture
+def picture(tmp_path: Path) -> Callable[[], Picture]:
+    """Pictures whose client points at no server: these tests make no API call."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    return lambda: Picture(EngineSettings(), kube.Api(kubeconfig))
 
 
-def test_the_picture_keeps_only_what_passes_rollouts_and_events_read() -> None:
+def test_the_picture_keeps_only_what_passes_rollouts_and_events_read(
+    picture: Callable[[], Picture],
+) -> None:
     kept = picture()
     kept.saw("p", served("p"))
     assert kept.policies["p"] == {
@@ -61,7 +78,9 @@ def test_the_picture_keeps_only_what_passes_rollouts_and_events_read() -> None:
     }
 
 
-def test_a_kept_policy_gets_the_same_verdict_and_event_object_as_the_served_one() -> None:
+def test_a_kept_policy_gets_the_same_verdict_and_event_object_as_the_served_one(
+    picture: Callable[[], Picture],
+) -> None:
     full, kept = served("p"), picture()
     kept.saw("p", full)
     slim = kept.policies["p"]
@@ -78,7 +97,9 @@ def test_a_kept_policy_gets_the_same_verdict_and_event_object_as_the_served_one(
     )
 
 
-def test_our_own_status_write_coming_back_is_recognised_on_the_kept_body() -> None:
+def test_our_own_status_write_coming_back_is_recognised_on_the_kept_body(
+    picture: Callable[[], Picture],
+) -> None:
     kept = picture()
     written = {"observedGeneration": 3, "matchedNamespaces": 2}
     kept.written["p"] = written
@@ -89,7 +110,7 @@ def test_our_own_status_write_coming_back_is_recognised_on_the_kept_body() -> No
     assert kept.policies["p"]["status"] == written
 
 
-def test_only_the_echo_of_our_own_write_asks_for_no_pass() -> None:
+def test_only_the_echo_of_our_own_write_asks_for_no_pass(picture: Callable[[], Picture]) -> None:
     kept = picture()
     assert kept.saw("p", served("p"))  # new: a pass must decide its status
     ours = {"observedGeneration": 3, "matchedNamespaces": 2}
@@ -120,7 +141,9 @@ async def changes(kept: Picture, *, every: float, count: int | None) -> None:
         await asyncio.sleep(every)
 
 
-def test_a_pass_waits_until_a_burst_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pass_waits_until_a_burst_pauses(
+    picture: Callable[[], Picture], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(reconciling, "SETTLE_SECONDS", 0.2)
     monkeypatch.setattr(reconciling, "SETTLE_LIMIT_SECONDS", 30.0)
 
@@ -136,7 +159,9 @@ def test_a_pass_waits_until_a_burst_pauses(monkeypatch: pytest.MonkeyPatch) -> N
     assert seen == last == 200  # not returned in the middle of the burst
 
 
-def test_a_burst_without_pause_still_gets_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_burst_without_pause_still_gets_a_pass(
+    picture: Callable[[], Picture], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(reconciling, "SETTLE_SECONDS", 0.05)
     monkeypatch.setattr(reconciling, "SETTLE_LIMIT_SECONDS", 0.3)
 

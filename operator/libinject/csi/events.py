@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from libinject.csi.publications import Publication
-from libinject.runtime import logs
+from libinject.runtime import kube, logs
 
 POD_NAME = "csi.storage.k8s.io/pod.name"
 POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
@@ -29,7 +29,6 @@ REASON = "LibraryNotReady"  # the volume was published empty
 REFUSED = "LibraryVolumeRefused"  # the publish was refused (not our webhook's volume, ...)
 ACTION = "PublishVolume"
 QUEUE_SIZE = 1000
-API_TIMEOUT = (5, 15)  # (connect, read) seconds of each post
 MAX_NOTE = 1024  # events.k8s.io/v1 refuses a longer note
 
 _log = logs.get("libinject.csi.events")
@@ -56,22 +55,15 @@ def pod_of(volume_context: Mapping[str, str]) -> Pod | None:
     return Pod(name=name, namespace=namespace, uid=uid)
 
 
-def api_client(kubeconfig: Path | None) -> Any:
-    """A kubernetes ApiClient from `kubeconfig`, else in-cluster; ConfigError when neither."""
-    # Imported here: a plugin without Events does not pay for the client's import.
-    from kubernetes import config  # noqa: PLC0415
-
+def api_client(kubeconfig: Path | None) -> kube.Api:
+    """A client from `kubeconfig`, else in-cluster (never a kubeconfig found by chance on the
+    node); ConfigError when neither."""
+    if kubeconfig is None and "KUBERNETES_SERVICE_HOST" not in os.environ:
+        raise ConfigError("no --kubeconfig and not in a cluster")
     try:
-        if kubeconfig is not None:
-            return config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-        if "KUBERNETES_SERVICE_HOST" in os.environ:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            from kubernetes import client  # noqa: PLC0415
-
-            return client.ApiClient()
-    except Exception as error:  # the loaders raise ConfigException, OSError, ValueError...
+        return kube.Api(kubeconfig)
+    except Exception as error:  # the loaders raise PyKubeError, OSError, KeyError, YAMLError...
         raise ConfigError(f"no Kubernetes client configuration: {error}") from error
-    raise ConfigError("no --kubeconfig and not in a cluster")
 
 
 def empty_note(publication: Publication) -> str:
@@ -115,7 +107,7 @@ def event_body(pod: Pod, *, reason: str, note: str, node_id: str, now: datetime)
 class EventPoster:
     """Posts Events from a queue in a background thread (start it once)."""
 
-    def __init__(self, api: Any, *, node_id: str) -> None:
+    def __init__(self, api: kube.Api, *, node_id: str) -> None:
         self._api = api
         self._node_id = node_id
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=QUEUE_SIZE)
@@ -144,16 +136,11 @@ class EventPoster:
             _log.warning("event dropped: queue full", pod=pod.name, namespace=pod.namespace)
 
     def _loop(self) -> None:
-        from kubernetes import client  # noqa: PLC0415
-
-        events = client.EventsV1Api(self._api)
         while True:
             body = self._queue.get()
             namespace = body["metadata"]["namespace"]
             try:
-                events.create_namespaced_event(
-                    namespace, cast("Any", body), _request_timeout=API_TIMEOUT
-                )
+                self._api.create(f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body)
             except Exception as error:  # never raised: the pod runs either way
                 _log.warning(
                     "event not posted",

@@ -16,11 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from libinject.csi.events import API_TIMEOUT
 from libinject.engine.signature import KEY_BYTES, SECRET_DATA_KEY
-from libinject.runtime import logs
+from libinject.runtime import kube, logs
 
 REFRESH = 10.0  # seconds between reads of the key when signatures do not verify
 
@@ -87,23 +85,15 @@ def from_file(path: Path) -> Keys:
     return Keys(read, source=str(path))
 
 
-def from_secret(api: Any, *, namespace: str, name: str) -> Keys:
-    """The key in Secret `namespace/name` (data key `key`), read with the kubernetes client."""
-    from kubernetes import client  # noqa: PLC0415 (only the plugin pays for the import)
-    from kubernetes.client import ApiException  # noqa: PLC0415
-
-    core = client.CoreV1Api(api)
+def from_secret(api: kube.Api, *, namespace: str, name: str) -> Keys:
+    """The key in Secret `namespace/name` (data key `key`), read through the API."""
 
     def read() -> bytes:
         try:
-            secret = core.read_namespaced_secret(name, namespace, _request_timeout=API_TIMEOUT)
-        except ApiException as error:
-            raise KeyUnavailableError(
-                f"Secret {namespace}/{name}: {error.status} {error.reason}"
-            ) from error
-        except Exception as error:  # unreachable API server, timeouts: the same to the plugin
+            secret = api.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        except Exception as error:  # refused, unreachable, timed out: the same to the plugin
             raise KeyUnavailableError(f"Secret {namespace}/{name}: {error}") from error
-        encoded = (secret.data or {}).get(SECRET_DATA_KEY)
+        encoded = (secret.get("data") or {}).get(SECRET_DATA_KEY)
         if not encoded:
             raise KeyUnavailableError(f"Secret {namespace}/{name} has no {SECRET_DATA_KEY!r}")
         return base64.b64decode(encoded)

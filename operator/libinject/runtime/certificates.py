@@ -17,9 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client import ApiException
-
 from libinject.runtime import kube, logs, metrics, pki
 from libinject.runtime.config import RuntimeSettings
 
@@ -41,10 +38,9 @@ def hosts(settings: RuntimeSettings) -> list[str]:
 
 
 class Certificates:
-    def __init__(self, settings: RuntimeSettings, api: client.ApiClient) -> None:
+    def __init__(self, settings: RuntimeSettings, api: kube.Api) -> None:
         self.settings = settings
-        self.core = client.CoreV1Api(api)
-        self.admission = client.AdmissionregistrationV1Api(api)
+        self.api = api
         directory = settings.webhook.cert_dir
         self.files = ServingFiles(directory / "tls.crt", directory / "tls.key")
 
@@ -91,7 +87,7 @@ class Certificates:
             material = pki.new_material(hosts=names, now=datetime.now(UTC))
             return self._create_secret(material)
         try:
-            material = pki.from_secret_data(secret.data or {})
+            material = pki.from_secret_data(secret.get("data") or {})
         except pki.InvalidMaterial as error:
             # Not ours to keep (made by hand, or damaged): the webhook needs a working chain.
             log.warning("webhook Secret unusable, replacing it", reason=str(error))
@@ -101,46 +97,44 @@ class Certificates:
             return material
         return self._update_secret(secret, renewed)
 
-    def _read_secret(self) -> Any:
+    def _read_secret(self) -> dict[str, Any] | None:
         try:
-            return self.core.read_namespaced_secret(
-                self.settings.webhook.secret, self._namespace, _request_timeout=kube.API_TIMEOUT
-            )
-        except ApiException as error:
+            return self.api.get(f"{self._secrets}/{self.settings.webhook.secret}")
+        except kube.ApiError as error:
             if error.status == 404:
                 return None
             raise
 
     def _create_secret(self, material: pki.Material) -> pki.Material:
-        body = client.V1Secret(
-            metadata=client.V1ObjectMeta(
-                name=self.settings.webhook.secret,
-                labels={"app.kubernetes.io/managed-by": "libinject"},
-            ),
-            type="Opaque",
-            data=dict(pki.to_secret_data(material)),
-        )
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": self.settings.webhook.secret,
+                "labels": {"app.kubernetes.io/managed-by": "libinject"},
+            },
+            "type": "Opaque",
+            "data": dict(pki.to_secret_data(material)),
+        }
         try:
-            self.core.create_namespaced_secret(
-                self._namespace, body, _request_timeout=kube.API_TIMEOUT
-            )
+            self.api.create(self._secrets, body)
             log.info("webhook certificates generated", secret=self.settings.webhook.secret)
             return material
-        except ApiException as error:
+        except kube.ApiError as error:
             if error.status != 409:
                 raise
         return self._current()  # another replica created it first: use theirs
 
-    def _update_secret(self, secret: Any, material: pki.Material) -> pki.Material:
-        secret.data = pki.to_secret_data(material)
+    def _update_secret(self, secret: dict[str, Any], material: pki.Material) -> pki.Material:
+        name = secret["metadata"]["name"]
+        # The resourceVersion read above (kept in the body) makes this a compare-and-swap
+        # between replicas.
+        body = {**secret, "data": dict(pki.to_secret_data(material))}
         try:
-            # The resourceVersion read above makes this a compare-and-swap between replicas.
-            self.core.replace_namespaced_secret(
-                secret.metadata.name, self._namespace, secret, _request_timeout=kube.API_TIMEOUT
-            )
-            log.info("webhook certificates renewed", secret=secret.metadata.name)
+            self.api.replace(f"{self._secrets}/{name}", body)
+            log.info("webhook certificates renewed", secret=name)
             return material
-        except ApiException as error:
+        except kube.ApiError as error:
             if error.status != 409:
                 raise
         return self._current()
@@ -158,35 +152,32 @@ class Certificates:
 
     def _sync_ca_bundle(self, bundle: bytes) -> None:
         secret = self._read_secret()
-        if secret is not None and pki.from_secret_data(secret.data or {}).bundle != bundle:
+        if secret is not None and pki.from_secret_data(secret.get("data") or {}).bundle != bundle:
             return  # another replica renewed since we read: its bundle is the one to publish
         name = self.settings.webhook.configuration
+        path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"
         try:
-            current = self.admission.read_mutating_webhook_configuration(
-                name, _request_timeout=kube.API_TIMEOUT
-            )
-        except ApiException as error:
+            current = self.api.get(path)
+        except kube.ApiError as error:
             if error.status != 404:
                 raise
             log.warning("no webhook configuration to give the CA bundle to", name=name)
             return
         encoded = base64.b64encode(bundle).decode("ascii")
-        webhooks = current.webhooks or []
-        if all(hook.client_config.ca_bundle == encoded for hook in webhooks):
+        webhooks = current.get("webhooks") or []
+        if all(hook.get("clientConfig", {}).get("caBundle") == encoded for hook in webhooks):
             return
         # `add` sets a member whether or not it exists (RFC 6902), so one form fits both cases.
         patch = [
             {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": encoded}
             for i in range(len(webhooks))
         ]
-        self.admission.patch_mutating_webhook_configuration(
-            name, patch, _request_timeout=kube.API_TIMEOUT
-        )
+        self.api.patch(path, patch, content_type=kube.JSON_PATCH)
         log.info("webhook caBundle updated", configuration=name)
 
     @property
-    def _namespace(self) -> str:
-        return self.settings.namespace
+    def _secrets(self) -> str:
+        return f"/api/v1/namespaces/{self.settings.namespace}/secrets"
 
 
 def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:

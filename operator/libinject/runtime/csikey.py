@@ -13,9 +13,7 @@ from __future__ import annotations
 import base64
 import secrets
 from dataclasses import replace
-
-from kubernetes import client
-from kubernetes.client import ApiException
+from typing import Any
 
 from libinject.engine.signature import KEY_BYTES, SECRET_DATA_KEY
 from libinject.runtime import kube, logs
@@ -28,34 +26,35 @@ class UnusableKeyError(RuntimeError):
     """The Secret exists but holds no usable key; the message says how to repair it."""
 
 
-def with_key(settings: RuntimeSettings, api: client.ApiClient) -> RuntimeSettings:
+def with_key(settings: RuntimeSettings, api: kube.Api) -> RuntimeSettings:
     """`settings` whose engine signs CSI volumes with the cluster's key (created if absent)."""
-    key = ensure(client.CoreV1Api(api), namespace=settings.namespace, name=settings.csi_key_secret)
+    key = ensure(api, namespace=settings.namespace, name=settings.csi_key_secret)
     libraries = replace(settings.engine.libraries, csi_key=key)
     return replace(settings, engine=replace(settings.engine, libraries=libraries))
 
 
-def ensure(core: client.CoreV1Api, *, namespace: str, name: str) -> bytes:
+def ensure(api: kube.Api, *, namespace: str, name: str) -> bytes:
     """The key in Secret `namespace/name`, made first if the Secret does not exist."""
+    secrets_path = f"/api/v1/namespaces/{namespace}/secrets"
     for _ in range(2):  # a lost create race is followed by one read of the winner's
         try:
-            secret = core.read_namespaced_secret(name, namespace, _request_timeout=kube.API_TIMEOUT)
-        except ApiException as error:
+            secret = api.get(f"{secrets_path}/{name}")
+        except kube.ApiError as error:
             if error.status != 404:
                 raise
         else:
             return _key_of(secret, f"{namespace}/{name}")
         key = secrets.token_hex(KEY_BYTES).encode("ascii")  # text: a file of it may end in \n
-        body = client.V1Secret(
-            metadata=client.V1ObjectMeta(
-                name=name, labels={"app.kubernetes.io/managed-by": "libinject"}
-            ),
-            type="Opaque",
-            data={SECRET_DATA_KEY: base64.b64encode(key).decode("ascii")},
-        )
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "libinject"}},
+            "type": "Opaque",
+            "data": {SECRET_DATA_KEY: base64.b64encode(key).decode("ascii")},
+        }
         try:
-            core.create_namespaced_secret(namespace, body, _request_timeout=kube.API_TIMEOUT)
-        except ApiException as error:
+            api.create(secrets_path, body)
+        except kube.ApiError as error:
             if error.status != 409:
                 raise
             continue  # another replica created it first: use theirs
@@ -66,8 +65,8 @@ def ensure(core: client.CoreV1Api, *, namespace: str, name: str) -> bytes:
     )
 
 
-def _key_of(secret: client.V1Secret, where: str) -> bytes:
-    encoded = (secret.data or {}).get(SECRET_DATA_KEY)
+def _key_of(secret: dict[str, Any], where: str) -> bytes:
+    encoded = (secret.get("data") or {}).get(SECRET_DATA_KEY)
     key = base64.b64decode(encoded) if encoded else b""
     if len(key) < KEY_BYTES:
         # Never replaced silently: plugins would refuse every volume signed before the change.

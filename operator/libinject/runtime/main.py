@@ -19,7 +19,6 @@ from collections.abc import Coroutine
 from typing import Any
 
 import kopf
-from kubernetes.client import ApiClient
 
 from libinject.runtime import caches, csikey, kube, logs, peering, probes, reconciling, serving
 from libinject.runtime.automode import AutoMode
@@ -40,7 +39,7 @@ def run(settings: RuntimeSettings) -> int:
 
 async def _operate(settings: RuntimeSettings) -> None:
     readiness = probes.Readiness([serving.INDEXES_PRIMED, TLS_LISTENING])
-    api = kube.api_client()
+    api = kube.Api()
     certificates = Certificates(settings, api)
     files = await certificates.prepare()
     settings = await asyncio.to_thread(csikey.with_key, settings, api)
@@ -74,12 +73,12 @@ async def _operate(settings: RuntimeSettings) -> None:
         await kopf.run_tasks(tasks, ignored=existing)
 
 
-async def _server_version(api: ApiClient) -> str | None:
+async def _server_version(api: kube.Api) -> str | None:
     """The API server's version, or None (logged): `auto` then never chooses image volumes, and
     each pod's record says why."""
     try:
         return await asyncio.to_thread(kube.server_version, api)
-    except kube.ApiUnreachableError as error:
+    except kube.ApiError as error:
         log.warning(
             "API server version not read: auto mode will not use image volumes", error=str(error)
         )
@@ -114,7 +113,7 @@ async def _serving_operator(
 
 
 async def _reconciling_operator(
-    settings: RuntimeSettings, *, api: ApiClient, stop: asyncio.Event
+    settings: RuntimeSettings, *, api: kube.Api, stop: asyncio.Event
 ) -> list[asyncio.Task[Any]]:
     kopf_settings = _kopf_settings()
     kopf_settings.peering.name = settings.peering
@@ -142,12 +141,12 @@ def _name_this_replica() -> None:
 
 
 def _with_login(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
-    """Kopf logs in with the same credentials as our `kubernetes` client (a registry made by
+    """Kopf logs in with the same credentials as our own client, pykube-ng's (a registry made by
     hand has none of the default login handlers)."""
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+        return kopf.login_via_pykube(**kwargs)
 
     return registry
 

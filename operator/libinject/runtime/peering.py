@@ -7,25 +7,21 @@ served). So the operator makes sure it exists on start: install stays one comman
 
 from __future__ import annotations
 
-from kubernetes import client
-
 from libinject.runtime import kube, logs
 
 GROUP, VERSION, PLURAL, KIND = "kopf.dev", "v1", "clusterkopfpeerings", "ClusterKopfPeering"
 log = logs.get(__name__)
 
 
-def ensure(api: client.ApiClient, name: str) -> None:
+def ensure(api: kube.Api, name: str) -> None:
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
         "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "libinject"}},
     }
     try:
-        client.CustomObjectsApi(api).create_cluster_custom_object(
-            GROUP, VERSION, PLURAL, body, _request_timeout=kube.API_TIMEOUT
-        )
+        api.create(f"/apis/{GROUP}/{VERSION}/{PLURAL}", body)
         log.info("peering object created", name=name)
-    except client.ApiException as error:
+    except kube.ApiError as error:
         if error.status != 409:  # 409: it exists, made by another replica or an earlier run
             raise

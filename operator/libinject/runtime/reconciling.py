@@ -19,11 +19,10 @@ from functools import partial
 from typing import Any
 
 import kopf
-from kubernetes import client
 
 from libinject.api.types import GROUP, PLURAL, VERSION
 from libinject.engine.settings import EngineSettings
-from libinject.runtime import caches, events, kube, logs, metrics
+from libinject.runtime import caches, events, heap, kube, logs, metrics
 from libinject.runtime.rollouts import Rollouts
 from libinject.status import READY, PolicyObject, Verdict, reconcile
 
@@ -39,9 +38,9 @@ class Picture:
     """Every policy (what passes read of it) and namespace as last seen, and what this replica
     last wrote."""
 
-    def __init__(self, settings: EngineSettings, api: client.ApiClient) -> None:
+    def __init__(self, settings: EngineSettings, api: kube.Api) -> None:
         self.settings = settings
-        self.objects = client.CustomObjectsApi(api)
+        self.api = api
         self.rollouts = Rollouts(api, settings.namespaces)
         self.policies: dict[str, Mapping[str, Any]] = {}
         self.namespaces: dict[str, dict[str, str]] = {}
@@ -70,6 +69,8 @@ class Picture:
                 log.exception("reconcile pass failed")
                 failed = True
             self.reconciled = seen
+            # What the burst's watch events took is garbage now: the resident size would keep it.
+            await asyncio.to_thread(heap.release_free_memory)
             if failed and self._retry is None:  # a later pass retries them; the others are done
                 self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._retry_now)
 
@@ -163,15 +164,9 @@ class Picture:
         patch = {"status": {**dict.fromkeys(current), **verdict.status}}
         try:
             await asyncio.to_thread(
-                self.objects.patch_cluster_custom_object_status,
-                GROUP,
-                VERSION,
-                PLURAL,
-                name,
-                patch,
-                _request_timeout=kube.API_TIMEOUT,
+                self.api.patch, f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}/status", patch
             )
-        except client.ApiException as error:
+        except kube.ApiError as error:
             if error.status == 404:  # deleted meanwhile: its DELETED event is on the way
                 return
             raise
@@ -208,7 +203,7 @@ def _ready(verdict: Verdict) -> dict[str, Any]:
     return next(c for c in verdict.status["conditions"] if c["type"] == READY)
 
 
-def registry(*, settings: EngineSettings, api: client.ApiClient) -> kopf.OperatorRegistry:
+def registry(*, settings: EngineSettings, api: kube.Api) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
     picture = Picture(settings, api)
 

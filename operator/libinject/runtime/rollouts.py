@@ -9,11 +9,9 @@ naming the overlay, once per spec change.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
-
-from kubernetes import client
 
 from libinject.api.parse import InvalidPolicyError
 from libinject.api.types import InstrumentationPolicy
@@ -23,12 +21,14 @@ from libinject.rollout import Workload, annotation, due, selected_namespaces, sp
 from libinject.runtime import events, kube, logs
 
 NAMED = 10  # workloads named in the Event; the rest are counted
+PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+FORBIDDEN = 403
 log = logs.get(__name__)
 
 
 class Rollouts:
-    def __init__(self, api: client.ApiClient, settings: NamespaceSettings) -> None:
-        self.apps = client.AppsV1Api(api)
+    def __init__(self, api: kube.Api, settings: NamespaceSettings) -> None:
+        self.api = api
         self.settings = settings
         self.done: dict[str, str] = {}  # policy -> the spec hash last rolled out (or refused)
 
@@ -51,13 +51,13 @@ class Rollouts:
             rolled = await asyncio.to_thread(
                 partial(self._roll, policy, digest=digest, namespaces=namespaces)
             )
-        except client.ApiException as error:
-            if error.status != 403:
+        except kube.ApiError as error:
+            if error.status != FORBIDDEN:
                 raise
             message = (
                 "rolloutOnChange is set, but the operator may not list or patch workloads: add "
                 "manifests/components/rollout; this spec is then rolled out at the operator's "
-                f"next start, a later spec at its change ({error.reason})"
+                f"next start, a later spec at its change ({error})"
             )
             events.post(body, type="Warning", reason="RolloutForbidden", message=message)
         else:
@@ -82,41 +82,32 @@ class Rollouts:
             "spec": {"template": {"metadata": {"annotations": {annotation(policy.name): digest}}}}
         }
         for workload in targets:
-            patcher = self._patchers()[workload.kind]
-            patcher(workload.name, workload.namespace, patch, _request_timeout=kube.API_TIMEOUT)
+            path = f"{_apps(workload.namespace, workload.kind)}/{workload.name}"
+            self.api.patch(path, patch, content_type=kube.STRATEGIC_MERGE_PATCH)
             log.info("rolled out", policy=policy.name, kind=workload.kind,
                      namespace=workload.namespace, workload=workload.name)  # fmt: skip
         return targets
 
     def _workloads(self, namespace: str) -> list[Workload]:
         found = []
-        for kind, lister in self._listers().items():
-            for item in lister(namespace, _request_timeout=kube.API_TIMEOUT).items:
-                template = item.spec.template.metadata
+        for kind in PLURALS:
+            for item in self.api.get(_apps(namespace, kind)).get("items") or []:
+                template = (item.get("spec") or {}).get("template", {}).get("metadata") or {}
                 found.append(
                     Workload(
                         kind=kind,
                         namespace=namespace,
-                        name=item.metadata.name,
-                        template_labels=(template and template.labels) or {},
-                        template_annotations=(template and template.annotations) or {},
+                        name=item["metadata"]["name"],
+                        template_labels=template.get("labels") or {},
+                        template_annotations=template.get("annotations") or {},
                     )
                 )
         return found
 
-    def _listers(self) -> dict[str, Callable[..., Any]]:
-        return {
-            "Deployment": self.apps.list_namespaced_deployment,
-            "StatefulSet": self.apps.list_namespaced_stateful_set,
-            "DaemonSet": self.apps.list_namespaced_daemon_set,
-        }
 
-    def _patchers(self) -> dict[str, Callable[..., Any]]:
-        return {
-            "Deployment": self.apps.patch_namespaced_deployment,
-            "StatefulSet": self.apps.patch_namespaced_stateful_set,
-            "DaemonSet": self.apps.patch_namespaced_daemon_set,
-        }
+def _apps(namespace: str, kind: str) -> str:
+    """The API path of `kind`'s workloads in `namespace`."""
+    return f"/apis/apps/v1/namespaces/{namespace}/{PLURALS[kind]}"
 
 
 def _message(rolled: list[Workload]) -> str:
