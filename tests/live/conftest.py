@@ -48,7 +48,8 @@ def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
 
 @pytest.fixture
 def policies(admin: client.ApiClient, installed: None) -> Iterator[PolicyFactory]:
-    """Creates cluster-scoped policies with unique names; deletes them afterwards."""
+    """Creates cluster-scoped policies with unique names; deletes them afterwards (those the
+    test has not deleted itself)."""
     api = client.CustomObjectsApi(admin)
     made: list[str] = []
 
@@ -60,7 +61,11 @@ def policies(admin: client.ApiClient, installed: None) -> Iterator[PolicyFactory
 
     yield create
     for name in made:
-        api.delete_cluster_custom_object(GROUP, VERSION, PLURAL, name)
+        try:
+            api.delete_cluster_custom_object(GROUP, VERSION, PLURAL, name)
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -16,13 +16,14 @@ import pytest
 from kubernetes import client
 
 from cluster import poll
-from cluster.fixtures import NamespaceFactory, OperatorFactory
+from cluster.fixtures import GROUP, PLURAL, VERSION, NamespaceFactory, OperatorFactory
 from cluster.operator import OperatorProcess
 from cluster.workloads import (
     ENABLED,
     INSTRUMENTED,
     PolicyFactory,
     app_pod,
+    condition,
     create_pod,
     init_names,
     policy_status,
@@ -197,16 +198,77 @@ def test_only_one_replica_reconciles(
     assert writers == [active]
 
 
+def test_a_replica_active_again_keeps_no_policy_deleted_while_it_stood_by(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    running_operator: OperatorProcess,
+    operator_processes: OperatorFactory,
+    extra_operators: list[OperatorProcess],
+) -> None:
+    """A replica reconciles two tied policies (both Conflicting), then stands by for a replica of
+    higher priority while one of the two is deleted, and is active again once that replica is
+    killed. Kopf's listing on resume names what exists, not what was deleted: the replica must
+    not keep the deleted policy, whose ghost would turn the survivor Conflicting again at its
+    next pass (the serving operator, never paused, tells it of every deletion)."""
+    running_operator.stop(signal.SIGTERM)  # replicas of known priorities instead
+    first = operator_processes("first", "--peering-priority=10").wait_ready()
+    extra_operators.append(first)
+    namespace = namespaces(labels=ENABLED)
+    survivor = policies(python_policy("ghost-a", [namespace]))
+    deleted = policies(python_policy("ghost-b", [namespace]))
+    poll.until(lambda: _conflicting(admin, survivor), what=f"{survivor} Conflicting", timeout=30)
+    higher = operator_processes("higher", "--peering-priority=20").wait_ready()
+    extra_operators.append(higher)
+    poll.until(
+        lambda: last_peering_line(first).startswith("Pausing"),
+        what="the first replica standing by",
+        timeout=60,
+    )
+    client.CustomObjectsApi(admin).delete_cluster_custom_object(GROUP, VERSION, PLURAL, deleted)
+    poll.until(
+        lambda: not _conflicting(admin, survivor),
+        what=f"{survivor} no longer Conflicting (written by the other replica)",
+        timeout=30,
+    )
+    higher.stop(signal.SIGKILL)
+    poll.until(
+        lambda: last_peering_line(first).startswith("Resuming"),
+        what="the first replica active again once the other's keep-alive expired",
+        timeout=90,
+    )
+    # A policy made now is reconciled by the replica active again: a pass of its has run.
+    marker = policies(python_policy("ghost-c", [namespaces(labels=ENABLED)]))
+    poll.until(lambda: policy_status(admin, marker), what=f"{marker} status", timeout=30)
+    assert not _conflicting(admin, survivor), condition(
+        policy_status(admin, survivor), "Conflicting"
+    )
+
+
+def _conflicting(admin: client.ApiClient, name: str) -> bool:
+    return condition(policy_status(admin, name), "Conflicting").get("status") == "True"
+
+
+def _peers(admin: client.ApiClient) -> dict[str, Any]:
+    peering: Any = client.CustomObjectsApi(admin).get_cluster_custom_object(
+        "kopf.dev", "v1", "clusterkopfpeerings", "libinject"
+    )
+    return dict(peering.get("status") or {})
+
+
+def _identity(replica: OperatorProcess) -> str:
+    """How a replica names itself to its peers (runtime.main: host and process)."""
+    assert replica.popen is not None
+    return f"{socket.gethostname()}-{replica.popen.pid}"
+
+
 def elected(
     admin: client.ApiClient, replicas: tuple[OperatorProcess, OperatorProcess]
 ) -> tuple[OperatorProcess, OperatorProcess] | None:
     """(standby, active) once the election has settled: both replicas keep alive in the peering
     object, the higher priority has resumed, and the lower one is not (or no longer) active."""
-    peering: Any = client.CustomObjectsApi(admin).get_cluster_custom_object(
-        "kopf.dev", "v1", "clusterkopfpeerings", "libinject"
-    )
-    alive = peering.get("status") or {}
-    by_identity = {f"{socket.gethostname()}-{r.popen.pid}": r for r in replicas if r.popen}
+    alive = _peers(admin)
+    by_identity = {_identity(r): r for r in replicas}
     if not all(identity in alive for identity in by_identity):
         return None
     low, high = sorted(by_identity, key=lambda identity: alive[identity]["priority"])

@@ -132,6 +132,28 @@ def test_only_the_echo_of_our_own_write_asks_for_no_pass(picture: Callable[[], P
     assert kept.saw("p", changed)
 
 
+def test_a_listed_body_is_the_servers_status_whatever_we_wrote_before(
+    picture: Callable[[], Picture],
+) -> None:
+    """A replica that wrote a status, stood by while another replica wrote a different one, and
+    resumes: the listing's status is what the server has, and our older write must not stand in
+    for it (a pass would compare its verdict with a status that is no longer there). A watch
+    event of the same body, which may predate our write's echo, keeps our write."""
+    kept = picture()
+    ours = {"observedGeneration": 3, "matchedNamespaces": 2}
+    theirs = {"observedGeneration": 3, "matchedNamespaces": 5}
+    body = served("p")
+    body["status"] = dict(theirs)
+
+    kept.written["p"] = ours
+    assert kept.saw("p", body)
+    assert kept.written["p"] == ours  # a watch event: our write's echo may still be on its way
+
+    assert kept.saw("p", body, listed=True)
+    assert "p" not in kept.written
+    assert kept._status("p", kept.policies["p"]) == theirs
+
+
 async def changes(kept: Picture, *, every: float, count: int | None) -> None:
     """A watch burst: a change every `every` seconds, `count` of them (None: without end)."""
     made = 0

@@ -23,6 +23,7 @@ from libinject.engine import references
 from libinject.engine.settings import EngineSettings, NamespaceSettings
 
 ENV_PREFIX = "LIBINJECT_"
+MAX_PRIORITY = 2**31  # what Kopf's random pick below stays under, and JSON carries exactly
 
 
 class ConfigError(ValueError):
@@ -74,6 +75,10 @@ class RuntimeSettings:
 
     peering: str = "libinject"
     """The ClusterKopfPeering through which replicas agree on one active reconciler."""
+
+    peering_priority: int | None = None
+    """This replica's peering priority: the live replica with the highest reconciles. Random
+    when unset (equal priorities would leave every replica active)."""
 
     csi_key_secret: str = "libinject-csi-key"
     """The Secret in the operator's namespace holding the key CSI volumes are signed with (made
@@ -137,6 +142,16 @@ def _mode(value: Any) -> Mode:
 
 def _path(value: Any) -> Path:
     return Path(_text(value))
+
+
+def _priority(value: Any) -> int:
+    # Kopf keeps it in the peering object as a JSON number; whole numbers only, as for ports.
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise ValueError(f"expected a whole number, got {value!r}")
+    priority = int(value)
+    if not 1 <= priority <= MAX_PRIORITY:
+        raise ValueError(f"a peering priority is 1-{MAX_PRIORITY}, got {priority}")
+    return priority
 
 
 def _seconds(value: Any) -> float:
@@ -233,6 +248,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("probePort", _port, ("probe_port",), "HTTP port of /healthz, /readyz, /metrics"),
     Option("logFormat", _log_format, ("log_format",), "json or console"),
     Option("peering", _text, ("peering",), "ClusterKopfPeering name"),
+    Option(
+        "peeringPriority",
+        _priority,
+        ("peering_priority",),
+        "this replica's peering priority (the highest live one reconciles; random if unset)",
+    ),
     Option("csiKeySecret", _text, ("csi_key_secret",), "Secret holding the CSI signing key"),
 )
 _BY_KEY = {option.key: option for option in OPTIONS}

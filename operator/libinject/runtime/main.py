@@ -23,7 +23,7 @@ import kopf
 from libinject.runtime import caches, csikey, kube, logs, peering, probes, reconciling, serving
 from libinject.runtime.automode import AutoMode
 from libinject.runtime.certificates import Certificates
-from libinject.runtime.config import RuntimeSettings
+from libinject.runtime.config import MAX_PRIORITY, RuntimeSettings
 from libinject.runtime.webhook import WebhookServer
 
 TLS_LISTENING = "webhook listening"
@@ -54,12 +54,13 @@ async def _operate(settings: RuntimeSettings) -> None:
         on_listening=lambda: readiness.mark(TLS_LISTENING),
     )
     auto_mode = AutoMode(settings.engine, server_version=await _server_version(api))
+    picture = reconciling.Picture(settings.engine, api)
     existing = set(asyncio.all_tasks())
     tasks = [
         *await _serving_operator(
-            auto_mode=auto_mode, readiness=readiness, server=server, stop=stop
+            auto_mode=auto_mode, readiness=readiness, server=server, picture=picture, stop=stop
         ),
-        *await _reconciling_operator(settings, api=api, stop=stop),
+        *await _reconciling_operator(settings, picture=picture, stop=stop),
     ]
     if certificates.generated:  # given files are someone else's to renew (cert-manager)
         tasks.append(_task(certificates.keep_current(), "certificate keeper"))
@@ -90,6 +91,7 @@ async def _serving_operator(
     auto_mode: AutoMode,
     readiness: probes.Readiness,
     server: WebhookServer,
+    picture: reconciling.Picture,
     stop: asyncio.Event,
 ) -> list[asyncio.Task[Any]]:
     kopf_settings = _kopf_settings()
@@ -100,6 +102,7 @@ async def _serving_operator(
         state=caches.CacheState(),
         readiness=readiness,
         in_flight=server.in_flight,
+        deletions=picture,
     )
     return [
         *await kopf.spawn_tasks(
@@ -113,19 +116,21 @@ async def _serving_operator(
 
 
 async def _reconciling_operator(
-    settings: RuntimeSettings, *, api: kube.Api, stop: asyncio.Event
+    settings: RuntimeSettings, *, picture: reconciling.Picture, stop: asyncio.Event
 ) -> list[asyncio.Task[Any]]:
     kopf_settings = _kopf_settings()
     kopf_settings.peering.name = settings.peering
     kopf_settings.peering.mandatory = True
     # Equal priorities would keep every replica active; a random one elects the highest.
-    kopf_settings.peering.priority = secrets.randbelow(2**31) + 1
+    kopf_settings.peering.priority = (
+        settings.peering_priority or secrets.randbelow(MAX_PRIORITY) + 1
+    )
     # A SIGKILLed active replica is presumed alive until its keep-alive expires: 20 s rather than
     # Kopf's 60 before a standby takes over the reconciling (the webhook is never affected).
     kopf_settings.peering.lifetime = 20
     return [
         *await kopf.spawn_tasks(
-            registry=_with_login(reconciling.registry(settings=settings.engine, api=api)),
+            registry=_with_login(reconciling.registry(picture)),
             settings=kopf_settings,
             clusterwide=True,
             stop_flag=stop,

@@ -6,7 +6,9 @@ status differs from what `status.reconcile` derives from the whole picture: a re
 or a new rival policy changes other policies' status too. The work happens inside `on.event`
 handlers on purpose: Kopf pauses them in a standby peer, so only the active replica writes. (A
 daemon per policy would also do, but Kopf puts a finalizer on every object with a daemon, and a
-policy must stay deletable while the operator is down.)
+policy must stay deletable while the operator is down.) Deletions also reach the picture from the
+serving operator, whose watches never pause (serving.registry): a standby replica's watches do,
+and Kopf's listing on resume says nothing of what was deleted meanwhile.
 """
 
 from __future__ import annotations
@@ -109,16 +111,28 @@ class Picture:
         _count(verdicts)
         return bool(failed)
 
+    def forget_policy(self, name: str) -> None:
+        self.policies.pop(name, None)
+        self.written.pop(name, None)
+        self.rollouts.forget(name)
+
+    def forget_namespace(self, name: str) -> None:
+        self.namespaces.pop(name, None)
+
     def _retry_now(self) -> None:
         self._retry = None
         self.changed()
 
-    def saw(self, name: str, body: Mapping[str, Any]) -> bool:
+    def saw(self, name: str, body: Mapping[str, Any], *, listed: bool = False) -> bool:
         """Keeps the policy; whether a pass must look at it again: not when the event only
         echoes our own status write. Those echoes are most of the events after a burst, and each
-        pass over 1,000 policies and 10,000 namespaces is a second of CPU taken from the writes."""
+        pass over 1,000 policies and 10,000 namespaces is a second of CPU taken from the writes.
+        A `listed` body (a watch started again: at start, or a standby replica resuming) is the
+        server's status as it is now: what we wrote before may have been overwritten since."""
         previous, kept = self.policies.get(name), _kept(body)
         self.policies[name] = kept
+        if listed:
+            self.written.pop(name, None)
         if self.written.get(name) != dict(kept.get("status") or {}):
             return True
         del self.written[name]  # our write came back: the watched status is current again
@@ -162,20 +176,33 @@ class Picture:
             return
         # A merge patch: absent keys are removed explicitly so no field of an old verdict lingers.
         patch = {"status": {**dict.fromkeys(current), **verdict.status}}
+        # Noted before the call: the write's echo can reach `saw` on the event loop while the call
+        # is still in its thread, and must find it there (else it would stay, masking the server's
+        # status from every later pass).
+        before = self.written.get(name)
+        self.written[name] = verdict.status
         try:
             await asyncio.to_thread(
                 self.api.patch, f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}/status", patch
             )
-        except kube.ApiError as error:
-            if error.status == 404:  # deleted meanwhile: its DELETED event is on the way
-                return
+        except Exception as error:
+            _restore(self.written, name, before)
+            if isinstance(error, kube.ApiError) and error.status == 404:
+                return  # deleted meanwhile: its DELETED event is on the way
             raise
-        self.written[name] = verdict.status
         metrics.STATUS_WRITES.inc()
         ready = _ready(verdict)
         log.info("policy status", policy=name, ready=ready["status"], reason=ready["reason"])
         for event in verdict.events:
             events.post(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def _restore(written: dict[str, dict[str, Any]], name: str, before: dict[str, Any] | None) -> None:
+    """Our record of a policy's status as it was before a write that failed."""
+    if before is None:
+        written.pop(name, None)
+    else:
+        written[name] = before
 
 
 def _kept(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,9 +230,8 @@ def _ready(verdict: Verdict) -> dict[str, Any]:
     return next(c for c in verdict.status["conditions"] if c["type"] == READY)
 
 
-def registry(*, settings: EngineSettings, api: kube.Api) -> kopf.OperatorRegistry:
+def registry(picture: Picture) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
-    picture = Picture(settings, api)
 
     # Indexes that hold nothing useful but make Kopf wait, before calling the handlers below, for
     # the complete listing of policies and namespaces: a first pass on half a cluster would write
@@ -222,17 +248,15 @@ def registry(*, settings: EngineSettings, api: kube.Api) -> kopf.OperatorRegistr
     @kopf.on.event(GROUP, VERSION, PLURAL, id="policy-seen", registry=reg)
     async def policy_seen(event: Mapping[str, Any], name: str, **_: Any) -> None:
         if event.get("type") == "DELETED":
-            picture.policies.pop(name, None)
-            picture.written.pop(name, None)
-            picture.rollouts.forget(name)
-        elif not picture.saw(name, event["object"]):
+            picture.forget_policy(name)
+        elif not picture.saw(name, event["object"], listed=event.get("type") is None):
             return
         picture.changed()
 
     @kopf.on.event("", "v1", "namespaces", id="namespace-seen", registry=reg)
     async def namespace_seen(event: Mapping[str, Any], name: str, **_: Any) -> None:
         if event.get("type") == "DELETED":
-            picture.namespaces.pop(name, None)
+            picture.forget_namespace(name)
         else:
             labels = caches.labels_of(event["object"])
             if picture.namespaces.get(name) == labels:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 
@@ -24,13 +24,26 @@ INDEXES_PRIMED = "indexes primed"
 log = logs.get(__name__)
 
 
+class Deletions(Protocol):
+    """Told of every deleted policy and namespace (the reconciler's picture)."""
+
+    def forget_policy(self, name: str) -> None: ...
+
+    def forget_namespace(self, name: str) -> None: ...
+
+
 def registry(
     *,
     auto_mode: AutoMode,
     state: caches.CacheState,
     readiness: Readiness,
     in_flight: InFlight,
+    deletions: Deletions,
 ) -> kopf.OperatorRegistry:
+    """The serving operator's handlers. Its watches never pause, so it also tells `deletions` of
+    every deletion: the reconciler's own watches pause in a standby replica, and on resume Kopf
+    lists what exists but says nothing of what was deleted meanwhile, so without this a replica
+    active again would keep those (a deleted rival would keep a live policy Conflicting)."""
     reg = kopf.OperatorRegistry()
 
     @kopf.index(GROUP, VERSION, PLURAL, id="policies", registry=reg)
@@ -57,7 +70,9 @@ def registry(
     # Kopf runs resource handlers only once every index has its initial listing, so the first
     # call of this one is the moment the caches are complete (a cluster always has namespaces).
     @kopf.on.event("", "v1", "namespaces", id="primed", registry=reg)
-    async def primed(**kwargs: Any) -> None:
+    async def primed(type: str, name: str, **kwargs: Any) -> None:
+        if type == "DELETED":
+            deletions.forget_namespace(name)
         _count(kwargs)
         if not state.primed:
             state.primed = True
@@ -67,7 +82,9 @@ def registry(
             heap.release_free_memory()  # the listings' events are garbage now
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="counted", registry=reg)
-    async def counted(**kwargs: Any) -> None:
+    async def counted(type: str, name: str, **kwargs: Any) -> None:
+        if type == "DELETED":
+            deletions.forget_policy(name)
         _count(kwargs)
 
     @kopf.on.mutate(
