@@ -20,6 +20,7 @@ NETWORK_FIXTURES = frozenset(
     {
         "control_plane",
         "crane",
+        "helm",
         "csi_sanity",
         "busybox",
         "registry",

@@ -138,6 +138,19 @@ def csi_sanity() -> Product:
     )
 
 
+def helm() -> Product:
+    """Helm, to lint and render charts/libinject as a user would."""
+    module = "helm.sh/helm/v4"
+    return Product(
+        name="helm",
+        module=module,
+        version=versions.HELM,
+        commands={"helm": f"{module}/cmd/helm"},
+        # What `helm version` prints; unset, it reports the throw-away module's "v4.0+unreleased".
+        ldflags=(f"-X {module}/internal/version.version={versions.HELM}",),
+    )
+
+
 def otel_operator() -> Product:
     """The OpenTelemetry Operator (the peer in bench/webhook.py), with its Instrumentation CRD.
     Built only by the bench: the tests never run it."""
@@ -169,10 +182,10 @@ def staging_replaces() -> dict[str, str]:
 
 
 def binaries() -> dict[str, Path]:
-    """Every control-plane binary (and data file), crane and csi-sanity by name, building what
-    the cache lacks."""
+    """Every control-plane binary (and data file), crane, csi-sanity and helm by name, building
+    what the cache lacks."""
     paths: dict[str, Path] = {}
-    for product in (etcd(), kwok(), crane(), csi_sanity(), kubernetes()):
+    for product in (etcd(), kwok(), crane(), csi_sanity(), helm(), kubernetes()):
         paths |= ensure(product)
     return paths
 

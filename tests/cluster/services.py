@@ -35,6 +35,11 @@ def crane() -> Path:
 
 
 @pytest.fixture(scope="session")
+def helm() -> Path:
+    return build.ensure(build.helm())["helm"]
+
+
+@pytest.fixture(scope="session")
 def csi_sanity() -> Path:
     return build.ensure(build.csi_sanity())["csi-sanity"]
 

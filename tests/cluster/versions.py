@@ -20,3 +20,7 @@ STAGING = "v0." + KUBERNETES.removeprefix("v1.")
 # The OpenTelemetry Operator, the peer `make bench` runs beside libinject (bench/webhook.py). The Go
 # module proxy serves only some of its releases; v0.148.0 is one, and builds without replaces.
 OTEL_OPERATOR = "v0.148.0"
+
+# Helm, for the chart in charts/libinject (lint, render, server dry-run; tests/live/test_chart.py).
+# v4: its newest release the Go module proxy serves; builds with Go 1.26.
+HELM = "v4.3.2"

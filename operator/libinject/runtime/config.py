@@ -78,7 +78,9 @@ class RuntimeSettings:
 
     peering_priority: int | None = None
     """This replica's peering priority: the live replica with the highest reconciles. Random
-    when unset (equal priorities would leave every replica active)."""
+    when unset. Equal priorities leave every replica active (Kopf warns), so a value shared by
+    all replicas of a Deployment (its ConfigMap, its env) defeats the election: set it only for
+    replicas run apart, such as a second Deployment that should take over last."""
 
     csi_key_secret: str = "libinject-csi-key"
     """The Secret in the operator's namespace holding the key CSI volumes are signed with (made
@@ -252,7 +254,8 @@ OPTIONS: tuple[Option, ...] = (
         "peeringPriority",
         _priority,
         ("peering_priority",),
-        "this replica's peering priority (the highest live one reconciles; random if unset)",
+        "this replica's peering priority (the highest live one reconciles; random if unset; "
+        "never the same value for every replica, which leaves them all active)",
     ),
     Option("csiKeySecret", _text, ("csi_key_secret",), "Secret holding the CSI signing key"),
 )
