@@ -124,6 +124,10 @@ def test_default_values_render_what_kustomize_installs(
         ({"rollout": True}, {"resources": ["base"], "components": ["components/rollout"]}),
         ({"csi": True}, {"resources": ["base"], "components": ["components/csi"]}),
         (
+            {"webhook": {"url": "https://127.0.0.1:9443/mutate-pods"}, "replicas": 0},
+            {"resources": ["overlays/local"]},
+        ),
+        (
             {"certManager": True, "rollout": True, "csi": True},
             {
                 "resources": ["overlays/cert-manager"],
@@ -131,7 +135,7 @@ def test_default_values_render_what_kustomize_installs(
             },
         ),
     ],
-    ids=["cert-manager", "rollout", "csi", "all-three"],
+    ids=["cert-manager", "rollout", "csi", "local", "all-three"],
 )
 def test_each_toggle_renders_what_its_overlay_or_component_installs(
     helm: Path,
@@ -141,8 +145,8 @@ def test_each_toggle_renders_what_its_overlay_or_component_installs(
     kustomization: dict[str, list[str]],
 ) -> None:
     """`certManager` is manifests/overlays/cert-manager, `rollout` and `csi` their components
-    added to the base (kustomize reads them through a kustomization made here, as a user's
-    would)."""
+    added to the base, `webhook.url` with no replicas the local overlay (kustomize reads them
+    through a kustomization made here, as a user's would)."""
     manifests = os.path.relpath(REPO / "manifests", tmp_path)
     document = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",

@@ -1,0 +1,146 @@
+"""The chart's life on a control plane of its own (the session's has libinject installed by
+kubectl): `helm install`, a pod injected by an operator running as the operator's ServiceAccount,
+`helm upgrade` with another value (the caBundle the operator wrote survives it, and injection goes
+on), then `helm uninstall`, after which only what the README says stays is left: the CRDs (Helm
+never deletes a chart's CRDs) and the peering object the operator made.
+
+The operator runs as a process on the host, as everywhere in these tests until it runs from its
+image (issue 18): the chart's `webhook.url` and `replicas: 0` are the local overlay's two changes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster import build, harness, poll
+from cluster.fixtures import GROUP, OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, PLURAL
+from cluster.kubectl import Kubectl
+from cluster.operator import OperatorProcess
+from cluster.workloads import ENABLED, INSTRUMENTED, app_pod, python_policy
+
+CHART = Path(__file__).parents[2] / "charts" / "libinject"
+RELEASE = "libinject"
+# What uninstall leaves, cluster-scoped: the CRDs, and the peering object the operator creates.
+STAYS = {
+    ("customresourcedefinitions", f"{PLURAL}.{GROUP}"),
+    ("customresourcedefinitions", "clusterkopfpeerings.kopf.dev"),
+    ("clusterkopfpeerings.kopf.dev", "libinject"),
+}
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.ControlPlane]:
+    with harness.ControlPlane(tmp_path_factory.mktemp("chart-plane")) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def plane_kubectl(plane: harness.ControlPlane) -> Kubectl:
+    return Kubectl(binary=build.binaries()["kubectl"], kubeconfig=plane.kubeconfig)
+
+
+def helm_run(helm: Path, plane: harness.ControlPlane, *args: str) -> str:
+    result = subprocess.run(
+        [str(helm), f"--kubeconfig={plane.kubeconfig}", "--namespace=default", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def create(admin: Kubectl, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    scope = [f"--namespace={namespace}"] if namespace else []
+    out = admin("create", *scope, "-o", "json", "-f", "-", stdin=json.dumps(body)).stdout
+    created: dict[str, Any] = json.loads(out)
+    return created
+
+
+def injected_pod(admin: Kubectl, namespace: str, name: str) -> bool:
+    """Creates a pod named after `name`; whether the webhook injected it (polled by the caller
+    until it does: the operator answers once its caches are primed)."""
+    body = app_pod(name)
+    body["metadata"]["generateName"] = f"{body['metadata'].pop('name')}-"  # one per attempt
+    pod = create(admin, body, namespace)
+    return bool(pod["metadata"].get("labels", {}).get(INSTRUMENTED) == "true")
+
+
+def ca_bundle(admin: Kubectl) -> str:
+    out = admin("get", "mutatingwebhookconfiguration", "libinject", "-o", "json").stdout
+    return str(json.loads(out)["webhooks"][0]["clientConfig"].get("caBundle", ""))
+
+
+def left_cluster_wide(admin: Kubectl) -> set[tuple[str, str]]:
+    """Every cluster-scoped object of ours (named libinject...) or of our API groups."""
+    found = set()
+    for resource in (
+        "customresourcedefinitions",
+        "clusterkopfpeerings.kopf.dev",
+        "clusterroles",
+        "clusterrolebindings",
+        "mutatingwebhookconfigurations",
+        "namespaces",
+        "csidrivers",
+    ):
+        names = admin("get", resource, "-o", "name", check=False).stdout.split()
+        for name in (n.split("/", 1)[1] for n in names):
+            if "libinject" in name or name.endswith(".kopf.dev"):
+                found.add((resource, name))
+    return found
+
+
+def test_install_inject_upgrade_uninstall(
+    helm: Path, plane: harness.ControlPlane, plane_kubectl: Kubectl, tmp_path: Path
+) -> None:
+    admin = plane_kubectl
+    port = harness.free_port()
+    url = f"https://127.0.0.1:{port}/mutate-pods"
+    helm_run(helm, plane, "install", RELEASE, str(CHART), "--wait", "--timeout=120s",
+             f"--set=webhook.url={url}", "--set=replicas=0")  # fmt: skip
+
+    token = admin(
+        "create", "token", OPERATOR_ACCOUNT, f"--namespace={OPERATOR_NAMESPACE}",
+        f"--audience={harness.ISSUER}", "--duration=1h",
+    ).stdout.strip()  # fmt: skip
+    kubeconfig = tmp_path / "operator.kubeconfig"
+    kubeconfig.write_text(
+        harness.kubeconfig(server=plane.server, ca=plane.keys.ca.certificate, user={"token": token})
+    )
+    operator = OperatorProcess(kubeconfig=kubeconfig, directory=tmp_path, webhook_port=port)
+    operator.start()
+    try:
+        operator.wait_ready()
+        create(admin, {"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": "shop", "labels": ENABLED}})  # fmt: skip
+        create(admin, python_policy("shop", ["shop"]))
+        poll.until(
+            lambda: injected_pod(admin, "shop", "before"), what="an injected pod", timeout=60
+        )
+        bundle = ca_bundle(admin)
+        assert bundle  # written by the operator, not by the chart
+
+        helm_run(helm, plane, "upgrade", RELEASE, str(CHART), "--reuse-values", "--wait",
+                 "--set=webhook.timeoutSeconds=5")  # fmt: skip
+        hook = json.loads(
+            admin("get", "mutatingwebhookconfiguration", "libinject", "-o", "json").stdout
+        )["webhooks"][0]
+        assert hook["timeoutSeconds"] == 5
+        assert hook["clientConfig"]["caBundle"] == bundle  # the upgrade kept what it never set
+        assert injected_pod(admin, "shop", "after-upgrade")
+    finally:
+        operator.stop()
+
+    helm_run(helm, plane, "uninstall", RELEASE, "--wait", "--timeout=120s")
+    admin("wait", "--for=delete", f"namespace/{OPERATOR_NAMESPACE}", "--timeout=120s", check=False)
+    assert not helm_run(helm, plane, "list", "--all-namespaces", "--short").strip()
+    # Helm's release records (Secrets labelled owner=helm) went with the release.
+    assert not admin("get", "secrets", "--all-namespaces", "-l", "owner=helm", "-o", "name").stdout
+    assert left_cluster_wide(admin) == STAYS
