@@ -17,6 +17,8 @@ import yaml
 
 from cluster.kubectl import Kubectl
 from cluster.manifests import dry_run_apply, one, render
+from libinject.api.types import Mode
+from libinject.runtime.config import OPTIONS
 
 REPO = Path(__file__).parents[2]
 CHART = REPO / "charts" / "libinject"
@@ -161,6 +163,46 @@ def test_each_toggle_renders_what_its_overlay_or_component_installs(
     assert sorted(chart) == sorted(kustomized)
     for key, obj in kustomized.items():
         assert chart[key] == obj, key
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"replicas": "two"}, "/replicas"),
+        ({"settings": {"defaultMode": "auto"}}, "/settings/defaultMode"),
+        ({"settings": {"registy": "registry.example.com"}}, "registy"),
+        ({"image": {"digest": "latest"}}, "/image/digest"),
+        ({"webhook": {"timeoutSeconds": 31}}, "/webhook/timeoutSeconds"),
+        ({"extraLabels": {"tier": 1}}, "/extraLabels/tier"),
+    ],
+    ids=["type", "enum", "unknown-key", "digest", "range", "label-value"],
+)
+def test_a_bad_value_is_refused_naming_it(
+    helm: Path, tmp_path: Path, values: dict[str, Any], named: str
+) -> None:
+    """values.schema.json: a mistyped or unknown value stops the render (and so an install or
+    an upgrade) with a message naming it, before anything reaches the cluster."""
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = subprocess.run(
+        [str(helm), "template", "libinject", str(CHART), "--values", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert named in result.stderr, result.stderr
+
+
+def test_the_schema_knows_what_the_operator_knows() -> None:
+    """The settings the schema allows are operator settings, and its default modes are the modes
+    a policy may name but `auto` (what `auto` falls back to cannot be `auto`)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    settings = schema["properties"]["settings"]["properties"]
+    assert set(settings) <= {option.key for option in OPTIONS}
+    assert set(settings) == set(yaml.safe_load((CHART / "values.yaml").read_text())["settings"])
+    assert set(settings["defaultMode"]["enum"]) == {mode.value for mode in Mode} - {"auto"}
 
 
 def test_the_charts_crds_are_crds_directory_files() -> None:
