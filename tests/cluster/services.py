@@ -24,6 +24,7 @@ import pytest
 from cluster import build, debian, harness
 from cluster.csiplugin import CSIPlugin
 from cluster.fixtures import OPERATOR_NAMESPACE
+from cluster.helm import Helm
 from cluster.registry import Registry
 from cluster.testagent import TestAgent
 from libinject.runtime.config import RuntimeSettings
@@ -35,8 +36,8 @@ def crane() -> Path:
 
 
 @pytest.fixture(scope="session")
-def helm() -> Path:
-    return build.ensure(build.helm())["helm"]
+def helm() -> Helm:
+    return Helm(build.ensure(build.helm())["helm"])
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from cluster.helm import Helm
 from cluster.kubectl import Kubectl
 from cluster.manifests import dry_run_apply, one, render
 from libinject.api.types import Mode
@@ -65,16 +65,19 @@ TOGGLED: dict[str, Any] = {
 }
 
 
-def helm_template(helm: Path, tmp_path: Path, values: dict[str, Any] | None = None) -> list[Any]:
-    """`helm template` of the chart, CRDs included, with `values` (a values file) if given."""
-    command = [str(helm), "template", "libinject", str(CHART), "--include-crds"]
-    if values is not None:
-        path = tmp_path / "values.yaml"
-        path.write_text(yaml.safe_dump(values))
-        command += ["--values", str(path)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
+def values_file(tmp_path: Path, values: dict[str, Any] | None) -> list[str]:
+    """helm's arguments for `values` written to a file (none for the chart's defaults)."""
+    if values is None:
+        return []
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return ["--values", str(path)]
+
+
+def helm_template(helm: Helm, tmp_path: Path, values: dict[str, Any] | None = None) -> list[Any]:
+    """`helm template` of the chart, CRDs included, with `values` if given."""
+    args = ("template", "libinject", str(CHART), "--include-crds", *values_file(tmp_path, values))
+    return [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
 
 
 def comparable(objects: list[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
@@ -94,21 +97,14 @@ def comparable(objects: list[dict[str, Any]]) -> dict[tuple[str, str, str], Any]
     return found
 
 
-def test_the_chart_lints_clean(helm: Path) -> None:
-    result = subprocess.run(
-        [str(helm), "lint", "--strict", str(CHART)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_the_chart_lints_clean(helm: Helm) -> None:
+    result = helm("lint", "--strict", str(CHART))
     assert "[WARNING]" not in result.stdout, result.stdout
     assert "[ERROR]" not in result.stdout, result.stdout
 
 
 def test_default_values_render_what_kustomize_installs(
-    helm: Path, kubectl: Kubectl, tmp_path: Path
+    helm: Helm, kubectl: Kubectl, tmp_path: Path
 ) -> None:
     """Object for object and field for field, CRDs included: a change to manifests/ that the
     chart does not follow (or the reverse) fails here."""
@@ -140,7 +136,7 @@ def test_default_values_render_what_kustomize_installs(
     ids=["cert-manager", "rollout", "csi", "local", "all-three"],
 )
 def test_each_toggle_renders_what_its_overlay_or_component_installs(
-    helm: Path,
+    helm: Helm,
     kubectl: Kubectl,
     tmp_path: Path,
     values: dict[str, Any],
@@ -178,19 +174,12 @@ def test_each_toggle_renders_what_its_overlay_or_component_installs(
     ids=["type", "enum", "unknown-key", "digest", "range", "label-value"],
 )
 def test_a_bad_value_is_refused_naming_it(
-    helm: Path, tmp_path: Path, values: dict[str, Any], named: str
+    helm: Helm, tmp_path: Path, values: dict[str, Any], named: str
 ) -> None:
     """values.schema.json: a mistyped or unknown value stops the render (and so an install or
     an upgrade) with a message naming it, before anything reaches the cluster."""
-    path = tmp_path / "values.yaml"
-    path.write_text(yaml.safe_dump(values))
-    result = subprocess.run(
-        [str(helm), "template", "libinject", str(CHART), "--values", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    args = ("template", "libinject", str(CHART), *values_file(tmp_path, values))
+    result = helm(*args, check=False)
     assert result.returncode != 0
     assert named in result.stderr, result.stderr
 
@@ -214,7 +203,7 @@ def test_the_charts_crds_are_crds_directory_files() -> None:
     )
 
 
-def test_every_value_lands_where_it_belongs(helm: Path, tmp_path: Path) -> None:
+def test_every_value_lands_where_it_belongs(helm: Helm, tmp_path: Path) -> None:
     objects = helm_template(helm, tmp_path, TOGGLED)
     deployment = one(objects, "Deployment", "libinject-operator")
     pod = deployment["spec"]["template"]["spec"]
@@ -248,7 +237,7 @@ def test_every_value_lands_where_it_belongs(helm: Path, tmp_path: Path) -> None:
     assert "--allowed-repository=registry.example.com/apm" in plugin["args"]
 
 
-def test_the_monitors_scrape_the_metrics_listener(helm: Path, tmp_path: Path) -> None:
+def test_the_monitors_scrape_the_metrics_listener(helm: Helm, tmp_path: Path) -> None:
     """The ServiceMonitor names the Service's `metrics` port, the PodMonitor the pods' `probes`
     port, both the operator's pods by the selector the Service uses; neither is there unless
     asked for (a cluster without the Prometheus Operator has no such kinds)."""
@@ -271,7 +260,7 @@ def test_the_monitors_scrape_the_metrics_listener(helm: Path, tmp_path: Path) ->
     assert pod_endpoint["path"] == "/metrics"
 
 
-def test_new_settings_roll_the_operator(helm: Path, tmp_path: Path) -> None:
+def test_new_settings_roll_the_operator(helm: Helm, tmp_path: Path) -> None:
     """The pod template carries the settings' checksum: `helm upgrade` with other settings
     restarts the replicas, which read them only at start."""
 
@@ -284,7 +273,7 @@ def test_new_settings_roll_the_operator(helm: Path, tmp_path: Path) -> None:
     assert checksum(None) != checksum({"settings": {"defaultMode": "csi"}})
 
 
-def test_another_namespace_moves_every_reference(helm: Path, tmp_path: Path) -> None:
+def test_another_namespace_moves_every_reference(helm: Helm, tmp_path: Path) -> None:
     objects = helm_template(helm, tmp_path, {"namespace": "apm-system", "createNamespace": False})
     assert not [o for o in objects if o["kind"] == "Namespace"]
     text = json.dumps([o for o in objects if o["kind"] != "CustomResourceDefinition"])
@@ -302,7 +291,7 @@ def test_another_namespace_moves_every_reference(helm: Path, tmp_path: Path) -> 
     ids=["defaults", "every-value-set", "with-cert-manager"],
 )
 def test_the_api_server_accepts_the_rendered_objects(
-    helm: Path, kubectl: Kubectl, tmp_path: Path, values: dict[str, Any] | None
+    helm: Helm, kubectl: Kubectl, tmp_path: Path, values: dict[str, Any] | None
 ) -> None:
     """A server-side dry run of everything but the CRDs (installed already, and Helm installs
     them before the rest), with no refusal and no warning. cert-manager is not installed here,

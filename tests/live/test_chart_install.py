@@ -10,9 +10,10 @@ image (issue 18): the chart's `webhook.url` and `replicas: 0` are the local over
 
 from __future__ import annotations
 
+import functools
 import json
-import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 
 from cluster import build, harness, poll
 from cluster.fixtures import GROUP, OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, PLURAL
+from cluster.helm import Helm
 from cluster.kubectl import Kubectl
 from cluster.operator import OperatorProcess
 from cluster.workloads import ENABLED, INSTRUMENTED, app_pod, python_policy
@@ -45,18 +47,6 @@ def plane_kubectl(plane: harness.ControlPlane) -> Kubectl:
     return Kubectl(binary=build.binaries()["kubectl"], kubeconfig=plane.kubeconfig)
 
 
-def helm_run(helm: Path, plane: harness.ControlPlane, *args: str) -> str:
-    result = subprocess.run(
-        [str(helm), f"--kubeconfig={plane.kubeconfig}", "--namespace=default", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 def create(admin: Kubectl, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
     scope = [f"--namespace={namespace}"] if namespace else []
     out = admin("create", *scope, "-o", "json", "-f", "-", stdin=json.dumps(body)).stdout
@@ -73,9 +63,10 @@ def injected_pod(admin: Kubectl, namespace: str, name: str) -> bool:
     return bool(pod["metadata"].get("labels", {}).get(INSTRUMENTED) == "true")
 
 
-def ca_bundle(admin: Kubectl) -> str:
+def webhook(admin: Kubectl) -> dict[str, Any]:
     out = admin("get", "mutatingwebhookconfiguration", "libinject", "-o", "json").stdout
-    return str(json.loads(out)["webhooks"][0]["clientConfig"].get("caBundle", ""))
+    hook: dict[str, Any] = json.loads(out)["webhooks"][0]
+    return hook
 
 
 def left_cluster_wide(admin: Kubectl) -> set[tuple[str, str]]:
@@ -98,13 +89,15 @@ def left_cluster_wide(admin: Kubectl) -> set[tuple[str, str]]:
 
 
 def test_install_inject_upgrade_uninstall(
-    helm: Path, plane: harness.ControlPlane, plane_kubectl: Kubectl, tmp_path: Path
+    helm: Helm, plane: harness.ControlPlane, plane_kubectl: Kubectl, tmp_path: Path
 ) -> None:
     admin = plane_kubectl
+    # The release record in `default`; the chart's objects say their own namespace.
+    release = functools.partial(replace(helm, kubeconfig=plane.kubeconfig), "--namespace=default")
     port = harness.free_port()
     url = f"https://127.0.0.1:{port}/mutate-pods"
-    helm_run(helm, plane, "install", RELEASE, str(CHART), "--wait", "--timeout=120s",
-             f"--set=webhook.url={url}", "--set=replicas=0")  # fmt: skip
+    release("install", RELEASE, str(CHART), "--wait", "--timeout=120s",
+            f"--set=webhook.url={url}", "--set=replicas=0")  # fmt: skip
 
     token = admin(
         "create", "token", OPERATOR_ACCOUNT, f"--namespace={OPERATOR_NAMESPACE}",
@@ -124,23 +117,21 @@ def test_install_inject_upgrade_uninstall(
         poll.until(
             lambda: injected_pod(admin, "shop", "before"), what="an injected pod", timeout=60
         )
-        bundle = ca_bundle(admin)
+        bundle = webhook(admin)["clientConfig"].get("caBundle")
         assert bundle  # written by the operator, not by the chart
 
-        helm_run(helm, plane, "upgrade", RELEASE, str(CHART), "--reuse-values", "--wait",
-                 "--set=webhook.timeoutSeconds=5")  # fmt: skip
-        hook = json.loads(
-            admin("get", "mutatingwebhookconfiguration", "libinject", "-o", "json").stdout
-        )["webhooks"][0]
+        release("upgrade", RELEASE, str(CHART), "--reuse-values", "--wait",
+                "--set=webhook.timeoutSeconds=5")  # fmt: skip
+        hook = webhook(admin)
         assert hook["timeoutSeconds"] == 5
         assert hook["clientConfig"]["caBundle"] == bundle  # the upgrade kept what it never set
         assert injected_pod(admin, "shop", "after-upgrade")
     finally:
         operator.stop()
 
-    helm_run(helm, plane, "uninstall", RELEASE, "--wait", "--timeout=120s")
+    release("uninstall", RELEASE, "--wait", "--timeout=120s")
     admin("wait", "--for=delete", f"namespace/{OPERATOR_NAMESPACE}", "--timeout=120s", check=False)
-    assert not helm_run(helm, plane, "list", "--all-namespaces", "--short").strip()
+    assert not release("list", "--all-namespaces", "--short").stdout.strip()
     # Helm's release records (Secrets labelled owner=helm) went with the release.
     assert not admin("get", "secrets", "--all-namespaces", "-l", "owner=helm", "-o", "name").stdout
     assert left_cluster_wide(admin) == STAYS
