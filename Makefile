@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Test-side Python (the control-plane harness) lives in tests/; the demo uses it too.
 RUN := PYTHONPATH=tests $(BIN)/python
 
-.PHONY: demo test testbin cluster-up cluster-down lint bench crds launcher lock lock-java lock-nodejs clean
+.PHONY: demo test testbin cluster-up cluster-down lint bench crds launcher image lock lock-java lock-nodejs clean
 
 # Two environments: .venv for tests, lint and tools, and .venv-runtime with the runtime lock alone
 # (what the operator image installs), from which the tests and benchmarks run the operator and the
@@ -55,8 +55,9 @@ lint: $(STAMP)
 # Engine latency in memory, the webhook on a local control plane beside the OpenTelemetry Operator
 # (built from the Go module proxy on first use) and a floor webhook, Python, Java and Node.js
 # start-up with the injected library, the Python, Java and Node.js images' sizes, the three
-# delivery modes (copy, CSI, image volume) for 50 pods on one node, and both operators' memory with 10,000 namespaces, 1,000 policies
-# and 2,000 pods (results in bench/results/).
+# delivery modes (copy, CSI, image volume) for 50 pods on one node, both operators' memory with
+# 10,000 namespaces, 1,000 policies and 2,000 pods, and the operator image's size per platform
+# and its start to /readyz (results in bench/results/).
 bench: testbin
 	$(RUN) -m bench.engine
 	$(RUN) -m bench.webhook
@@ -66,10 +67,19 @@ bench: testbin
 	$(RUN) -m bench.bundle_size
 	$(RUN) -m bench.delivery
 	$(RUN) -m bench.scale
+	$(RUN) -m bench.operator_image
 
 # Regenerates the CRD from the Python model (the one source of truth for the schema).
 crds: $(STAMP)
 	$(BIN)/libinject crd > crds/instrumentationpolicies.libinject.dev.yaml
+
+# The operator image, without a Docker engine (tests/cluster/operatorimage.py): Debian bookworm's
+# Python, the locked wheels and this checkout, one OCI index for linux/amd64 and linux/arm64,
+# pushed to IMAGE (a registry that must be running; by default where the Deployment points).
+# The same checkout gives the same digests; it prints them.
+IMAGE ?= localhost:5000/libinject/operator:0.1.0
+image: $(STAMP)
+	$(RUN) -m cluster.operatorimage $(IMAGE)
 
 # Rebuilds the Java launcher jar, committed as package data, from its sources with the default
 # JDK's javac (tests/java/test_launcher_jar.py checks that the committed bytes are what it builds).

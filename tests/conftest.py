@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["cluster.fixtures", "cluster.services", "cluster.libraries"]
+pytest_plugins = [
+    "cluster.fixtures",
+    "cluster.services",
+    "cluster.libraries",
+    "cluster.imageoperator",
+]
 
 # Fixtures that build, download or install on first use (their caches may be cold): the Go
 # module proxy (the control plane's binaries, crane, csi-sanity, psacheck), Debian (busybox, the

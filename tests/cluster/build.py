@@ -54,12 +54,16 @@ class Product:
     # Files the commands need at run time, read from the module itself: output name -> the
     # module's files, concatenated as YAML documents.
     data: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    goarch: str | None = None  # cross-built for this architecture; None: the host's
 
     @property
     def key(self) -> str:
         """The cache directory's name: the version, and a digest of how it is built."""
-        recipe = json.dumps([self.commands, self.ldflags, self.staging, self.data], sort_keys=True)
-        return f"{self.name}-{self.version}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
+        recipe = [self.commands, self.ldflags, self.staging, self.data]
+        if self.goarch is not None:  # absent for the host's, so its existing caches stay valid
+            recipe.append(self.goarch)
+        digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.name}-{self.version}-{digest}"
 
 
 def kubernetes() -> Product:
@@ -112,8 +116,9 @@ def kwok() -> Product:
     )
 
 
-def crane() -> Product:
-    # Images without Docker: the tests build, push and read back images with it.
+def crane(goarch: str | None = None) -> Product:
+    """Images without Docker: the tests build, push and read back images with it. `goarch`
+    cross-builds it (static, no cgo) for the operator image's other platforms."""
     return Product(
         name="crane",
         module="github.com/google/go-containerregistry",
@@ -123,6 +128,7 @@ def crane() -> Product:
         ldflags=(
             f"-X github.com/google/go-containerregistry/cmd/crane/cmd.Version={versions.CRANE}",
         ),
+        goarch=goarch,
     )
 
 
@@ -220,7 +226,13 @@ def _build(product: Product, target: Path) -> None:
         for name, package in product.commands.items():
             flags = [*BUILD_FLAGS, "-ldflags", " ".join(("-s", "-w", *product.ldflags))]
             command = [go, "build", "-v", *flags, "-o", str(out / name), package]
-            run(command, cwd=module, label=f"{product.key}: {name}", unit="packages")
+            run(
+                command,
+                cwd=module,
+                label=f"{product.key}: {name}",
+                unit="packages",
+                goarch=product.goarch,
+            )
         _copy_data(product, out)
         out.rename(target)  # atomic: a half-built product is never cached
     say(f"built {product.key} in {elapsed(started)}")
@@ -253,13 +265,16 @@ def _write_module(product: Product, directory: Path) -> None:
     )
 
 
-def run(command: list[str], *, cwd: Path, label: str, unit: str) -> None:
+def run(command: list[str], *, cwd: Path, label: str, unit: str, goarch: str | None = None) -> None:
     """Runs a go command, printing a progress line every few seconds and its output on failure."""
     started = time.monotonic()
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
+    if goarch is not None:
+        env["GOARCH"] = goarch
     process = subprocess.Popen(
         command,
         cwd=cwd,
-        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"},
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

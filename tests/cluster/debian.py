@@ -13,7 +13,10 @@ On a fresh machine without apt's lists, `apt-get update` runs once (it needs roo
 A package of another Debian suite (`suite="sid"`: the last OpenJDK 8 is only there) comes through
 apt with a configuration of its own under <cache root>/debian/apt-<suite>/: that suite's sources
 (signed by the host's Debian archive keyring), its own lists and an empty package status, so the
-host's apt configuration, lists and dpkg database are neither read nor changed.
+host's apt configuration, lists and dpkg database are neither read nor changed. With an
+`architecture` too (`closure`: the operator image's packages for each of its platforms), that
+configuration is under apt-<suite>-<architecture>/ and treats the architecture as native; a
+stable suite then comes with its security updates.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from cluster.build import elapsed, locked, say
@@ -28,6 +32,8 @@ from libinject.images.layer import is_static_elf
 from tools.gobuild import BuildError, cache_root
 
 ARCHIVE = "http://deb.debian.org/debian"
+SECURITY_ARCHIVE = "http://deb.debian.org/debian-security"
+UNSTABLE = "sid"  # no security suite of its own
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
@@ -42,6 +48,42 @@ def unpacked(package: str, *, suite: str | None = None) -> Path:
             if not target.is_dir():  # another run may have unpacked it while we waited
                 _unpack(package, version, target, apt)
     return target
+
+
+def closure(packages: Sequence[str], *, suite: str, architecture: str) -> list[Path]:
+    """The .deb files of `packages` and of everything they depend on (Depends and Pre-Depends,
+    not Recommends) for `architecture`, as apt resolves them for an empty system; downloaded
+    into the suite's cache (checked against the signed lists) unless already there."""
+    apt = _apt_options(suite, architecture)
+    archives = cache_root() / "debian" / f"apt-{suite}-{architecture}" / "archives"
+    install = ["install", "--no-install-recommends", "--yes", *packages]
+    # apt's own cache directory stays empty, so --print-uris always lists every file.
+    plan = ["apt-get", *apt, "--print-uris", *install]
+    download = ["apt-get", *apt, "-o", f"Dir::Cache::Archives={archives}", "--download-only",
+                *install]  # fmt: skip
+    (archives / "partial").mkdir(parents=True, exist_ok=True)
+    with locked(archives.parent / ".lock"):
+        for attempt in range(2):
+            try:
+                files = _planned_files(plan)
+                _run(download)
+                break
+            except BuildError as error:
+                if attempt == 1:
+                    raise
+                _update(f"apt-get cannot fetch {' '.join(packages)} ({error})", apt)
+    return [archives / name for name in files]
+
+
+def _planned_files(command: list[str]) -> list[str]:
+    """The .deb file names apt would fetch (`--print-uris` lines: 'URI' FILE SIZE HASH)."""
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+    names = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("'")]
+    if not names:
+        raise BuildError(f"{' '.join(command)} planned no package:\n{result.stdout}")
+    return sorted(names)
 
 
 def busybox() -> Path:
@@ -60,11 +102,12 @@ def docker_registry() -> Path:
     return binary
 
 
-def _apt_options(suite: str | None) -> list[str]:
+def _apt_options(suite: str | None, architecture: str | None = None) -> list[str]:
     """apt's options for `suite`'s own configuration (made on first use), none for the host's."""
     if suite is None:
         return []
-    root = cache_root() / "debian" / f"apt-{suite}"
+    name = f"apt-{suite}" if architecture is None else f"apt-{suite}-{architecture}"
+    root = cache_root() / "debian" / name
     directories = {
         "Dir::Etc::SourceParts": root / "sources.list.d",
         "Dir::Etc::Parts": root / "apt.conf.d",  # none of the host's (its DEP-11 downloads)
@@ -75,7 +118,10 @@ def _apt_options(suite: str | None) -> list[str]:
     for directory in directories.values():
         (directory / "partial").mkdir(parents=True, exist_ok=True)
     sources = root / "sources.list"
-    sources.write_text(f"deb [signed-by={KEYRING}] {ARCHIVE} {suite} main\n")
+    lines = [f"deb [signed-by={KEYRING}] {ARCHIVE} {suite} main"]
+    if architecture is not None and suite != UNSTABLE:
+        lines.append(f"deb [signed-by={KEYRING}] {SECURITY_ARCHIVE} {suite}-security main")
+    sources.write_text("".join(f"{line}\n" for line in lines))
     status = root / "status"
     status.touch()  # nothing installed: the candidate is the suite's own version
     options = {
@@ -85,6 +131,8 @@ def _apt_options(suite: str | None) -> list[str]:
         "Acquire::Languages": "none",
         "APT::Sandbox::User": "root",  # the directories are root's
     }
+    if architecture is not None:  # only this one: the host's foreign architectures are not asked
+        options |= {"APT::Architecture": architecture, "APT::Architectures": architecture}
     return [f"-o{name}={value}" for name, value in options.items()]
 
 

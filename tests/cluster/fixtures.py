@@ -19,7 +19,7 @@ from kubernetes.client import ApiException
 
 from cluster import build, harness, poll
 from cluster.kubectl import Kubectl
-from cluster.operator import OperatorProcess
+from cluster.operator import Operator, OperatorProcess
 from libinject.runtime import kube
 
 REPO = Path(__file__).parents[2]
@@ -130,13 +130,14 @@ def operator_api(operator_kubectl: Kubectl) -> kube.Api:
     return kube.Api(operator_kubectl.kubeconfig)
 
 
-OperatorFactory = Callable[..., OperatorProcess]
+OperatorFactory = Callable[..., Operator]
+OPERATOR_KINDS = ("host", "image")
 
 
 @pytest.fixture(scope="session")
-def operator_processes(
+def host_operators(
     control_plane: harness.ControlPlane, operator_kubectl: Kubectl, webhook_port: int
-) -> Iterator[OperatorFactory]:
+) -> Iterator[Callable[..., OperatorProcess]]:
     """Starts `libinject run` processes as the operator's ServiceAccount (so the manifests' RBAC
     is all they have); every one still running at the end is stopped."""
     started: list[OperatorProcess] = []
@@ -157,23 +158,46 @@ def operator_processes(
         process.stop()
 
 
+@pytest.fixture
+def operator_kind() -> str:
+    """How this test's operators run: "host", a process of the runtime environment on this host
+    (cluster.operator), or "image", from the operator image as the Deployment defines it
+    (cluster.imageoperator). A test module chooses by overriding this fixture."""
+    return "host"
+
+
+@pytest.fixture
+def operator_processes(operator_kind: str, request: pytest.FixtureRequest) -> OperatorFactory:
+    """Starts operator replicas of this test's kind: `operator_processes(name, *flags)`."""
+    if operator_kind not in OPERATOR_KINDS:
+        raise ValueError(f"operator_kind {operator_kind!r} is none of {OPERATOR_KINDS}")
+    # Looked up by name: the image's fixtures build the image, which only its tests need.
+    factory: OperatorFactory = request.getfixturevalue(f"{operator_kind}_operators")
+    return factory
+
+
 @pytest.fixture(scope="session")
-def _operators_now() -> list[OperatorProcess]:
+def _operators_now() -> list[tuple[str, Operator]]:
     return []
 
 
 @pytest.fixture
 def running_operator(
-    _operators_now: list[OperatorProcess], operator_processes: OperatorFactory
-) -> OperatorProcess:
-    """The operator, up and ready; after a test stopped or killed it, a fresh one."""
-    if (
-        not _operators_now
-        or _operators_now[-1].popen is None
-        or _operators_now[-1].popen.poll() is not None
-    ):
-        _operators_now.append(operator_processes().wait_ready())
-    return _operators_now[-1]
+    _operators_now: list[tuple[str, Operator]],
+    operator_processes: OperatorFactory,
+    operator_kind: str,
+) -> Operator:
+    """The operator of this test's kind, up and ready; after a test stopped or killed it, or
+    when the last test ran the other kind (which is stopped: both would share the webhook's
+    port), a fresh one."""
+    if _operators_now:
+        kind, current = _operators_now[-1]
+        if current.alive() and kind == operator_kind:
+            return current
+        if current.alive():
+            current.stop()
+    _operators_now.append((operator_kind, operator_processes().wait_ready()))
+    return _operators_now[-1][1]
 
 
 @pytest.fixture

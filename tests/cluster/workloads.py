@@ -91,9 +91,11 @@ def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def events_for(admin: client.ApiClient, name: str) -> list[Any]:
-    # Events about cluster-scoped objects are kept in the default namespace.
-    listing = client.CoreV1Api(admin).list_namespaced_event(
-        "default", field_selector=f"involvedObject.name={name}"
+    """The Events about the object `name`, in every namespace, as `kubectl describe` finds them:
+    Kopf keeps those of a cluster-scoped object in its own namespace in a pod (the
+    ServiceAccount's), in `default` when run from a kubeconfig."""
+    listing = client.CoreV1Api(admin).list_event_for_all_namespaces(
+        field_selector=f"involvedObject.name={name}"
     )
     return list(listing.items)
 

@@ -17,7 +17,7 @@ from kubernetes import client
 
 from cluster import poll
 from cluster.fixtures import NamespaceFactory, OperatorFactory
-from cluster.operator import NAMESPACE, OperatorProcess
+from cluster.operator import NAMESPACE, Operator, OperatorProcess
 from cluster.workloads import ENABLED, PolicyFactory, python_policy, wait_until_injecting
 from libinject.runtime import pki
 
@@ -48,12 +48,20 @@ def same_certificate(a: bytes, b: bytes) -> bool:
 
 
 @pytest.fixture
+def operator_kind() -> str:
+    """The certificate tests run the operator from its image, as the Deployment defines it
+    (its tls emptyDir, uid 65532, read-only root); given files are mounted from this host, so
+    that test runs a host process."""
+    return "image"
+
+
+@pytest.fixture
 def replaced_operator(
     running_operator: OperatorProcess, operator_processes: OperatorFactory
-) -> Iterator[list[OperatorProcess]]:
+) -> Iterator[list[Operator]]:
     """Stops the running operator; the test starts its own, stopped at the end."""
     running_operator.stop(signal.SIGTERM)
-    started: list[OperatorProcess] = []
+    started: list[Operator] = []
     yield started
     for process in started:
         process.stop()
@@ -75,7 +83,7 @@ def test_material_due_for_renewal_is_renewed_on_start_and_trust_holds(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
-    replaced_operator: list[OperatorProcess],
+    replaced_operator: list[Operator],
     operator_processes: OperatorFactory,
 ) -> None:
     """A Secret whose CA and serving certificate are both in their last third: the operator
@@ -117,8 +125,8 @@ def test_given_certificate_files_are_served_and_reloaded_in_place(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
-    replaced_operator: list[OperatorProcess],
-    operator_processes: OperatorFactory,
+    replaced_operator: list[Operator],
+    host_operators: OperatorFactory,
     tmp_path: Path,
 ) -> None:
     """With --tls-cert-file/--tls-key-file (cert-manager's Secret, mounted) the operator serves
@@ -131,7 +139,7 @@ def test_given_certificate_files_are_served_and_reloaded_in_place(
     key.write_bytes(first.serving.key)
     set_ca_bundle(admin, first.bundle)
     try:
-        operator = operator_processes(
+        operator = host_operators(
             "given-files", f"--tls-cert-file={cert}", f"--tls-key-file={key}"
         ).wait_ready()
         replaced_operator.append(operator)
@@ -163,7 +171,7 @@ def test_given_certificate_files_are_served_and_reloaded_in_place(
 
 def test_an_unusable_secret_is_replaced_on_start(
     admin: client.ApiClient,
-    replaced_operator: list[OperatorProcess],
+    replaced_operator: list[Operator],
     operator_processes: OperatorFactory,
 ) -> None:
     """A Secret of that name that holds no usable chain (made by hand, or damaged) does not stop

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from kubernetes import client
 
 from cluster import supervisor
 from cluster.admitted import NotInjectedError, injected_pods
-from cluster.fixtures import NamespaceFactory, OperatorFactory
+from cluster.fixtures import NamespaceFactory
 from cluster.kubectl import Kubectl
 from cluster.operator import OperatorProcess
 from cluster.workloads import (
@@ -153,7 +154,7 @@ def test_a_pod_admitted_without_the_webhooks_answer_is_named_and_created_again(
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
     running_operator: OperatorProcess,
-    operator_processes: OperatorFactory,
+    host_operators: Callable[..., OperatorProcess],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """With the operator stopped, the API server cannot reach the webhook and admits a
@@ -192,7 +193,7 @@ def test_a_pod_admitted_without_the_webhooks_answer_is_named_and_created_again(
     unanswered = re.findall(rf"{namespace}/(api-\S+) was not injected", said)
     assert len(unanswered) == 1
 
-    fresh = operator_processes().wait_ready()
+    fresh = host_operators().wait_ready()
     try:
         (pod,) = injected_pods(kubectl, **pick, operator=fresh)
     finally:

@@ -116,6 +116,12 @@ def test_unlabelled_namespaces_and_opted_out_pods_are_left_alone(
     assert env_of(opted_out, "app") == {"PYTHONPATH": "/srv/app"}
 
 
+@pytest.fixture
+def operator_kind() -> str:
+    """The webhook's tests run the operator from its image, as the Deployment defines it."""
+    return "image"
+
+
 def admissions_of(operator: OperatorProcess, namespace: str, pod: str) -> list[str]:
     """The outcome of each webhook call for this pod, in order, from the operator's log."""
     return [

@@ -6,7 +6,6 @@ which admissions land on a dying process is a race."""
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from kubernetes import client
 
 from cluster import poll
 from cluster.fixtures import GROUP, PLURAL, VERSION, NamespaceFactory, OperatorFactory
-from cluster.operator import OperatorProcess
+from cluster.operator import Operator
 from cluster.workloads import (
     ENABLED,
     INSTRUMENTED,
@@ -39,11 +38,18 @@ Report = Callable[[str], None]
 
 
 @pytest.fixture
+def operator_kind() -> str:
+    """The outage tests kill replicas run from the operator image, as the Deployment defines
+    them."""
+    return "image"
+
+
+@pytest.fixture
 def enabled_namespace(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
-    running_operator: OperatorProcess,
+    running_operator: Operator,
 ) -> str:
     """An opted-in namespace that a policy selects, once the operator injects there."""
     namespace = namespaces(labels=ENABLED)
@@ -53,10 +59,10 @@ def enabled_namespace(
 
 
 @pytest.fixture
-def extra_operators(operator_processes: OperatorFactory) -> Iterator[list[OperatorProcess]]:
+def extra_operators(operator_processes: OperatorFactory) -> Iterator[list[Operator]]:
     """Operators a test starts itself; stopped at its end (the next test gets a fresh one),
     gracefully, so their peering records do not outlive them."""
-    started: list[OperatorProcess] = []
+    started: list[Operator] = []
     yield started
     for process in started:
         process.stop(signal.SIGTERM)
@@ -64,10 +70,10 @@ def extra_operators(operator_processes: OperatorFactory) -> Iterator[list[Operat
 
 @pytest.fixture
 def two_replicas(
-    running_operator: OperatorProcess,
+    running_operator: Operator,
     operator_processes: OperatorFactory,
-    extra_operators: list[OperatorProcess],
-) -> tuple[OperatorProcess, OperatorProcess]:
+    extra_operators: list[Operator],
+) -> tuple[Operator, Operator]:
     """Two fresh replicas sharing the webhook port (as behind a Service), both ready."""
     running_operator.stop(signal.SIGTERM)
     replicas = (operator_processes("replica"), operator_processes("replica"))
@@ -86,9 +92,9 @@ def injected_share(admin: client.ApiClient, namespace: str) -> tuple[int, int]:
 def test_a_stopped_operator_blocks_no_pod_and_injection_resumes(
     admin: client.ApiClient,
     enabled_namespace: str,
-    running_operator: OperatorProcess,
+    running_operator: Operator,
     operator_processes: OperatorFactory,
-    extra_operators: list[OperatorProcess],
+    extra_operators: list[Operator],
 ) -> None:
     """SIGTERM stops the operator cleanly (exit 0); a pod created meanwhile is admitted as it
     came; a new operator injects the next pod."""
@@ -106,9 +112,9 @@ def test_a_stopped_operator_blocks_no_pod_and_injection_resumes(
 def test_sigkill_mid_load_fails_no_create(
     admin: client.ApiClient,
     enabled_namespace: str,
-    running_operator: OperatorProcess,
+    running_operator: Operator,
     operator_processes: OperatorFactory,
-    extra_operators: list[OperatorProcess],
+    extra_operators: list[Operator],
     report: Report,
 ) -> None:
     """Pods keep coming while the operator is SIGKILLed (no goodbye, connections cut): every
@@ -137,7 +143,7 @@ def test_sigkill_mid_load_fails_no_create(
 def test_two_replicas_one_killed_during_a_burst_fail_no_create(
     admin: client.ApiClient,
     enabled_namespace: str,
-    two_replicas: tuple[OperatorProcess, OperatorProcess],
+    two_replicas: tuple[Operator, Operator],
     report: Report,
 ) -> None:
     """Two replicas share the webhook (as behind a Service); one is SIGKILLed a fifth of the way
@@ -170,7 +176,7 @@ def test_only_one_replica_reconciles(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
-    two_replicas: tuple[OperatorProcess, OperatorProcess],
+    two_replicas: tuple[Operator, Operator],
 ) -> None:
     """With two replicas up, Kopf peering leaves one reconciler active: a new policy's status is
     written by exactly one of them, while both serve the webhook."""
@@ -182,7 +188,7 @@ def test_only_one_replica_reconciles(
     policy = policies(python_policy("peered", [namespace]))
     poll.until(lambda: policy_status(admin, policy), what=f"{policy} status", timeout=60)
 
-    def wrote(process: OperatorProcess) -> bool:
+    def wrote(process: Operator) -> bool:
         return any(
             line.get("event") == "policy status" and line.get("policy") == policy
             for line in process.log_lines()
@@ -202,9 +208,9 @@ def test_a_replica_active_again_keeps_no_policy_deleted_while_it_stood_by(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
-    running_operator: OperatorProcess,
+    running_operator: Operator,
     operator_processes: OperatorFactory,
-    extra_operators: list[OperatorProcess],
+    extra_operators: list[Operator],
 ) -> None:
     """A replica reconciles two tied policies (both Conflicting), then stands by for a replica of
     higher priority while one of the two is deleted, and is active again once that replica is
@@ -256,15 +262,14 @@ def _peers(admin: client.ApiClient) -> dict[str, Any]:
     return dict(peering.get("status") or {})
 
 
-def _identity(replica: OperatorProcess) -> str:
-    """How a replica names itself to its peers (runtime.main: host and process)."""
-    assert replica.popen is not None
-    return f"{socket.gethostname()}-{replica.popen.pid}"
+def _identity(replica: Operator) -> str:
+    """How a replica names itself to its peers."""
+    return replica.identity
 
 
 def elected(
-    admin: client.ApiClient, replicas: tuple[OperatorProcess, OperatorProcess]
-) -> tuple[OperatorProcess, OperatorProcess] | None:
+    admin: client.ApiClient, replicas: tuple[Operator, Operator]
+) -> tuple[Operator, Operator] | None:
     """(standby, active) once the election has settled: both replicas keep alive in the peering
     object, the higher priority has resumed, and the lower one is not (or no longer) active."""
     alive = _peers(admin)
@@ -281,7 +286,7 @@ def elected(
     return None
 
 
-def last_peering_line(process: OperatorProcess) -> str:
+def last_peering_line(process: Operator) -> str:
     """Kopf's last word on this replica's peering ("Resuming ..." or "Pausing ..."), if any."""
     lines = [line for line in process.log_lines() if line.get("logger") == PEERING_LOGGER]
     return str(lines[-1]["event"]) if lines else ""

@@ -91,6 +91,11 @@ class ContainerProcess:
         )
         return self.returncode
 
+    def kill(self) -> None:
+        """SIGKILL to the container, with no SIGTERM first (a process killed from outside)."""
+        if self._popen is not None and self._popen.poll() is None:
+            self._kill_container()
+
     def _kill_container(self) -> None:
         """SIGKILL to every process of the container but the launcher, which then reaps the
         container's init and exits with 137 as a runtime reports it. (Killing the launcher too

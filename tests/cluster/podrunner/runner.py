@@ -1,5 +1,6 @@
 """The kubelet's part for one pod: volumes, init containers from their images, then one app
-container on the host's file system, all in private mount and PID namespaces.
+container on the host's file system (or from its own image), all in private mount and PID
+namespaces.
 
 CSI inline volumes are published by a real node plugin (cluster.podrunner.csi) in this
 process's mount namespace, under the kubelet root: each container's namespace is a copy of ours
@@ -48,6 +49,22 @@ class AppImage:
 
 
 @dataclass(frozen=True)
+class ClusterAccess:
+    """How a pod reaches the API server, as the kubelet and kube-proxy give it: a real token of
+    its ServiceAccount, bound to the pod (TokenRequest, as the kubelet asks for the projected
+    kube-api-access volume), and KUBERNETES_SERVICE_HOST/PORT naming the API server (here on
+    loopback, where the `kubernetes` Service's address would lead). Only for a pod the API
+    server stores (the token is bound to its uid)."""
+
+    host: str
+    port: int
+    token_seconds: int = 3607  # what the kubelet asks for the kube-api-access token
+
+    def env(self) -> dict[str, str]:
+        return {"KUBERNETES_SERVICE_HOST": self.host, "KUBERNETES_SERVICE_PORT": str(self.port)}
+
+
+@dataclass(frozen=True)
 class Completed:
     returncode: int
     output: str
@@ -63,7 +80,10 @@ class PodRunner:
     `csi_endpoint` (unix:///path/csi.sock) is a CSI node plugin for the pods' `csi` inline
     volumes of its driver; `kubelet_root` is the kubelet's root directory its target paths are
     under (`<kubelet_root>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount`). Without an
-    endpoint a csi volume is refused as unsupported."""
+    endpoint a csi volume is refused as unsupported.
+
+    `cluster_access` lets the pods reach the API server as their ServiceAccount; without it
+    their token volume holds a dummy token and no KUBERNETES_SERVICE_* variable is set."""
 
     def __init__(
         self,
@@ -77,6 +97,7 @@ class PodRunner:
         grace: float = 5.0,
         csi_endpoint: str | None = None,
         kubelet_root: Path = Path("/var/lib/kubelet"),
+        cluster_access: ClusterAccess | None = None,
     ) -> None:
         self.core = client.CoreV1Api(admin)
         self.directory = directory
@@ -89,18 +110,20 @@ class PodRunner:
             if csi_endpoint is None
             else NodePlugin(endpoint=csi_endpoint, kubelet_root=kubelet_root)
         )
+        self.cluster_access = cluster_access
 
     def start(
         self,
         pod: Pod | client.V1Pod,
         *,
-        app: AppImage | Mapping[str, str],
+        app: AppImage | Mapping[str, str] | None,
         container: str | None = None,
     ) -> RunningPod:
         """Makes the volumes, runs the init containers in order, then starts the app container
-        (`container`, or the first) in the background. Any failure removes what was made."""
+        (`container`, or the first) in the background: from the host's file system with what
+        `app` says its image would bring, or, `app` None, chrooted into its own image as the
+        init containers are. Any failure removes what was made."""
         pod = _as_dict(pod, self.core.api_client)
-        image = app if isinstance(app, AppImage) else AppImage(env=dict(app))
         work = self.directory / _directory_name(pod)
         running = RunningPod(work, grace=self.grace)
         running.csi = None if self.csi is None else CSIVolumes(self.csi)
@@ -113,12 +136,13 @@ class PodRunner:
                 sources=sources,
                 images=self.images,
                 csi=running.csi,
+                **({} if self.cluster_access is None else {"token": self._token(pod)}),
             )
             for spec in pod["spec"].get("initContainers") or ():
                 self._run_init(pod, spec, volumes=volumes, sources=sources, work=work)
             spec = _app_container(pod, container)
             running.process = self._start_app(
-                pod, spec, image=image.as_image(), volumes=volumes, sources=sources, running=running
+                pod, spec, app=app, volumes=volumes, sources=sources, running=running
             )
         except BaseException:
             running.stop()
@@ -129,7 +153,7 @@ class PodRunner:
         self,
         pod: Pod | client.V1Pod,
         *,
-        app: AppImage | Mapping[str, str],
+        app: AppImage | Mapping[str, str] | None,
         container: str | None = None,
         timeout: float,
     ) -> Completed:
@@ -153,10 +177,8 @@ class PodRunner:
             raise ContainerConfigError(f"init container {name!r}: sidecars are not supported")
         directory = work / "containers" / name
         root = directory / "rootfs"
-        reference = str(spec["image"])
-        self.images.unpack(reference, root)
-        image = self.images.config(reference)
-        env = resolve_env(pod, spec, sources=sources, host_ip=self.host_ip)
+        image = self._image_root(spec, root)
+        env = self._env(pod, spec, sources=sources)
         mounts = container_mounts(spec, volumes)
         launch = launch_spec(pod, spec, image=image, env=env, root=root, mounts=mounts)
         process = ContainerProcess(name=name, spec=launch, directory=directory).start()
@@ -179,20 +201,59 @@ class PodRunner:
         pod: Pod,
         spec: Mapping[str, Any],
         *,
-        image: Image,
+        app: AppImage | Mapping[str, str] | None,
         volumes: Mapping[str, Volume],
         sources: Sources,
         running: RunningPod,
     ) -> ContainerProcess:
         name = str(spec["name"])
-        env = resolve_env(pod, spec, sources=sources, host_ip=self.host_ip)
+        env = self._env(pod, spec, sources=sources)
         mounts = container_mounts(spec, volumes)
-        for mount in mounts:
-            running.mountpoints.claim(Path(mount.target), directory=mount.source.is_dir())
-        launch = launch_spec(pod, spec, image=image, env=env, root=None, mounts=mounts)
         directory = running.directory / "containers" / name
         directory.mkdir(parents=True)
+        root: Path | None = None
+        if app is None:
+            root = directory / "rootfs"
+            image = self._image_root(spec, root)
+        else:
+            image = (app if isinstance(app, AppImage) else AppImage(env=dict(app))).as_image()
+            for mount in mounts:
+                running.mountpoints.claim(Path(mount.target), directory=mount.source.is_dir())
+        launch = launch_spec(pod, spec, image=image, env=env, root=root, mounts=mounts)
         return ContainerProcess(name=name, spec=launch, directory=directory).start()
+
+    def _image_root(self, spec: Mapping[str, Any], root: Path) -> Image:
+        """The container's image unpacked into `root`; its config."""
+        reference = str(spec["image"])
+        self.images.unpack(reference, root)
+        return self.images.config(reference)
+
+    def _env(self, pod: Pod, spec: Mapping[str, Any], *, sources: Sources) -> dict[str, str]:
+        """The container's variables over the API server's address (as the kubelet puts the
+        `kubernetes` Service's ahead of the container's own), when the pods may reach it."""
+        access = {} if self.cluster_access is None else self.cluster_access.env()
+        return access | resolve_env(pod, spec, sources=sources, host_ip=self.host_ip)
+
+    def _token(self, pod: Pod) -> str:
+        """A token of the pod's ServiceAccount bound to the pod, as the kubelet requests it."""
+        assert self.cluster_access is not None
+        metadata = pod["metadata"]
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(
+                audiences=[],  # the API server's own
+                expiration_seconds=self.cluster_access.token_seconds,
+                bound_object_ref=client.V1BoundObjectReference(
+                    api_version="v1", kind="Pod", name=metadata["name"], uid=metadata["uid"]
+                ),
+            )
+        )
+        account = str(pod["spec"].get("serviceAccountName") or "default")
+        response = self.core.create_namespaced_service_account_token(
+            account, str(metadata["namespace"]), request
+        )
+        if response.status is None:
+            raise RuntimeError(f"TokenRequest for {account} answered without a token")
+        return str(response.status.token)
 
 
 class RunningPod:
@@ -226,13 +287,13 @@ class RunningPod:
         """Waits for the app to exit; its code. TimeoutError if it still runs after `timeout`."""
         return self._process().wait(timeout)
 
-    def stop(self) -> int | None:
-        """SIGTERM, SIGKILL after the grace period; then the CSI volumes are unpublished, and
-        the mountpoints made on the host and the pod's directory go. Safe to call twice; a
-        failed unpublish is raised once the rest is cleaned up."""
+    def stop(self, grace: float | None = None) -> int | None:
+        """SIGTERM, SIGKILL after the grace period (the runner's, unless given); then the CSI
+        volumes are unpublished, and the mountpoints made on the host and the pod's directory
+        go. Safe to call twice; a failed unpublish is raised once the rest is cleaned up."""
         code = None
         if self.process is not None:
-            code = self.process.stop(grace=self.grace)
+            code = self.process.stop(grace=self.grace if grace is None else grace)
             self.process.keep_output()
         try:
             if self.csi is not None:
@@ -241,6 +302,10 @@ class RunningPod:
             self.mountpoints.release()
             shutil.rmtree(self.directory, ignore_errors=True)
         return code
+
+    def kill(self) -> None:
+        """SIGKILL to the app container, no SIGTERM first; `stop()` still cleans up after."""
+        self._process().kill()
 
     def output(self) -> str:
         """The app's stdout and stderr so far."""

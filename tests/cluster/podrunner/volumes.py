@@ -3,10 +3,11 @@
 emptyDir: a directory, mode 0777 as the kubelet makes it (medium and sizeLimit are ignored).
 configMap, secret: their files (items map keys to paths); mounted read-only, as the kubelet
 always does. image: the image's file system, read-only. The ServiceAccount token volume
-(projected, `kube-api-access-*`) gets a dummy token, the namespace and the cluster's CA bundle
-(the namespace's kube-root-ca.crt ConfigMap): it is filled, not skipped, because the
-ServiceAccount plugin (and libinject's copy container) mount it, but nothing here may act as the
-pod's ServiceAccount. csi: published by the CSI node plugin the runner was given, as the kubelet
+(projected, `kube-api-access-*`) gets a token, the namespace and the cluster's CA bundle
+(the namespace's kube-root-ca.crt ConfigMap): a dummy token unless the caller gives a real one
+(the runner does for a pod it lets reach the API server, cluster.podrunner.runner.ClusterAccess).
+It is filled, not skipped, because the ServiceAccount plugin (and libinject's copy container)
+mount it. csi: published by the CSI node plugin the runner was given, as the kubelet
 publishes an inline volume (cluster.podrunner.csi); the path is the plugin's target path, and
 only the plugin's own driver is accepted. Anything else is refused.
 """
@@ -52,10 +53,12 @@ def prepare_volumes(
     sources: Sources,
     images: Unpacker,
     csi: CSIVolumes | None = None,
+    token: str = DUMMY_TOKEN,
 ) -> dict[str, Volume]:
     """Makes every volume of the pod under `directory` (csi volumes through `csi`, which keeps
     what it published for the caller to unpublish); refuses the whole pod if one of them is of a
-    type the runner does not support, before making any."""
+    type the runner does not support, before making any. `token` is the ServiceAccount token
+    volume's."""
     specs = list(pod.get("spec", {}).get("volumes") or ())
     for spec in specs:
         _check(spec, csi)
@@ -69,8 +72,9 @@ def prepare_volumes(
             volumes[name] = Volume(name, path, read_only=bool(spec["csi"].get("readOnly")))
             continue
         volumes[name] = _make(
-            spec, directory / name, sources=sources, images=images, namespace=namespace
-        )
+            spec, directory / name, sources=sources, images=images, namespace=namespace,
+            token=token,
+        )  # fmt: skip
     return volumes
 
 
@@ -90,7 +94,13 @@ def _check(spec: Mapping[str, Any], csi: CSIVolumes | None) -> None:
 
 
 def _make(
-    spec: Mapping[str, Any], path: Path, *, sources: Sources, images: Unpacker, namespace: str
+    spec: Mapping[str, Any],
+    path: Path,
+    *,
+    sources: Sources,
+    images: Unpacker,
+    namespace: str,
+    token: str,
 ) -> Volume:
     name, kind = str(spec["name"]), _kind(spec)
     path.mkdir(parents=True)
@@ -100,7 +110,7 @@ def _make(
     if kind == "image":
         images.unpack(str(spec["image"]["reference"]), path)
     elif kind == "projected":
-        _fill_token(path, namespace=namespace, sources=sources)
+        _fill_token(path, namespace=namespace, sources=sources, token=token)
     else:
         _fill_keys(name, spec[kind], path=path, read=_reader(kind, sources))
     return Volume(name, path, read_only=True)
@@ -161,8 +171,8 @@ def _write(root: Path, relative: str, *, content: bytes, mode: int) -> None:
     target.chmod(mode)
 
 
-def _fill_token(path: Path, *, namespace: str, sources: Sources) -> None:
-    _write(path, "token", content=DUMMY_TOKEN.encode(), mode=DEFAULT_MODE)
+def _fill_token(path: Path, *, namespace: str, sources: Sources, token: str) -> None:
+    _write(path, "token", content=token.encode(), mode=DEFAULT_MODE)
     _write(path, "namespace", content=namespace.encode(), mode=DEFAULT_MODE)
     # The controller-manager publishes the bundle a moment after the namespace is made; the
     # kubelet retries the mount until it is there, and so do we (for a while).

@@ -1,0 +1,271 @@
+"""Builds the operator image without a Docker engine and pushes it as one OCI index.
+
+    make image IMAGE=localhost:5000/libinject/operator:0.1.0
+    (python -m cluster.operatorimage REFERENCE, from tests/)
+
+For each platform of libinject.images.operatorimage.PLATFORMS, three layers, written by
+write_tree_layer (name order, root-owned, dated 0):
+  1. system: Debian bookworm's python3.11 and what it depends on (cluster.debian.closure, for
+     that architecture), unpacked without maintainer scripts; each package's control file in
+     /var/lib/dpkg/status.d/ (as distroless images keep them, for scanners); man pages and
+     locales dropped; the accounts root and nonroot (65532); /tmp.
+  2. dependencies: requirements.lock's wheels for that platform (pip download --platform),
+     installed into SITE_PACKAGES.
+  3. libinject: the package's wheel, built from this checkout (the CSI stubs included), and
+     crane built for that architecture from the Go module proxy (cluster.build).
+Every .py gets its bytecode at build (the root is read-only at run time), compiled by this
+Python 3.11 with PYTHONHASHSEED=0 and unchecked-hash pycs, so the bytes do not depend on when
+or where the build ran. The same inputs (Debian's package versions, the lock, the checkout,
+crane) give the same digests; the packages and wheels stay cached under the libinject cache.
+
+Each platform's image is pushed as REFERENCE-<arch> (`crane append`, then `crane mutate` sets
+the platform, entrypoint, cmd, env, user, ports), and the index over them as REFERENCE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform as host
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cluster import build, debian
+from libinject.images import operatorimage as spec
+from tools.gobuild import BuildError, cache_root
+
+CHECKOUT = Path(__file__).parents[2]
+LOCK = CHECKOUT / "requirements.lock"
+DPKG_STATUS = "var/lib/dpkg/status.d"
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    platform: spec.Platform
+    reference: str  # by digest
+    layer_bytes: int  # the three layers' tar sizes: what a node stores unpacked
+
+
+@dataclass(frozen=True)
+class OperatorImage:
+    reference: str  # the index, by digest
+    images: tuple[PlatformImage, ...]
+
+
+def build_image(*, reference: str, crane: Path) -> OperatorImage:
+    """Builds every platform's image, pushes them and the index over them to `reference`
+    (a tag); returns what was pushed, by digest."""
+    repository, tag = _split_tag(reference)
+    _require_python()
+    with tempfile.TemporaryDirectory(prefix="libinject-operator-image-") as directory:
+        work = Path(directory)
+        wheel = _libinject_wheel(work / "wheel")
+        images = tuple(
+            _platform_image(
+                platform,
+                wheel=wheel,
+                work=work / platform.name,
+                crane=crane,
+                reference=f"{repository}:{tag}-{platform.name}",
+            )
+            for platform in spec.PLATFORMS
+        )
+    manifests = [argument for image in images for argument in ("-m", image.reference)]
+    crane_output(crane, "index", "append", *manifests, "-t", reference)
+    digest = crane_output(crane, "digest", reference).strip()
+    return OperatorImage(reference=f"{repository}@{digest}", images=images)
+
+
+def _platform_image(
+    platform: spec.Platform, *, wheel: Path, work: Path, crane: Path, reference: str
+) -> PlatformImage:
+    layers = [
+        _system_layer(platform, work / "system"),
+        _dependencies_layer(platform, work / "dependencies"),
+        _libinject_layer(platform, wheel=wheel, root=work / "libinject"),
+    ]
+    tars = []
+    for root in layers:
+        tar = root.with_suffix(".tar")
+        spec.write_tree_layer(root, tar)
+        tars.append(tar)
+    new_layers = [argument for tar in tars for argument in ("-f", str(tar))]
+    crane_output(crane, "append", "--oci-empty-base", *new_layers, "-t", reference)
+    crane_output(crane, "mutate", reference, *_config_flags(platform), "-t", reference)
+    digest = crane_output(crane, "digest", reference).strip()
+    repository = reference.rpartition(":")[0]
+    return PlatformImage(
+        platform=platform,
+        reference=f"{repository}@{digest}",
+        layer_bytes=sum(tar.stat().st_size for tar in tars),
+    )
+
+
+def _config_flags(platform: spec.Platform) -> list[str]:
+    env = [f"--env={name}={value}" for name, value in spec.ENV.items()]
+    return [
+        f"--set-platform={platform.oci}",
+        f"--entrypoint={','.join(spec.ENTRYPOINT)}",
+        f"--cmd={','.join(spec.CMD)}",
+        *env,
+        f"--user={spec.USER}",
+        "--workdir=/",
+        f"--exposed-ports={','.join(spec.EXPOSED_PORTS)}",
+    ]
+
+
+def _system_layer(platform: spec.Platform, root: Path) -> Path:
+    packages = debian.closure(
+        spec.DEBIAN_PACKAGES, suite=spec.DEBIAN_SUITE, architecture=platform.name
+    )
+    status = root / DPKG_STATUS
+    status.mkdir(parents=True)
+    for package in packages:
+        _run(["dpkg-deb", "-x", str(package), str(root)])
+        control = _run(["dpkg-deb", "-f", str(package)])
+        name = _run(["dpkg-deb", "-f", str(package), "Package"]).strip()
+        (status / name).write_text(control)
+    _prune(root)
+    (root / "etc" / "passwd").write_text(spec.PASSWD)
+    (root / "etc" / "group").write_text(spec.GROUP)
+    (root / "tmp").mkdir(exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+    stdlib = f"/usr/lib/python{spec.PYTHON}"
+    _compile(root / stdlib.lstrip("/"), as_path=stdlib)
+    return root
+
+
+def _prune(root: Path) -> None:
+    for path in spec.PRUNED:
+        shutil.rmtree(root / path, ignore_errors=True)
+    for package in (root / spec.DOC).iterdir():  # the licenses stay
+        for entry in package.iterdir():
+            if entry.name != "copyright":
+                _remove(entry)
+
+
+def _dependencies_layer(platform: spec.Platform, root: Path) -> Path:
+    wheels = cache_root() / "operator-image" / "wheels" / platform.name
+    _pip("download", "--dest", str(wheels), *_platform_flags(platform), "-r", str(LOCK))
+    _pip_install(platform, root, "--find-links", str(wheels), "-r", str(LOCK))
+    return root
+
+
+def _libinject_layer(platform: spec.Platform, *, wheel: Path, root: Path) -> Path:
+    # By name from its directory: a path would be recorded (direct_url.json), and differ per build.
+    name = wheel.name.split("-")[0]
+    version = wheel.name.split("-")[1]
+    _pip_install(platform, root, "--find-links", str(wheel.parent), f"{name}=={version}")
+    goarch = None if platform.name == _host_architecture() else platform.name
+    crane = build.ensure(build.crane(goarch))["crane"]
+    target = root / spec.CRANE.lstrip("/")
+    target.parent.mkdir(parents=True)
+    shutil.copy2(crane, target)
+    target.chmod(0o755)
+    return root
+
+
+def _pip_install(platform: spec.Platform, root: Path, *requirements: str) -> None:
+    site = root / spec.SITE_PACKAGES.lstrip("/")
+    _pip("install", "--no-index", "--no-compile", "--target", str(site),
+         *_platform_flags(platform), *requirements)  # fmt: skip
+    # Console scripts name this host's interpreter; the image runs `python -m libinject`.
+    shutil.rmtree(site / "bin", ignore_errors=True)
+    _compile(site, as_path=spec.SITE_PACKAGES)
+
+
+def _platform_flags(platform: spec.Platform) -> list[str]:
+    tags = [f"--platform={tag}" for tag in platform.wheel_platforms()]
+    abis = [f"--abi={abi}" for abi in ("cp311", "abi3", "none")]
+    version = f"--python-version={spec.PYTHON}"
+    return ["--no-deps", "--only-binary=:all:", *tags, version, "--implementation=cp", *abis]
+
+
+def _libinject_wheel(directory: Path) -> Path:
+    """The package's wheel, built from a copy of the sources (the checkout gets no build files)."""
+    source = directory / "source"
+    shutil.copytree(CHECKOUT / "operator", source / "operator",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))  # fmt: skip
+    shutil.copy2(CHECKOUT / "pyproject.toml", source / "pyproject.toml")
+    if not (source / "operator" / "libinject" / "csi" / "generated" / "csi_pb2.py").is_file():
+        raise BuildError("the CSI stubs are missing: run `make .venv/.installed` first")
+    _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(directory),
+         str(source))  # fmt: skip
+    (wheel,) = directory.glob("libinject-*.whl")
+    return wheel
+
+
+def _compile(directory: Path, *, as_path: str) -> None:
+    """Bytecode for every .py under `directory`, named as `as_path` in tracebacks."""
+    command = [sys.executable, "-m", "compileall", "-q", "-q", "-j", "0",
+               "--invalidation-mode", "unchecked-hash", "-d", as_path, str(directory)]  # fmt: skip
+    # A failing file (a template, a Python 2 test fixture) is left without bytecode: Python
+    # would compile it too, and fail the same way, only if something imported it.
+    subprocess.run(command, env={**os.environ, "PYTHONHASHSEED": "0"}, check=False)
+
+
+def _pip(*args: str) -> None:
+    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", *args]
+    _run(command)
+
+
+def _run(command: list[str]) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def crane_output(crane: Path, *args: str) -> str:
+    """What `crane <args>` prints; BuildError with its output when it fails."""
+    return _run([str(crane), *args])
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _split_tag(reference: str) -> tuple[str, str]:
+    """`host:port/repo:tag` -> (`host:port/repo`, `tag`); a reference without a tag is refused."""
+    head, _, last = reference.rpartition("/")
+    name, colon, tag = last.partition(":")
+    if not colon or not tag or "@" in reference:
+        raise ValueError(f"{reference!r}: give the image a tag (e.g. ...:0.1.0), not a digest")
+    return f"{head}/{name}" if head else name, tag
+
+
+def _host_architecture() -> str:
+    machine = host.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _require_python() -> None:
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != spec.PYTHON:
+        raise BuildError(f"the image's bytecode is compiled by Python {spec.PYTHON}; this is "
+                         f"{sys.version.split()[0]}")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make image", description=__doc__.split("\n")[0])
+    parser.add_argument("reference", help="where to push, with a tag")
+    args = parser.parse_args()
+    try:
+        image = build_image(reference=args.reference, crane=build.ensure(build.crane())["crane"])
+    except (BuildError, ValueError) as error:
+        print(f"make image: {error}", file=sys.stderr)
+        return 1
+    for each in image.images:
+        print(f"{each.platform.oci}: {each.reference}")
+    print(image.reference)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
