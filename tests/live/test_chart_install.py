@@ -4,8 +4,12 @@ kubectl): `helm install`, a pod injected by an operator running as the operator'
 on), then `helm uninstall`, after which only what the README says stays is left: the CRDs (Helm
 never deletes a chart's CRDs) and the peering object the operator made.
 
-The operator runs as a process on the host, as everywhere in these tests until it runs from its
-image (issue 18): the chart's `webhook.url` and `replicas: 0` are the local overlay's two changes.
+The operator runs from its image (`make image`'s, pushed to the tests' registry and named by
+digest through the chart's `image` values): each replica is the pod the installed Deployment's
+template makes, run by the pod runner as in cluster.imageoperator. The chart's `webhook.url` and
+`replicas: 0` are the local overlay's two changes (replicas share this host's network, so the
+test starts them itself); after the upgrade the replica is replaced from the new template, as the
+rollout would.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from kubernetes import config
 
 from cluster import build, harness, poll
-from cluster.fixtures import GROUP, OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, PLURAL
+from cluster.fixtures import GROUP, OPERATOR_NAMESPACE, PLURAL
 from cluster.helm import Helm
+from cluster.imageoperator import DEPLOYMENT, ImageOperator
 from cluster.kubectl import Kubectl
-from cluster.operator import OperatorProcess
+from cluster.operatorimage import OperatorImage
+from cluster.podrunner import ClusterAccess, PodRunner
 from cluster.workloads import ENABLED, INSTRUMENTED, app_pod, python_policy
 
 CHART = Path(__file__).parents[2] / "charts" / "libinject"
@@ -88,29 +96,49 @@ def left_cluster_wide(admin: Kubectl) -> set[tuple[str, str]]:
     return found
 
 
+def installed_template(admin: Kubectl) -> dict[str, Any]:
+    """The pod template of the Deployment the release installed."""
+    out = admin("get", "deployment", DEPLOYMENT, f"--namespace={OPERATOR_NAMESPACE}", "-o", "json")
+    template: dict[str, Any] = json.loads(out.stdout)["spec"]["template"]
+    return template
+
+
 def test_install_inject_upgrade_uninstall(
-    helm: Helm, plane: harness.ControlPlane, plane_kubectl: Kubectl, tmp_path: Path
+    helm: Helm,
+    plane: harness.ControlPlane,
+    plane_kubectl: Kubectl,
+    operator_image: OperatorImage,
+    crane: Path,
+    tmp_path: Path,
 ) -> None:
     admin = plane_kubectl
+    api = config.new_client_from_config(config_file=str(plane.kubeconfig))
     # The release record in `default`; the chart's objects say their own namespace.
     release = functools.partial(replace(helm, kubeconfig=plane.kubeconfig), "--namespace=default")
     port = harness.free_port()
     url = f"https://127.0.0.1:{port}/mutate-pods"
+    repository, digest = operator_image.reference.split("@")
     release("install", RELEASE, str(CHART), "--wait", "--timeout=120s",
-            f"--set=webhook.url={url}", "--set=replicas=0")  # fmt: skip
+            f"--set=webhook.url={url}", "--set=replicas=0",
+            f"--set=image.repository={repository}", f"--set=image.digest={digest}")  # fmt: skip
+    server = urlsplit(plane.server)
+    assert server.hostname is not None
+    assert server.port is not None
+    runner = PodRunner(admin=api, crane=crane, directory=tmp_path / "pods",
+                       cluster_access=ClusterAccess(host=server.hostname, port=server.port))  # fmt: skip
 
-    token = admin(
-        "create", "token", OPERATOR_ACCOUNT, f"--namespace={OPERATOR_NAMESPACE}",
-        f"--audience={harness.ISSUER}", "--duration=1h",
-    ).stdout.strip()  # fmt: skip
-    kubeconfig = tmp_path / "operator.kubeconfig"
-    kubeconfig.write_text(
-        harness.kubeconfig(server=plane.server, ca=plane.keys.ca.certificate, user={"token": token})
-    )
-    operator = OperatorProcess(kubeconfig=kubeconfig, directory=tmp_path, webhook_port=port)
-    operator.start()
+    def replica(name: str) -> ImageOperator:
+        """A replica of the installed Deployment, from the image its template names."""
+        template = installed_template(admin)
+        (container,) = template["spec"]["containers"]
+        assert container["image"] == operator_image.reference
+        started = ImageOperator(admin=api, runner=runner, template=template,
+                                image=container["image"], node=plane.node_names[0],
+                                webhook_port=port, name=name)  # fmt: skip
+        return started.start().wait_ready()
+
+    operator = replica("installed")
     try:
-        operator.wait_ready()
         create(admin, {"apiVersion": "v1", "kind": "Namespace",
                        "metadata": {"name": "shop", "labels": ENABLED}})  # fmt: skip
         create(admin, python_policy("shop", ["shop"]))
@@ -125,6 +153,8 @@ def test_install_inject_upgrade_uninstall(
         hook = webhook(admin)
         assert hook["timeoutSeconds"] == 5
         assert hook["clientConfig"]["caBundle"] == bundle  # the upgrade kept what it never set
+        operator.stop()
+        operator = replica("upgraded")
         assert injected_pod(admin, "shop", "after-upgrade")
     finally:
         operator.stop()
