@@ -40,7 +40,7 @@ def test_event_body() -> None:
     """events.k8s.io/v1: a Warning LibraryNotReady regarding the pod, reported by the driver's
     name, its eventTime a MicroTime with six fractional digits even on a whole second."""
     publication = Publication(
-        "csi-1", "/pods/x", "reg/libinject/python-ddtrace:4", "empty", "crane digest: refused"
+        "csi-1", "/pods/x", "reg/libinject/python-ddtrace:4", "empty", "crane manifest: refused"
     )
     pod = events.pod_of(POD_ATTRIBUTES)
     assert pod is not None
@@ -65,7 +65,7 @@ def test_event_body() -> None:
     assert body["metadata"]["namespace"] == "shop"
     assert body["metadata"]["name"].startswith("payments-api-0.")
     assert "reg/libinject/python-ddtrace:4" in body["note"]
-    assert "crane digest: refused" in body["note"]
+    assert "crane manifest: refused" in body["note"]
 
 
 @root_only

@@ -21,6 +21,7 @@ from cluster.registry import Registry
 from csi.plugin import Plugin, running_plugin, signed, target_of
 from libinject.csi.cache import Cache, Entry
 from libinject.csi.gc import Collector, collectable
+from libinject.csi.platforms import Resolved
 from libinject.csi.publications import Publication, Publications
 
 A, B, C = (f"sha256:{char * 64}" for char in "abc")
@@ -37,7 +38,7 @@ def test_collectable_only_unreferenced_versions_past_the_grace() -> None:
 
 
 class NoPulls:
-    def digest(self, reference: str, timeout: float) -> str:  # noqa: ARG002 (the Puller's)
+    def resolve(self, reference: str, timeout: float) -> Resolved:  # noqa: ARG002 (the Puller's)
         raise AssertionError(f"no pull expected: {reference}")
 
     def export(self, pinned: str, into: Path, timeout: float) -> None:  # noqa: ARG002

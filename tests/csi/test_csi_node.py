@@ -8,6 +8,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import tarfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -127,7 +129,7 @@ def test_unreachable_registry_publishes_an_empty_volume(plugin: Plugin) -> None:
     record = plugin.record("csi-down")
     assert record is not None
     assert record["digest"] == "empty"
-    assert "crane digest" in record["reason"]
+    assert "crane manifest" in record["reason"]
     assert "library not ready" in plugin.logs[-1].read_text()
     plugin.unpublish("csi-down", target)
     assert not target.exists()
@@ -272,3 +274,64 @@ def test_a_pull_killed_midway_is_removed_at_restart(
         plugin.unpublish("csi-2", target)
         plugin.publish("csi-2", target, signed(ddtrace_image))
         assert (plugin.inside(target) / "sitecustomize.py").is_file()
+
+
+def two_platform_index(registry: Registry, crane: Path, directory: Path) -> str:
+    """A library image pushed as an OCI index of a linux/amd64 and a linux/arm64 image, each
+    whose /libinject/platform names its own platform; the index's reference, by tag."""
+    repository = f"{registry.address}/libinject/python-ddtrace"
+    manifests = []
+    for architecture in ("amd64", "arm64"):
+        root = directory / architecture
+        (root / "libinject").mkdir(parents=True)
+        (root / "libinject" / "platform").write_text(f"linux/{architecture}\n")
+        layer = directory / f"{architecture}.tar"
+        with tarfile.open(layer, "w") as archive:
+            archive.add(root / "libinject", arcname="libinject")
+        tag = f"{repository}:multi-{architecture}"
+        for command in (
+            ["append", "--oci-empty-base", "-f", str(layer), "-t", tag],
+            ["mutate", tag, f"--set-platform=linux/{architecture}", "-t", tag],
+        ):
+            subprocess.run([str(crane), *command], check=True, capture_output=True)
+        manifests += ["-m", tag]
+    index = f"{repository}:multi"
+    subprocess.run([str(crane), "index", "append", *manifests, "-t", index], check=True,
+                   capture_output=True)  # fmt: skip
+    return index
+
+
+def test_a_multi_platform_image_gives_each_node_its_own_platforms_files(
+    tmp_path: Path, registry: Registry, crane: Path
+) -> None:
+    """A node unpacks its own platform's image from an index, whatever the machine the tests run
+    on (`--platform` stands for the node's); pinned by the index's digest it is the same image,
+    served from the same cache entry; a platform the index lacks gives an empty volume
+    whose record names the platforms there are."""
+    index = two_platform_index(registry, crane, tmp_path / "layers")
+    digest = subprocess.run([str(crane), "digest", index], check=True, capture_output=True,
+                            text=True).stdout.strip()  # fmt: skip
+    pinned = f"{index}@{digest}"
+    for platform in ("linux/amd64", "linux/arm64"):
+        directory = tmp_path / platform.replace("/", "-")
+        directory.mkdir()
+        with running_plugin(directory, registry, crane, f"--platform={platform}") as plugin:
+            for n, reference in enumerate((index, pinned, pinned)):
+                target = target_of(plugin, f"pod-{n}")
+                plugin.publish(f"csi-{n}", target, signed(reference))
+                assert (plugin.inside(target) / "platform").read_text() == f"{platform}\n"
+            assert plugin.pulls() == 1  # by tag or by the index's digest: one image unpacked
+            assert len(plugin.cached()) == 1
+            record = plugin.record("csi-1")
+            assert record is not None
+            assert record["digest"] != digest  # the platform's image, not the index
+
+    directory = tmp_path / "s390x"
+    directory.mkdir()
+    with running_plugin(directory, registry, crane, "--platform=linux/s390x") as plugin:
+        target = target_of(plugin, "pod-other")
+        plugin.publish("csi-other", target, signed(index))
+        record = plugin.record("csi-other")
+        assert record is not None
+        assert record["digest"] == "empty"
+        assert "no linux/s390x image (it has linux/amd64, linux/arm64)" in record["reason"]

@@ -189,14 +189,18 @@ def test_no_key_yet_is_unavailable_then_served(metered: Plugin, ddtrace_image: s
             "NAMESPACE/NAME",
         ),
         (["--key-file=/k"], "at least one repository"),
+        (
+            ["--allowed-repository=127.0.0.1:5000/libinject", "--key-file=/k", "--platform=arm64"],
+            "is not os/architecture",
+        ),
     ],
 )
 def test_the_plugin_refuses_to_start_half_configured(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], says: str
 ) -> None:
     """A whole registry host as the allow-list (which admitted other teams' images), a key
-    Secret not named NAMESPACE/NAME, or no repository at all: `libinject csi` exits with a
-    clear error before serving."""
+    Secret not named NAMESPACE/NAME, no repository at all, or a platform without its OS:
+    `libinject csi` exits with a clear error before serving."""
     base = [f"--endpoint=unix://{tmp_path}/csi.sock", f"--root={tmp_path}", "--node-id=n"]
     code = main(["csi", *base, "--no-events", *flags])
     assert code == EXIT_BAD_INPUT

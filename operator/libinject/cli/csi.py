@@ -47,6 +47,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     cmd.add_argument("--crane", default="crane", type=Path, help="go-containerregistry crane")
     cmd.add_argument(
+        "--platform",
+        default=None,
+        help="the image to unpack from a multi-platform library image, os/architecture "
+        "(default: this node's, e.g. linux/arm64)",
+    )
+    cmd.add_argument(
         "--publish-timeout",
         type=float,
         default=20.0,
@@ -123,6 +129,7 @@ def _run_csi(args: argparse.Namespace) -> str:
         server.socket_path(args.endpoint)
     except ValueError as error:
         raise InputError("csi", str(error)) from error
+    platform = _platform(args.platform)
     if args.publish_timeout <= 0 or args.pull_timeout <= 0:
         raise InputError("--publish-timeout/--pull-timeout", "must be positive")
     if args.gc_grace < 0 or args.gc_interval <= 0:
@@ -152,13 +159,27 @@ def _run_csi(args: argparse.Namespace) -> str:
             endpoint=args.endpoint,
             root=args.root,
             config=config,
-            puller=CranePuller(args.crane),
+            puller=CranePuller(args.crane, platform=platform),
             keys=_keys(args.key_file, secret, api),
             settings=settings,
         )
     except server.EndpointError as error:
         raise InputError("--endpoint", str(error)) from error
     return ""
+
+
+def _platform(given: str | None) -> str:
+    from libinject.csi import platforms  # noqa: PLC0415
+
+    if given is None:
+        try:
+            return platforms.node_platform()
+        except ValueError as error:
+            raise InputError("--platform", str(error)) from error
+    os_name, slash, architecture = given.partition("/")
+    if not (os_name and slash and architecture) or "/" in architecture:
+        raise InputError("--platform", f"{given!r} is not os/architecture, e.g. linux/arm64")
+    return given
 
 
 def _api_client(args: argparse.Namespace) -> Any:

@@ -12,17 +12,18 @@ Layout under the plugin's root:
                                    down: a JVM whose -javaagent jar is missing does not start,
                                    nor a Node whose --require file is)
 
-A pull resolves the reference to a digest (`crane digest`), then exports the image *by that
-digest* (`crane export REF@DIGEST -`), keeping only `libinject/` from the flattened file system.
-Integrity: go-containerregistry checks that the manifest fetched by digest hashes to that digest,
-and checks every layer blob against the digest the manifest gives as it reads it, so the files
-unpacked are the ones the digest names; a reference pinned with `@sha256:` must also resolve to
-that same digest. The export unpacks into a temporary directory that is renamed into place, so a
-cache entry is complete or absent. Concurrent requests for one reference share one pull (its
-future), which runs to its own deadline even when the publish that started it has given up, so
+A pull reads the reference's manifest (`crane manifest`) and picks the node's platform's image from
+it when it is an index (libinject.csi.platforms), then exports that image *by its digest* (`crane
+export REF@DIGEST -`), keeping only `libinject/` from the flattened file system. Integrity:
+go-containerregistry checks that the manifest fetched by digest hashes to that digest, and checks
+every layer blob against the digest the manifest gives as it reads it, so the files unpacked are
+the ones the digest names; a reference pinned with `@sha256:` must name a manifest of that digest
+(the index's, for an index). The export unpacks into a temporary directory that is renamed into
+place, so a cache entry is complete or absent. Concurrent requests for one reference share one pull
+(its future), which runs to its own deadline even when the publish that started it has given up, so
 the next publish finds the library ready. Library tags name released versions and are treated as
-immutable: once a tag was pulled, its recorded digest is used without asking the registry again
-(a warm publish makes no network call, and works with the registry down).
+immutable: once a tag was pulled, its recorded digest is used without asking the registry again (a
+warm publish makes no network call, and works with the registry down).
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from libinject.csi import metrics
+from libinject.csi import metrics, platforms
+from libinject.csi.platforms import Resolved
 from libinject.runtime import logs
 
 LIBRARY_DIR = "libinject"
@@ -66,8 +68,8 @@ class Entry:
 
 
 class Puller(Protocol):
-    def digest(self, reference: str, timeout: float) -> str:
-        """The manifest digest `reference` resolves to (sha256:<hex>)."""
+    def resolve(self, reference: str, timeout: float) -> Resolved:
+        """The digest of the manifest `reference` names, and of the image this node unpacks."""
 
     def export(self, pinned: str, into: Path, timeout: float) -> None:
         """Unpacks the `libinject/` directory of the image `pinned` (REF@DIGEST) into `into`."""
@@ -75,29 +77,31 @@ class Puller(Protocol):
 
 @dataclass(frozen=True)
 class CranePuller:
-    """Pulls with go-containerregistry's crane (plain http to localhost registries)."""
+    """Pulls with go-containerregistry's crane (plain http to localhost registries), the image
+    of `platform` (this node's) from an index."""
 
     crane: Path
+    platform: str = field(default_factory=platforms.node_platform)
 
-    def digest(self, reference: str, timeout: float) -> str:
+    def resolve(self, reference: str, timeout: float) -> Resolved:
         try:
             result = subprocess.run(
-                [str(self.crane), "digest", reference],
+                [str(self.crane), "manifest", reference],
                 capture_output=True,
-                text=True,
                 timeout=timeout,
                 check=False,
             )
         except subprocess.TimeoutExpired as error:
-            raise PullError(f"crane digest {reference}: no answer in {timeout:.1f}s") from error
+            raise PullError(f"crane manifest {reference}: no answer in {timeout:.1f}s") from error
         except OSError as error:
-            raise PullError(f"crane digest {reference}: {error}") from error
+            raise PullError(f"crane manifest {reference}: {error}") from error
         if result.returncode != 0:
-            raise PullError(f"crane digest {reference}: {_last_line(result.stderr)}")
-        digest = result.stdout.strip()
-        if not digest.startswith("sha256:") or len(digest) != 71:
-            raise PullError(f"crane digest {reference}: unexpected answer {digest[:80]!r}")
-        return digest
+            stderr = result.stderr.decode(errors="replace")
+            raise PullError(f"crane manifest {reference}: {_last_line(stderr)}")
+        try:
+            return platforms.resolve(result.stdout, self.platform)  # the bytes as served
+        except ValueError as error:
+            raise PullError(f"{reference}: {error}") from error
 
     def export(self, pinned: str, into: Path, timeout: float) -> None:
         try:
@@ -213,8 +217,9 @@ class Cache:
         return pull.result(timeout=max(timeout, 0.0))
 
     def lookup(self, reference: str) -> Entry | None:
-        """The cached library of `reference` when its digest is known and unpacked."""
-        digest = _pinned(reference) or self._recorded(reference)
+        """The cached library of `reference` when its digest is known and unpacked: the image
+        a pull recorded for it (for an index, the node's platform's), else the pinned digest."""
+        digest = self._recorded(reference) or _pinned(reference)
         if digest is None:
             return None
         path = self.path_of(digest)
@@ -295,10 +300,11 @@ class Cache:
         pull.set_result(entry)
 
     def _fetch(self, reference: str, deadline: float) -> Entry:
-        digest = self._puller.digest(reference, timeout=self._left(deadline))
+        resolved = self._puller.resolve(reference, timeout=self._left(deadline))
         pinned = _pinned(reference)
-        if pinned is not None and pinned != digest:
-            raise PullError(f"{reference}: the registry resolves it to {digest}")
+        if pinned is not None and pinned != resolved.digest:
+            raise PullError(f"{reference}: the registry resolves it to {resolved.digest}")
+        digest = resolved.image
         path = self.path_of(digest)
         if not path.is_dir():
             name = reference.partition("@")[0]
