@@ -1,8 +1,9 @@
 """A local OCI registry on loopback: Debian's build of distribution (package docker-registry).
 
 Images for the tests are pushed to it with crane and pulled from it by the tools under test. It
-keeps its blobs on the file system under its own directory, has no authentication, allows
-deletes and listens on 127.0.0.1 only. Like the control plane's components, it dies with the
+keeps its blobs on the file system under its own directory, has no authentication (unless given
+credentials: then HTTP basic auth, as a private registry asks), allows deletes and listens on
+127.0.0.1 only. Like the control plane's components, it dies with the
 process that started it, unless started `detached` (the demo's, which outlives the demo).
 
 `spawn` and `stop` run one service process the way the harness runs the control plane's, and are
@@ -11,13 +12,20 @@ shared with cluster.testagent.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import ctypes
+import ctypes.util
+import json
 import os
 import signal
 import subprocess
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 
 import yaml
@@ -96,6 +104,9 @@ class Registry(harness.Service):
     process: harness.Process | None = None
     _temporary: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
     detached: bool = False
+    # (user, password): every request needs them (HTTP basic auth, distribution's htpasswd),
+    # as a private registry does; without, anyone on loopback may push and pull.
+    credentials: tuple[str, str] | None = None
 
     @property
     def address(self) -> str:
@@ -139,8 +150,27 @@ class Registry(harness.Service):
             self._temporary = self.directory = None
 
     def answers(self) -> bool:
-        """Whether a registry serves the API on `address` now."""
-        return harness.http_get(f"{self.url}/v2/") != b""
+        """Whether a registry serves the API on `address` now (asking for credentials counts)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/v2/", timeout=1):
+                return True
+        except urllib.error.HTTPError as error:
+            return error.code == HTTPStatus.UNAUTHORIZED and self.credentials is not None
+        except OSError:
+            return False
+
+    def docker_config(self, directory: Path, *, password: str | None = None) -> Path:
+        """`directory` holding a Docker config.json with this registry's credentials (what a
+        kubernetes.io/dockerconfigjson Secret holds), for crane's DOCKER_CONFIG; `password`
+        replaces the right one."""
+        assert self.credentials is not None
+        user, right = self.credentials
+        token = base64.b64encode(f"{user}:{password or right}".encode()).decode()
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "config.json").write_text(
+            json.dumps({"auths": {self.address: {"auth": token}}})
+        )
+        return directory
 
     def _config(self, storage: Path) -> dict[str, object]:
         return {
@@ -153,5 +183,34 @@ class Registry(harness.Service):
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },
             "http": {"addr": self.address, "headers": {"X-Content-Type-Options": ["nosniff"]}},
-            # No `auth` section: anyone on loopback may push and pull.
+            **self._auth(),
         }
+
+    def _auth(self) -> dict[str, object]:
+        """The `auth` section for `credentials` (none: anyone on loopback may push and pull)."""
+        if self.credentials is None:
+            return {}
+        assert self.directory is not None
+        user, password = self.credentials
+        passwords = self.directory / "htpasswd"
+        passwords.write_text(f"{user}:{bcrypt(password)}\n")
+        return {"auth": {"htpasswd": {"realm": "libinject-tests", "path": str(passwords)}}}
+
+
+def bcrypt(password: str) -> str:
+    """A bcrypt hash (distribution's htpasswd reads no other), by the system's libcrypt
+    (libxcrypt): Python's `crypt` module is gone from 3.13."""
+    library = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+    library.crypt_gensalt.restype = library.crypt.restype = ctypes.c_char_p
+    library.crypt_gensalt.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_ulong,
+        ctypes.c_char_p,
+        ctypes.c_int,
+    ]
+    library.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    salt = library.crypt_gensalt(b"$2b$", 10, None, 0)
+    hashed = library.crypt(password.encode(), salt) if salt else None
+    if not hashed or not hashed.startswith(b"$2b$"):
+        raise RuntimeError("this system's libcrypt makes no bcrypt hashes")
+    return str(hashed.decode())

@@ -186,6 +186,13 @@ class Plugin:
         path = self.root / "volumes" / f"{volume_id}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
+    def empty_because(self, volume_id: str) -> str:
+        """Why the volume was published empty (its record's reason); fails if it was not."""
+        record = self.record(volume_id)
+        assert record is not None, f"no record of {volume_id}"
+        assert record["digest"] == "empty", f"{volume_id} was published with {record['digest']}"
+        return str(record["reason"])
+
     def pulls(self) -> int:
         return sum(log.read_text().count('"library pulled"') for log in self.logs)
 

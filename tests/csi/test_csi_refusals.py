@@ -193,13 +193,21 @@ def test_no_key_yet_is_unavailable_then_served(metered: Plugin, ddtrace_image: s
             ["--allowed-repository=127.0.0.1:5000/libinject", "--key-file=/k", "--platform=arm64"],
             "is not os/architecture",
         ),
+        (
+            [
+                "--allowed-repository=127.0.0.1:5000/libinject",
+                "--key-file=/k",
+                "--registry-config=/nonexistent",
+            ],
+            "/nonexistent is not a directory",
+        ),
     ],
 )
 def test_the_plugin_refuses_to_start_half_configured(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], says: str
 ) -> None:
     """A whole registry host as the allow-list (which admitted other teams' images), a key
-    Secret not named NAMESPACE/NAME, no repository at all, or a platform without its OS:
+    Secret not named NAMESPACE/NAME, no repository at all, a platform without its OS, or registry credentials that are not there:
     `libinject csi` exits with a clear error before serving."""
     base = [f"--endpoint=unix://{tmp_path}/csi.sock", f"--root={tmp_path}", "--node-id=n"]
     code = main(["csi", *base, "--no-events", *flags])

@@ -47,6 +47,15 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     cmd.add_argument("--crane", default="crane", type=Path, help="go-containerregistry crane")
     cmd.add_argument(
+        "--registry-config",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a directory whose config.json (Docker's format: a kubernetes.io/dockerconfigjson "
+        "Secret's key mounted as config.json) has the credentials of private registries; read "
+        "at every pull",
+    )
+    cmd.add_argument(
         "--platform",
         default=None,
         help="the image to unpack from a multi-platform library image, os/architecture "
@@ -130,6 +139,8 @@ def _run_csi(args: argparse.Namespace) -> str:
     except ValueError as error:
         raise InputError("csi", str(error)) from error
     platform = _platform(args.platform)
+    if args.registry_config is not None and not args.registry_config.is_dir():
+        raise InputError("--registry-config", f"{args.registry_config} is not a directory")
     if args.publish_timeout <= 0 or args.pull_timeout <= 0:
         raise InputError("--publish-timeout/--pull-timeout", "must be positive")
     if args.gc_grace < 0 or args.gc_interval <= 0:
@@ -159,7 +170,7 @@ def _run_csi(args: argparse.Namespace) -> str:
             endpoint=args.endpoint,
             root=args.root,
             config=config,
-            puller=CranePuller(args.crane, platform=platform),
+            puller=CranePuller(args.crane, platform=platform, docker_config=args.registry_config),
             keys=_keys(args.key_file, secret, api),
             settings=settings,
         )

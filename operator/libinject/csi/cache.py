@@ -82,6 +82,14 @@ class CranePuller:
 
     crane: Path
     platform: str = field(default_factory=platforms.node_platform)
+    # A directory with a Docker config.json (registry credentials), read by crane at each pull,
+    # so a renewed Secret counts without a restart; None: crane's default ($HOME/.docker).
+    docker_config: Path | None = None
+
+    def _env(self) -> dict[str, str] | None:
+        if self.docker_config is None:
+            return None
+        return {**os.environ, "DOCKER_CONFIG": str(self.docker_config)}
 
     def resolve(self, reference: str, timeout: float) -> Resolved:
         try:
@@ -90,6 +98,7 @@ class CranePuller:
                 capture_output=True,
                 timeout=timeout,
                 check=False,
+                env=self._env(),
             )
         except subprocess.TimeoutExpired as error:
             raise PullError(f"crane manifest {reference}: no answer in {timeout:.1f}s") from error
@@ -109,6 +118,7 @@ class CranePuller:
                 [str(self.crane), "export", pinned, "-"],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                env=self._env(),
             )
         except OSError as error:
             raise PullError(f"crane export {pinned}: {error}") from error
