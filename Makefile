@@ -76,7 +76,7 @@ crds: $(STAMP)
 # The operator image, without a Docker engine (tests/cluster/operatorimage.py): Debian bookworm's
 # Python, the locked wheels and this checkout, one OCI index for linux/amd64 and linux/arm64,
 # pushed to IMAGE (a registry that must be running; by default where the Deployment points).
-# The same checkout gives the same digests; it prints them.
+# The same checkout gives the same digests; it prints them. Needs PYTHON 3.11 (the image's).
 IMAGE ?= localhost:5000/libinject/operator:0.1.0
 image: $(STAMP)
 	$(RUN) -m cluster.operatorimage $(IMAGE)

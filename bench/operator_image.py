@@ -30,7 +30,7 @@ import stat
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,10 +40,9 @@ from kubernetes import config
 from bench.stats import environment, paired_ratio, summarize, write_results
 from bench.webhook import install
 from cluster import build, harness, operatorimage
-from cluster.imageoperator import ImageOperator, deployment_template
+from cluster.imageoperator import ImageOperator, deployment_template, operator_runner
 from cluster.kubectl import Kubectl
 from cluster.operator import Operator, OperatorProcess
-from cluster.podrunner import ClusterAccess, PodRunner
 from cluster.podrunner.images import architecture
 from cluster.registry import Registry
 
@@ -120,7 +119,7 @@ def main() -> None:
             each.platform.oci: platform_sizes(each, crane=binaries["crane"], scratch=scratch)
             for each in image.images
         }
-        starts = measure_starts(plane, image=image, crane=binaries["crane"], scratch=scratch)
+        starts = measure_starts(plane, image=image, binaries=binaries, scratch=scratch)
     report = {
         "benchmark": "The operator image: size per platform, and a replica's start to /readyz",
         "timestamp": started.isoformat(timespec="seconds"),
@@ -144,22 +143,17 @@ def measure_starts(
     plane: harness.ControlPlane,
     *,
     image: operatorimage.OperatorImage,
-    crane: Path,
+    binaries: Mapping[str, Path],
     scratch: Path,
 ) -> dict[str, Any]:
-    kubectl = Kubectl(binary=build.binaries()["kubectl"], kubeconfig=plane.kubeconfig)
+    crane = binaries["crane"]
+    kubectl = Kubectl(binary=binaries["kubectl"], kubeconfig=plane.kubeconfig)
     port = harness.free_port()
     install(kubectl, port)
     admin = config.new_client_from_config(config_file=str(plane.kubeconfig))
-    server = plane.server.removeprefix("https://").rsplit(":", 1)
     template = deployment_template(kubectl)
-    runner = PodRunner(
-        admin=admin,
-        crane=crane,
-        directory=scratch / "pods",
-        grace=float(template["spec"]["terminationGracePeriodSeconds"]),
-        cluster_access=ClusterAccess(host=server[0], port=int(server[1])),
-    )
+    runner = operator_runner(plane, admin=admin, crane=crane, template=template,
+                             directory=scratch / "pods")  # fmt: skip
     ours = f"linux/{architecture()}"
     (platform_image,) = [each for each in image.images if each.platform.oci == ours]
 

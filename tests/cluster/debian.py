@@ -29,7 +29,7 @@ from pathlib import Path
 
 from cluster.build import elapsed, locked, say
 from libinject.images.layer import is_static_elf
-from tools.gobuild import BuildError, cache_root
+from tools.gobuild import BuildError, cache_root, checked_output
 
 ARCHIVE = "http://deb.debian.org/debian"
 SECURITY_ARCHIVE = "http://deb.debian.org/debian-security"
@@ -66,7 +66,7 @@ def closure(packages: Sequence[str], *, suite: str, architecture: str) -> list[P
         for attempt in range(2):
             try:
                 files = _planned_files(plan)
-                _run(download)
+                checked_output(download)
                 break
             except BuildError as error:
                 if attempt == 1:
@@ -77,12 +77,10 @@ def closure(packages: Sequence[str], *, suite: str, architecture: str) -> list[P
 
 def _planned_files(command: list[str]) -> list[str]:
     """The .deb file names apt would fetch (`--print-uris` lines: 'URI' FILE SIZE HASH)."""
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise BuildError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
-    names = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("'")]
+    printed = checked_output(command)
+    names = [line.split()[1] for line in printed.splitlines() if line.startswith("'")]
     if not names:
-        raise BuildError(f"{' '.join(command)} planned no package:\n{result.stdout}")
+        raise BuildError(f"{' '.join(command)} planned no package:\n{printed}")
     return sorted(names)
 
 
@@ -175,7 +173,7 @@ def _unpack(package: str, version: str, target: Path, apt: list[str]) -> None:
         _download(package, version, download, apt)
         (deb,) = download.glob("*.deb")
         root = Path(work) / "root"
-        _run(["dpkg-deb", "-x", str(deb), str(root)])
+        checked_output(["dpkg-deb", "-x", str(deb), str(root)])
         root.rename(target)  # atomic: a half-unpacked package is never cached
     say(f"unpacked {package} {version} in {elapsed(started)}")
 
@@ -195,10 +193,4 @@ def _download(package: str, version: str, directory: Path, apt: list[str]) -> No
     if result.returncode != 0:
         # Lists older than the archive name a version it no longer serves.
         _update(f"apt-get download {package}={version} failed", apt)
-        _run(command, cwd=directory)
-
-
-def _run(command: list[str], *, cwd: Path | None = None) -> None:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise BuildError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+        checked_output(command, cwd=directory)

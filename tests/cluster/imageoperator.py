@@ -139,6 +139,28 @@ def deployment_template(kubectl: Kubectl) -> dict[str, Any]:
     return dict(one(objects, "Deployment", DEPLOYMENT)["spec"]["template"])
 
 
+def operator_runner(
+    plane: harness.ControlPlane,
+    *,
+    admin: client.ApiClient,
+    crane: Path,
+    template: Mapping[str, Any],
+    directory: Path,
+) -> PodRunner:
+    """A pod runner for operator replicas on `plane`: stopped after the template's grace
+    period, their pods reaching the API server as their ServiceAccount."""
+    server = urlsplit(plane.server)
+    if server.hostname is None or server.port is None:
+        raise ValueError(f"{plane.server} names no host and port")
+    return PodRunner(
+        admin=admin,
+        crane=crane,
+        directory=directory,
+        grace=float(template["spec"]["terminationGracePeriodSeconds"]),
+        cluster_access=ClusterAccess(host=server.hostname, port=server.port),
+    )
+
+
 ImageOperatorFactory = Callable[..., ImageOperator]
 
 
@@ -162,18 +184,9 @@ def image_operators(
 ) -> Iterator[ImageOperatorFactory]:
     """Starts operator replicas from the image (see the module's doc); every one still running
     at the end is stopped."""
-    server = urlsplit(control_plane.server)
-    assert server.hostname is not None
-    assert server.port is not None
     template = deployment_template(kubectl)
-    grace = float(template["spec"]["terminationGracePeriodSeconds"])
-    runner = PodRunner(
-        admin=admin,
-        crane=crane,
-        directory=tmp_path_factory.mktemp("operator-pods"),
-        grace=grace,
-        cluster_access=ClusterAccess(host=server.hostname, port=server.port),
-    )
+    runner = operator_runner(control_plane, admin=admin, crane=crane, template=template,
+                             directory=tmp_path_factory.mktemp("operator-pods"))  # fmt: skip
     started: list[ImageOperator] = []
 
     def start(name: str = "operator", *extra_args: str) -> ImageOperator:

@@ -17,14 +17,13 @@ import base64
 import hashlib
 import json
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 from cluster.build import elapsed, locked, say
-from tools.gobuild import BuildError, cache_root
+from tools.gobuild import BuildError, cache_root, checked_output
 
 SYSTEM_NODE = Path("/usr/bin/node")
 SYSTEM_MAJOR = 20
@@ -81,10 +80,7 @@ def _install(packages: tuple[str, ...], target: Path) -> None:
 def npm(*arguments: str, cwd: Path) -> str:
     """Runs the machine's npm; its standard output. BuildError with its output on failure."""
     command = ["npm", "--no-fund", "--no-audit", "--no-update-notifier", *arguments]
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise BuildError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
+    return checked_output(command, cwd=cwd)
 
 
 def _fetch(version: str, integrity: str, target: Path) -> None:

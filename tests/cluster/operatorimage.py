@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform as host
 import shutil
 import subprocess
 import sys
@@ -35,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster import build, debian
+from libinject.csi.platforms import node_platform
 from libinject.images import operatorimage as spec
-from tools.gobuild import BuildError, cache_root
+from tools.gobuild import BuildError, cache_root, checked_output
 
 CHECKOUT = Path(__file__).parents[2]
 LOCK = CHECKOUT / "requirements.lock"
@@ -47,7 +47,7 @@ DPKG_STATUS = "var/lib/dpkg/status.d"
 class PlatformImage:
     platform: spec.Platform
     reference: str  # by digest
-    layer_bytes: int  # the three layers' tar sizes: what a node stores unpacked
+    layer_bytes: int  # the three layers' uncompressed tars (bench/operator_image.py: on disk)
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,9 @@ def _system_layer(platform: spec.Platform, root: Path) -> Path:
     status = root / DPKG_STATUS
     status.mkdir(parents=True)
     for package in packages:
-        _run(["dpkg-deb", "-x", str(package), str(root)])
-        control = _run(["dpkg-deb", "-f", str(package)])
-        name = _run(["dpkg-deb", "-f", str(package), "Package"]).strip()
+        checked_output(["dpkg-deb", "-x", str(package), str(root)])
+        control = checked_output(["dpkg-deb", "-f", str(package)])
+        name = checked_output(["dpkg-deb", "-f", str(package), "Package"]).strip()
         (status / name).write_text(control)
     _prune(root)
     (root / "etc" / "passwd").write_text(spec.PASSWD)
@@ -160,7 +160,7 @@ def _libinject_layer(platform: spec.Platform, *, wheel: Path, root: Path) -> Pat
     name = wheel.name.split("-")[0]
     version = wheel.name.split("-")[1]
     _pip_install(platform, root, "--find-links", str(wheel.parent), f"{name}=={version}")
-    goarch = None if platform.name == _host_architecture() else platform.name
+    goarch = None if platform.oci == node_platform() else platform.name
     crane = build.ensure(build.crane(goarch))["crane"]
     target = root / spec.CRANE.lstrip("/")
     target.parent.mkdir(parents=True)
@@ -210,19 +210,12 @@ def _compile(directory: Path, *, as_path: str) -> None:
 
 def _pip(*args: str) -> None:
     command = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", *args]
-    _run(command)
-
-
-def _run(command: list[str]) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise BuildError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
+    checked_output(command)
 
 
 def crane_output(crane: Path, *args: str) -> str:
     """What `crane <args>` prints; BuildError with its output when it fails."""
-    return _run([str(crane), *args])
+    return checked_output([str(crane), *args])
 
 
 def _remove(path: Path) -> None:
@@ -239,11 +232,6 @@ def _split_tag(reference: str) -> tuple[str, str]:
     if not colon or not tag or "@" in reference:
         raise ValueError(f"{reference!r}: give the image a tag (e.g. ...:0.1.0), not a digest")
     return f"{head}/{name}" if head else name, tag
-
-
-def _host_architecture() -> str:
-    machine = host.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
 def _require_python() -> None:

@@ -17,7 +17,7 @@ from kubernetes import client
 
 from cluster import poll
 from cluster.fixtures import NamespaceFactory, OperatorFactory
-from cluster.operator import NAMESPACE, Operator, OperatorProcess
+from cluster.operator import NAMESPACE, Operator
 from cluster.workloads import ENABLED, PolicyFactory, python_policy, wait_until_injecting
 from libinject.runtime import pki
 
@@ -57,7 +57,7 @@ def operator_kind() -> str:
 
 @pytest.fixture
 def replaced_operator(
-    running_operator: OperatorProcess, operator_processes: OperatorFactory
+    running_operator: Operator, operator_processes: OperatorFactory
 ) -> Iterator[list[Operator]]:
     """Stops the running operator; the test starts its own, stopped at the end."""
     running_operator.stop(signal.SIGTERM)
@@ -68,7 +68,7 @@ def replaced_operator(
 
 
 def test_the_secret_is_shared_and_its_ca_is_in_the_webhook_configuration(
-    admin: client.ApiClient, running_operator: OperatorProcess
+    admin: client.ApiClient, running_operator: Operator
 ) -> None:
     """The operator serves the Secret's certificate, and the webhook configuration trusts the
     Secret's CA bundle (the API server's calls succeeding is shown by every injection test)."""

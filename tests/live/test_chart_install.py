@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import config
@@ -28,10 +27,9 @@ from kubernetes import config
 from cluster import build, harness, poll
 from cluster.fixtures import GROUP, OPERATOR_NAMESPACE, PLURAL
 from cluster.helm import Helm
-from cluster.imageoperator import DEPLOYMENT, ImageOperator
+from cluster.imageoperator import DEPLOYMENT, ImageOperator, operator_runner
 from cluster.kubectl import Kubectl
 from cluster.operatorimage import OperatorImage
-from cluster.podrunner import ClusterAccess, PodRunner
 from cluster.workloads import ENABLED, INSTRUMENTED, app_pod, python_policy
 
 CHART = Path(__file__).parents[2] / "charts" / "libinject"
@@ -121,11 +119,8 @@ def test_install_inject_upgrade_uninstall(
     release("install", RELEASE, str(CHART), "--wait", "--timeout=120s",
             f"--set=webhook.url={url}", "--set=replicas=0",
             f"--set=image.repository={repository}", f"--set=image.digest={digest}")  # fmt: skip
-    server = urlsplit(plane.server)
-    assert server.hostname is not None
-    assert server.port is not None
-    runner = PodRunner(admin=api, crane=crane, directory=tmp_path / "pods",
-                       cluster_access=ClusterAccess(host=server.hostname, port=server.port))  # fmt: skip
+    runner = operator_runner(plane, admin=api, crane=crane, template=installed_template(admin),
+                             directory=tmp_path / "pods")  # fmt: skip
 
     def replica(name: str) -> ImageOperator:
         """A replica of the installed Deployment, from the image its template names."""

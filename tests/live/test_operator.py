@@ -20,7 +20,7 @@ from cluster.fixtures import NamespaceFactory
 from cluster.kubectl import Kubectl
 from cluster.labeller import LABEL as LABELLED
 from cluster.labeller import labelling_webhook
-from cluster.operator import OperatorProcess
+from cluster.operator import Operator
 from cluster.workloads import (
     ENABLED,
     INJECTED,
@@ -122,7 +122,7 @@ def operator_kind() -> str:
     return "image"
 
 
-def admissions_of(operator: OperatorProcess, namespace: str, pod: str) -> list[str]:
+def admissions_of(operator: Operator, namespace: str, pod: str) -> list[str]:
     """The outcome of each webhook call for this pod, in order, from the operator's log."""
     return [
         str(line["outcome"])
@@ -137,7 +137,7 @@ def test_a_pod_costs_one_webhook_call(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
-    running_operator: OperatorProcess,
+    running_operator: Operator,
 ) -> None:
     """Our copy container already carries the ServiceAccount token mount that admission would add
     after us, so nothing changes the pod after our webhook and the API server does not call it
@@ -156,7 +156,7 @@ def test_reinvocation_and_a_reapplied_pod_leave_the_pod_unchanged(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
-    running_operator: OperatorProcess,
+    running_operator: Operator,
     tmp_path: Path,
 ) -> None:
     """Another webhook changes the pod after ours (a labeller named to run later), so the API
@@ -282,7 +282,7 @@ def test_metrics_count_admissions_and_show_the_certificate_expiry(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
-    running_operator: OperatorProcess,
+    running_operator: Operator,
 ) -> None:
     """/metrics counts the injected admission, has its latency, the index sizes, the policies by
     Ready reason (once the status pass has run), and the serving certificate's expiry (generated:
@@ -311,7 +311,7 @@ def test_metrics_count_admissions_and_show_the_certificate_expiry(
 
 
 def test_the_start_up_heap_is_frozen_once_the_indexes_are_primed(
-    running_operator: OperatorProcess,
+    running_operator: Operator,
 ) -> None:
     """Once primed, the modules, clients and initial listings are out of the cyclic collector's
     walk (tens of thousands of objects), so a full collection no longer stalls the webhook."""
@@ -328,7 +328,7 @@ def test_a_pod_beyond_the_engines_bounds_is_skipped_and_says_why(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
-    running_operator: OperatorProcess,
+    running_operator: Operator,
 ) -> None:
     """A pod with more containers than one admission may decide for (the API server accepts it)
     is admitted as it came, with PodTooLarge on it, in the log and in the metrics; a pod in the
@@ -359,7 +359,7 @@ def test_the_operator_reads_the_api_servers_timeout(
     admin: client.ApiClient,
     namespaces: NamespaceFactory,
     policies: PolicyFactory,
-    running_operator: OperatorProcess,
+    running_operator: Operator,
 ) -> None:
     """The API server's call carries the configuration's timeoutSeconds (3) as `?timeout=3s`;
     each admission's log line has it, which is what a late answer is measured against."""

@@ -19,6 +19,14 @@ class BuildError(RuntimeError):
     """A Go tool could not be built; the message says which and why."""
 
 
+def checked_output(command: list[str], *, cwd: Path | None = None) -> str:
+    """Runs `command`; its standard output. BuildError with all its output when it fails."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
 def go_binary() -> str:
     go = shutil.which("go")
     if go is None:

@@ -8,7 +8,6 @@ store (per test run) and every container gets its own extraction.
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import threading
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from cluster.podrunner.containers import Image
 from cluster.podrunner.errors import ImagePullError
+from libinject.csi.platforms import node_platform
 
 PULL_TIMEOUT = 300.0
 
@@ -98,8 +98,8 @@ def _file_name(pinned: str) -> str:
 
 
 def architecture() -> str:
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    """This machine's, as OCI names it (`amd64`): the platform pulled from an index."""
+    return node_platform().removeprefix("linux/")
 
 
 def _write(path: Path, text: str) -> None:
