@@ -1,36 +1,41 @@
-"""How big each library image is, and what storing identical files once saves.
+"""How big each library image is, per platform, and what storing identical files once saves.
 
 `make bench` writes `bench/results/bundle-size.json`.
 
-Python, per flavor: the full bundle (every interpreter 3.9-3.14, manylinux and musllinux,
-x86_64 and aarch64) built by `libinject bundle python`, and its image:
+Python, per flavor: the bundle for every node (every interpreter 3.9-3.14, manylinux and
+musllinux, x86_64 and aarch64) built by `libinject bundle python`:
   plain_install_bytes   the sum of the plain `pip install --target` of every target
   apparent_bytes        the bundle without deduplication (each path counted)
-  stored_bytes          the bundle as stored: identical files kept once (hard links), which is
-                        what the image layer holds
+  stored_bytes          the bundle as stored: identical files kept once (hard links)
   bytecode_bytes        of that, the compiled bytecode (`.pyc`, each stored file once)
   debug_section_bytes   the extension modules' ELF `.debug_*` sections (each stored file once),
                         kept: see libinject.bundle.siteprune
-  layer_gzip_bytes      as for Java, below
   pruned_by_rule        what pruning left out per rule (every site counted)
+  platforms             the image a node pulls, below
 
-Under `java`, per flavor: the bundle built by `libinject bundle java` and its image:
+Under `java`, per flavor: the bundle built by `libinject bundle java` (one for every machine):
   agent_jar_bytes       the agent jar as Maven Central serves it (its committed lock's size)
   stored_bytes          the bundle on disk: the agent, the launcher and bundle.txt
-  layer_gzip_bytes      the image's one layer (bundle and busybox) as the registry stores it,
-                        gzip-compressed by crane: what a node downloads
+  platforms             the image a node pulls, below
 
 Under `nodejs`, per flavor: the bundle `libinject bundle nodejs` builds from the committed lock
-(linux x64 and arm64, glibc and musl) and its image:
+for every node (linux x64 and arm64, glibc and musl):
   npm_install_bytes     a plain `npm install <package>@<version>` on this machine (no lock: what
                         a user gets today, for this platform only)
   plain_install_bytes   `npm ci` of the committed lock for linux x64 glibc alone
   platforms_bytes       the four platforms' packages together, as npm installed them
   pruned_bytes          what pruning removed (files the runtime never reads)
   stored_bytes          the bundle as stored, deduplicated
-  layer_gzip_bytes      as for Java
-Every image is pushed to a local registry by `libinject image`. The pip stages, the agent jars
-and npm's cache are kept, so only the first run on a machine downloads packages.
+  platforms             the image a node pulls, below
+
+`platforms`, per platform (linux/amd64, linux/arm64) of the library image, an OCI index pushed
+to a local registry by `libinject image` from bundles built with `--platform` (only the code
+that platform runs):
+  bundle_stored_bytes   that platform's bundle as stored (identical files once)
+  layer_gzip_bytes      its image's one layer (bundle and busybox) as the registry stores it,
+                        gzip-compressed by crane: what a node of that platform downloads
+The pip stages, the agent jars and npm's cache are kept, so only the first run on a machine
+downloads packages.
 """
 
 from __future__ import annotations
@@ -46,10 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import environment, write_results
-from cluster import build, debian
+from cluster import build
+from cluster.imagefiles import index_images
 from cluster.libraries import (
     JAVA_VERSIONS,
     NODE_VERSIONS,
+    PLATFORMS,
     VERSIONS,
     build_bundle,
     build_java_bundle,
@@ -70,12 +77,16 @@ MIB = 1 << 20
 def measure(flavor: str, scratch: Path, registry: Registry) -> dict[str, object]:
     bundle = scratch / flavor
     report = build_bundle(flavor=flavor, out=bundle)
-    reference = pushed(bundle, registry=registry, language=Language.PYTHON, flavor=flavor)
+    per_platform = {
+        platform: build_bundle(
+            flavor=flavor, out=_platform_dir(bundle, platform), platform=platform
+        )
+        for platform in PLATFORMS
+    }
     numbers = {
         **{key: report[key] for key in ("plain_install_bytes", "apparent_bytes", "stored_bytes")},
         "bytecode_bytes": sum(p.stat().st_size for p in stored_files(bundle, "*.pyc")),
         "debug_section_bytes": sum(map(debug_section_bytes, stored_files(bundle, "*.so*"))),
-        "layer_gzip_bytes": layer_size(reference),
     }
     return {
         "version": VERSIONS[flavor],
@@ -84,6 +95,12 @@ def measure(flavor: str, scratch: Path, registry: Registry) -> dict[str, object]
         **numbers,
         **_mib(numbers),
         "stored_over_plain": round(numbers["stored_bytes"] / numbers["plain_install_bytes"], 3),
+        "platforms": platform_images(
+            {platform: _platform_dir(bundle, platform) for platform in per_platform},
+            registry=registry,
+            language=Language.PYTHON,
+            flavor=flavor,
+        ),
         "bytecode_for": report["bytecode"],
         "excluded": report["excluded"],
         "pruned_by_rule": report["pruned"]["by_rule"],
@@ -129,17 +146,21 @@ def measure_java(flavor: str, scratch: Path, registry: Registry) -> dict[str, ob
     version = JAVA_VERSIONS[flavor]
     bundle = scratch / f"java-{flavor}"
     report = build_java_bundle(flavor=flavor, out=bundle)
-    reference = pushed(bundle, registry=registry, language=Language.JAVA, flavor=flavor)
     numbers = {
         "agent_jar_bytes": (bundle / report["agent"]).stat().st_size,
         "stored_bytes": sizes(bundle).stored,
-        "layer_gzip_bytes": layer_size(reference),
     }
-    return {"version": version, **numbers, **_mib(numbers)}
+    images = platform_images(
+        dict.fromkeys(PLATFORMS, bundle), registry=registry, language=Language.JAVA, flavor=flavor
+    )
+    return {"version": version, **numbers, **_mib(numbers), "platforms": images}
 
 
-def pushed(bundle: Path, *, registry: Registry, language: Language, flavor: str) -> str:
-    """Pushes `bundle` as its library image to `registry`; the image's reference."""
+def platform_images(
+    bundles: dict[str, Path], *, registry: Registry, language: Language, flavor: str
+) -> dict[str, dict[str, object]]:
+    """Pushes `bundles` (platform -> its bundle) as the library image's index; per platform,
+    the bundle as stored and the image's one layer as the registry stores it."""
     versions = {
         Language.PYTHON: VERSIONS,
         Language.JAVA: JAVA_VERSIONS,
@@ -151,34 +172,49 @@ def pushed(bundle: Path, *, registry: Registry, language: Language, flavor: str)
         flavor=Flavor(flavor),
         version=versions[flavor],
     )
-    push_image(
-        bundle=bundle,
-        reference=reference,
-        crane=build.binaries()["crane"],
-        busybox=debian.busybox(),
-    )
-    return reference
+    crane = build.binaries()["crane"]
+    push_image(bundles=bundles, reference=reference, crane=crane)
+    images = index_images(crane, reference)
+    found: dict[str, dict[str, object]] = {}
+    for platform, bundle in bundles.items():
+        numbers = {
+            "bundle_stored_bytes": sizes(bundle).stored,
+            "layer_gzip_bytes": layer_size(images[platform]),
+        }
+        found[platform] = {**numbers, **_mib(numbers)}
+    return found
+
+
+def _platform_dir(bundle: Path, platform: str) -> Path:
+    return bundle.with_name(f"{bundle.name}-{platform.replace('/', '-')}")
 
 
 def measure_node(flavor: str, scratch: Path, registry: Registry) -> dict[str, object]:
     version = NODE_VERSIONS[flavor]
     bundle = scratch / f"nodejs-{flavor}"
     report = build_node_bundle(flavor=flavor, out=bundle)
-    reference = pushed(bundle, registry=registry, language=Language.NODEJS, flavor=flavor)
+    for platform in PLATFORMS:
+        build_node_bundle(flavor=flavor, out=_platform_dir(bundle, platform), platform=platform)
     numbers = {
         "npm_install_bytes": npm_install(f"{FLAVORS[Flavor(flavor)].tracer}@{version}", scratch),
         "plain_install_bytes": report["plain_install_bytes"],
         "platforms_bytes": report["platforms_install_bytes"],
         "pruned_bytes": report["pruned"]["bytes"],
         "stored_bytes": report["stored_bytes"],
-        "layer_gzip_bytes": layer_size(reference),
     }
+    images = platform_images(
+        {platform: _platform_dir(bundle, platform) for platform in PLATFORMS},
+        registry=registry,
+        language=Language.NODEJS,
+        flavor=flavor,
+    )
     return {
         "version": version,
         "files": report["files"],
         **numbers,
         **_mib(numbers),
         "stored_over_npm_install": round(numbers["stored_bytes"] / numbers["npm_install_bytes"], 3),
+        "platforms": images,
         "pruned_by_rule": report["pruned"]["by_rule"],
     }
 

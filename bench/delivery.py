@@ -2,8 +2,8 @@
 how soon the library is readable in the pod.
 
 `make bench` writes `bench/results/delivery.json`. Every mode serves the same library image: the
-Python ddtrace image as released, all 24 interpreter targets (the one `bench.bundle_size` sizes),
-pushed to a local registry.
+Python ddtrace image as released, this machine's platform's image (its 12 interpreter targets,
+what a node pulls from the index `bench.bundle_size` sizes), pushed to a local registry.
   init_container  `busybox cp -R /libinject/. <emptyDir>` for each pod, as the injected init
                   container runs it. The runtime also pulls the image once per node for the
                   init container: that pull is the image-volume arm's `node_pull`, measured once
@@ -52,10 +52,10 @@ from cluster import build, debian
 from cluster.csiplugin import CSIPlugin
 from cluster.libraries import DDTRACE, build_bundle, push_image
 from cluster.podrunner.csi import CSIVolumes, NodePlugin, target_path
-from cluster.podrunner.images import architecture
 from cluster.registry import Registry
 from libinject.api.types import Flavor, Language
 from libinject.engine.delivery import IMAGE_LIBRARY_DIR, csi_attributes
+from libinject.engine.platforms import node_platform
 from libinject.engine.versions import library_image
 
 RESULTS = Path(__file__).parent / "results" / "delivery.json"
@@ -186,7 +186,7 @@ def pull_and_unpack(*, crane: Path, reference: str, node: Path) -> tuple[int, in
     """The runtime's pull of the image: its compressed layers into the content store, each then
     unpacked in order into one snapshot. Bytes written by the pull and by the unpacking."""
     store, snapshot = node / "content", node / "snapshot"
-    platform = f"--platform=linux/{architecture()}"
+    platform = f"--platform={node_platform()}"
     pulled = run_child([str(crane), "pull", "--format=oci", platform, reference, str(store)])
     snapshot.mkdir()
     unpacked = 0
@@ -254,18 +254,18 @@ def ratio(numerator: Any, denominator: Any) -> float | None:
 
 def main() -> None:
     started, clock = datetime.now(UTC), time.perf_counter()
-    crane, busybox = build.binaries()["crane"], debian.busybox()
+    crane, busybox = build.binaries()["crane"], debian.busybox(node_platform())
     with tempfile.TemporaryDirectory(prefix="libinject-bench-") as work, Registry() as registry:
         scratch = Path(work)
         bundle = scratch / "bundle"
-        report = build_bundle(flavor="ddtrace", out=bundle)
+        report = build_bundle(flavor="ddtrace", out=bundle, platform=node_platform())
         reference = library_image(
             registry=f"{registry.address}/libinject",
             language=Language.PYTHON,
             flavor=Flavor.DDTRACE,
             version=DDTRACE,
         )
-        push_image(bundle=bundle, reference=reference, crane=crane, busybox=busybox)
+        push_image(bundles={node_platform(): bundle}, reference=reference, crane=crane)
         images = image_volume_side(crane=crane, reference=reference, scratch=scratch)
         copy = copy_side(bundle, busybox, scratch)
         csi = plugin_side(crane=crane, registry=registry, reference=reference, scratch=scratch)

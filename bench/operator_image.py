@@ -24,7 +24,6 @@ certificates; every later one reads them).
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import tarfile
@@ -40,11 +39,13 @@ from kubernetes import config
 from bench.stats import environment, paired_ratio, summarize, write_results
 from bench.webhook import install
 from cluster import build, harness, operatorimage
+from cluster.imagefiles import crane_json
 from cluster.imageoperator import ImageOperator, deployment_template, operator_runner
 from cluster.kubectl import Kubectl
 from cluster.operator import Operator, OperatorProcess
 from cluster.podrunner.images import architecture
 from cluster.registry import Registry
+from tools.gobuild import checked_output
 
 RESULTS = Path(__file__).parent / "results" / "operator-image.json"
 STARTS = 7  # replicas of each kind after the first
@@ -54,11 +55,11 @@ MIB = 1 << 20
 def platform_sizes(
     image: operatorimage.PlatformImage, *, crane: Path, scratch: Path
 ) -> dict[str, Any]:
-    manifest = json.loads(operatorimage.crane_output(crane, "manifest", image.reference))
+    manifest = crane_json(crane, "manifest", image.reference)
     root = scratch / f"root-{image.platform.name}"
     root.mkdir()
     export = scratch / f"{image.platform.name}.tar"
-    operatorimage.crane_output(crane, "export", image.reference, str(export))
+    checked_output([str(crane), "export", image.reference, str(export)])
     with tarfile.open(export) as flattened:
         flattened.extractall(root, filter="tar")  # owners and modes as in the image
     export.unlink()

@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import platform
-import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -35,7 +33,7 @@ from typing import Any, Protocol
 import yaml
 from kubernetes import config as kube_config
 
-from cluster import build, debian, harness, poll, supervisor
+from cluster import build, harness, poll, supervisor
 from cluster.admitted import NotInjectedError, injected_pods
 from cluster.apps import FLASK, WEBAPP, image_env, virtualenv
 from cluster.build import BuildError
@@ -45,7 +43,7 @@ from cluster.javaapp import image_env as java_image_env
 from cluster.javaapp import java_webapp
 from cluster.kubectl import Kubectl, KubectlError
 from cluster.libraries import DDTRACE as VERSION
-from cluster.libraries import JAVA_VERSIONS
+from cluster.libraries import JAVA_VERSIONS, run_build_script
 from cluster.operator import OperatorProcess
 from cluster.podrunner import AppImage, ImageStore, PodRunner
 from cluster.registry import Registry
@@ -55,6 +53,7 @@ from libinject.cli.workloads import pod_slots
 from libinject.engine.inject import INJECTED_ANNOTATION as INJECTED
 from libinject.engine.inject import INSTRUMENTED_LABEL as INSTRUMENTED
 from libinject.engine.inject import SKIPPED_ANNOTATION as SKIPPED
+from libinject.engine.platforms import node_platform
 
 REPO = Path(__file__).parents[1]
 POLICIES = REPO / "examples" / "policies"
@@ -180,13 +179,13 @@ def main() -> int:
 
     step(9, "Building the Python library image without Docker, pushed to the local registry")
     show(
-        f"images/python/build.sh ddtrace {VERSION} {registry.address}/libinject",
+        f"images/build.sh python ddtrace {VERSION} {registry.address}/libinject",
         build_image(binaries["crane"], registry, language="python", version=VERSION),
     )
 
     step(10, "Building the Java library image the same way")
     show(
-        f"images/java/build.sh ddtrace {JAVA_VERSION} {registry.address}/libinject",
+        f"images/build.sh java ddtrace {JAVA_VERSION} {registry.address}/libinject",
         build_image(binaries["crane"], registry, language="java", version=JAVA_VERSION),
     )
     # The pods' images, pulled once for both pods and kept for the next run (by digest).
@@ -322,20 +321,19 @@ def install(kubectl: Kubectl, webhook_port: int) -> str:
 
 
 def build_image(crane: Path, registry: Registry, *, language: str, version: str) -> str:
-    """images/<language>/build.sh for ddtrace; Python's for this machine's interpreter only (a
-    quick local image)."""
-    env = {
-        **os.environ,
-        "CRANE": str(crane),
-        "BUSYBOX": str(debian.busybox()),
-        "LIBINJECT": str(Path(sys.executable).parent / "libinject"),
-        "BUNDLE_FLAGS": f"--target {HOST_PYTHON}" if language == "python" else "",
-    }
-    script = REPO / "images" / language / "build.sh"
-    command = [str(script), "ddtrace", version, f"{registry.address}/libinject"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    """images/build.sh for ddtrace, for this machine's platform only; Python's for this
+    machine's interpreter only (a quick local image)."""
+    result = run_build_script(
+        language=language,
+        flavor="ddtrace",
+        version=version,
+        repository=f"{registry.address}/libinject",
+        crane=crane,
+        platforms=(node_platform(),),
+        bundle_flags=f"--target {HOST_PYTHON}" if language == "python" else "",
+    )
     if result.returncode != 0:
-        raise SystemExit(f"demo failed: {' '.join(command)}:\n{result.stderr}")
+        raise SystemExit(f"demo failed: {' '.join(result.args)}:\n{result.stderr}")
     return result.stdout
 
 

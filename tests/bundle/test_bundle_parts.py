@@ -15,7 +15,10 @@ from libinject.bundle import siteprune
 from libinject.bundle.dedup import link_identical, sizes
 from libinject.bundle.requirements import merged_requirements, render, widened
 from libinject.bundle.targets import Arch, Platform, Target, all_targets, parse_tag
+from libinject.engine.platforms import by_platform
 from libinject.images.layer import write_layer
+
+AMD64, ARM64 = by_platform("linux/amd64"), by_platform("linux/arm64")
 
 DDTRACE_METADATA = """\
 Metadata-Version: 2.1
@@ -169,9 +172,9 @@ def test_the_layer_is_reproducible_and_keeps_hard_links(tmp_path: Path) -> None:
     _fake_bundle(bundle)
     static = _static_program(tmp_path)
     first, second = tmp_path / "1.tar", tmp_path / "2.tar"
-    write_layer(bundle=bundle, copy_program=static, out=first)
+    write_layer(bundle=bundle, copy_program=static, machine=AMD64, out=first)
     os.utime(bundle / "sitecustomize.py", (12345, 12345))
-    write_layer(bundle=bundle, copy_program=static, out=second)
+    write_layer(bundle=bundle, copy_program=static, machine=AMD64, out=second)
     assert first.read_bytes() == second.read_bytes()
     with tarfile.open(first) as layer:
         members = {m.name: m for m in layer.getmembers()}
@@ -190,23 +193,65 @@ def test_a_dynamic_copy_program_is_refused(tmp_path: Path) -> None:
     _fake_bundle(bundle)
     dynamic = Path(shutil.which("ls") or "/bin/ls")
     with pytest.raises(ValueError, match="not a static ELF"):
-        write_layer(bundle=bundle, copy_program=dynamic, out=tmp_path / "l.tar")
+        write_layer(bundle=bundle, copy_program=dynamic, machine=AMD64, out=tmp_path / "l.tar")
 
 
 def test_a_directory_without_a_manifest_is_not_a_bundle(tmp_path: Path) -> None:
     """Every bundle, Python's or Java's, has bundle.txt; a directory without one is refused."""
     (tmp_path / "sitecustomize.py").write_text("# a loader alone is not a bundle\n")
     with pytest.raises(ValueError, match=r"not a bundle \(no bundle.txt\)"):
-        write_layer(bundle=tmp_path, copy_program=Path("/bin/ls"), out=tmp_path / "l.tar")
+        write_layer(
+            bundle=tmp_path, copy_program=Path("/bin/ls"), machine=AMD64, out=tmp_path / "l.tar"
+        )
 
 
-def _static_program(tmp_path: Path) -> Path:
-    """A minimal static ELF64: a header and no program headers at all (so no interpreter)."""
+def _static_program(tmp_path: Path, machine: int = AMD64.elf, *, bits: int = 64) -> Path:
+    """A minimal static ELF for `machine`: a header and no program headers at all (so no
+    interpreter)."""
     header = bytearray(64)
-    header[:6] = b"\x7fELF\x02\x01"
-    path = tmp_path / "static"
+    header[:6] = b"\x7fELF" + bytes([bits // 32, 1])
+    header[18:20] = machine.to_bytes(2, "little")
+    path = tmp_path / f"static-{machine}-{bits}"
     path.write_bytes(bytes(header))
     return path
+
+
+def test_a_copy_program_for_another_machine_is_refused(tmp_path: Path) -> None:
+    """An arm64 busybox in the amd64 image would fail every init container on amd64 nodes
+    (exec format error): refused before a layer is written."""
+    bundle = tmp_path / "bundle"
+    _fake_bundle(bundle)
+    arm64 = _static_program(tmp_path, ARM64.elf)
+    out = tmp_path / "l.tar"
+    with pytest.raises(ValueError, match=r"static-183-64 is not a program for linux/amd64"):
+        write_layer(bundle=bundle, copy_program=arm64, machine=AMD64, out=out)
+    assert not out.exists()
+    write_layer(bundle=bundle, copy_program=arm64, machine=ARM64, out=out)
+    assert out.is_file()
+
+
+@pytest.mark.parametrize(("machine", "bits"), [(ARM64.elf, 64), (3, 32), (40, 32)])
+def test_a_bundle_with_another_machines_code_is_refused(
+    tmp_path: Path, machine: int, bits: int
+) -> None:
+    """Each platform's image holds only the code its nodes run: an extension module of another
+    machine (aarch64, or 32-bit i386 or ARM) in an amd64 bundle is refused, naming the file;
+    the same bundle with the module built for amd64 makes a layer."""
+    bundle = tmp_path / "bundle"
+    _fake_bundle(bundle)
+    site = bundle / "sites/cp311-manylinux-x86_64"
+    shutil.copy(_static_program(tmp_path, machine, bits=bits), site / "_native.so")
+    (site / "data.bin").write_bytes(b"\x7fEL")  # too short to be ELF: data, not code
+    static, out = _static_program(tmp_path), tmp_path / "l.tar"
+    with pytest.raises(
+        ValueError, match=r"another machine than linux/amd64 \(sites/.*/_native.so\)"
+    ):
+        write_layer(bundle=bundle, copy_program=static, machine=AMD64, out=out)
+    assert not out.exists()
+    shutil.copy(_static_program(tmp_path, AMD64.elf), site / "_native.so")
+    write_layer(bundle=bundle, copy_program=static, machine=AMD64, out=out)
+    with tarfile.open(out) as layer:
+        assert "libinject/sites/cp311-manylinux-x86_64/_native.so" in layer.getnames()
 
 
 SITE_KEPT = [

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from libinject.bundle.nodejs.platforms import Platform, of_cpu
 from libinject.bundle.nodejs.prebuilds import coverage
 from libinject.bundle.nodejs.prune import prune
 
@@ -66,7 +67,7 @@ def test_pruning_removes_only_what_the_runtime_never_reads(tmp_path: Path) -> No
     _tree(tmp_path, dict.fromkeys([*KEPT, *PRUNED], "x" * 10))
     (tmp_path / "node_modules/.bin").mkdir()
     (tmp_path / "node_modules/.bin/a").symlink_to("../a/index.js")
-    pruned = prune(tmp_path / "node_modules")
+    pruned = prune(tmp_path / "node_modules", cpus={"x64", "arm64"})
     left = sorted(
         str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() or p.is_symlink()
     )
@@ -151,3 +152,50 @@ def test_a_per_platform_package_is_found_where_node_looks(tmp_path: Path, where:
     found = coverage(tmp_path / "node_modules", packages)
     assert found["q"].missing == []
     assert found["q"].as_dict(needed=True)["covers"] == ALL
+
+
+def test_a_one_machine_bundle_leaves_out_the_other_machines_addons(tmp_path: Path) -> None:
+    """A bundle for arm64 nodes keeps each package's arm64 builds (glibc and musl, and a
+    directory shared by both machines) and removes the x64 and 32-bit ones, under a rule of
+    its own; a `prebuilds` directory that is not a package's is no addon directory."""
+    kept = [
+        "node_modules/b/prebuilds/linux-arm64/b.musl.node",
+        "node_modules/b/prebuilds/linuxglibc-arm64/b.node",
+        "node_modules/b/prebuilds/linux-x64+arm64/n.napi.node",
+        "node_modules/b/lib/prebuilds/linux-x64/data.js",
+    ]
+    removed = [
+        "node_modules/b/prebuilds/linux-x64/b.node",
+        "node_modules/b/prebuilds/linuxmusl-x64/b.node",
+        "node_modules/b/prebuilds/linux-ia32/b.node",
+        "node_modules/b/prebuilds/linux-arm/b.node",
+    ]
+    _tree(tmp_path, dict.fromkeys([*kept, *removed, "node_modules/b/package.json"], "x"))
+    pruned = prune(tmp_path / "node_modules", cpus={"arm64"})
+    assert pruned.by_rule == {"addons for other machines": len(removed)}
+    assert all((tmp_path / path).is_file() for path in kept)
+    assert not any((tmp_path / path).exists() for path in removed)
+
+
+def test_a_one_machine_bundle_needs_its_own_platforms_only(tmp_path: Path) -> None:
+    """Coverage is judged against the platforms the bundle serves: an addon built for arm64
+    alone covers an arm64 bundle (glibc and musl), and misses both x64 platforms in a bundle for
+    every machine."""
+    _tree(
+        tmp_path,
+        {
+            "node_modules/a/package.json": "{}",
+            "node_modules/a/prebuilds/linux-arm64/a.napi.node": "",
+            "node_modules/a/prebuilds/linux-arm64/a.napi.musl.node": "",
+        },
+    )
+    packages = _packages(a={})
+    arm64 = of_cpu("arm64")
+    assert arm64 == (Platform("arm64", "glibc"), Platform("arm64", "musl"))
+    found = coverage(tmp_path / "node_modules", packages, served=arm64)
+    assert found["a"].missing == []
+    assert found["a"].as_dict(needed=True)["covers"] == ["linux-arm64-glibc", "linux-arm64-musl"]
+    everywhere = coverage(tmp_path / "node_modules", packages, served=of_cpu(None))
+    assert everywhere["a"].missing == ["linux-x64-glibc", "linux-x64-musl"]
+    with pytest.raises(ValueError, match=r"no Node\.js bundle is built for cpu 'ia32'"):
+        of_cpu("ia32")

@@ -5,7 +5,8 @@ What counts as naming a version to inject: a library of a policy (`language` and
 in YAML or in a Python mapping, `flavor` defaulting to ddtrace as in the API), everywhere; and
 in the README, the examples and the golden cases also a library image reference
 (`.../<language>-<flavor>:<version>`) and the build commands (`libinject bundle <language>
---flavor F --version V`, `images/<language>/build.sh F V`). Test and benchmark code names
+--flavor F --version V`, `images/build.sh <language> F V`), and the same in images/'s build
+script and Dockerfile. Test and benchmark code names
 images of its own (the CSI tests push stand-ins under numbered tags), which are no library's
 version.
 
@@ -46,13 +47,13 @@ REQUESTED = re.compile(rf"libinject\.dev/({LANGUAGES})\.version{_Q}\s*:\s*{_Q}([
 BLOCK = re.compile(r"^(\s*)- language: .*(?:\n\1  \w+: .*)*", re.MULTILINE)
 IMAGE = re.compile(rf"/({LANGUAGES})-({FLAVORS}):([\w.+-]+)")
 BUNDLE = re.compile(rf"libinject bundle ({LANGUAGES}) --flavor ({FLAVORS}) --version (\S+)")
-BUILD = re.compile(rf"images/({LANGUAGES})/build\.sh ({FLAVORS}) (\S+)")
+BUILD = re.compile(rf"images/build\.sh ({LANGUAGES}) ({FLAVORS}) (\S+)")
 
 Named = tuple[str, str, str, str]  # (where, language, flavor, version)
 
 
 def _sources() -> Iterator[Path]:
-    yield ROOT / "README.md"
+    yield from (ROOT / "README.md", IMAGES / "build.sh", IMAGES / "Dockerfile")
     for top in ("examples", "tests", "bench"):
         for path in sorted((ROOT / top).rglob("*")):
             if path.suffix in {".py", ".yaml", ".yml", ".md"} and path.is_file():
@@ -70,7 +71,7 @@ def named_versions(path: Path) -> Iterator[Named]:
         if language and version:
             flavor = FLAVOR.search(library)
             found.append((language[1], flavor[1] if flavor else "ddtrace", version[1]))
-    if path.suffix != ".py" or where.startswith("examples/"):
+    if path.suffix != ".py" or where.startswith("examples/"):  # build.sh, Dockerfile too
         for pattern in (IMAGE, BUNDLE, BUILD):
             found += [(m[1], m[2], m[3]) for m in pattern.finditer(text)]
     for named in found:
@@ -89,10 +90,13 @@ def _named() -> list[Named]:
 
 def test_the_scan_sees_the_places_that_name_versions() -> None:
     """The patterns find what they must, or this test would pass on nothing: the README's
-    worked example, the examples' policies and the golden cases all name Java's versions."""
+    worked example, the examples' policies and the golden cases all name Java's versions, and
+    the image build script and Dockerfile Python's."""
     wheres = {where for where, language, _, _ in _named() if language == "java"}
     assert {"README.md", "examples/policies/shop-otel.yaml"} <= wheres
     assert "tests/golden/policies/policies.yaml" in wheres
+    python = {where for where, language, _, _ in _named() if language == "python"}
+    assert {"images/build.sh", "images/Dockerfile"} <= python
 
 
 @pytest.mark.parametrize("language", sorted(BUILT))

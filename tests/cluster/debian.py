@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cluster.build import elapsed, locked, say
-from libinject.images.layer import is_static_elf
+from libinject.engine.platforms import by_platform, node_platform
+from libinject.images.elf import is_static
+from libinject.images.operatorimage import DEBIAN_SUITE
 from tools.gobuild import BuildError, cache_root, checked_output
 
 ARCHIVE = "http://deb.debian.org/debian"
@@ -37,12 +39,13 @@ UNSTABLE = "sid"  # no security suite of its own
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
-def unpacked(package: str, *, suite: str | None = None) -> Path:
-    """The root of `package`'s files (its candidate version in the host's lists, or in `suite`'s),
-    downloading what the cache lacks."""
-    apt = _apt_options(suite)
+def unpacked(package: str, *, suite: str | None = None, architecture: str | None = None) -> Path:
+    """The root of `package`'s files (its candidate version in the host's lists, or in `suite`'s
+    for `architecture`), downloading what the cache lacks."""
+    apt = _apt_options(suite, architecture)
     version = _candidate(package, apt)
-    target = cache_root() / "debian" / f"{package}-{version.replace(':', '%3a')}"
+    name = f"{package}-{version.replace(':', '%3a')}"
+    target = cache_root() / "debian" / (name if architecture is None else f"{name}-{architecture}")
     if not target.is_dir():
         with locked(target.parent / ".lock"):
             if not target.is_dir():  # another run may have unpacked it while we waited
@@ -84,10 +87,17 @@ def _planned_files(command: list[str]) -> list[str]:
     return sorted(names)
 
 
-def busybox() -> Path:
-    """Debian's static busybox (package busybox-static): runs in an image with nothing else."""
-    binary = unpacked("busybox-static") / "bin" / "busybox"
-    if not is_static_elf(binary):
+def busybox(platform: str | None = None) -> Path:
+    """Debian's static busybox (package busybox-static), which runs in an image with nothing
+    else: this machine's from the host's lists, or `platform`'s (linux/arm64) from the operator
+    image's suite (bookworm)."""
+    if platform is None or platform == node_platform():
+        binary = unpacked("busybox-static") / "bin" / "busybox"
+    else:
+        architecture = by_platform(platform).architecture
+        root = unpacked("busybox-static", suite=DEBIAN_SUITE, architecture=architecture)
+        binary = root / "bin" / "busybox"
+    if not is_static(binary):
         raise BuildError(f"{binary} is not a statically linked executable")
     return binary
 

@@ -5,24 +5,28 @@ cache, so only the first run on a machine downloads wheels), `libinject bundle j
 (the agent jar from Maven Central, checked against images/java/locks/ and cached the same way),
 `libinject bundle nodejs` a Node.js one (npm ci from images/nodejs/locks/, npm's cache kept
 under the libinject cache), and `libinject image` pushes any of them to the local registry with
-crane, exactly as a user would.
+crane as an index of per-platform images, exactly as a user would. The fixtures' images hold
+this machine's platform only (what the pod runner and the CSI plugin here unpack).
 Registered as a pytest plugin by tests/conftest.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cluster import debian
 from cluster.registry import Registry
 from libinject.api.types import Flavor, Language
+from libinject.engine.platforms import MACHINES, by_platform, node_platform
 from libinject.engine.versions import library_image
 from tools.gobuild import cache_root
 
@@ -43,6 +47,7 @@ OPENTELEMETRY = VERSIONS["opentelemetry"]
 JAVA_VERSIONS = library_versions("java")
 NODE_VERSIONS = library_versions("nodejs")
 LIBINJECT = Path(sys.executable).parent / "libinject"
+PLATFORMS = tuple(machine.platform for machine in MACHINES)  # every library image's
 
 BundleFactory = Callable[..., Path]
 ImageFactory = Callable[..., str]
@@ -55,9 +60,15 @@ def host_target() -> str:
 
 
 def build_bundle(
-    *, flavor: str, out: Path, targets: Sequence[str] = (), version: str = ""
+    *,
+    flavor: str,
+    out: Path,
+    targets: Sequence[str] = (),
+    version: str = "",
+    platform: str | None = None,
 ) -> dict[str, Any]:
-    """Runs `libinject bundle python` into `out`; its report (sizes, targets, bytecode)."""
+    """Runs `libinject bundle python` into `out` (for one platform's image, or both); its
+    report (sizes, targets, bytecode)."""
     command = [
         str(LIBINJECT),
         "bundle",
@@ -67,6 +78,7 @@ def build_bundle(
         f"--out={out}",
         f"--cache={cache_root() / 'bundles'}",
         *(f"--target={tag}" for tag in targets),
+        *([f"--platform={platform}"] if platform else []),
     ]
     result = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
     return dict(json.loads(result.stdout))
@@ -89,9 +101,15 @@ def build_java_bundle(*, flavor: str, out: Path, version: str = "") -> dict[str,
 
 
 def build_node_bundle(
-    *, flavor: str, out: Path, version: str = "", cache: Path | None = None
+    *,
+    flavor: str,
+    out: Path,
+    version: str = "",
+    cache: Path | None = None,
+    platform: str | None = None,
 ) -> dict[str, Any]:
-    """Runs `libinject bundle nodejs` into `out` with the committed locks; its report."""
+    """Runs `libinject bundle nodejs` into `out` with the committed locks (for one platform's
+    image, or both); its report."""
     command = [
         str(LIBINJECT),
         "bundle",
@@ -101,27 +119,57 @@ def build_node_bundle(
         f"--out={out}",
         f"--locks={NODE_LOCKS}",
         f"--cache={cache or cache_root() / 'npm'}",
+        *([f"--platform={platform}"] if platform else []),
     ]
     result = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
     return dict(json.loads(result.stdout))
 
 
-def push_image(*, bundle: Path, reference: str, crane: Path, busybox: Path) -> str:
-    command = [
-        str(LIBINJECT),
-        "image",
-        f"--bundle={bundle}",
-        f"--copy-program={busybox}",
-        f"--crane={crane}",
-        f"--tag={reference}",
+def push_image(*, bundles: Mapping[str, Path], reference: str, crane: Path) -> str:
+    """Runs `libinject image` for `bundles` (platform -> the bundle built for it), each with
+    Debian's busybox for its platform; the index's tag with its digest (`...:4.16.0@sha256:...`)."""
+    images = [
+        argument
+        for platform, bundle in bundles.items()
+        for argument in ("--image", platform, str(bundle), str(debian.busybox(platform)))
     ]
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+    command = [str(LIBINJECT), "image", *images, f"--crane={crane}", f"--tag={reference}"]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return done.stdout.splitlines()[0]
+
+
+def run_build_script(
+    *,
+    language: str,
+    flavor: str,
+    version: str,
+    repository: str,
+    crane: Path,
+    platforms: Sequence[str] = PLATFORMS,
+    bundle_flags: str = "",
+) -> subprocess.CompletedProcess[str]:
+    """Runs images/build.sh as a user would, with Debian's busybox for each platform."""
+    busyboxes = {
+        f"BUSYBOX_{by_platform(platform).architecture.upper()}": str(debian.busybox(platform))
+        for platform in platforms
+    }
+    env = {
+        **os.environ,
+        **busyboxes,
+        "CRANE": str(crane),
+        "LIBINJECT": str(LIBINJECT),
+        "PLATFORMS": " ".join(platforms),
+        "BUNDLE_FLAGS": bundle_flags,
+    }
+    command = [str(IMAGES / "build.sh"), language, flavor, version, repository]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> BundleFactory:
-    """Bundles, one per (language, flavor, version), built once per session: Python's for the
-    host's interpreter only; Java's and Node.js's whole (`bundles("ddtrace", language="java")`)."""
+    """Bundles, one per (language, flavor, version), built once per session for this machine's
+    platform: Python's for the host's interpreter only, Java's and Node.js's whole
+    (`bundles("ddtrace", language="java")`)."""
     built: dict[tuple[str, str, str], Path] = {}
 
     def get(flavor: str, version: str = "", *, language: str = "python") -> Path:
@@ -131,7 +179,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> BundleFactory:
             if language == "java":
                 build_java_bundle(flavor=flavor, out=out, version=key[2])
             elif language == "nodejs":
-                build_node_bundle(flavor=flavor, out=out, version=key[2])
+                build_node_bundle(flavor=flavor, out=out, version=key[2], platform=node_platform())
             else:
                 build_bundle(flavor=flavor, out=out, targets=[host_target()], version=key[2])
             built[key] = out
@@ -141,9 +189,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> BundleFactory:
 
 
 @pytest.fixture(scope="session")
-def library_images(
-    bundles: BundleFactory, registry: Registry, crane: Path, busybox: Path
-) -> ImageFactory:
+def library_images(bundles: BundleFactory, registry: Registry, crane: Path) -> ImageFactory:
     """Pushed library images: `<registry>/libinject/<language>-<flavor>:<version>`, the name
     the engine gives them (`library_images("ddtrace")`, `library_images("ddtrace",
     language="java")`)."""
@@ -159,7 +205,7 @@ def library_images(
                 version=key[2],
             )
             bundle = bundles(flavor, key[2], language=language)
-            push_image(bundle=bundle, reference=reference, crane=crane, busybox=busybox)
+            push_image(bundles={node_platform(): bundle}, reference=reference, crane=crane)
             pushed[key] = reference
         return pushed[key]
 

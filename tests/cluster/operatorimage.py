@@ -18,8 +18,9 @@ Python 3.11 with PYTHONHASHSEED=0 and unchecked-hash pycs, so the bytes do not d
 or where the build ran. The same inputs (Debian's package versions, the lock, the checkout,
 crane) give the same digests; the packages and wheels stay cached under the libinject cache.
 
-Each platform's image is pushed as REFERENCE-<arch> (`crane append`, then `crane mutate` sets
-the platform, entrypoint, cmd, env, user, ports), and the index over them as REFERENCE.
+Each platform's image is pushed as REFERENCE-<arch> and the index over them as REFERENCE
+(libinject.images.crane, as library images are); `crane mutate` sets the platform, entrypoint,
+cmd, env, user and ports.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster import build, debian
-from libinject.csi.platforms import node_platform
+from libinject.engine.platforms import node_platform
+from libinject.images import crane as images
 from libinject.images import operatorimage as spec
 from tools.gobuild import BuildError, cache_root, checked_output
 
@@ -59,30 +61,28 @@ class OperatorImage:
 def build_image(*, reference: str, crane: Path) -> OperatorImage:
     """Builds every platform's image, pushes them and the index over them to `reference`
     (a tag); returns what was pushed, by digest."""
-    repository, tag = _split_tag(reference)
+    images.split_tag(reference)  # refused before the build, not after it
     _require_python()
     with tempfile.TemporaryDirectory(prefix="libinject-operator-image-") as directory:
         work = Path(directory)
         wheel = _libinject_wheel(work / "wheel")
-        images = tuple(
-            _platform_image(
-                platform,
-                wheel=wheel,
-                work=work / platform.name,
-                crane=crane,
-                reference=f"{repository}:{tag}-{platform.name}",
-            )
+        built = [
+            _platform_image(platform, wheel=wheel, work=work / platform.name)
             for platform in spec.PLATFORMS
-        )
-    manifests = [argument for image in images for argument in ("-m", image.reference)]
-    crane_output(crane, "index", "append", *manifests, "-t", reference)
-    digest = crane_output(crane, "digest", reference).strip()
-    return OperatorImage(reference=f"{repository}@{digest}", images=images)
+        ]
+        sizes = [sum(tar.stat().st_size for tar in image.layers) for image in built]
+        try:
+            index, *pushed = images.push_index(crane=crane, images=built, reference=reference)
+        except images.PushError as error:
+            raise BuildError(str(error)) from error
+    platforms = zip(spec.PLATFORMS, pushed, sizes, strict=True)
+    return OperatorImage(
+        reference=index,
+        images=tuple(PlatformImage(*platform) for platform in platforms),
+    )
 
 
-def _platform_image(
-    platform: spec.Platform, *, wheel: Path, work: Path, crane: Path, reference: str
-) -> PlatformImage:
+def _platform_image(platform: spec.Platform, *, wheel: Path, work: Path) -> images.PlatformImage:
     layers = [
         _system_layer(platform, work / "system"),
         _dependencies_layer(platform, work / "dependencies"),
@@ -93,22 +93,14 @@ def _platform_image(
         tar = root.with_suffix(".tar")
         spec.write_tree_layer(root, tar)
         tars.append(tar)
-    new_layers = [argument for tar in tars for argument in ("-f", str(tar))]
-    crane_output(crane, "append", "--oci-empty-base", *new_layers, "-t", reference)
-    crane_output(crane, "mutate", reference, *_config_flags(platform), "-t", reference)
-    digest = crane_output(crane, "digest", reference).strip()
-    repository = reference.rpartition(":")[0]
-    return PlatformImage(
-        platform=platform,
-        reference=f"{repository}@{digest}",
-        layer_bytes=sum(tar.stat().st_size for tar in tars),
+    return images.PlatformImage(
+        platform=platform.oci, layers=tuple(tars), config=tuple(_config_flags())
     )
 
 
-def _config_flags(platform: spec.Platform) -> list[str]:
+def _config_flags() -> list[str]:
     env = [f"--env={name}={value}" for name, value in spec.ENV.items()]
     return [
-        f"--set-platform={platform.oci}",
         f"--entrypoint={','.join(spec.ENTRYPOINT)}",
         f"--cmd={','.join(spec.CMD)}",
         *env,
@@ -213,25 +205,11 @@ def _pip(*args: str) -> None:
     checked_output(command)
 
 
-def crane_output(crane: Path, *args: str) -> str:
-    """What `crane <args>` prints; BuildError with its output when it fails."""
-    return checked_output([str(crane), *args])
-
-
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
         path.unlink()
-
-
-def _split_tag(reference: str) -> tuple[str, str]:
-    """`host:port/repo:tag` -> (`host:port/repo`, `tag`); a reference without a tag is refused."""
-    head, _, last = reference.rpartition("/")
-    name, colon, tag = last.partition(":")
-    if not colon or not tag or "@" in reference:
-        raise ValueError(f"{reference!r}: give the image a tag (e.g. ...:0.1.0), not a digest")
-    return f"{head}/{name}" if head else name, tag
 
 
 def _require_python() -> None:

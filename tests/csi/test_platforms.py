@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from libinject.csi.platforms import node_platform, resolve
+from libinject.csi.platforms import resolve
 
 AMD64 = "sha256:" + "a" * 64
 ARM64 = "sha256:" + "b" * 64
@@ -79,10 +79,3 @@ def test_a_hostile_or_broken_manifest_is_refused_with_the_reason(served: bytes, 
     """Nothing from the registry reaches a cache path unless it is a sha256 digest."""
     with pytest.raises(ValueError, match=why):
         resolve(served, "linux/arm64")
-
-
-def test_the_nodes_platform_is_named_as_oci_names_it() -> None:
-    assert node_platform("x86_64") == "linux/amd64"
-    assert node_platform("aarch64") == "linux/arm64"
-    with pytest.raises(ValueError, match="no library images are built for machine 's390x'"):
-        node_platform("s390x")

@@ -26,6 +26,7 @@ from cluster.registry import Registry
 from cluster.testagent import TestAgent
 from cluster.traced import answers, library_volume, port_of
 from cluster.workloads import ENABLED, PolicyFactory, app_pod, policy
+from libinject.engine.platforms import node_platform
 
 HERE = Path(__file__).parent
 REPORTS: list[str] = []
@@ -184,7 +185,7 @@ def serve(runner: PodRunner) -> Iterator[Callable[..., tuple[RunningPod, int]]]:
 
 @pytest.fixture
 def odd_image(
-    bundles: BundleFactory, registry: Registry, crane: Path, busybox: Path, tmp_path: Path
+    bundles: BundleFactory, registry: Registry, crane: Path, tmp_path: Path
 ) -> Callable[..., str]:
     """Pushes a copy of `language`'s ddtrace bundle (Python's for the host's interpreter),
     changed by `spoil`, under a tag of its own named `name`."""
@@ -195,7 +196,7 @@ def odd_image(
         spoil(bundle)
         version = library_versions(language)["ddtrace"]
         reference = f"{registry.address}/libinject/{language}-ddtrace:{version}-{name}"
-        push_image(bundle=bundle, reference=reference, crane=crane, busybox=busybox)
+        push_image(bundles={node_platform(): bundle}, reference=reference, crane=crane)
         return reference
 
     return make

@@ -4,49 +4,24 @@ missing, reproducible, and a replica run from it exactly as the Deployment says.
 
 from __future__ import annotations
 
-import io
-import json
 import struct
-import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from cluster import operatorimage
+from cluster.imagefiles import ELF_MACHINES, crane_json, elf_machine, files_of, index_images
 from cluster.imageoperator import ImageOperator, ImageOperatorFactory
 from cluster.podrunner.process import group_members
 from cluster.registry import Registry
 from libinject.images import operatorimage as spec
 
-ELF_MACHINES = {"amd64": 0x3E, "arm64": 0xB7}  # EM_X86_64, EM_AARCH64
 LIBRARY_DIRECTORIES = {
-    "amd64": ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64"),
-    "arm64": ("lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "lib"),
+    "linux/amd64": ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64"),
+    "linux/arm64": ("lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "lib"),
 }
 DT_NEEDED = 1
-
-
-def files_of(crane: Path, reference: str) -> dict[str, bytes]:
-    """The image's flattened file system: regular files by path, symlinks as their target."""
-    export = subprocess.run([str(crane), "export", reference, "-"], capture_output=True, check=True)
-    files: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(export.stdout)) as layer:
-        for member in layer.getmembers():
-            if member.issym():
-                files[member.name] = b"->" + member.linkname.encode()
-            elif member.isfile():
-                extracted = layer.extractfile(member)
-                assert extracted is not None
-                files[member.name] = extracted.read()
-    return files
-
-
-def elf_machine(content: bytes) -> int | None:
-    if content[:4] != b"\x7fELF" or content[4] != 2:  # 64-bit only
-        return None
-    return int(struct.unpack_from("<H", content, 18)[0])
 
 
 def needed(content: bytes) -> list[str]:
@@ -75,22 +50,17 @@ def needed(content: bytes) -> list[str]:
 def platform_files(
     operator_image: operatorimage.OperatorImage, crane: Path
 ) -> dict[str, dict[str, bytes]]:
-    return {
-        image.platform.name: files_of(crane, image.reference) for image in operator_image.images
-    }
+    return {image.platform.oci: files_of(crane, image.reference) for image in operator_image.images}
 
 
 def test_the_index_has_one_image_per_platform_with_the_images_config(
     operator_image: operatorimage.OperatorImage, crane: Path
 ) -> None:
-    index = json.loads(operatorimage.crane_output(crane, "manifest", operator_image.reference))
-    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
-    platforms = {
-        f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]
-    }
-    assert platforms == {platform.oci for platform in spec.PLATFORMS}
+    platforms = index_images(crane, operator_image.reference)
+    assert platforms == {image.platform.oci: image.reference for image in operator_image.images}
+    assert set(platforms) == {platform.oci for platform in spec.PLATFORMS}
     for image in operator_image.images:
-        config = json.loads(operatorimage.crane_output(crane, "config", image.reference))
+        config = crane_json(crane, "config", image.reference)
         assert config["architecture"] == image.platform.name
         settings = config["config"]
         assert settings["Entrypoint"] == list(spec.ENTRYPOINT)
@@ -127,7 +97,7 @@ def test_every_shared_library_a_program_needs_is_in_the_image(
                   if str(PurePosixPath(path).parent) in LIBRARY_DIRECTORIES[platform]}  # fmt: skip
         missing = {}
         for path, content in files.items():
-            if elf_machine(content) is None:
+            if elf_machine(content) not in ELF_MACHINES.values():
                 continue
             absent = [name for name in needed(content) if name not in system | names]
             if absent:

@@ -21,7 +21,7 @@ import pytest
 from cluster import testagent
 from cluster.registry import Registry
 from cluster.testagent import TestAgent
-from libinject.images.layer import is_static_elf
+from libinject.images.elf import is_static
 
 pytestmark = pytest.mark.live
 
@@ -197,7 +197,7 @@ def test_crane_reports_the_pinned_version(crane: Path) -> None:
 def test_busybox_copies_inside_an_empty_root(busybox: Path, tmp_path: Path) -> None:
     """Debian's busybox is statically linked (no ELF interpreter; `file` agrees) and so runs
     `busybox cp` in a root that holds nothing but itself: no loader, no libc, no /proc."""
-    assert is_static_elf(busybox)
+    assert is_static(busybox)
     described = subprocess.run(["file", "-L", str(busybox)], check=True, capture_output=True)
     assert b"statically linked" in described.stdout
     root = tmp_path / "root"

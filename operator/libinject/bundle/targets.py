@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from libinject.engine.platforms import by_platform
+
 PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 
 
@@ -75,6 +77,13 @@ def all_targets() -> list[Target]:
         for platform in Platform
         for arch in Arch
     ]
+
+
+def for_platform(platform: str) -> list[Target]:
+    """The targets an image for `platform` (linux/amd64) serves: its machine's, every Python and
+    C library. ValueError for a platform no image is built for."""
+    machine = by_platform(platform)
+    return [target for target in all_targets() if target.arch == machine.uname]
 
 
 def parse_tag(tag: str) -> Target:

@@ -180,7 +180,7 @@ def _run_csi(args: argparse.Namespace) -> str:
 
 
 def _platform(given: str | None) -> str:
-    from libinject.csi import platforms  # noqa: PLC0415
+    from libinject.engine import platforms  # noqa: PLC0415
 
     if given is None:
         try:

@@ -46,6 +46,7 @@ from typing import Protocol
 
 from libinject.csi import metrics, platforms
 from libinject.csi.platforms import Resolved
+from libinject.engine.platforms import node_platform
 from libinject.runtime import logs
 
 LIBRARY_DIR = "libinject"
@@ -81,7 +82,7 @@ class CranePuller:
     of `platform` (this node's) from an index."""
 
     crane: Path
-    platform: str = field(default_factory=platforms.node_platform)
+    platform: str = field(default_factory=node_platform)
     # A directory with a Docker config.json (registry credentials), read by crane at each pull,
     # so a renewed Secret counts without a restart; None: crane's default ($HOME/.docker).
     docker_config: Path | None = None

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
-# uname's machine names, as Go's GOARCH (and OCI's `architecture`) name them.
-ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "amd64": "amd64", "arm64": "arm64"}
 INDEX_TYPES = frozenset({
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -29,16 +26,6 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 class Resolved:
     digest: str  # of the manifest the reference names: an index, or the image itself
     image: str  # of the image this node unpacks
-
-
-def node_platform(machine: str | None = None) -> str:
-    """`linux/<architecture>` of this machine (or of `machine`, uname's name for it)."""
-    name = machine if machine is not None else os.uname().machine
-    try:
-        return f"linux/{ARCHITECTURES[name]}"
-    except KeyError:
-        known = ", ".join(sorted(ARCHITECTURES))
-        raise ValueError(f"no library images are built for machine {name!r} ({known})") from None
 
 
 def resolve(manifest: bytes, platform: str) -> Resolved:

@@ -13,6 +13,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from libinject.engine.platforms import Machine, by_platform
+
 PYTHON = "3.11"  # bookworm's python3 (3.11.2 and its security updates); the lock is made on 3.11
 PYTHON_BINARY = f"/usr/bin/python{PYTHON}"
 DEBIAN_SUITE = "bookworm"
@@ -48,27 +50,31 @@ GLIBC_MINOR = 36  # bookworm's glibc is 2.36: wheels for any manylinux up to it 
 
 @dataclass(frozen=True)
 class Platform:
-    """One platform of the index, named as OCI (`arm64`), Debian, Go and wheel tags name it."""
+    """One platform of the index and the oldest glibc its wheels may be built for."""
 
-    name: str  # OCI's and Debian's and Go's architecture
-    machine: str  # the wheel tags' (uname -m)
+    machine: Machine
     oldest_glibc_minor: int  # the oldest manylinux tag built for it
 
     @property
+    def name(self) -> str:
+        """OCI's, Debian's and Go's architecture: arm64."""
+        return self.machine.architecture
+
+    @property
     def oci(self) -> str:
-        return f"linux/{self.name}"
+        return self.machine.platform
 
     def wheel_platforms(self) -> list[str]:
         """pip's `--platform` values for wheels that run on bookworm: every manylinux_2_N up
         to glibc 2.36, newest first, and the legacy names wheels still carry alone
         (manylinux2014 is 2.17, manylinux2010 2.12, manylinux1 2.5)."""
         tags = [
-            f"manylinux_2_{minor}_{self.machine}"
+            f"manylinux_2_{minor}_{self.machine.uname}"
             for minor in range(GLIBC_MINOR, self.oldest_glibc_minor - 1, -1)
         ]
         legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
         tags += [
-            f"{name}_{self.machine}"
+            f"{name}_{self.machine.uname}"
             for minor, name in legacy.items()
             if minor >= self.oldest_glibc_minor
         ]
@@ -76,8 +82,8 @@ class Platform:
 
 
 PLATFORMS = (
-    Platform(name="amd64", machine="x86_64", oldest_glibc_minor=5),
-    Platform(name="arm64", machine="aarch64", oldest_glibc_minor=17),
+    Platform(machine=by_platform("linux/amd64"), oldest_glibc_minor=5),
+    Platform(machine=by_platform("linux/arm64"), oldest_glibc_minor=17),
 )
 
 

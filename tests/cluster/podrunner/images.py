@@ -15,7 +15,7 @@ from typing import Any
 
 from cluster.podrunner.containers import Image
 from cluster.podrunner.errors import ImagePullError
-from libinject.csi.platforms import node_platform
+from libinject.engine.platforms import node_platform
 
 PULL_TIMEOUT = 300.0
 

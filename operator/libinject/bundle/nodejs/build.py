@@ -4,8 +4,9 @@ Layout (what the loader reads; the README's Node.js section):
     <out>/libinject-loader.js   the loader NODE_OPTIONS requires (the same bytes in every Node.js
                                 bundle: the one this libinject ships)
     <out>/node_modules/         the flavor's packages as `npm ci` installs them from the committed
-                                lock, for linux x64 and arm64 with glibc and musl, pruned of what
-                                the runtime never reads, identical files stored once (hard links)
+                                lock, for linux x64 and arm64 (or the one cpu asked for) with
+                                glibc and musl, pruned of what the runtime never reads (addons
+                                for other machines too), identical files stored once (hard links)
     <out>/bundle.txt            `key value` lines, written last: language, flavor, version, node
                                 (the tracer's engines.node, reduced: bundle/nodejs/engines.py),
                                 start and esm-hook (paths from <out>),
@@ -29,7 +30,7 @@ from libinject.bundle.nodejs import locks, npm
 from libinject.bundle.nodejs.engines import reduced
 from libinject.bundle.nodejs.flavors import FLAVORS, OWN_TRACER_PACKAGES, NodeFlavor
 from libinject.bundle.nodejs.install import install
-from libinject.bundle.nodejs.platforms import PLATFORMS
+from libinject.bundle.nodejs.platforms import PLATFORMS, Platform
 from libinject.bundle.nodejs.prebuilds import coverage
 from libinject.bundle.nodejs.prune import prune
 from libinject.bundle.stages import BundleError
@@ -63,6 +64,7 @@ def build(
     lock_dir: Path,
     cache: Path,
     loader: Path,
+    served: tuple[Platform, ...] = PLATFORMS,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, object]:
     """Builds the bundle into `out`, which must not exist yet, and reports what it holds.
@@ -76,14 +78,14 @@ def build(
     recipe = FLAVORS[flavor]
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as work:
-        installed = install(lock=lock, work=Path(work), cache=cache, say=say)
+        installed = install(lock=lock, work=Path(work), cache=cache, served=served, say=say)
         root = installed.node_modules.parent
         for name in (locks.PACKAGE_JSON, locks.PACKAGE_LOCK):
             (root / name).unlink()
-        pruned = prune(installed.node_modules)
+        pruned = prune(installed.node_modules, cpus={platform.cpu for platform in served})
         say(f"pruned {pruned.files} files ({pruned.bytes / 1e6:.1f} MB) the runtime never reads")
         paths = _entry_points(root, recipe)
-        prebuilds = _checked_prebuilds(root, lock, recipe)
+        prebuilds = _checked_prebuilds(root, lock=lock, recipe=recipe, served=served)
         engines = _engines(root, recipe, version)
         node = reduced(engines)
         linked = link_identical(root / "node_modules")
@@ -104,7 +106,7 @@ def build(
         "node": node,
         "start": paths["start"],
         "esm_hook": paths["esm-hook"],
-        "platforms": [platform.name for platform in PLATFORMS],
+        "platforms": [platform.name for platform in served],
         "platform_packages": installed.platform_packages,
         "prebuilds": prebuilds,
         "plain_install_bytes": installed.plain_bytes,
@@ -160,11 +162,11 @@ def _entry_points(root: Path, recipe: NodeFlavor) -> dict[str, str]:
 
 
 def _checked_prebuilds(
-    root: Path, lock: locks.Lock, recipe: NodeFlavor
+    root: Path, *, lock: locks.Lock, recipe: NodeFlavor, served: tuple[Platform, ...]
 ) -> dict[str, dict[str, object]]:
     """What each native package's addons cover; the build stops when a package a tracer
-    feature needs lacks one of the platforms."""
-    found = coverage(root / "node_modules", lock.packages)
+    feature needs lacks one of the served platforms."""
+    found = coverage(root / "node_modules", lock.packages, served=served)
     for name in recipe.needed_native:
         if name not in found:
             raise BundleError(

@@ -23,7 +23,7 @@ from pathlib import Path
 from libinject.bundle.dedup import sizes
 from libinject.bundle.nodejs import npm
 from libinject.bundle.nodejs.locks import Lock
-from libinject.bundle.nodejs.platforms import PLATFORMS, PRIMARY, Platform
+from libinject.bundle.nodejs.platforms import Platform
 from libinject.bundle.stages import BundleError
 
 _SHOWN_MISSING = 5
@@ -33,18 +33,23 @@ _SHOWN_MISSING = 5
 class Installed:
     node_modules: Path
     downloaded: bool  # npm's cache lacked something
-    plain_bytes: int  # what npm ci installs for one platform (PRIMARY) alone
+    plain_bytes: int  # what npm ci installs for the first platform served alone
     bytes: int  # the tree with every platform's packages
     platform_packages: dict[str, list[str]]  # package -> the platforms it is installed for
 
 
-def install(*, lock: Lock, work: Path, cache: Path, say: Callable[[str], None]) -> Installed:
-    """Installs the lock into `work/<platform>/node_modules` for each platform whose packages
-    differ and merges them into the first; its node_modules."""
-    wanted = {platform: lock.installed_on(platform) for platform in PLATFORMS}
-    distinct = [
-        p for i, p in enumerate(PLATFORMS) if wanted[p] not in map(wanted.get, PLATFORMS[:i])
-    ]
+def install(
+    *,
+    lock: Lock,
+    work: Path,
+    cache: Path,
+    served: tuple[Platform, ...],
+    say: Callable[[str], None],
+) -> Installed:
+    """Installs the lock into `work/<platform>/node_modules` for each `served` platform whose
+    packages differ and merges them into the first's; its node_modules."""
+    wanted = {platform: lock.installed_on(platform) for platform in served}
+    distinct = [p for i, p in enumerate(served) if wanted[p] not in map(wanted.get, served[:i])]
     downloaded = False
     trees: dict[Platform, Path] = {}
     for platform in distinct:
@@ -53,21 +58,21 @@ def install(*, lock: Lock, work: Path, cache: Path, say: Callable[[str], None]) 
         lock.copy_to(directory)
         downloaded |= _ci(directory, lock=lock, platform=platform, cache=cache, say=say)
         trees[platform] = directory / "node_modules"
-    merged = trees[PRIMARY]
+    merged = trees[served[0]]
     plain = sizes(merged).stored
     for platform, tree in trees.items():
-        if platform == PRIMARY:
+        if platform == served[0]:
             continue
         for path in sorted(wanted[platform]):  # parents before their nested node_modules
             if not (merged.parent / path).exists():
                 shutil.copytree(tree.parent / path, merged.parent / path, symlinks=True)
         shutil.rmtree(tree.parent)
     platform_packages = {
-        path.rpartition("node_modules/")[2]: [p.name for p in PLATFORMS if path in wanted[p]]
+        path.rpartition("node_modules/")[2]: [p.name for p in served if path in wanted[p]]
         for path, entry in sorted(lock.packages.items())
         if path
         and (entry.get("os") or entry.get("cpu") or entry.get("libc"))
-        and any(path in wanted[p] for p in PLATFORMS)
+        and any(path in wanted[p] for p in served)
     }
     return Installed(merged, downloaded, plain, sizes(merged).stored, platform_packages)
 

@@ -35,8 +35,18 @@ class Platform:
         )
 
 
+# linux-x64-glibc first: the most common, and what a plain npm install gives.
 PLATFORMS = tuple(Platform(cpu, libc) for cpu in ("x64", "arm64") for libc in ("glibc", "musl"))
-PRIMARY = PLATFORMS[0]  # linux-x64-glibc: the most common, and what a plain npm install gives
+
+
+def of_cpu(cpu: str | None) -> tuple[Platform, ...]:
+    """The platforms a bundle for `cpu` (npm's name) serves: glibc and musl; every platform for
+    None. ValueError for a cpu no bundle is built for."""
+    served = tuple(platform for platform in PLATFORMS if cpu in (None, platform.cpu))
+    if not served:
+        known = ", ".join(sorted({platform.cpu for platform in PLATFORMS}))
+        raise ValueError(f"no Node.js bundle is built for cpu {cpu!r} (only {known})")
+    return served
 
 
 def _allows(values: Sequence[str] | str | None, actual: str) -> bool:

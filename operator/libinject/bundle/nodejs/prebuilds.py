@@ -20,7 +20,7 @@ from typing import Any
 from libinject.bundle.nodejs.locks import resolve
 from libinject.bundle.nodejs.platforms import PLATFORMS, Platform
 
-_LINUX_DIRECTORY = re.compile(r"^linux(glibc|musl)?-([\w+]+)$")
+LINUX_DIRECTORY = re.compile(r"^linux(glibc|musl)?-([\w+]+)$")
 # The Node ABI a build is for, where it is not Node-API (ABI-stable): `node-127.node`
 # (node-gyp-build 3) or the tag `abi127` (node-gyp-build 4).
 _ABI = re.compile(r"(?:^node-|\.abi)(\d+)(?:\.|$)")
@@ -34,14 +34,15 @@ class Coverage:
     # or "unstated" where the file name says neither
     abi: tuple[str, ...]
     via: tuple[str, ...] = ()  # the per-platform packages it loads its addon from
+    served: tuple[Platform, ...] = PLATFORMS  # the platforms the bundle is for
 
     @property
     def missing(self) -> list[str]:
-        return [p.name for p in PLATFORMS if p not in self.platforms]
+        return [p.name for p in self.served if p not in self.platforms]
 
     def as_dict(self, *, needed: bool) -> dict[str, object]:
         return {
-            "covers": [p.name for p in PLATFORMS if p in self.platforms],
+            "covers": [p.name for p in self.served if p in self.platforms],
             "missing": self.missing,
             "abi": list(self.abi),
             "needed": needed,
@@ -49,37 +50,44 @@ class Coverage:
         }
 
 
-def coverage(node_modules: Path, packages: dict[str, dict[str, Any]]) -> dict[str, Coverage]:
-    """Every native package of the tree (by name) and the platforms its addons cover; `packages`
-    is the lock's (install path -> entry), which names each package's optional dependencies."""
+def coverage(
+    node_modules: Path,
+    packages: dict[str, dict[str, Any]],
+    *,
+    served: tuple[Platform, ...] = PLATFORMS,
+) -> dict[str, Coverage]:
+    """Every native package of the tree (by name) and which of the `served` platforms its addons
+    cover; `packages` is the lock's (install path -> entry), which names each package's optional
+    dependencies."""
     found: dict[str, Coverage] = {}
     for path, entry in sorted(packages.items()):
         directory = node_modules.parent / path
         if not path or not directory.is_dir() or _per_platform(entry):
             continue  # a per-platform package counts for the package that loads it
-        own = _bundled(directory)
+        own = _bundled(directory, served)
         per_platform = _platform_packages(path, entry, packages, node_modules=node_modules)
         if own is None and not per_platform:
             continue
         platforms = set(own.platforms) if own else set()
         abis = set(own.abi) if own else set()
         for dependency, platform_entry in per_platform.items():
-            platforms |= {p for p in PLATFORMS if p.installs(platform_entry)}
+            platforms |= {p for p in served if p.installs(platform_entry)}
             abis |= _abis((node_modules.parent / dependency).rglob("*.node"))
         name = _name(path)
         via = tuple(sorted(_name(dependency) for dependency in per_platform))
-        found.setdefault(name, Coverage(name, frozenset(platforms), tuple(sorted(abis)), via))
+        covered = Coverage(name, frozenset(platforms), tuple(sorted(abis)), via, served)
+        found.setdefault(name, covered)
     return found
 
 
-def _bundled(package: Path) -> Coverage | None:
+def _bundled(package: Path, served: tuple[Platform, ...]) -> Coverage | None:
     """The Linux builds a package ships in its own prebuilds/ directory, if any."""
     prebuilds = package / "prebuilds"
     platforms: set[Platform] = set()
     addons: list[Path] = []
     if prebuilds.is_dir():
         for directory in prebuilds.iterdir():
-            match = _LINUX_DIRECTORY.match(directory.name)
+            match = LINUX_DIRECTORY.match(directory.name)
             if not match or not directory.is_dir():
                 continue
             for addon in directory.glob("*.node"):
@@ -90,7 +98,10 @@ def _bundled(package: Path) -> Coverage | None:
     if not addons and not addons_elsewhere:
         return None
     return Coverage(
-        package.name, frozenset(platforms & set(PLATFORMS)), tuple(sorted(_abis(addons)))
+        package.name,
+        frozenset(platforms & set(served)),
+        tuple(sorted(_abis(addons))),
+        served=served,
     )
 
 

@@ -9,9 +9,12 @@ runtime cannot use, never a directory a module could sit in. Licence and notice 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from functools import partial
 from pathlib import Path
 
 from libinject.bundle import pruning
+from libinject.bundle.nodejs.prebuilds import LINUX_DIRECTORY
 from libinject.bundle.pruning import LICENCES, Pruned
 
 # File name endings, each with why nothing loads such a file. Declarations first: `.d.ts` also
@@ -37,9 +40,12 @@ NPM_FILES = frozenset({".package-lock.json"})
 NPM_DIRECTORIES = frozenset({".bin"})
 
 
-def prune(node_modules: Path) -> Pruned:
-    """Removes what the rules name under `node_modules`; what that saved."""
-    return pruning.prune(node_modules, file_rule=file_rule, directory_rule=directory_rule)
+def prune(node_modules: Path, *, cpus: Collection[str]) -> Pruned:
+    """Removes what the rules name under `node_modules`, in a bundle for the `cpus` (npm's
+    names: x64, arm64); what that saved."""
+    return pruning.prune(
+        node_modules, file_rule=file_rule, directory_rule=partial(directory_rule, cpus=cpus)
+    )
 
 
 def file_rule(directory: Path, name: str) -> str | None:
@@ -51,18 +57,20 @@ def file_rule(directory: Path, name: str) -> str | None:
     return pruning.by_suffix(name, SUFFIXES)
 
 
-def directory_rule(directory: Path, name: str) -> str | None:
+def directory_rule(directory: Path, name: str, *, cpus: Collection[str]) -> str | None:
     """Why the directory `directory/name` is left out whole, or None when it is walked."""
     if name in NPM_DIRECTORIES and directory.name == "node_modules":
         return "npm's bookkeeping"
     if name in PACKAGE_DIRECTORIES and _is_package(directory):
         return "tests, examples and benchmarks"
-    if (
-        directory.name == "prebuilds"
-        and _is_package(directory.parent)
-        and OTHER_SYSTEMS.match(name)
-    ):
-        return "addons for other operating systems"
+    if directory.name == "prebuilds" and _is_package(directory.parent):
+        if OTHER_SYSTEMS.match(name):
+            return "addons for other operating systems"
+        linux = LINUX_DIRECTORY.match(name)
+        if linux and not set(linux.group(2).split("+")) & set(cpus):
+            # A node unpacks only its own platform's image, so it never loads these (32-bit
+            # machines, or the other platform's in a single-platform bundle).
+            return "addons for other machines"
     return None
 
 
