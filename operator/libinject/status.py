@@ -5,7 +5,9 @@ changes it calls `reconcile` with everything it holds, writes each `Verdict.stat
 policy's `.status` and posts `Verdict.events`. What a platform engineer reads there:
 
 - `Ready`: True when the policy is valid and not paused. False with reason `Invalid` (what the
-  parser, or a check the CRD schema cannot express, refused, field by field) or `Paused`.
+  parser, or a check the CRD schema cannot express, refused, field by field), `Paused`, or
+  `ImageUnresolved` (with digests pinned: an image tag of the policy the operator cannot resolve,
+  named with why, and what pods get meanwhile: the last known digest, or no library).
 - `Conflicting`: True when another policy has the same priority for a shared language in a shared
   injection-enabled namespace. The engine settles such ties by name, so this warns rather than
   blocks: Ready stays True.
@@ -29,7 +31,8 @@ from libinject.engine.decision import Code
 from libinject.engine.eligibility import namespace_reason
 from libinject.engine.index import Namespace, narrowing
 from libinject.engine.selectors import selects_namespace
-from libinject.engine.settings import NamespaceSettings
+from libinject.engine.settings import LibrarySettings, NamespaceSettings
+from libinject.engine.versions import policy_images
 
 READY = "Ready"
 CONFLICTING = "Conflicting"
@@ -42,6 +45,7 @@ _EVENTS = {
     (READY, "Valid"): ("Normal", "PolicyReady"),
     (READY, "Invalid"): ("Warning", "PolicyInvalid"),
     (READY, "Paused"): ("Normal", "PolicyPaused"),
+    (READY, "ImageUnresolved"): ("Warning", "ImageUnresolved"),
     (CONFLICTING, "SamePriority"): ("Warning", "PolicyConflict"),
     (CONFLICTING, "NoConflict"): ("Normal", "PolicyConflictResolved"),
 }
@@ -102,10 +106,12 @@ def reconcile(
     namespaces: Mapping[str, Mapping[str, str]],
     settings: NamespaceSettings,
     now: datetime,
+    libraries: LibrarySettings | None = None,
 ) -> dict[str, Verdict]:
     """Each policy's desired status and the events its changes deserve, by policy name.
 
-    `namespaces` holds every namespace of the cluster with its labels.
+    `namespaces` holds every namespace of the cluster with its labels; `libraries` the registry
+    and the digests the operator resolved its policies' images to (None: none are pinned).
 
     Cost, for P policies and N namespaces: N eligibility checks; per distinct namespaceSelector,
     one selection over the namespaces that can match it (narrowed by name or by a required label
@@ -116,7 +122,7 @@ def reconcile(
     every pair of policies over every namespace.
     """
     enabled = _EnabledNamespaces(namespaces, settings=settings)
-    assessed = {p.name: _assess(p, enabled=enabled) for p in policies}
+    assessed = {p.name: _assess(p, enabled=enabled, libraries=libraries) for p in policies}
     rivals = _rivals(assessed)
     stamp = _rfc3339(now)
     return {
@@ -170,7 +176,9 @@ def _selector_key(selector: NamespaceSelector) -> Hashable:
     return (selector.match_names, labels, selector.match_expressions)
 
 
-def _assess(policy: PolicyObject, *, enabled: _EnabledNamespaces) -> _Assessed:
+def _assess(
+    policy: PolicyObject, *, enabled: _EnabledNamespaces, libraries: LibrarySettings | None
+) -> _Assessed:
     try:
         parsed = parse_policy(policy.body)
     except InvalidPolicyError as error:
@@ -183,7 +191,33 @@ def _assess(policy: PolicyObject, *, enabled: _EnabledNamespaces) -> _Assessed:
     if spec.paused:
         paused = _Condition(READY, False, "Paused", "the policy is paused: it injects nothing")
         return _Assessed(paused, parsed, selected, languages)
+    unresolved = _unresolved(parsed, libraries)
+    if unresolved is not None:
+        return _Assessed(unresolved, parsed, selected, languages)
     return _Assessed(_ready(parsed, count=len(selected)), parsed, selected, languages)
+
+
+def _unresolved(
+    policy: InstrumentationPolicy, libraries: LibrarySettings | None
+) -> _Condition | None:
+    """Ready=False naming each of the policy's image tags the operator cannot resolve to a
+    digest, and what pods get meanwhile; None when every one resolves (or none is pinned)."""
+    if libraries is None or libraries.digests is None:
+        return None
+    failures = []
+    for image in policy_images(policy, registry=libraries.registry):
+        known = libraries.digests.get(image)
+        if known is None or known.error is None:
+            continue
+        meanwhile = (
+            f"pods get the last known digest {known.digest}"
+            if known.digest
+            else "pods get no library for it until it resolves"
+        )
+        failures.append(f"{image} cannot be resolved to a digest ({known.error}): {meanwhile}")
+    if not failures:
+        return None
+    return _Condition(READY, False, "ImageUnresolved", "; ".join(failures))
 
 
 def _invalid(errors: Sequence[FieldError], *, languages: str | None) -> _Assessed:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from builders import ENABLED, pod, policy, run
+from builders import ENABLED, PYTHON, pod, policy, run
 from libinject.api.types import Mode
 from libinject.engine import signature
 from libinject.engine.index import Namespace
@@ -161,3 +161,26 @@ def test_signatures_are_unambiguous() -> None:
     two = signature.sign(KEY, namespace="ab", image="/c:1", language="d")
     assert one != two
     assert one.startswith("v1.")
+
+
+def test_auto_copies_a_policy_image_the_csi_plugin_would_not_pull() -> None:
+    """With the CSI driver registered, `auto` means csi for the default images (under the
+    operator's registry, the plugin's one allowed repository) but init-container for a policy's
+    own image elsewhere, which the plugin would refuse and publish empty; the record says why.
+    A policy that asks for csi itself keeps it."""
+    settings = EngineSettings(libraries=LibrarySettings(csi_registered=True))
+    ours = run(pod(), policy(injection={"mode": "auto"}), settings=settings)
+    assert ours.decision.injected[0].mode is Mode.CSI
+    mirror = [{**PYTHON, "image": "mirror.example/apm/python:4.16.0"}]
+    copied = run(pod(), policy(libraries=mirror, injection={"mode": "auto"}), settings=settings)
+    (choice,) = copied.decision.injected
+    assert choice.mode is Mode.INIT_CONTAINER
+    assert choice.mode_reason == (
+        "the CSI driver csi.libinject.dev is registered, but its plugin pulls only under "
+        "localhost:5000/libinject and mirror.example/apm/python:4.16.0 is not there: "
+        "init-container"
+    )
+    record = json.loads(copied.pod["metadata"]["annotations"]["libinject.dev/injected"])
+    assert record[0]["modeReason"] == choice.mode_reason
+    asked = run(pod(), policy(libraries=mirror, injection={"mode": "csi"}), settings=settings)
+    assert asked.decision.injected[0].mode is Mode.CSI

@@ -62,6 +62,7 @@ TOGGLED: dict[str, Any] = {
     "extraLabels": {"team": "platform"},
     "rollout": True,
     "csi": True,
+    "pinDigests": True,
 }
 
 
@@ -121,6 +122,7 @@ def test_default_values_render_what_kustomize_installs(
         ({"certManager": True}, {"resources": ["overlays/cert-manager"]}),
         ({"rollout": True}, {"resources": ["base"], "components": ["components/rollout"]}),
         ({"csi": True}, {"resources": ["base"], "components": ["components/csi"]}),
+        ({"pinDigests": True}, {"resources": ["base"], "components": ["components/pin-digests"]}),
         (
             {"webhook": {"url": "https://127.0.0.1:9443/mutate-pods"}, "replicas": 0},
             {"resources": ["overlays/local"]},
@@ -133,7 +135,7 @@ def test_default_values_render_what_kustomize_installs(
             },
         ),
     ],
-    ids=["cert-manager", "rollout", "csi", "local", "all-three"],
+    ids=["cert-manager", "rollout", "csi", "pin-digests", "local", "all-three"],
 )
 def test_each_toggle_renders_what_its_overlay_or_component_installs(
     helm: Helm,
@@ -142,8 +144,8 @@ def test_each_toggle_renders_what_its_overlay_or_component_installs(
     values: dict[str, Any],
     kustomization: dict[str, list[str]],
 ) -> None:
-    """`certManager` is manifests/overlays/cert-manager, `rollout` and `csi` their components
-    added to the base, `webhook.url` with no replicas the local overlay (kustomize reads them
+    """`certManager` is manifests/overlays/cert-manager, `rollout`, `csi` and `pinDigests` their
+    components added to the base, `webhook.url` with no replicas the local overlay (kustomize reads them
     through a kustomization made here, as a user's would)."""
     manifests = os.path.relpath(REPO / "manifests", tmp_path)
     document = {
@@ -235,6 +237,9 @@ def test_every_value_lands_where_it_belongs(helm: Helm, tmp_path: Path) -> None:
     plugin = one(objects, "DaemonSet", "libinject-csi")["spec"]["template"]["spec"]["containers"][0]
     assert plugin["image"] == container["image"]
     assert "--allowed-repository=registry.example.com/apm" in plugin["args"]
+    assert {"name": "LIBINJECT_PIN_DIGESTS", "value": "true"} in container["env"]
+    egress = one(objects, "NetworkPolicy", "libinject-operator")["spec"]["egress"]
+    assert {"port": 53, "protocol": "UDP"} in egress[-1]["ports"]  # registries by name
 
 
 def test_the_monitors_scrape_the_metrics_listener(helm: Helm, tmp_path: Path) -> None:

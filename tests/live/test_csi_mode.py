@@ -4,6 +4,7 @@ signed with the key the operator keeps in its Secret, for the pod's namespace.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from kubernetes.client import ApiException
 
 from cluster import kubejson, poll
 from cluster.fixtures import OPERATOR_NAMESPACE, NamespaceFactory
-from cluster.workloads import ENABLED, PolicyFactory, app_pod, python_policy
+from cluster.workloads import ENABLED, INJECTED, PolicyFactory, app_pod, python_policy
 from libinject.engine import signature
 from libinject.runtime import csikey, kube
 from libinject.runtime.config import RuntimeSettings
@@ -81,6 +82,32 @@ def test_auto_switches_to_csi_when_the_driver_is_registered_and_back(
             {"metadata": {"name": DRIVER}, "spec": {"volumeLifecycleModes": ["Ephemeral"]}}
         )
     )
+
+
+def test_auto_copies_an_image_the_plugin_would_not_pull_and_says_why(
+    admin: client.ApiClient,
+    namespaces: NamespaceFactory,
+    policies: PolicyFactory,
+    csi_driver: None,
+) -> None:
+    """With the driver registered, a policy whose own image is outside the operator's registry
+    (the plugin's only allowed repository, which would publish it empty) still gets its library
+    into pods: `auto` means the copy container for it, and the pod's record says why."""
+    namespace = namespaces(labels=ENABLED)
+    image = "mirror.example/apm/python-ddtrace:4.16.0"
+    libraries = [{"language": "python", "version": "4.16.0", "image": image}]
+    policies(python_policy("mirror", [namespace], libraries=libraries))
+    poll.until(
+        lambda: _volume_kind(admin, namespace) == "emptyDir", what="the emptyDir", timeout=30
+    )
+    response = client.CoreV1Api(admin).create_namespaced_pod(
+        namespace, kubejson.body(app_pod("probe")), dry_run="All", _preload_content=False
+    )
+    pod = kubejson.json_of(response)
+    (record,) = json.loads(pod["metadata"]["annotations"][INJECTED])
+    assert record["mode"] == "init-container"
+    assert record["modeReason"].startswith(f"the CSI driver {DRIVER} is registered, but")
+    assert f"{image} is not there: init-container" in record["modeReason"]
 
 
 def test_the_csi_volume_is_signed_for_its_namespace(

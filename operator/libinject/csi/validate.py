@@ -149,7 +149,7 @@ def image_reference(value: str, allowed: Sequence[str]) -> str:
         raise RefusedError("image", f"{value!r}: expected host[:port]/repository[:tag][@digest]")
     if not reference.tag and not reference.digest:
         raise RefusedError("image", f"{value!r}: needs a tag or a digest (no implicit latest)")
-    if not any(reference.repository.startswith(prefix + "/") for prefix in allowed):
+    if not any(references.within(reference.repository, prefix) for prefix in allowed):
         raise RefusedError(
             "image",
             f"{value!r}: not in an allowed repository ({', '.join(allowed) or 'none allowed'})",

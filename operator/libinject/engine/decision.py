@@ -34,6 +34,7 @@ class Code(StrEnum):
     # Versions.
     VERSION_REQUESTED = "VersionRequested"
     VERSION_NOT_ALLOWED = "VersionNotAllowed"
+    IMAGE_UNRESOLVED = "ImageUnresolved"  # no digest known for the library's image tag
     # Containers.
     CONTAINER_INSTRUMENTED = "ContainerInstrumented"
     CONTAINER_NOT_NAMED = "ContainerNotNamed"
@@ -91,6 +92,8 @@ class LibraryChoice:
     policy: str
     version_reason: Reason | None = None
     mode_reason: str | None = None  # why `auto` meant this mode; None for a mode the policy set
+    digest: str | None = None  # the image's digest, when it is pinned
+    digest_note: str | None = None  # why the image is not pinned to a current digest
     containers: tuple[ContainerVerdict, ...] = ()
     skipped: Reason | None = None
 

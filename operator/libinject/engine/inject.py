@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from libinject.api.types import InstrumentationPolicy, Language, Mode
-from libinject.engine import containers, delivery, environment, patch, shape
+from libinject.engine import containers, delivery, environment, patch, references, shape
 from libinject.engine.choice import choose, explain_candidates, library_of
 from libinject.engine.decision import (
     Code,
@@ -21,6 +21,7 @@ from libinject.engine.decision import (
     LibraryChoice,
     Reason,
 )
+from libinject.engine.digests import pinned
 from libinject.engine.eligibility import namespace_reason, pod_reason
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.languages import OWN_TRACERS, load_rules
@@ -193,7 +194,9 @@ def _inject_all(
     decisions = []
     for language, policy in sorted(winners.items()):
         choice = _choose_library(pod, policy, language, settings)
-        decisions.append(LanguageDecision(language, _deliver(context, choice, policy, ops=ops)))
+        if choice.skipped is None:
+            choice = _deliver(context, choice, policy, ops=ops)
+        decisions.append(LanguageDecision(language, choice))
     edits = [*context.inits.values(), *context.apps.values()]
     containers.write(edits, ops, paths=_container_paths(pod["spec"]))
     return decisions
@@ -209,15 +212,22 @@ def _choose_library(
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     version, version_reason = resolve_version(library, annotations)
     mode, mode_reason = resolve_mode(policy.spec.injection.mode, settings.libraries)
+    image = image_for(library, version=version, registry=settings.libraries.registry)
+    pin = pinned(image, settings.libraries.digests)
+    if mode is Mode.CSI and policy.spec.injection.mode is Mode.AUTO:
+        mode, mode_reason = _csi_or_copy(pin.image, why=mode_reason, libraries=settings.libraries)
     return LibraryChoice(
         language=language,
         flavor=library.flavor,
         version=version,
-        image=image_for(library, version=version, registry=settings.libraries.registry),
+        image=pin.image,
         mode=mode,
         policy=policy.name,
         version_reason=version_reason,
         mode_reason=mode_reason,
+        digest=pin.digest,
+        digest_note=pin.note,
+        skipped=pin.refused,
     )
 
 
@@ -237,6 +247,19 @@ def resolve_mode(mode: Mode, libraries: LibrarySettings) -> tuple[Mode, str | No
     else:
         why = f"no image volumes: {images.reason}"
     return libraries.default_mode, f"no CSI driver; {why}; the default mode"
+
+
+def _csi_or_copy(image: str, *, why: str | None, libraries: LibrarySettings) -> tuple[Mode, str]:
+    """What `auto` means for an image the CSI plugin may not serve: its plugin pulls only under
+    the operator's registry (the manifests give it that one --allowed-repository), so a policy's
+    own image elsewhere would be published as an empty volume; a copy container serves it."""
+    # Policies' images are held to the reference grammar when parsed: this parse cannot fail.
+    if references.within(references.parse(image).repository, libraries.registry):
+        return Mode.CSI, why or ""
+    return Mode.INIT_CONTAINER, (
+        f"{why}, but its plugin pulls only under {libraries.registry} and {image} is not there: "
+        "init-container"
+    )
 
 
 def _deliver(
@@ -501,6 +524,10 @@ def _injected_record(decision: Decision) -> str:
         }
         if choice.mode_reason is not None:
             record["modeReason"] = choice.mode_reason
+        if choice.digest is not None:
+            record["digest"] = choice.digest
+        if choice.digest_note is not None:
+            record["digestNote"] = choice.digest_note
         skipped = {
             v.container: v.reason.code.value
             for v in choice.containers

@@ -55,6 +55,12 @@ def parse(value: str) -> Reference:
     return Reference(host or "", path, tag or "", digest or "")
 
 
+def within(repository: str, prefix: str) -> bool:
+    """Whether `repository` (`host/path`) is under `prefix` by whole path segments, as an
+    allow-list compares: `reg/libinject` holds `reg/libinject/x`, never `reg/libinjectx`."""
+    return repository.startswith(prefix.rstrip("/") + "/")
+
+
 def check_prefix(value: str) -> str:
     """`host[:port][/path]`, what default images are built under (the operator's `registry`,
     to which `/<language>-<flavor>:<version>` is added); returned as given, or ReferenceError."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from libinject.api.types import Mode
+from libinject.engine.digests import Pin
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ class LibrarySettings:
 
     csi_driver: str = "csi.libinject.dev"
     """The CSI driver name used in csi mode."""
+
+    digests: Mapping[str, Pin] | None = field(default=None, repr=False, compare=False)
+    """Each policy image tag's digest as the operator last resolved it (libinject.engine.digests):
+    pods get `<image>@<digest>`. None: images are not pinned (the operator's --pin-digests is
+    off, or the offline CLI, which resolves nothing)."""
 
     csi_key: bytes = field(default=b"", repr=False)
     """The key CSI volume attributes are signed with (libinject.engine.signature), shared with

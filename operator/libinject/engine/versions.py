@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
-from libinject.api.types import Flavor, Language, LibrarySpec, is_version
+from libinject.api.types import Flavor, InstrumentationPolicy, Language, LibrarySpec, is_version
 from libinject.engine.decision import Code, Reason
 
 _SHOWN = 80  # how much of a refused request a message repeats
@@ -88,3 +88,13 @@ def image_for(library: LibrarySpec, *, version: str, registry: str) -> str:
     return library_image(
         registry=registry, language=library.language, flavor=library.flavor, version=version
     )
+
+
+def policy_images(policy: InstrumentationPolicy, *, registry: str) -> list[str]:
+    """The image tags a policy's libraries name at the policy's versions, in order and each once:
+    what the operator resolves to digests (an image pinned by digest needs nothing)."""
+    images = (
+        image_for(library, version=library.version, registry=registry)
+        for library in policy.spec.libraries
+    )
+    return list(dict.fromkeys(image for image in images if "@" not in image))

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from libinject.engine import imagevolumes
+from libinject.engine.digests import Pin
 from libinject.engine.settings import EngineSettings, ImageVolumeSupport
 from libinject.runtime import logs
 
@@ -37,6 +38,13 @@ class AutoMode:
     @property
     def image_volumes(self) -> ImageVolumeSupport:
         return self._without_csi.libraries.image_volumes
+
+    def use_digests(self, digests: Mapping[str, Pin]) -> None:
+        """The digests the operator resolved its policies' images to, from now on."""
+        self._settings = replace(
+            self._settings, libraries=replace(self._settings.libraries, digests=digests)
+        )
+        self._apply(self.image_volumes)
 
     def node_seen(self, name: str, node_info: Mapping[str, Any] | None) -> None:
         problem = imagevolumes.node_problem(name, node_info)

@@ -61,11 +61,27 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class DigestSettings:
+    """Pinning library images by digest (libinject.engine.digests, libinject.runtime.digests)."""
+
+    pin: bool = False
+    """Resolve each policy's image tags to digests in the background and give pods
+    `<image>@<digest>`; a tag that cannot be resolved makes its policy Ready=False."""
+
+    crane: Path = Path("crane")
+    """go-containerregistry's crane, which resolves them (`crane digest`; the image has it)."""
+
+    interval: float = 60.0
+    """Seconds between two resolutions of every tag: how soon a moved tag is followed."""
+
+
+@dataclass(frozen=True)
 class RuntimeSettings:
     """Everything `libinject run` needs."""
 
     engine: EngineSettings = field(default_factory=EngineSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    digests: DigestSettings = field(default_factory=DigestSettings)
 
     probe_port: int = 8080
     """Port of /healthz, /readyz and /metrics (plain HTTP)."""
@@ -165,6 +181,15 @@ def _seconds(value: Any) -> float:
     return seconds
 
 
+def _interval(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected seconds, got {value!r}")
+    seconds = float(value)
+    if not 1 <= seconds <= 3600:
+        raise ValueError(f"expected 1-3600 seconds, got {seconds}")
+    return seconds
+
+
 def _log_format(value: Any) -> str:
     if value not in {"json", "console"}:
         raise ValueError(f"expected json or console, got {value!r}")
@@ -258,6 +283,19 @@ OPTIONS: tuple[Option, ...] = (
         "never the same value for every replica, which leaves them all active)",
     ),
     Option("csiKeySecret", _text, ("csi_key_secret",), "Secret holding the CSI signing key"),
+    Option(
+        "pinDigests",
+        _boolean,
+        ("digests", "pin"),
+        "resolve policy image tags to digests in the background and inject image@digest",
+    ),
+    Option("crane", _path, ("digests", "crane"), "go-containerregistry crane, for --pin-digests"),
+    Option(
+        "digestInterval",
+        _interval,
+        ("digests", "interval"),
+        "seconds between two resolutions of every policy image tag",
+    ),
 )
 _BY_KEY = {option.key: option for option in OPTIONS}
 

@@ -16,14 +16,18 @@ import secrets
 import signal
 import socket
 from collections.abc import Coroutine
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import kopf
 
+from libinject.engine.settings import EngineSettings
 from libinject.runtime import caches, csikey, kube, logs, peering, probes, reconciling, serving
 from libinject.runtime.automode import AutoMode
 from libinject.runtime.certificates import Certificates
 from libinject.runtime.config import MAX_PRIORITY, RuntimeSettings
+from libinject.runtime.digests import Listener, Resolver
 from libinject.runtime.webhook import WebhookServer
 
 TLS_LISTENING = "webhook listening"
@@ -53,17 +57,26 @@ async def _operate(settings: RuntimeSettings) -> None:
         deadline=settings.webhook.deadline,
         on_listening=lambda: readiness.mark(TLS_LISTENING),
     )
-    auto_mode = AutoMode(settings.engine, server_version=await _server_version(api))
-    picture = reconciling.Picture(settings.engine, api)
+    engine = _engine_settings(settings)
+    auto_mode = AutoMode(engine, server_version=await _server_version(api))
+    picture = reconciling.Picture(engine, api)
+    resolver = _resolver(settings, listeners=(auto_mode.use_digests, picture.use_digests))
     existing = set(asyncio.all_tasks())
     tasks = [
         *await _serving_operator(
-            auto_mode=auto_mode, readiness=readiness, server=server, picture=picture, stop=stop
+            auto_mode=auto_mode,
+            readiness=readiness,
+            server=server,
+            picture=picture,
+            resolver=resolver,
+            stop=stop,
         ),
         *await _reconciling_operator(settings, picture=picture, stop=stop),
     ]
     if certificates.generated:  # given files are someone else's to renew (cert-manager)
         tasks.append(_task(certificates.keep_current(), "certificate keeper"))
+    if resolver is not None:
+        tasks.append(_task(resolver.keep_current(), "digest resolver"))
     # Kopf installs signal handlers per operator, the last one replacing the others': one
     # handler of ours stops both.
     loop = asyncio.get_running_loop()
@@ -72,6 +85,28 @@ async def _operate(settings: RuntimeSettings) -> None:
     log.info("operator starting", namespace=settings.namespace, port=settings.webhook.port)
     async with probes.serving(readiness, port=settings.probe_port):
         await kopf.run_tasks(tasks, ignored=existing)
+
+
+def _engine_settings(settings: RuntimeSettings) -> EngineSettings:
+    """The engine's settings; with digests pinned, an empty table until the first resolution
+    (pods get the tag meanwhile, and their record says so)."""
+    if not settings.digests.pin:
+        return settings.engine
+    libraries = replace(settings.engine.libraries, digests=MappingProxyType({}))
+    return replace(settings.engine, libraries=libraries)
+
+
+def _resolver(settings: RuntimeSettings, *, listeners: tuple[Listener, ...]) -> Resolver | None:
+    if not settings.digests.pin:
+        return None
+    resolver = Resolver(
+        crane=settings.digests.crane,
+        registry=settings.engine.libraries.registry,
+        interval=settings.digests.interval,
+    )
+    for listener in listeners:
+        resolver.listen(listener)
+    return resolver
 
 
 async def _server_version(api: kube.Api) -> str | None:
@@ -92,6 +127,7 @@ async def _serving_operator(
     readiness: probes.Readiness,
     server: WebhookServer,
     picture: reconciling.Picture,
+    resolver: Resolver | None,
     stop: asyncio.Event,
 ) -> list[asyncio.Task[Any]]:
     kopf_settings = _kopf_settings()
@@ -103,6 +139,7 @@ async def _serving_operator(
         readiness=readiness,
         in_flight=server.in_flight,
         deletions=picture,
+        resolver=resolver,
     )
     return [
         *await kopf.spawn_tasks(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import kopf
 
 from libinject.api.types import GROUP, PLURAL, VERSION
+from libinject.engine.digests import Pin
 from libinject.engine.settings import EngineSettings
 from libinject.runtime import caches, events, heap, kube, logs, metrics
 from libinject.runtime.rollouts import Rollouts
@@ -101,6 +103,7 @@ class Picture:
                 namespaces=namespaces,
                 settings=self.settings.namespaces,
                 now=datetime.now(UTC),
+                libraries=self.settings.libraries,
             )
         )
         failed = [
@@ -110,6 +113,12 @@ class Picture:
         ]
         _count(verdicts)
         return bool(failed)
+
+    def use_digests(self, digests: Mapping[str, Pin]) -> None:
+        """The digests the operator now knows: statuses name the images it cannot resolve."""
+        libraries = replace(self.settings.libraries, digests=digests)
+        self.settings = replace(self.settings, libraries=libraries)
+        self.changed()
 
     def forget_policy(self, name: str) -> None:
         self.policies.pop(name, None)

@@ -17,6 +17,7 @@ from libinject.admission import Caches, admit
 from libinject.api.types import GROUP, PLURAL, VERSION, InstrumentationPolicy
 from libinject.runtime import caches, heap, logs, metrics, webhook
 from libinject.runtime.automode import AutoMode
+from libinject.runtime.digests import Resolver
 from libinject.runtime.handoff import InFlight
 from libinject.runtime.probes import Readiness
 
@@ -39,11 +40,13 @@ def registry(
     readiness: Readiness,
     in_flight: InFlight,
     deletions: Deletions,
+    resolver: Resolver | None = None,
 ) -> kopf.OperatorRegistry:
     """The serving operator's handlers. Its watches never pause, so it also tells `deletions` of
     every deletion: the reconciler's own watches pause in a standby replica, and on resume Kopf
     lists what exists but says nothing of what was deleted meanwhile, so without this a replica
-    active again would keep those (a deleted rival would keep a live policy Conflicting)."""
+    active again would keep those (a deleted rival would keep a live policy Conflicting). With
+    digests pinned, `resolver` learns of every change of the policies (their image tags)."""
     reg = kopf.OperatorRegistry()
 
     @kopf.index(GROUP, VERSION, PLURAL, id="policies", registry=reg)
@@ -85,6 +88,9 @@ def registry(
     async def counted(type: str, name: str, **kwargs: Any) -> None:
         if type == "DELETED":
             deletions.forget_policy(name)
+        if resolver is not None:
+            indexed = kwargs["policies"]
+            resolver.policies_changed(indexed.get(caches.ALL, ()))
         _count(kwargs)
 
     @kopf.on.mutate(
