@@ -8,6 +8,9 @@ the offline subset.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = [
@@ -47,3 +50,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if NETWORK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.network)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Test modules are imported by their file name (no packages under tests/): two modules of
+    one name in different directories break the collection of the second, and only in a run
+    that collects both (the full one). Refused at the start of every run, naming them."""
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(Path(__file__).parent.rglob("test_*.py")):
+        by_name[path.name].append(str(path.relative_to(session.config.rootpath)))
+    shared = {name: paths for name, paths in by_name.items() if len(paths) > 1}
+    if shared:
+        listing = "; ".join(" and ".join(paths) for paths in shared.values())
+        raise pytest.UsageError(f"test modules must have distinct file names: {listing}")

@@ -241,3 +241,24 @@ def test_crd_command_prints_the_committed_crd(capsys: pytest.CaptureFixture[str]
     assert code == 0
     committed = (ROOT / "crds" / "instrumentationpolicies.libinject.dev.yaml").read_text()
     assert yaml.safe_load(out) == yaml.safe_load(committed)
+
+
+def test_explain_says_a_service_name_came_from_the_workload(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The golden workloads: the DaemonSet, the Job, the Deployment and the CronJob, whose
+    templates have no service label, name their pods' service; the StatefulSet's label names its
+    own, and nothing is said.
+    The written templates carry the same names (tests/golden/cases/workload-kinds.injected.yaml)."""
+    golden = ROOT / "tests" / "golden"
+    args = ["explain", "-f", str(golden / "cases" / "workload-kinds.yaml"),
+            "--policies", str(golden / "policies")]  # fmt: skip
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0
+    services = [line.strip() for line in out.splitlines() if line.strip().startswith("service:")]
+    assert services == [
+        "service: the name of its DaemonSet node-probe (no service label)",
+        "service: the name of its Job backfill (no service label)",
+        "service: the name of its Deployment storefront (no service label)",
+        "service: the name of its CronJob nightly (no service label)",
+    ]

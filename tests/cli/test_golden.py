@@ -46,18 +46,43 @@ def test_cli_is_idempotent(case: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert _cli(capsys, _expected(case)) == _expected(case).read_text()
 
 
+TEMPLATE_HASH = "5d8f7c9b4"
+# The controller each workload's pods are made by, and its name: what the pods carry in their
+# ownerReferences when the API server asks the webhook about them.
+CONTROLLERS = {
+    "Deployment": ("ReplicaSet", "{name}-" + TEMPLATE_HASH),
+    "CronJob": ("Job", "{name}-29377440"),
+}
+
+
+def _as_created(pod: dict[str, Any], workload: dict[str, Any]) -> dict[str, Any]:
+    """A pod of `workload`'s template as its controller creates it: with the ownerReferences
+    (and, for a Deployment's, the pod-template-hash label) that name the workload."""
+    kind, name = workload["kind"], workload["metadata"]["name"]
+    kind, pattern = CONTROLLERS.get(kind, (kind, "{name}"))
+    metadata = {**pod.get("metadata", {})}
+    metadata["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": kind, "name": pattern.format(name=name), "controller": True}
+    ]
+    if workload["kind"] == "Deployment":
+        metadata["labels"] = {**metadata.get("labels", {}), "pod-template-hash": TEMPLATE_HASH}
+    return {**pod, "metadata": metadata}
+
+
 def _pods(documents: list[Any]) -> list[tuple[str, dict[str, Any]]]:
     pods = []
     for number, doc in enumerate(documents, start=1):
         for slot in pod_slots(doc, source="golden", document=number):
-            pods.append((namespace_of(slot.owner, "default"), slot.pod))
+            pod = _as_created(slot.pod, slot.owner) if slot.path else slot.pod
+            pods.append((namespace_of(slot.owner, "default"), pod))
     return pods
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
 def test_patch_path_matches_golden(case: Path) -> None:
     """The webhook's core (libinject.admission) gives a JSON patch that turns each input pod into
-    the golden pod."""
+    the golden pod; a workload's pods as their controller creates them, so the webhook finds
+    the workload (the service name of a pod without one) where the CLI was told it."""
     inputs = list(yaml.safe_load_all(case.read_text()))
     expected = list(yaml.safe_load_all(_expected(case).read_text()))
     labels = {

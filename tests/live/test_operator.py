@@ -50,8 +50,8 @@ def test_a_deployment_in_an_opted_in_namespace_is_injected_as_the_policy_says(
     kubectl: Kubectl,
 ) -> None:
     """A Deployment's pods (created by the ReplicaSet controller: no namespace in their body)
-    get the policy's library; `kubectl get ipol` shows the policy Ready, its languages and its
-    one namespace."""
+    get the policy's library, and the Deployment's name as their service (they have no service
+    label); `kubectl get ipol` shows the policy Ready, its languages and its one namespace."""
     namespace = namespaces(labels=ENABLED)
     policy = policies(python_policy("deploy", [namespace]))
     poll.until(
@@ -84,6 +84,9 @@ def test_a_deployment_in_an_opted_in_namespace_is_injected_as_the_policy_says(
         assert pod["metadata"]["labels"][INSTRUMENTED] == "true"
         assert init_names(pod) == ["libinject-python"]
         assert env_of(pod, "app")["PYTHONPATH"] == "/opt/libinject/python:/srv/app"
+        # No service label: the ReplicaSet the pod names in its ownerReferences, less its
+        # pod-template-hash, is the Deployment, whose name is the service.
+        assert env_of(pod, "app")["DD_SERVICE"] == "checkout"
     row = kubectl("get", "ipol", policy, "--no-headers").stdout.split()
     assert row[:5] == [policy, "python", "auto", "1", "True"]
 

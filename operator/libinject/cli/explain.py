@@ -27,6 +27,8 @@ def _plain(value: Any) -> Any:
 def to_text(label: str, decision: Decision) -> str:
     lines = [f"{label} (pod {decision.pod}, namespace {decision.namespace})"]
     lines.append(f"  result: {decision.reason}")
+    if decision.service_from is not None:
+        lines.append(f"  service: the name of its {decision.service_from} (no service label)")
     for language in decision.languages:
         lines.extend(_language_lines(language))
     lines.extend(f"  warning: {warning}" for warning in decision.warnings)
@@ -53,6 +55,10 @@ def _choice_lines(choice: LibraryChoice) -> list[str]:
         lines.append(f"    mode: auto, {choice.mode_reason}")
     if choice.version_reason is not None:
         lines.append(f"    version: {choice.version_reason}")
+    if choice.digest is not None:
+        lines.append(f"    digest: {choice.digest}")
+    if choice.digest_note is not None:
+        lines.append(f"    digest: {choice.digest_note}")
     lines.extend(f"    container {v.container}: {v.reason}" for v in choice.containers)
     if choice.skipped is not None:
         lines.append(f"    skipped: {choice.skipped}")

@@ -135,7 +135,12 @@ def _process(args: argparse.Namespace, *, explain: bool) -> Outcome:
                 ns_name = namespace_of(slot.owner, args.namespace)
                 namespace = Namespace(ns_name, namespaces.get(ns_name, default_labels))
                 result = inject(
-                    slot.pod, namespace=namespace, index=index, settings=settings, explain=explain
+                    slot.pod,
+                    namespace=namespace,
+                    index=index,
+                    settings=settings,
+                    explain=explain,
+                    workload=slot.workload,
                 )
                 slot.replace(result.pod)
                 outcome.decisions.append((slot.label, result.decision))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libinject.cli.errors import InputError
+from libinject.engine.owners import Workload
 
 # Where each kind keeps the pod (template) that the engine mutates.
 POD_PATHS: dict[str, tuple[str, ...]] = {
@@ -34,6 +35,14 @@ class PodSlot:
         meta = self.owner.get("metadata") or {}
         name = f"{meta.get('namespace') or '-'}/{meta.get('name') or meta.get('generateName')}"
         return f"{self.owner.get('kind')} {name}"
+
+    @property
+    def workload(self) -> Workload | None:
+        """The workload whose template this is (its pods' service name); None for a Pod."""
+        name = (self.owner.get("metadata") or {}).get("name")
+        if not self.path or not isinstance(name, str) or not name:
+            return None
+        return Workload(str(self.owner.get("kind")), name)
 
     def replace(self, pod: dict[str, Any]) -> None:
         if not self.path:

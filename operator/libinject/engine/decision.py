@@ -128,6 +128,8 @@ class Decision:
     reason: Reason
     languages: tuple[LanguageDecision, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    # Where the libraries' service name came from when no label gave it: the pod's workload.
+    service_from: str | None = None
 
     @functools.cached_property
     def injected(self) -> tuple[LibraryChoice, ...]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libinject.api.types import AgentMode, AgentSpec, EnvVar, Flavor
+from libinject.engine.owners import Workload
 from libinject.engine.settings import AgentSettings
 
 EnvEntry = dict[str, Any]
@@ -28,11 +29,14 @@ class Tags:
     version: str | None
 
 
-def service_tags(labels: Mapping[str, str]) -> Tags:
+def service_tags(labels: Mapping[str, str], *, workload: Workload | None = None) -> Tags:
+    """The pod's labels' tags; without a service label, the service is its workload's name."""
+
     def first(keys: tuple[str, ...]) -> str | None:
         return next((labels[key] for key in keys if labels.get(key)), None)
 
-    return Tags(first(SERVICE_LABELS), first(ENV_LABELS), first(VERSION_LABELS))
+    service = first(SERVICE_LABELS) or (workload.name if workload else None)
+    return Tags(service, first(ENV_LABELS), first(VERSION_LABELS))
 
 
 def _value(name: str, value: str) -> EnvEntry:

@@ -26,6 +26,7 @@ from libinject.engine.eligibility import namespace_reason, pod_reason
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.languages import OWN_TRACERS, load_rules
 from libinject.engine.limits import size_reason
+from libinject.engine.owners import Workload, workload_of
 from libinject.engine.patch import Operation
 from libinject.engine.resources import Resources, copy_resources, pod_share
 from libinject.engine.settings import EngineSettings, LibrarySettings
@@ -58,10 +59,13 @@ def inject(
     index: PolicyIndex,
     settings: EngineSettings,
     explain: bool = False,
+    workload: Workload | None = None,
 ) -> Result:
     """Decide for one pod (or pod template) and return the mutated copy, its patch and why.
 
     With `explain`, every policy's verdict is recorded too (slower: it visits every policy).
+    `workload` is the one whose template `pod` is (the CLI's documents); a pod the webhook sees
+    names its own in its ownerReferences, which win.
     """
     ns_reason = namespace_reason(namespace, settings.namespaces)
     if ns_reason.code is not Code.NAMESPACE_ENABLED:  # never touched, not even with a record
@@ -76,14 +80,19 @@ def inject(
     ops: list[Operation] = []
     labels = _labels(pod)
     winners = choose(index.plan(namespace), labels)
+    owner = workload_of(pod) or workload
     languages = _inject_all(
-        mutated, ops=ops, winners=winners, namespace=namespace, settings=settings
+        mutated, ops=ops, winners=winners, namespace=namespace, settings=settings, workload=owner
     )
     if explain:
         languages = _with_candidates(index, namespace, labels, winners, languages)
     injected = [d.injected for d in languages if d.injected is not None]
     warnings = _env_from_warnings(pod, injected)
-    decision = Decision(name, namespace.name, _outcome(languages), tuple(languages), warnings)
+    service_from = None
+    if injected and owner is not None and environment.service_tags(labels).service is None:
+        service_from = f"{owner.kind} {owner.name}"
+    outcome = _outcome(languages)
+    decision = Decision(name, namespace.name, outcome, tuple(languages), warnings, service_from)
     return _finish(mutated, decision, ops)
 
 
@@ -155,6 +164,7 @@ def _pod_context(
     winners: Mapping[Language, InstrumentationPolicy],
     namespace: Namespace,
     settings: EngineSettings,
+    workload: Workload | None,
 ) -> _PodContext:
     spec = pod["spec"]
     ours = frozenset(delivery.object_name(language) for language in winners)
@@ -170,7 +180,7 @@ def _pod_context(
         settings=settings,
         ours=ours,
         share=pod_share(spec, ours),
-        tags=environment.service_tags(_labels(pod)),
+        tags=environment.service_tags(_labels(pod), workload=workload),
         token_mount=delivery.token_mount(spec),
         apps=apps,
         inits=inits,
@@ -185,12 +195,15 @@ def _inject_all(
     winners: Mapping[Language, InstrumentationPolicy],
     namespace: Namespace,
     settings: EngineSettings,
+    workload: Workload | None,
 ) -> list[LanguageDecision]:
     """Deliver each library in language order; then write every container's edits, at the
     paths the containers have once all the copy containers are in."""
     if not winners:
         return []
-    context = _pod_context(pod, winners=winners, namespace=namespace, settings=settings)
+    context = _pod_context(
+        pod, winners=winners, namespace=namespace, settings=settings, workload=workload
+    )
     decisions = []
     for language, policy in sorted(winners.items()):
         choice = _choose_library(pod, policy, language, settings)
