@@ -262,3 +262,19 @@ def test_explain_says_a_service_name_came_from_the_workload(
         "service: the name of its Deployment storefront (no service label)",
         "service: the name of its CronJob nightly (no service label)",
     ]
+
+
+def test_explain_shows_a_container_the_pod_excludes(capsys: pytest.CaptureFixture[str]) -> None:
+    """The golden pod `worker` excludes its log shipper by annotation: explain says so for that
+    container, and the worker container is instrumented."""
+    golden = ROOT / "tests" / "golden"
+    args = ["explain", "-f", str(golden / "cases" / "pods.yaml"),
+            "--policies", str(golden / "policies")]  # fmt: skip
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0
+    worker = out.split("Pod web/worker")[1].split("\nPod ")[0]
+    assert "container worker: ContainerInstrumented: instrumented" in worker
+    assert (
+        "container log-shipper: ContainerExcluded: excluded by the pod's "
+        "libinject.dev/exclude-containers annotation"
+    ) in worker

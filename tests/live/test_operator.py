@@ -119,6 +119,25 @@ def test_unlabelled_namespaces_and_opted_out_pods_are_left_alone(
     assert env_of(opted_out, "app") == {"PYTHONPATH": "/srv/app"}
 
 
+@pytest.mark.usefixtures("running_operator")
+def test_a_container_the_pod_excludes_gets_no_library(
+    admin: client.ApiClient, namespaces: NamespaceFactory, policies: PolicyFactory
+) -> None:
+    """`libinject.dev/exclude-containers: shipper` on a pod of two containers: the app gets the
+    library, the shipper nothing, and the record says why."""
+    namespace = namespaces(labels=ENABLED)
+    policies(python_policy("exclude", [namespace]))
+    wait_until_injecting(admin, namespace)
+    body = app_pod("two", **{"libinject.dev/exclude-containers": "shipper"})
+    body["spec"]["containers"].append({"name": "shipper", "image": "example.invalid/shipper:1"})
+    pod = create_pod(admin, namespace=namespace, body=body)
+    (record,) = json.loads(pod["metadata"]["annotations"][INJECTED])
+    assert record["containers"] == ["app"]
+    assert record["skippedContainers"] == {"shipper": "ContainerExcluded"}
+    assert env_of(pod, "shipper") == {}
+    assert env_of(pod, "app")["PYTHONPATH"] == "/opt/libinject/python:/srv/app"
+
+
 @pytest.fixture
 def operator_kind() -> str:
     """The webhook's tests run the operator from its image, as the Deployment defines it."""

@@ -39,6 +39,7 @@ class Code(StrEnum):
     CONTAINER_INSTRUMENTED = "ContainerInstrumented"
     CONTAINER_NOT_NAMED = "ContainerNotNamed"
     CONTAINER_NAME_MISSING = "ContainerNameMissing"
+    CONTAINER_EXCLUDED = "ContainerExcluded"  # named in the pod's exclude-containers annotation
     LOAD_VARIABLE_FROM_SOURCE = "LoadVariableFromSource"
     LOAD_VARIABLE_CONFLICT = "LoadVariableConflict"
     OWN_TRACER = "OwnTracer"  # the container already loads a tracer of its own

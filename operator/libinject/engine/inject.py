@@ -33,6 +33,7 @@ from libinject.engine.settings import EngineSettings, LibrarySettings
 from libinject.engine.versions import image_for, resolve_version
 
 INJECTED_ANNOTATION = "libinject.dev/injected"
+EXCLUDE_CONTAINERS_ANNOTATION = "libinject.dev/exclude-containers"
 SKIPPED_ANNOTATION = "libinject.dev/injection-skipped"
 INSTRUMENTED_LABEL = "libinject.dev/instrumented"
 PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
@@ -87,7 +88,7 @@ def inject(
     if explain:
         languages = _with_candidates(index, namespace, labels, winners, languages)
     injected = [d.injected for d in languages if d.injected is not None]
-    warnings = _env_from_warnings(pod, injected)
+    warnings = _env_from_warnings(pod, injected) + _unknown_exclusions(pod)
     service_from = None
     if injected and owner is not None and environment.service_tags(labels).service is None:
         service_from = f"{owner.kind} {owner.name}"
@@ -147,6 +148,7 @@ class _PodContext:
     share: Resources  # what the pod already reserves, for the copy containers
     tags: environment.Tags
     token_mount: dict[str, Any] | None  # the ServiceAccount plugin's, for the copy containers
+    excluded: frozenset[str]  # the containers the pod's exclude-containers annotation names
     # The edits of each container a library may go into, by name: made once per pod, each one
     # edited by every library in turn.
     apps: dict[str, containers.Edits]  # the app containers
@@ -182,6 +184,7 @@ def _pod_context(
         share=pod_share(spec, ours),
         tags=environment.service_tags(_labels(pod), workload=workload),
         token_mount=delivery.token_mount(spec),
+        excluded=excluded_containers(pod),
         apps=apps,
         inits=inits,
         unnamed=tuple(_not_named(name) for name in inits if name not in apps),
@@ -341,6 +344,9 @@ def _containers(
     targets = []
     for name in wanted or context.apps:
         edit = context.apps.get(name) or context.inits.get(name)
+        if name in context.excluded:
+            verdicts.append(ContainerVerdict(name, _excluded(name)))
+            continue
         if edit is None:
             missing = Reason(
                 Code.CONTAINER_NAME_MISSING, "named in containerNames but absent", name
@@ -360,6 +366,21 @@ def _unnamed(context: _PodContext, wanted: tuple[str, ...]) -> list[ContainerVer
     """The verdicts of the containers a policy's containerNames leaves out."""
     named = frozenset(wanted)  # a set: membership for each container must not scan the names
     return [_not_named(name) for name in {**context.inits, **context.apps} if name not in named]
+
+
+def excluded_containers(pod: Mapping[str, Any]) -> frozenset[str]:
+    """The container names the pod's exclude-containers annotation lists (comma-separated; a
+    value that is no text names none: the API server allows only text, a manifest may not)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(EXCLUDE_CONTAINERS_ANNOTATION)
+    if not isinstance(value, str):
+        return frozenset()
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
+
+
+def _excluded(name: str) -> Reason:
+    why = f"excluded by the pod's {EXCLUDE_CONTAINERS_ANNOTATION} annotation"
+    return Reason(Code.CONTAINER_EXCLUDED, why, name)
 
 
 def _not_named(name: str) -> ContainerVerdict:
@@ -430,6 +451,17 @@ def _env_from_warnings(pod: Mapping[str, Any], injected: list[LibraryChoice]) ->
         for name in choice.instrumented
         if name in with_env_from
     )
+
+
+def _unknown_exclusions(pod: Mapping[str, Any]) -> tuple[str, ...]:
+    """A name the exclude-containers annotation lists that no container has: a typo would
+    otherwise leave the container it meant instrumented without a word."""
+    names = {c.get("name") for c in _all_containers(pod["spec"])}
+    unknown = sorted(excluded_containers(pod) - names)
+    if not unknown:
+        return ()
+    listed = ", ".join(unknown)
+    return (f"{EXCLUDE_CONTAINERS_ANNOTATION} names {listed}: no container of this pod",)
 
 
 def _all_containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
