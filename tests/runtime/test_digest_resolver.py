@@ -54,7 +54,7 @@ def test_tags_resolve_move_and_keep_their_last_digest(crane: Path, tmp_path: Pat
 
         async def scenario() -> None:
             task = asyncio.create_task(resolver.keep_current())
-            resolver.policies_changed([policy(libraries=[PYTHON, JAVA])])
+            resolver.policy_seen("p", policy(libraries=[PYTHON, JAVA]))
             table = await _until(tables, lambda t: python in t, "the tags are resolved")
             assert table[python] == Pin(first)
             assert table[java].digest is None
@@ -65,7 +65,7 @@ def test_tags_resolve_move_and_keep_their_last_digest(crane: Path, tmp_path: Pat
             registry.stop()
             table = await _until(tables, lambda t: t[python].error is not None, "it is gone")
             assert table[python].digest == second  # the last known one, beside the error
-            resolver.policies_changed([policy(libraries=[JAVA])])
+            resolver.policy_seen("p", policy(libraries=[JAVA]))
             table = await _until(tables, lambda t: python not in t, "python is no policy's")
             task.cancel()
 
@@ -79,7 +79,7 @@ def test_a_crane_that_cannot_run_is_the_reason_given(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         task = asyncio.create_task(resolver.keep_current())
-        resolver.policies_changed([policy()])
+        resolver.policy_seen("p", policy())
         table = await _until(tables, bool, "a table")
         (pin,) = table.values()
         assert pin.digest is None

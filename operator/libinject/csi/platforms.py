@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
+
+from libinject.engine import references
 
 INDEX_TYPES = frozenset({
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 })  # fmt: skip
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def resolve(manifest: bytes, platform: str) -> Resolved:
     for child, name in zip(children, offered, strict=True):
         if name == platform:
             image = child.get("digest")
-            if not isinstance(image, str) or not _DIGEST.fullmatch(image):
+            if not isinstance(image, str) or not references.DIGEST.fullmatch(image):
                 raise ValueError(f"the index's {platform} entry has no sha256 digest")
             return Resolved(digest=digest, image=image)
     listed = ", ".join(sorted({name for name in offered if name})) or "none named"

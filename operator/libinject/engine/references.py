@@ -16,11 +16,12 @@ _HOST_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _HOST = rf"{_HOST_PART}(?:\.{_HOST_PART})*(?::[0-9]{{1,5}})?"
 _PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH = rf"{_PATH_PART}(?:/{_PATH_PART})*"
+DIGEST = re.compile(r"sha256:[a-f0-9]{64}")  # the only digest a reference may carry
 # re.ASCII: Python's \w and [0-9] classes would otherwise take other scripts' letters and digits,
 # which no runtime accepts.
 _REFERENCE = re.compile(
     rf"(?:(?P<host>{_HOST})/)?(?P<path>{_PATH})"
-    r"(?::(?P<tag>\w[\w.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?",
+    rf"(?::(?P<tag>\w[\w.-]{{0,127}}))?(?:@(?P<digest>{DIGEST.pattern}))?",
     re.ASCII,
 )
 _PREFIX = re.compile(rf"(?P<host>{_HOST})(?:/(?P<path>{_PATH}))?", re.ASCII)

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 from libinject.api.types import InstrumentationPolicy
+from libinject.engine import references
 from libinject.engine.digests import Pin
 from libinject.engine.versions import policy_images
 from libinject.runtime import logs
 
 log = logs.get(__name__)
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 PARALLEL = 4  # registry requests at once: enough for hundreds of tags in one interval
 TIMEOUT_SECONDS = 20.0
 ERROR_LIMIT = 300  # characters of crane's message kept in a status and a pod's record
@@ -39,6 +39,8 @@ class Resolver:
         self._registry = registry
         self._interval = interval
         self._wanted: tuple[str, ...] = ()
+        self._by_policy: dict[str, tuple[str, ...]] = {}  # policy name -> its image tags
+        self._named = Counter[str]()  # image tag -> how many policies name it
         self._pins: Mapping[str, Pin] = MappingProxyType({})
         self._wake = asyncio.Event()
         self._listeners: list[Listener] = []
@@ -47,10 +49,18 @@ class Resolver:
         """`listener` gets the whole table after every change (a new, read-only mapping)."""
         self._listeners.append(listener)
 
-    def policies_changed(self, policies: Iterable[InstrumentationPolicy]) -> None:
-        """The policies now; a tag none of them named before is resolved at once."""
-        images = (image for p in policies for image in policy_images(p, registry=self._registry))
-        wanted = tuple(sorted(set(images)))
+    def policy_seen(self, name: str, policy: InstrumentationPolicy | None) -> None:
+        """One policy as it is now (None: deleted, or invalid); a tag no policy named before is
+        resolved at once. Each call costs that policy's tags only: the start-up listing of a
+        thousand policies must not recompute all of them a thousand times."""
+        images = () if policy is None else tuple(policy_images(policy, registry=self._registry))
+        before = self._by_policy.pop(name, ())
+        if images:
+            self._by_policy[name] = images
+        self._named.subtract(before)
+        self._named.update(images)
+        self._named = +self._named  # tags no policy names any more are dropped
+        wanted = tuple(sorted(self._named))
         if wanted != self._wanted:
             self._wanted = wanted
             self._wake.set()
@@ -84,7 +94,7 @@ class Resolver:
             answer, error = await self._ask(image)
         if error is not None:
             return Pin(last, error[:ERROR_LIMIT])
-        if not _DIGEST.fullmatch(answer):
+        if not references.DIGEST.fullmatch(answer):
             return Pin(last, f"the registry's answer is no sha256 digest: {answer[:80]!r}")
         return Pin(answer)
 

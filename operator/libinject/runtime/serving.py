@@ -46,12 +46,15 @@ def registry(
     every deletion: the reconciler's own watches pause in a standby replica, and on resume Kopf
     lists what exists but says nothing of what was deleted meanwhile, so without this a replica
     active again would keep those (a deleted rival would keep a live policy Conflicting). With
-    digests pinned, `resolver` learns of every change of the policies (their image tags)."""
+    digests pinned, `resolver` learns of every policy as it is indexed, and of its deletion."""
     reg = kopf.OperatorRegistry()
 
     @kopf.index(GROUP, VERSION, PLURAL, id="policies", registry=reg)
-    async def policies(body: kopf.Body, **_: Any) -> dict[str, InstrumentationPolicy]:
-        return caches.policy_entry(body)
+    async def policies(body: kopf.Body, name: str, **_: Any) -> dict[str, InstrumentationPolicy]:
+        entry = caches.policy_entry(body)
+        if resolver is not None:  # parsed once, here, for both
+            resolver.policy_seen(name, entry.get(caches.ALL))
+        return entry
 
     # Whether our CSI driver is registered, and whether every node mounts image volumes, decide
     # what a policy's `auto` mode means.
@@ -88,9 +91,8 @@ def registry(
     async def counted(type: str, name: str, **kwargs: Any) -> None:
         if type == "DELETED":
             deletions.forget_policy(name)
-        if resolver is not None:
-            indexed = kwargs["policies"]
-            resolver.policies_changed(indexed.get(caches.ALL, ()))
+            if resolver is not None:
+                resolver.policy_seen(name, None)
         _count(kwargs)
 
     @kopf.on.mutate(
