@@ -119,3 +119,42 @@ def test_the_operators_agent_ports_fill_in_for_policies_that_name_none(
     settings = EngineSettings(agent=AgentSettings(ddtrace_port=9126, otlp_port=5318))
     chosen = policy(libraries=[{**PYTHON, "flavor": flavor}], agent=agent)
     assert env_of(run(pod(), chosen, settings=settings))[variable] == expected
+
+
+SOURCED_ENV = [
+    {"name": "DD_API_KEY", "valueFrom": {"secretKeyRef": {"name": "datadog", "key": "api-key"}}},
+    {"name": "DD_ENV", "valueFrom": {"configMapKeyRef": {"name": "tags", "key": "env"}}},
+    {"name": "TEAM", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['team']"}}},
+    {"name": "DD_TAGS", "value": "team:$(TEAM)"},
+    {"name": "MEMORY_MI",
+     "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+    {"name": "CPUS", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu"}}},
+    {"name": "EMPTY"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("library", [PYTHON, OTEL], ids=["ddtrace", "opentelemetry"])
+def test_policy_env_from_secrets_config_maps_the_pod_and_resources(
+    library: dict[str, str],
+) -> None:
+    """Each valueFrom is written as Kubernetes env takes it, in the policy's order (so $(TEAM)
+    resolves), for both flavors. Secret and ConfigMap keys are always optional: a namespace
+    without the object gets the variable unset rather than a pod that cannot start."""
+    result = run(pod(labels=DD_LABELS), policy(libraries=[library], env=SOURCED_ENV))
+    env = env_of(result)
+    assert env["DD_API_KEY"] == {
+        "secretKeyRef": {"name": "datadog", "key": "api-key", "optional": True}
+    }
+    assert env["DD_ENV"] == {"configMapKeyRef": {"name": "tags", "key": "env", "optional": True}}
+    assert env["TEAM"] == {"fieldRef": {"fieldPath": "metadata.labels['team']"}}
+    assert env["MEMORY_MI"] == {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}
+    assert env["CPUS"] == {"resourceFieldRef": {"resource": "requests.cpu"}}
+    assert env["EMPTY"] == "", "a name alone is an empty value, as in Kubernetes"
+    names = [e["name"] for e in result.pod["spec"]["containers"][0]["env"]]
+    assert names.index("TEAM") < names.index("DD_TAGS")
+
+
+def test_a_container_that_sets_a_sourced_variable_keeps_its_own() -> None:
+    mine = [{"name": "DD_API_KEY", "valueFrom": {"secretKeyRef": {"name": "mine", "key": "k"}}}]
+    result = run(pod(container(env=mine)), policy(env=SOURCED_ENV[:1]))
+    assert env_of(result)["DD_API_KEY"] == {"secretKeyRef": {"name": "mine", "key": "k"}}

@@ -83,18 +83,21 @@ def _type_schema(tp: Any, meta: Field) -> Schema:
 
 
 def _scalar_schema(tp: Any, meta: Field) -> Schema:
+    schema: Schema
     if is_quantity(tp):
-        return {
+        schema = {
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "pattern": QUANTITY_PATTERN,
             "x-kubernetes-int-or-string": True,
         }
+        _put(schema, maxLength=meta.max_length)  # bounds the cost of CEL rules that read it
+        return schema
     if is_enum(tp):
         return {"type": "string", "enum": [member.value for member in tp]}
     if tp is bool:
         return {"type": "boolean"}
     if tp is int:
-        schema: Schema = {"type": "integer", "format": "int64"}
+        schema = {"type": "integer", "format": "int64"}
         _put(schema, minimum=meta.minimum, maximum=meta.maximum)
         return schema
     if tp is str:

@@ -119,7 +119,7 @@ def _value(tp: Any, raw: Any, *, meta: Field, path: str, errors: list[FieldError
 
 def _scalar(tp: Any, raw: Any, *, meta: Field, path: str, errors: list[FieldError]) -> Any:
     if is_quantity(tp):
-        return _quantity(raw, path=path, errors=errors)
+        return _quantity(raw, max_length=meta.max_length, path=path, errors=errors)
     if is_enum(tp):
         return _enum(tp, raw, path=path, errors=errors)
     if tp is bool:
@@ -133,8 +133,13 @@ def _scalar(tp: Any, raw: Any, *, meta: Field, path: str, errors: list[FieldErro
     raise TypeError(f"no parser for {tp!r}")
 
 
-def _quantity(raw: Any, *, path: str, errors: list[FieldError]) -> str | None:
+def _quantity(
+    raw: Any, *, max_length: int | None, path: str, errors: list[FieldError]
+) -> str | None:
     text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+    if isinstance(raw, str) and max_length is not None and len(raw) > max_length:
+        errors.append(FieldError(path, f"Too long: may not be more than {max_length} bytes"))
+        return None
     if isinstance(text, str) and matches(QUANTITY_PATTERN, text):
         return text
     errors.append(FieldError(path, f'Invalid value: "{raw}": must be a quantity'))

@@ -6,6 +6,7 @@ keyword in the CRD and a Python check (see `fields`). Edit this file, then `make
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,6 +26,9 @@ LABEL_KEY = (
 )
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# A Secret or ConfigMap key: not ".", "..", nor starting with "..".
+CONFIG_KEY = r"^([-_a-zA-Z0-9]|\.[-_a-zA-Z0-9])[-._a-zA-Z0-9]*$"
 # A released library version: 1, 1.2, 1.2.3, optionally with a pre-release suffix: semver's
 # (1.2.3-rc.1) or PEP 440's (0.66b1, OpenTelemetry Python's contrib releases).
 VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,2}(-?[A-Za-z][-0-9A-Za-z.]*|-[0-9][-0-9A-Za-z.]*)?$"
@@ -326,12 +330,174 @@ class InjectionSpec:
     )
 
 
+class ResourceName(StrEnum):
+    """A container resource an env variable can read (its own container's)."""
+
+    LIMITS_CPU = "limits.cpu"
+    LIMITS_MEMORY = "limits.memory"
+    LIMITS_EPHEMERAL_STORAGE = "limits.ephemeral-storage"
+    REQUESTS_CPU = "requests.cpu"
+    REQUESTS_MEMORY = "requests.memory"
+    REQUESTS_EPHEMERAL_STORAGE = "requests.ephemeral-storage"
+
+
+# The divisors the API server accepts for each kind of resource: any other refuses the pod.
+CPU_DIVISORS = ("1m", "1")
+BYTE_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
+
+
+def _divisor_fits_resource(ref: ResourceFieldRef) -> bool:
+    if ref.divisor is None:
+        return True
+    cpu = ref.resource in (ResourceName.LIMITS_CPU, ResourceName.REQUESTS_CPU)
+    return ref.divisor in (CPU_DIVISORS if cpu else BYTE_DIVISORS)
+
+
+def _cel_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{value}'" for value in values) + "]"
+
+
+@dataclass(frozen=True)
+class ResourceFieldRef:
+    """A resource of the instrumented container itself, as a number."""
+
+    resource: ResourceName = field(metadata=describe("The resource to read."))
+    divisor: Quantity | None = field(
+        default=None,
+        metadata=describe(
+            "The unit of the value: 1m or 1 for cpu; 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, "
+            "1Ti, 1Pi or 1Ei for memory and ephemeral-storage. Default 1.",
+            max_length=3,
+        ),
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.divisor) || (self.resource.endsWith('.cpu') ? "
+            f"string(self.divisor) in {_cel_list(CPU_DIVISORS)} : "
+            f"string(self.divisor) in {_cel_list(BYTE_DIVISORS)})",
+            message="divisor must be 1m or 1 for cpu, and one of "
+            + ", ".join(BYTE_DIVISORS)
+            + " for memory and ephemeral-storage",
+            check=_divisor_fits_resource,
+            field_path=".divisor",
+        ),
+    )
+
+
+# What the kubelet can put in a variable from the pod itself. A label or annotation is named by
+# its key (a qualified name: an optional DNS-subdomain prefix, at most 253 characters, then a
+# name of at most 63), checked here as the API server would: a pod it refuses is a pod blocked.
+_QUALIFIED_NAME = (
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
+POD_FIELD_PATH = (
+    r"^(metadata\.(name|namespace|uid)|spec\.(nodeName|serviceAccountName)"
+    r"|status\.(hostIP|hostIPs|podIP|podIPs)"
+    rf"|metadata\.(labels|annotations)\['{_QUALIFIED_NAME}'\])$"
+)
+# Within the pattern above, a key's prefix longer than 253 characters is the one thing left.
+_LONG_PREFIX = r"\['[^/']{254,}/"
+
+
+def _prefix_fits(ref: FieldRef) -> bool:
+    return re.search(_LONG_PREFIX, ref.field_path) is None
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """A field of the pod, as the downward API gives it."""
+
+    field_path: str = field(
+        metadata=describe(
+            "metadata.name, metadata.namespace, metadata.uid, metadata.labels['<key>'], "
+            "metadata.annotations['<key>'], spec.nodeName, spec.serviceAccountName, "
+            "status.hostIP, status.hostIPs, status.podIP or status.podIPs.",
+            pattern=POD_FIELD_PATH,
+            max_length=341,
+        )
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=f"!self.fieldPath.matches({_LONG_PREFIX!r})",
+            message="a label or annotation key's prefix may be at most 253 characters",
+            check=_prefix_fits,
+            field_path=".fieldPath",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """One key of a Secret or ConfigMap in the pod's namespace. Where the object or the key is
+    missing, the variable is left unset: a policy never stops a pod from starting."""
+
+    name: str = field(
+        metadata=describe("The object's name.", pattern=DNS_SUBDOMAIN, max_length=253)
+    )
+    key: str = field(metadata=describe("The key.", pattern=CONFIG_KEY, max_length=253))
+
+
+def _one_source(source: EnvVarSource) -> bool:
+    refs = (source.secret_key_ref, source.config_map_key_ref, source.field_ref)
+    return sum(ref is not None for ref in (*refs, source.resource_field_ref)) == 1
+
+
+@dataclass(frozen=True)
+class EnvVarSource:
+    """Where a variable's value comes from: exactly one of the four."""
+
+    secret_key_ref: KeyRef | None = field(
+        default=None, metadata=describe("A key of a Secret in the pod's namespace.")
+    )
+    config_map_key_ref: KeyRef | None = field(
+        default=None, metadata=describe("A key of a ConfigMap in the pod's namespace.")
+    )
+    field_ref: FieldRef | None = field(default=None, metadata=describe("A field of the pod."))
+    resource_field_ref: ResourceFieldRef | None = field(
+        default=None, metadata=describe("A resource of the instrumented container.")
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="(has(self.secretKeyRef) ? 1 : 0) + (has(self.configMapKeyRef) ? 1 : 0) + "
+            "(has(self.fieldRef) ? 1 : 0) + (has(self.resourceFieldRef) ? 1 : 0) == 1",
+            message="exactly one of secretKeyRef, configMapKeyRef, fieldRef and "
+            "resourceFieldRef is required",
+            check=_one_source,
+        ),
+    )
+
+
+def _value_or_source(var: EnvVar) -> bool:
+    return var.value is None or var.value_from is None
+
+
 @dataclass(frozen=True)
 class EnvVar:
     """An environment variable added to instrumented containers (never overriding theirs)."""
 
     name: str = field(metadata=describe("Variable name.", pattern=ENV_NAME, max_length=256))
-    value: str = field(default="", metadata=describe("Variable value.", max_length=4096))
+    value: str | None = field(
+        default=None, metadata=describe("Variable value. Default empty.", max_length=4096)
+    )
+    value_from: EnvVarSource | None = field(
+        default=None,
+        metadata=describe(
+            "Where the value comes from instead (a Secret, a ConfigMap, the pod, the container's "
+            "resources), as in a container's env. Not with value."
+        ),
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!(has(self.value) && has(self.valueFrom))",
+            message="value and valueFrom cannot both be set",
+            check=_value_or_source,
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import json
 from enum import Enum
 from typing import Any
 
+from libinject.api.types import EnvVar
 from libinject.engine.decision import Code, Decision, LanguageDecision, LibraryChoice
 
 
@@ -59,10 +60,30 @@ def _choice_lines(choice: LibraryChoice) -> list[str]:
         lines.append(f"    digest: {choice.digest}")
     if choice.digest_note is not None:
         lines.append(f"    digest: {choice.digest_note}")
+    lines.extend(f"    env {var.name}: {_env_value(var)}" for var in choice.env)
     lines.extend(f"    container {v.container}: {v.reason}" for v in choice.containers)
     if choice.skipped is not None:
         lines.append(f"    skipped: {choice.skipped}")
     return lines
+
+
+def _env_value(var: EnvVar) -> str:
+    source = var.value_from
+    if source is None:
+        return json.dumps(var.value or "")
+    if source.field_ref is not None:
+        return f"the pod's {source.field_ref.field_path}"
+    if source.resource_field_ref is not None:
+        ref = source.resource_field_ref
+        return f"the container's {ref.resource}" + (f" in {ref.divisor}" if ref.divisor else "")
+    kind, key = (
+        ("Secret", source.secret_key_ref)
+        if source.secret_key_ref
+        else ("ConfigMap", source.config_map_key_ref)
+    )
+    if key is None:
+        return "no source"
+    return f"key {key.key} of {kind} {key.name} (unset where the pod's namespace has none)"
 
 
 def dumps(records: list[dict[str, Any]]) -> str:

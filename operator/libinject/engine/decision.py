@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from libinject.api.types import Flavor, Language, Mode
+from libinject.api.types import EnvVar, Flavor, Language, Mode
 
 
 class Code(StrEnum):
@@ -95,6 +95,7 @@ class LibraryChoice:
     mode_reason: str | None = None  # why `auto` meant this mode; None for a mode the policy set
     digest: str | None = None  # the image's digest, when it is pinned
     digest_note: str | None = None  # why the image is not pinned to a current digest
+    env: tuple[EnvVar, ...] = ()  # the winning policy's own variables
     containers: tuple[ContainerVerdict, ...] = ()
     skipped: Reason | None = None
 

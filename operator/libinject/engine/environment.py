@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from libinject.api.types import AgentMode, AgentSpec, EnvVar, Flavor
+from libinject.api.types import AgentMode, AgentSpec, EnvVar, EnvVarSource, Flavor, KeyRef
 from libinject.engine.owners import Workload
 from libinject.engine.settings import AgentSettings
 
@@ -47,6 +47,34 @@ def _field(name: str, path: str) -> EnvEntry:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
+def policy_entry(var: EnvVar) -> EnvEntry:
+    """A policy's variable as a container's env entry."""
+    if var.value_from is None:
+        return _value(var.name, var.value or "")
+    return {"name": var.name, "valueFrom": _source(var.value_from)}
+
+
+def _source(source: EnvVarSource) -> dict[str, Any]:
+    """Secret and ConfigMap keys are always optional: a namespace without the object gets the
+    variable unset, never a pod that cannot start (Kubernetes' default, CreateContainerConfigError,
+    would block it)."""
+    if source.secret_key_ref is not None:
+        return {"secretKeyRef": _optional_key(source.secret_key_ref)}
+    if source.config_map_key_ref is not None:
+        return {"configMapKeyRef": _optional_key(source.config_map_key_ref)}
+    if source.field_ref is not None:
+        return {"fieldRef": {"fieldPath": source.field_ref.field_path}}
+    if source.resource_field_ref is not None:
+        ref = source.resource_field_ref
+        divisor = {} if ref.divisor is None else {"divisor": ref.divisor}
+        return {"resourceFieldRef": {"resource": ref.resource.value, **divisor}}
+    raise ValueError("an env source with no reference (the API requires exactly one)")
+
+
+def _optional_key(ref: KeyRef) -> dict[str, Any]:
+    return {"name": ref.name, "key": ref.key, "optional": True}
+
+
 # The env one library adds to a container, by the container's name.
 ContainerEnv = Callable[[str], list[EnvEntry]]
 
@@ -63,7 +91,7 @@ def library_env(
     after VAR). Built once per library and pod: only OpenTelemetry's resource attributes name the
     container, so every other entry is one object shared by all the containers (edits are
     copy-on-write, `engine.patch`, and the CLI's YAML writes no aliases)."""
-    own = [_value(var.name, var.value) for var in policy_env]
+    own = [policy_entry(var) for var in policy_env]
     if flavor is Flavor.DDTRACE:
         entries = own + _ddtrace_env(agent, tags, default_port=defaults.ddtrace_port)
         return lambda _container: entries

@@ -243,6 +243,7 @@ def _choose_library(
         mode_reason=mode_reason,
         digest=pin.digest,
         digest_note=pin.note,
+        env=policy.spec.env,
         skipped=pin.refused,
     )
 
