@@ -390,7 +390,7 @@ def run_pod(
                 def kept() -> list[Any]:
                     traces = agent.traces()
                     if not traces:
-                        # python-default samples one trace in two (DD_TRACE_SAMPLE_RATE), and
+                        # python-default keeps one trace in two (tracing.sampleRate), and
                         # dd-java-agent drops the others itself: ask again until one is kept.
                         _get(url)
                     return traces

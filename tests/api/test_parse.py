@@ -92,3 +92,27 @@ def test_integer_quantities_are_kept_as_strings() -> None:
 def test_examples_are_valid(path: Path) -> None:
     for doc in yaml.safe_load_all(path.read_text()):
         assert parse_policy(doc).name == doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("rate", "message"),
+    [
+        (float("nan"), "must be a finite number"),
+        (float("inf"), "must be a finite number"),
+        (10**400, "must be <= 1"),
+        (True, "must be of type number"),
+    ],
+    ids=["nan", "infinity", "huge-integer", "boolean"],
+)
+def test_numbers_json_cannot_carry_are_refused_by_the_parser(rate: object, message: str) -> None:
+    """YAML (the CLI's input) has .nan, .inf and integers of any size, which JSON (the API
+    server's) has not: each is a field error, never an exception or a rate of NaN."""
+    with pytest.raises(InvalidPolicyError) as caught:
+        parse_policy(policy_object(tracing={"sampleRate": rate}))
+    [error] = caught.value.errors
+    assert error.path == "spec.tracing.sampleRate"
+    assert message in error.message
+
+
+def test_an_integer_rate_is_a_rate() -> None:
+    assert parse_policy(policy_object(tracing={"sampleRate": 1})).spec.tracing.sample_rate == 1.0

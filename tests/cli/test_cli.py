@@ -278,3 +278,30 @@ def test_explain_shows_a_container_the_pod_excludes(capsys: pytest.CaptureFixtur
         "container log-shipper: ContainerExcluded: excluded by the pod's "
         "libinject.dev/exclude-containers annotation"
     ) in worker
+
+
+def test_explain_shows_policy_env_sources_and_tracing_variables(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The golden policies' env sources and tracing blocks, as explain words them: the Node.js
+    ddtrace spelling of the single b3 header, OpenTelemetry's propagator list, and each
+    variable's source."""
+    golden = ROOT / "tests" / "golden"
+    args = ["explain", "-f", str(golden / "cases" / "pods.yaml"),
+            "--policies", str(golden / "policies")]  # fmt: skip
+    _, pods, _ = run_cli(capsys, *args)
+    frontend = pods.split("Pod web/frontend")[1].split("\nPod ")[0]
+    assert (
+        '    tracing: DD_TRACE_SAMPLING_RULES=[{"sample_rate":0.1}], '
+        "DD_TRACE_PROPAGATION_STYLE=b3 single header,tracecontext"
+    ) in frontend
+    args = ["explain", "-f", str(golden / "cases" / "java-agents.yaml"),
+            "--policies", str(golden / "policies")]  # fmt: skip
+    _, jvm, _ = run_cli(capsys, *args)
+    assert "    tracing: OTEL_PROPAGATORS=tracecontext,b3multi" in jvm
+    assert (
+        "    env OTEL_EXPORTER_OTLP_HEADERS: key headers of Secret collector-auth "
+        "(unset where the pod's namespace has none)"
+    ) in jvm
+    assert "    env TEAM: the pod's metadata.labels['team']" in jvm
+    assert "    env JVM_MEMORY_MI: the container's limits.memory in 1Mi" in jvm

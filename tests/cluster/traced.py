@@ -7,10 +7,12 @@ and version; every pod's app reads its port from the PORT variable of its first 
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import urllib.error
 import urllib.request
+from http import HTTPStatus
 from typing import Any
 
 from cluster.csiplugin import CSIPlugin
@@ -44,6 +46,39 @@ def port_of(pod: dict[str, Any]) -> int:
 def get(port: int, path: str) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
         return str(response.read().decode())
+
+
+def get_as_sent(port: int, path: str, *, headers: dict[str, str]) -> str:
+    """GET with these headers, their names as written: urllib would send `b3` as `B3`, which
+    dd-trace-java 1.56 does not read (HTTP/2 clients, and Zipkin's, send it in lower case)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        body = response.read().decode()
+    finally:
+        connection.close()
+    assert response.status == HTTPStatus.OK, f"GET {path}: {response.status} {body}"
+    return body
+
+
+# A caller's trace, as one b3 header (trace id, span id, sampled): an app whose tracer reads that
+# header continues the trace, and its server span is the caller's span's child.
+B3_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+B3_SPAN_ID = "00f067aa0ba902b7"
+B3_HEADER = {"b3": f"{B3_TRACE_ID}-{B3_SPAN_ID}-1"}
+
+
+def continued_b3(traces: list[Any]) -> list[dict[str, Any]]:
+    """The Datadog spans that continue B3_HEADER's trace: Datadog ids are its low 64 bits, which
+    an agent may hand back as signed 64-bit integers."""
+    trace_id, parent = int(B3_TRACE_ID[-16:], 16), int(B3_SPAN_ID, 16)
+    return [
+        span
+        for trace in traces
+        for span in trace
+        if (span.get("trace_id") or 0) % 2**64 == trace_id and span.get("parent_id") == parent
+    ]
 
 
 def answers(port: int) -> bool:

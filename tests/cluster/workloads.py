@@ -100,14 +100,22 @@ def events_for(admin: client.ApiClient, name: str) -> list[Any]:
     return list(listing.items)
 
 
-def wait_until_injecting(admin: client.ApiClient, namespace: str, timeout: float = 30) -> None:
-    """Until the webhook injects pods in `namespace`: dry-run creates go through admission (our
-    webhook has no side effects) and store nothing, so they do not count among the pods."""
+def wait_until_injecting(
+    admin: client.ApiClient,
+    namespace: str,
+    timeout: float = 30,
+    *,
+    probe: dict[str, Any] | None = None,
+) -> None:
+    """Until the webhook injects pods in `namespace` (pods like `probe`, when the policy selects
+    only some): dry-run creates go through admission (our webhook has no side effects) and store
+    nothing, so they do not count among the pods."""
     core = client.CoreV1Api(admin)
+    body = kubejson.body(probe or app_pod("probe"))
 
     def injected() -> bool:
         response = core.create_namespaced_pod(
-            namespace, kubejson.body(app_pod("probe")), dry_run="All", _preload_content=False
+            namespace, body, dry_run="All", _preload_content=False
         )
         labels = kubejson.json_of(response)["metadata"].get("labels") or {}
         return labels.get(INSTRUMENTED) == "true"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from builders import PYTHON, container, env_of, pod, policy, run
+from builders import JAVA, NODEJS, PYTHON, container, env_of, pod, policy, run
 from libinject.engine.settings import AgentSettings, EngineSettings
 
 DD_LABELS = {
@@ -158,3 +158,92 @@ def test_a_container_that_sets_a_sourced_variable_keeps_its_own() -> None:
     mine = [{"name": "DD_API_KEY", "valueFrom": {"secretKeyRef": {"name": "mine", "key": "k"}}}]
     result = run(pod(container(env=mine)), policy(env=SOURCED_ENV[:1]))
     assert env_of(result)["DD_API_KEY"] == {"secretKeyRef": {"name": "mine", "key": "k"}}
+
+
+def _tracing_env(library: dict[str, str], tracing: dict[str, object]) -> dict[str, object]:
+    env = env_of(run(pod(), policy(libraries=[library], tracing=tracing)))
+    return {name: value for name, value in env.items() if "SAMPL" in name or "PROPAGAT" in name}
+
+
+@pytest.mark.parametrize(
+    ("library", "expected"),
+    [
+        (PYTHON, {"DD_TRACE_SAMPLING_RULES": '[{"sample_rate":0.25}]',
+                  "DD_TRACE_PROPAGATION_STYLE": "tracecontext,b3,b3multi,baggage"}),
+        (JAVA, {"DD_TRACE_SAMPLING_RULES": '[{"sample_rate":0.25}]',
+                "DD_TRACE_PROPAGATION_STYLE": "tracecontext,b3single,b3multi,baggage"}),
+        (NODEJS, {"DD_TRACE_SAMPLING_RULES": '[{"sample_rate":0.25}]',
+                  "DD_TRACE_PROPAGATION_STYLE": "tracecontext,b3 single header,b3multi,baggage"}),
+        (OTEL, {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25",
+                "OTEL_PROPAGATORS": "tracecontext,b3,b3multi,baggage"}),
+        ({**JAVA, "flavor": "opentelemetry", "version": "2.22.0"},
+         {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25",
+          "OTEL_PROPAGATORS": "tracecontext,b3,b3multi,baggage"}),
+    ],
+    ids=["python-ddtrace", "java-ddtrace", "nodejs-ddtrace", "python-otel", "java-otel"],
+)  # fmt: skip
+def test_tracing_settings_in_each_flavors_own_variables(
+    library: dict[str, str], expected: dict[str, str]
+) -> None:
+    """One tracing block, each library's own spelling, in the policy's propagator order (the
+    first format found in a request wins). The single b3 header is spelled per ddtrace: "b3" to
+    dd-trace-py, "b3single" to dd-trace-java (to which "b3" is the X-B3-* headers, and a space
+    separates list items), "b3 single header" to dd-trace-js."""
+    tracing = {"sampleRate": 0.25, "propagators": ["tracecontext", "b3", "b3multi", "baggage"]}
+    assert _tracing_env(library, tracing) == expected
+
+
+@pytest.mark.parametrize(
+    ("rate", "rules", "arg"),
+    [(0, '[{"sample_rate":0.0}]', "0"), (1, '[{"sample_rate":1.0}]', "1"),
+     (0.00001, '[{"sample_rate":1e-05}]', "0.00001")],
+    ids=["zero", "one", "tiny"],
+)  # fmt: skip
+def test_sample_rates_are_written_as_numbers_every_sdk_reads(
+    rate: float, rules: str, arg: str
+) -> None:
+    """An integer rate from YAML is a rate all the same, and a tiny one is never written with an
+    exponent where a plain decimal is read (OTEL_TRACES_SAMPLER_ARG); JSON allows one."""
+    assert _tracing_env(PYTHON, {"sampleRate": rate})["DD_TRACE_SAMPLING_RULES"] == rules
+    assert _tracing_env(OTEL, {"sampleRate": rate})["OTEL_TRACES_SAMPLER_ARG"] == arg
+
+
+def test_no_tracing_settings_leave_the_tracers_defaults() -> None:
+    assert _tracing_env(PYTHON, {}) == {}
+    assert _tracing_env(OTEL, {}) == {}
+
+
+@pytest.mark.parametrize(
+    ("library", "mine", "ours"),
+    [
+        (OTEL, {"OTEL_TRACES_SAMPLER": "traceidratio"}, {"OTEL_TRACES_SAMPLER_ARG"}),
+        (OTEL, {"OTEL_TRACES_SAMPLER_ARG": "0.1"}, {"OTEL_TRACES_SAMPLER"}),
+        (JAVA, {"DD_TRACE_SAMPLE_RATE": "1"}, {"DD_TRACE_SAMPLING_RULES"}),
+        (PYTHON, {"DD_TRACE_SAMPLING_RULES": "[]"}, set()),
+    ],
+    ids=["otel-sampler", "otel-argument", "ddtrace-rate", "ddtrace-rules"],
+)
+def test_a_container_that_sets_its_own_sampling_keeps_all_of_it(
+    library: dict[str, str], mine: dict[str, str], ours: set[str]
+) -> None:
+    """A container's own sampler with the policy's argument would be a setting nobody chose (a
+    ratio sampler of the app's, at the policy's ratio of 0): a container that sets any variable
+    of the sampling setting keeps it whole and gets none of the policy's."""
+    own = [{"name": name, "value": value} for name, value in mine.items()]
+    result = run(pod(container(env=own)), policy(libraries=[library], tracing={"sampleRate": 0}))
+    env = env_of(result)
+    assert {name: env[name] for name in mine} == mine
+    assert not ours & env.keys(), "none of the policy's sampling variables is added"
+
+
+def test_a_sibling_without_its_own_sampling_still_gets_the_policys() -> None:
+    """The rule is per container: the sidecar that sets nothing gets the whole setting."""
+    own = [{"name": "OTEL_TRACES_SAMPLER", "value": "always_on"}]
+    target = pod(container(env=own), container("worker"))
+    result = run(target, policy(libraries=[OTEL], tracing={"sampleRate": 0}))
+    assert "OTEL_TRACES_SAMPLER_ARG" not in env_of(result)
+    worker = env_of(result, "worker")
+    assert (worker["OTEL_TRACES_SAMPLER"], worker["OTEL_TRACES_SAMPLER_ARG"]) == (
+        "parentbased_traceidratio",
+        "0",
+    )

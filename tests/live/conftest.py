@@ -110,10 +110,10 @@ def injecting(
 ) -> Callable[..., str]:
     """A fresh opted-in namespace whose pods get `language`'s `flavor` library at its listed
     version, from its image in the local registry (or `image`), with the node's agent at the
-    test agent's port; returns the namespace once the webhook injects there. In csi or
-    image-volume mode the policy says so (`injection: {mode: ...}`)."""
+    test agent's port, and any other `spec` fields given; returns the namespace once the webhook
+    injects there. In csi or image-volume mode the policy says so (`injection: {mode: ...}`)."""
 
-    def make(language: str, flavor: str, *, image: str = "") -> str:
+    def make(language: str, flavor: str, *, image: str = "", **spec: Any) -> str:
         namespace = namespaces(labels=ENABLED)
         library = {
             "language": language,
@@ -130,6 +130,7 @@ def injecting(
                 libraries=[library],
                 agent={"mode": "hostIP", "port": port},
                 **injection,
+                **spec,
             )
         )
         _wait_until_injecting(admin, namespace, mode=mode, language=language)

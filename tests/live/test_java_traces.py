@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from cluster import harness, kubejson
+from cluster import harness, kubejson, poll
 from cluster.csiplugin import CSIPlugin
 from cluster.javaapp import command, image_env, java_webapp
 from cluster.libraries import JAVA_VERSIONS
@@ -38,11 +38,14 @@ from cluster.podrunner import RunningPod
 from cluster.registry import Registry
 from cluster.testagent import TestAgent
 from cluster.traced import (
+    B3_HEADER,
     MODES,
     REQUESTS,
     TAGS,
     attributes,
+    continued_b3,
     get,
+    get_as_sent,
     is_server,
     library_volume,
     otlp_spans,
@@ -379,3 +382,23 @@ def _one_server_span_per_request(agent: TestAgent, port: int, *, flavor: str) ->
 def _configmap(admin: client.ApiClient, namespace: str, data: dict[str, str]) -> None:
     body = {"metadata": {"name": "app"}, "data": data}
     client.CoreV1Api(admin).create_namespaced_config_map(namespace, kubejson.body(body))
+
+
+def test_ddtrace_continues_a_trace_from_the_b3_header_the_policy_names(
+    admin: client.ApiClient,
+    injecting: Callable[..., str],
+    serve: Callable[..., tuple[RunningPod, int]],
+    agent: TestAgent,
+) -> None:
+    """tracing.propagators [b3] reaches dd-trace-java in its own spelling, "b3single" (to it "b3"
+    alone means the X-B3-* headers, and "b3 single header" is three list items): a request
+    carrying one b3 header is continued, its server span the caller's span's child in the
+    caller's trace."""
+    namespace = injecting("java", "ddtrace", tracing={"propagators": ["b3"]})
+    pod = create_pod(admin, namespace=namespace, body=java_pod("b3"))
+    _, port = serve(pod, image_env())
+    assert get_as_sent(port, "/", headers=B3_HEADER) == GREETING
+    continued = poll.until(
+        lambda: continued_b3(agent.traces()), what="the span continuing the b3 trace", timeout=60
+    )
+    assert [span["meta"]["span.kind"] for span in continued] == ["server"]

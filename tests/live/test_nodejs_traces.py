@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import pytest
 from kubernetes import client
 
-from cluster import harness, kubejson
+from cluster import harness, kubejson, poll
 from cluster.csiplugin import CSIPlugin
 from cluster.libraries import NODE_VERSIONS
 from cluster.nodeapp import CJS, ESM, command, image_env, node_webapp
@@ -43,10 +43,13 @@ from cluster.podrunner import RunningPod
 from cluster.registry import Registry
 from cluster.testagent import TestAgent
 from cluster.traced import (
+    B3_HEADER,
     REQUESTS,
     TAGS,
     attributes,
+    continued_b3,
     get,
+    get_as_sent,
     is_server,
     library_volume,
     otlp_spans,
@@ -446,3 +449,22 @@ def _one_server_span_per_request(agent: TestAgent, port: int, *, flavor: str) ->
 def _configmap(admin: client.ApiClient, namespace: str, data: dict[str, str]) -> None:
     body = {"metadata": {"name": "app"}, "data": data}
     client.CoreV1Api(admin).create_namespaced_config_map(namespace, kubejson.body(body))
+
+
+def test_ddtrace_continues_a_trace_from_the_b3_header_the_policy_names(
+    admin: client.ApiClient,
+    injecting: Callable[..., str],
+    serve: Callable[..., tuple[RunningPod, int]],
+    agent: TestAgent,
+) -> None:
+    """tracing.propagators [b3] reaches dd-trace-js in its own spelling, "b3 single header" (to it
+    "b3" alone has meant the X-B3-* headers): a request carrying one b3 header is continued, its
+    server span the caller's span's child in the caller's trace."""
+    namespace = injecting("nodejs", "ddtrace", tracing={"propagators": ["b3"]})
+    pod = create_pod(admin, namespace=namespace, body=node_pod("b3"))
+    _, port = serve(pod, image_env())
+    assert get_as_sent(port, "/", headers=B3_HEADER) == GREETING
+    continued = poll.until(
+        lambda: continued_b3(agent.traces()), what="the span continuing the b3 trace", timeout=60
+    )
+    assert [span["meta"]["span.kind"] for span in continued] == ["server"]

@@ -96,6 +96,10 @@ def _scalar_schema(tp: Any, meta: Field) -> Schema:
         return {"type": "string", "enum": [member.value for member in tp]}
     if tp is bool:
         return {"type": "boolean"}
+    if tp is float:
+        schema = {"type": "number"}
+        _put(schema, minimum=meta.minimum, maximum=meta.maximum)
+        return schema
     if tp is int:
         schema = {"type": "integer", "format": "int64"}
         _put(schema, minimum=meta.minimum, maximum=meta.maximum)

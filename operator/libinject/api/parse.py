@@ -7,6 +7,7 @@ in an object is reported, not only the first.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -126,6 +127,8 @@ def _scalar(tp: Any, raw: Any, *, meta: Field, path: str, errors: list[FieldErro
         return _typed(raw, bool, "boolean", path=path, errors=errors)
     if tp is int:
         return _integer(raw, meta=meta, path=path, errors=errors)
+    if tp is float:
+        return _number(raw, meta=meta, path=path, errors=errors)
     if tp is str:
         return _string(
             raw, pattern=meta.pattern, max_length=meta.max_length, path=path, errors=errors
@@ -171,6 +174,23 @@ def _integer(raw: Any, *, meta: Field, path: str, errors: list[FieldError]) -> i
     if meta.maximum is not None and number > meta.maximum:
         errors.append(FieldError(path, f"Invalid value: {number}: must be <= {meta.maximum}"))
     return int(number)
+
+
+def _number(raw: Any, *, meta: Field, path: str, errors: list[FieldError]) -> float | None:
+    """A JSON number: an integer (of any size) or a finite float (YAML's .nan and .inf are not
+    JSON), within the field's bounds."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        errors.append(FieldError(path, f'Invalid value: "{_kind(raw)}": must be of type number'))
+        return None
+    if isinstance(raw, float) and not math.isfinite(raw):
+        errors.append(FieldError(path, f"Invalid value: {raw}: must be a finite number"))
+        return None
+    before = len(errors)
+    if meta.minimum is not None and raw < meta.minimum:
+        errors.append(FieldError(path, f"Invalid value: {raw}: must be >= {meta.minimum}"))
+    if meta.maximum is not None and raw > meta.maximum:
+        errors.append(FieldError(path, f"Invalid value: {raw}: must be <= {meta.maximum}"))
+    return None if len(errors) > before else float(raw)
 
 
 def _string(

@@ -104,6 +104,16 @@ class AgentMode(StrEnum):
     URL = "url"
 
 
+class Propagator(StrEnum):
+    """A trace context format, by its OpenTelemetry name (OTEL_PROPAGATORS)."""
+
+    TRACECONTEXT = "tracecontext"
+    BAGGAGE = "baggage"
+    B3 = "b3"
+    B3MULTI = "b3multi"
+    DATADOG = "datadog"
+
+
 class SelectorOperator(StrEnum):
     IN = "In"
     NOT_IN = "NotIn"
@@ -580,6 +590,64 @@ class AgentSpec:
     )
 
 
+@dataclass(frozen=True)
+class TracingSpec:
+    """Tracer settings written in each library's own variables (ddtrace's or OpenTelemetry's), so
+    that a policy means the same whichever flavor it names."""
+
+    sample_rate: float | None = field(
+        default=None,
+        metadata=describe(
+            "The share of new traces kept, from 0 to 1; a trace that arrives with a decision "
+            "keeps it. ddtrace: DD_TRACE_SAMPLING_RULES. opentelemetry: OTEL_TRACES_SAMPLER="
+            "parentbased_traceidratio and OTEL_TRACES_SAMPLER_ARG. Default: the tracer's own.",
+            minimum=0,
+            maximum=1,
+        ),
+    )
+    propagators: tuple[Propagator, ...] = field(
+        default=(),
+        metadata=describe(
+            "Trace context formats read from incoming requests and written to outgoing ones, "
+            "in order: tracecontext (W3C traceparent), baggage (W3C baggage), b3 (one b3 "
+            "header), b3multi (the X-B3-* headers), datadog (x-datadog-*, ddtrace only). "
+            "ddtrace: DD_TRACE_PROPAGATION_STYLE. opentelemetry: OTEL_PROPAGATORS. Default: the "
+            "tracer's own.",
+            max_items=5,
+            list_type="set",
+        ),
+    )
+
+
+# The variables `tracing` writes: a policy's env may not set them too (one of the two would be
+# silently ignored).
+SAMPLING_VARIABLES = (
+    "DD_TRACE_SAMPLING_RULES",
+    "DD_TRACE_SAMPLE_RATE",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+)
+PROPAGATION_VARIABLES = (
+    "DD_TRACE_PROPAGATION_STYLE",
+    "DD_TRACE_PROPAGATION_STYLE_INJECT",
+    "DD_TRACE_PROPAGATION_STYLE_EXTRACT",
+    "OTEL_PROPAGATORS",
+)
+
+
+def _env_leaves_tracing_variables(spec: PolicySpec) -> bool:
+    taken = (SAMPLING_VARIABLES if spec.tracing.sample_rate is not None else ()) + (
+        PROPAGATION_VARIABLES if spec.tracing.propagators else ()
+    )
+    return not any(var.name in taken for var in spec.env)
+
+
+def _datadog_format_needs_ddtrace(spec: PolicySpec) -> bool:
+    return Propagator.DATADOG not in spec.tracing.propagators or all(
+        library.flavor is Flavor.DDTRACE for library in spec.libraries
+    )
+
+
 def _env_leaves_load_variables(spec: PolicySpec) -> bool:
     return not any(var.name in LOAD_VARIABLES for var in spec.env)
 
@@ -634,6 +702,13 @@ class PolicySpec:
             list_map_keys=("name",),
         ),
     )
+    tracing: TracingSpec = field(
+        default_factory=TracingSpec,
+        metadata=describe(
+            "Sampling and propagation, written in each library's own variables (see env for "
+            "anything else)."
+        ),
+    )
     agent: AgentSpec = field(
         default_factory=AgentSpec,
         metadata=describe("Where instrumented apps send traces."),
@@ -670,6 +745,28 @@ class PolicySpec:
             + "): libinject builds those per container",
             check=_env_leaves_load_variables,
             field_path=".env",
+        ),
+        Rule(
+            cel="!has(self.env) || !has(self.tracing) || ((!has(self.tracing.sampleRate) || "
+            f"self.env.all(e, !(e.name in {_cel_list(SAMPLING_VARIABLES)}))) && "
+            "(!has(self.tracing.propagators) || size(self.tracing.propagators) == 0 || "
+            f"self.env.all(e, !(e.name in {_cel_list(PROPAGATION_VARIABLES)}))))",
+            message="env cannot set a variable that tracing sets ("
+            + ", ".join(SAMPLING_VARIABLES)
+            + " with sampleRate; "
+            + ", ".join(PROPAGATION_VARIABLES)
+            + " with propagators)",
+            check=_env_leaves_tracing_variables,
+            field_path=".env",
+        ),
+        Rule(
+            cel="!has(self.tracing) || !has(self.tracing.propagators) || "
+            "!('datadog' in self.tracing.propagators) || "
+            "self.libraries.all(l, !has(l.flavor) || l.flavor == 'ddtrace')",
+            message="the datadog propagator needs every library to be ddtrace: OpenTelemetry "
+            "libraries do not read or write it",
+            check=_datadog_format_needs_ddtrace,
+            field_path=".tracing",
         ),
     )
 

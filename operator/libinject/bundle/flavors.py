@@ -104,10 +104,13 @@ def recipe(flavor: Flavor, version: str) -> Recipe:
     )
     # The OTLP/HTTP exporter, not the gRPC one: grpcio is large, native, and a classic clash
     # with applications that use gRPC themselves. The HTTP exporter needs protobuf, so it stays.
+    # The B3 propagators, which a policy's tracing.propagators may name: the SDK refuses to start
+    # with an OTEL_PROPAGATORS entry it cannot load (the Java and Node.js agents carry them).
     return Recipe(
         (
             f"opentelemetry-distro=={version}",
             "opentelemetry-exporter-otlp-proto-http",
+            "opentelemetry-propagator-b3",
             *instrumentations,
         ),
         excluded=(),

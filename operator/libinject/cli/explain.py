@@ -9,6 +9,7 @@ from typing import Any
 
 from libinject.api.types import EnvVar
 from libinject.engine.decision import Code, Decision, LanguageDecision, LibraryChoice
+from libinject.engine.environment import tracing_env
 
 
 def to_json(label: str, decision: Decision) -> dict[str, Any]:
@@ -61,6 +62,10 @@ def _choice_lines(choice: LibraryChoice) -> list[str]:
     if choice.digest_note is not None:
         lines.append(f"    digest: {choice.digest_note}")
     lines.extend(f"    env {var.name}: {_env_value(var)}" for var in choice.env)
+    tracing = tracing_env(choice.tracing, flavor=choice.flavor, language=choice.language)
+    if tracing:
+        written = ", ".join(f"{entry['name']}={entry['value']}" for entry in tracing)
+        lines.append(f"    tracing: {written}")
     lines.extend(f"    container {v.container}: {v.reason}" for v in choice.containers)
     if choice.skipped is not None:
         lines.append(f"    skipped: {choice.skipped}")

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from libinject.engine.decision import Code, Reason
-from libinject.engine.environment import EnvEntry
+from libinject.engine.environment import TOGETHER, EnvEntry
 from libinject.engine.languages import LoadVariable, OwnTracers, VariableClashError, combine
 from libinject.engine.patch import Operation
 
@@ -29,7 +29,7 @@ class Edits:
     edited in place; an operation never holds a list the container keeps (`engine.patch`'s rule).
     """
 
-    __slots__ = ("_changed", "_created", "_starts", "container", "mounted", "positions")
+    __slots__ = ("_changed", "_created", "_own_env", "_starts", "container", "mounted", "positions")
 
     def __init__(self, container: dict[str, Any]) -> None:
         self.container = container
@@ -38,6 +38,7 @@ class Edits:
         self.positions = {
             entry.get("name"): index for index, entry in enumerate(container.get("env") or ())
         }
+        self._own_env = len(container.get("env") or ())  # indexes below it are the user's
         # The paths of the container's mounts: a path not in it has no mount to compare with,
         # the case of nearly every check; `apply` adds the paths it mounts.
         self.mounted = {mount.get("mountPath") for mount in container.get("volumeMounts") or ()}
@@ -63,14 +64,22 @@ class Edits:
             elif self.container["env"][index].get("value") != value:
                 self._set_value(index, value)
         for entry in env:
-            if entry["name"] not in positions:
-                positions[entry["name"]] = start + len(added)
+            name = entry["name"]
+            if name not in positions and not self._sets_together(name):
+                positions[name] = start + len(added)
                 added.append(entry)
         self._extend("env", added)
         path = mount["mountPath"]
         if path not in self.mounted or mount not in self.container["volumeMounts"]:
             self.mounted.add(path)
             self._extend("volumeMounts", [dict(mount)])
+
+    def _sets_together(self, name: str) -> bool:
+        """Whether the container itself sets a variable that goes with `name` (TOGETHER)."""
+        partners = TOGETHER.get(name)
+        return partners is not None and any(
+            self.positions.get(partner, self._own_env) < self._own_env for partner in partners
+        )
 
     def _set_value(self, index: int, value: str) -> None:
         """The value of the env entry at `index` (a load variable the user set, which now also

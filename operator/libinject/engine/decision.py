@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from libinject.api.types import EnvVar, Flavor, Language, Mode
+from libinject.api.types import EnvVar, Flavor, Language, Mode, TracingSpec
 
 
 class Code(StrEnum):
@@ -96,6 +96,7 @@ class LibraryChoice:
     digest: str | None = None  # the image's digest, when it is pinned
     digest_note: str | None = None  # why the image is not pinned to a current digest
     env: tuple[EnvVar, ...] = ()  # the winning policy's own variables
+    tracing: TracingSpec = field(default_factory=TracingSpec)  # and its tracing settings
     containers: tuple[ContainerVerdict, ...] = ()
     skipped: Reason | None = None
 

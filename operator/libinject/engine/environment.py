@@ -5,11 +5,24 @@ Everything here is added only where the container does not already set the varia
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from libinject.api.types import AgentMode, AgentSpec, EnvVar, EnvVarSource, Flavor, KeyRef
+from libinject.api.types import (
+    AgentMode,
+    AgentSpec,
+    EnvVar,
+    EnvVarSource,
+    Flavor,
+    KeyRef,
+    Language,
+    PolicySpec,
+    Propagator,
+    TracingSpec,
+)
 from libinject.engine.owners import Workload
 from libinject.engine.settings import AgentSettings
 
@@ -18,6 +31,16 @@ EnvEntry = dict[str, Any]
 SERVICE_LABELS = ("tags.datadoghq.com/service", "app.kubernetes.io/name")
 VERSION_LABELS = ("tags.datadoghq.com/version", "app.kubernetes.io/version")
 ENV_LABELS = ("tags.datadoghq.com/env",)
+
+
+# Variables that make one setting together: a container that sets any of a group keeps its
+# setting whole, and gets none of the group from us (our OTEL_TRACES_SAMPLER_ARG would retune its
+# own ratio sampler; our DD_TRACE_SAMPLING_RULES would outrank its DD_TRACE_SAMPLE_RATE).
+_GROUPS = (
+    ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"),
+    ("DD_TRACE_SAMPLING_RULES", "DD_TRACE_SAMPLE_RATE"),
+)
+TOGETHER = {name: tuple(n for n in group if n != name) for group in _GROUPS for name in group}
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,46 @@ def _optional_key(ref: KeyRef) -> dict[str, Any]:
     return {"name": ref.name, "key": ref.key, "optional": True}
 
 
+def tracing_env(tracing: TracingSpec, *, flavor: Flavor, language: Language) -> list[EnvEntry]:
+    """`tracing` in the flavor's own variables. Both samplers keep a decision that arrives with
+    the request (ddtrace's rules apply to new traces only; hence parentbased for OpenTelemetry)."""
+    env = []
+    rate = tracing.sample_rate
+    if flavor is Flavor.DDTRACE:
+        if rate is not None:
+            rules = json.dumps([{"sample_rate": rate}], separators=(",", ":"))
+            env.append(_value("DD_TRACE_SAMPLING_RULES", rules))
+        if tracing.propagators:
+            styles = (_ddtrace_style(p, language=language) for p in tracing.propagators)
+            env.append(_value("DD_TRACE_PROPAGATION_STYLE", ",".join(styles)))
+        return env
+    if rate is not None:
+        env.append(_value("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"))
+        env.append(_value("OTEL_TRACES_SAMPLER_ARG", _decimal(rate)))
+    if tracing.propagators:
+        env.append(_value("OTEL_PROPAGATORS", ",".join(tracing.propagators)))
+    return env
+
+
+def _ddtrace_style(propagator: Propagator, *, language: Language) -> str:
+    """ddtrace's name of a format: OpenTelemetry's, except the single b3 header, which each
+    ddtrace spells its own way. dd-trace-py (3.0 on) calls it "b3" and no longer reads "b3 single
+    header"; dd-trace-java reads "b3" as the X-B3-* headers and splits its lists at spaces, so
+    "b3single"; the others read "b3 single header" (dd-trace-js before 6.0 also took "b3" for
+    the X-B3-* headers)."""
+    if propagator is not Propagator.B3:
+        return propagator.value
+    return _B3_SINGLE.get(language, "b3 single header")
+
+
+_B3_SINGLE = {Language.PYTHON: "b3", Language.JAVA: "b3single"}
+
+
+def _decimal(rate: float) -> str:
+    """A rate as plain decimal text (0.00001, never 1e-05): every SDK parses that."""
+    return format(Decimal(repr(rate)).normalize(), "f")
+
+
 # The env one library adds to a container, by the container's name.
 ContainerEnv = Callable[[str], list[EnvEntry]]
 
@@ -82,16 +145,18 @@ ContainerEnv = Callable[[str], list[EnvEntry]]
 def library_env(
     flavor: Flavor,
     *,
-    policy_env: tuple[EnvVar, ...],
-    agent: AgentSpec,
+    language: Language,
+    spec: PolicySpec,
     defaults: AgentSettings,
     tags: Tags,
 ) -> ContainerEnv:
-    """The policy's env, then the flavor's tags and agent address, in dependency order ($(VAR)
-    after VAR). Built once per library and pod: only OpenTelemetry's resource attributes name the
-    container, so every other entry is one object shared by all the containers (edits are
-    copy-on-write, `engine.patch`, and the CLI's YAML writes no aliases)."""
-    own = [policy_entry(var) for var in policy_env]
+    """The policy's env and tracing settings, then the flavor's tags and agent address, in
+    dependency order ($(VAR) after VAR). Built once per library and pod: only OpenTelemetry's
+    resource attributes name the container, so every other entry is one object shared by all the
+    containers (edits are copy-on-write, `engine.patch`, and the CLI's YAML writes no aliases)."""
+    agent = spec.agent
+    own = [policy_entry(var) for var in spec.env]
+    own += tracing_env(spec.tracing, flavor=flavor, language=language)
     if flavor is Flavor.DDTRACE:
         entries = own + _ddtrace_env(agent, tags, default_port=defaults.ddtrace_port)
         return lambda _container: entries

@@ -244,6 +244,7 @@ def _choose_library(
         digest=pin.digest,
         digest_note=pin.note,
         env=policy.spec.env,
+        tracing=policy.spec.tracing,
         skipped=pin.refused,
     )
 
@@ -315,8 +316,8 @@ def _deliver(
     _add_pod_objects(spec, plan, ours=context.ours, ops=ops)
     env_for = environment.library_env(
         choice.flavor,
-        policy_env=policy.spec.env,
-        agent=policy.spec.agent,
+        language=choice.language,
+        spec=policy.spec,
         defaults=settings.agent,
         tags=context.tags,
     )
