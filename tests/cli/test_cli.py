@@ -305,3 +305,18 @@ def test_explain_shows_policy_env_sources_and_tracing_variables(
     ) in jvm
     assert "    env TEAM: the pod's metadata.labels['team']" in jvm
     assert "    env JVM_MEMORY_MI: the container's limits.memory in 1Mi" in jvm
+
+
+def test_explain_says_why_a_copy_context_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """The golden pod `batch` sits in a namespace that enforces restricted, and its policy's
+    copy-container context lacks what restricted asks: explain names each missing piece."""
+    golden = ROOT / "tests" / "golden"
+    args = ["explain", "-f", str(golden / "cases" / "pods.yaml"),
+            "--policies", str(golden / "policies")]  # fmt: skip
+    _, out, _ = run_cli(capsys, *args)
+    batch = out.split("Pod web/batch")[1].split("\nPod ")[0]
+    assert (
+        "    skipped: SecurityContextNotRestricted: the policy's securityContext for the copy "
+        "container would fail the namespace's restricted Pod Security: allowPrivilegeEscalation "
+        "must be false; capabilities must drop ALL"
+    ) in batch

@@ -292,8 +292,118 @@ class ResourceRequirements:
     )
 
 
+# A relative path with no ".." segment (the API server's check of a seccomp localhostProfile).
+_SEGMENT = r"\.\.[^/\s]+|\.?[^/.\s][^/\s]*"
+LOCAL_DESCENDING_PATH = rf"^(\.|{_SEGMENT})(/(\.?|{_SEGMENT}))*$"
+
+
+class SeccompType(StrEnum):
+    RUNTIME_DEFAULT = "RuntimeDefault"
+    LOCALHOST = "Localhost"
+
+
+def _profile_fits_type(profile: SeccompProfile) -> bool:
+    return (profile.localhost_profile is not None) == (profile.type is SeccompType.LOCALHOST)
+
+
+@dataclass(frozen=True)
+class SeccompProfile:
+    """A seccomp profile (Unconfined is not offered: Pod Security's baseline forbids it)."""
+
+    type: SeccompType = field(metadata=describe("RuntimeDefault or Localhost."))
+    localhost_profile: str | None = field(
+        default=None,
+        metadata=describe(
+            "The profile's path under the kubelet's seccomp directory (Localhost only): "
+            "relative, without a .. segment, as the API server requires.",
+            pattern=LOCAL_DESCENDING_PATH,
+            max_length=4096,
+        ),
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.localhostProfile) == (self.type == 'Localhost')",
+            message="localhostProfile is required for Localhost and allowed for it only",
+            check=_profile_fits_type,
+            field_path=".localhostProfile",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Capabilities to drop (the copy step needs none; none can be added)."""
+
+    drop: tuple[str, ...] = field(
+        default=(),
+        metadata=describe(
+            "Capabilities removed, such as ALL.",
+            item_pattern=r"^[A-Z][A-Z_]*$",
+            max_items=64,
+            list_type="set",
+        ),
+    )
+
+
+def _non_root_is_not_uid_zero(context: CopySecurityContext) -> bool:
+    return not (context.run_as_non_root and context.run_as_user == 0)
+
+
+@dataclass(frozen=True)
+class CopySecurityContext:
+    """The copy containers' securityContext, applied as given in place of libinject's own (for
+    platforms that assign user ids, such as OpenShift, or admission policies that forbid a field
+    libinject sets). In a namespace that enforces Pod Security restricted, a library whose
+    context, with the pod's, would fail that profile is skipped with the reason, never a pod the
+    API server refuses."""
+
+    run_as_user: int | None = field(
+        default=None,
+        metadata=describe(
+            "The user id. Library images declare no user: with runAsNonRoot and no user id "
+            "here or on the pod, only a platform that assigns one lets the container start.",
+            minimum=0,
+            maximum=2147483647,
+        ),
+    )
+    run_as_group: int | None = field(
+        default=None, metadata=describe("The group id.", minimum=0, maximum=2147483647)
+    )
+    run_as_non_root: bool | None = field(
+        default=None, metadata=describe("The kubelet refuses to start it as uid 0.")
+    )
+    allow_privilege_escalation: bool | None = field(
+        default=None, metadata=describe("Whether a process may gain privileges (set false).")
+    )
+    read_only_root_filesystem: bool | None = field(
+        default=None, metadata=describe("Whether the image's file system is read-only.")
+    )
+    capabilities: Capabilities | None = field(
+        default=None, metadata=describe("Capabilities to drop.")
+    )
+    seccomp_profile: SeccompProfile | None = field(
+        default=None, metadata=describe("The seccomp profile.")
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!(has(self.runAsNonRoot) && self.runAsNonRoot && has(self.runAsUser) && "
+            "self.runAsUser == 0)",
+            message="runAsNonRoot cannot be true with runAsUser 0: the kubelet would refuse to "
+            "start the container",
+            check=_non_root_is_not_uid_zero,
+            field_path=".runAsUser",
+        ),
+    )
+
+
 def _resources_need_init_container(spec: InjectionSpec) -> bool:
     return spec.resources is None or spec.mode in (Mode.AUTO, Mode.INIT_CONTAINER)
+
+
+def _context_needs_init_container(spec: InjectionSpec) -> bool:
+    return spec.security_context is None or spec.mode in (Mode.AUTO, Mode.INIT_CONTAINER)
 
 
 @dataclass(frozen=True)
@@ -330,12 +440,28 @@ class InjectionSpec:
         ),
     )
 
+    security_context: CopySecurityContext | None = field(
+        default=None,
+        metadata=describe(
+            "The copy containers' securityContext, in place of libinject's own (which drops "
+            "every capability, forbids privilege escalation, mounts the image read-only, and in "
+            "restricted namespaces adds runAsNonRoot, uid 65532 and RuntimeDefault seccomp)."
+        ),
+    )
+
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(
             cel="!has(self.resources) || self.mode in ['auto', 'init-container']",
             message="resources apply only to the init-container and auto modes",
             check=_resources_need_init_container,
             field_path=".resources",
+        ),
+        Rule(
+            cel="!has(self.securityContext) || self.mode in ['auto', 'init-container']",
+            message="securityContext applies only to the init-container and auto modes (the "
+            "other modes add no container)",
+            check=_context_needs_init_container,
+            field_path=".securityContext",
         ),
     )
 

@@ -47,6 +47,8 @@ class Code(StrEnum):
     # Pod-level delivery.
     NAME_TAKEN = "NameTaken"
     RESOURCES_TOO_SMALL = "ResourcesTooSmall"
+    # The policy's copy-container securityContext would fail the namespace's restricted profile.
+    SECURITY_CONTEXT_NOT_RESTRICTED = "SecurityContextNotRestricted"
     INJECTED = "Injected"
     # The operator itself, before the engine could decide (the pod is admitted as it came).
     NOT_READY = "OperatorNotReady"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from libinject.api.types import Language, Mode
+from libinject.api.types import CopySecurityContext, Language, Mode
 from libinject.engine import signature
 from libinject.engine.settings import LibrarySettings
 
@@ -108,6 +108,52 @@ def token_mount(spec: Mapping[str, Any]) -> dict[str, Any] | None:
                 if mount.get("mountPath") == TOKEN_PATH and name.startswith(TOKEN_VOLUME_PREFIX):
                     return dict(mount)
     return None
+
+
+def given_security_context(given: CopySecurityContext) -> dict[str, Any]:
+    """A policy's copy-container context as a pod spec holds it: what it sets, nothing more (a
+    new dict each time, as security_context's)."""
+    context: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("runAsUser", given.run_as_user),
+            ("runAsGroup", given.run_as_group),
+            ("runAsNonRoot", given.run_as_non_root),
+            ("allowPrivilegeEscalation", given.allow_privilege_escalation),
+            ("readOnlyRootFilesystem", given.read_only_root_filesystem),
+        )
+        if value is not None
+    }
+    if given.capabilities is not None:
+        context["capabilities"] = {"drop": list(given.capabilities.drop)}
+    if given.seccomp_profile is not None:
+        profile = {"type": given.seccomp_profile.type.value}
+        if given.seccomp_profile.localhost_profile is not None:
+            profile["localhostProfile"] = given.seccomp_profile.localhost_profile
+        context["seccompProfile"] = profile
+    return context
+
+
+def restricted_failures(context: Mapping[str, Any], *, pod: Mapping[str, Any]) -> list[str]:
+    """What Pod Security's restricted profile refuses in a container with `context` in a pod
+    whose securityContext is `pod` (runAsNonRoot, runAsUser and seccompProfile may come from
+    either, the container's first)."""
+    failures = []
+    if context.get("allowPrivilegeEscalation") is not False:
+        failures.append("allowPrivilegeEscalation must be false")
+    if "ALL" not in ((context.get("capabilities") or {}).get("drop") or ()):
+        failures.append("capabilities must drop ALL")
+    if context.get("runAsNonRoot", pod.get("runAsNonRoot")) is not True:
+        failures.append("runAsNonRoot must be true (on the container or the pod)")
+    if context.get("runAsUser", pod.get("runAsUser")) == 0:
+        failures.append("runAsUser must not be 0")
+    seccomp = context.get("seccompProfile") or pod.get("seccompProfile")
+    kind = seccomp.get("type") if isinstance(seccomp, Mapping) else None
+    if kind not in ("RuntimeDefault", "Localhost"):
+        failures.append(
+            "seccompProfile must be RuntimeDefault or Localhost (on the container or the pod)"
+        )
+    return failures
 
 
 def _copy_container(

@@ -294,6 +294,7 @@ def _deliver(
     resources, too_small = copy_resources(
         context.share, override=policy.spec.injection.resources, minimums=settings.init_containers
     )
+    security_context, not_restricted = _copy_security_context(context, policy)
     plan = delivery.delivery(
         language=choice.language,
         image=choice.image,
@@ -301,16 +302,15 @@ def _deliver(
         namespace=context.namespace.name,
         size_limit=policy.spec.injection.size_limit,
         resources=resources,
-        security_context=delivery.security_context(
-            restricted=context.namespace.labels.get(PSA_ENFORCE_LABEL) == "restricted",
-            pod_run_as_user=(spec.get("securityContext") or {}).get("runAsUser"),
-        ),
+        security_context=security_context,
         settings=settings.libraries,
         token_mount=context.token_mount,
     )
     targets, verdicts = _containers(context, choice, policy=policy, mount=plan.mount)
     choice = replace(choice, containers=tuple(verdicts))
-    skipped = _pod_level_skip(spec, plan, targets=targets, verdicts=verdicts, too_small=too_small)
+    skipped = _pod_level_skip(
+        spec, plan, targets=targets, verdicts=verdicts, refusals=(too_small, not_restricted)
+    )
     if skipped is not None:
         return replace(choice, skipped=skipped)
     _add_pod_objects(spec, plan, ours=context.ours, ops=ops)
@@ -324,6 +324,30 @@ def _deliver(
     for edit, values in targets:
         edit.apply(values=values, mount=plan.mount, env=env_for(edit.container["name"]))
     return choice
+
+
+def _copy_security_context(
+    context: _PodContext, policy: InstrumentationPolicy
+) -> tuple[dict[str, Any], Reason | None]:
+    """The copy container's securityContext: libinject's, or the policy's as given; and why
+    the policy's cannot go in a namespace that enforces restricted."""
+    pod_context = context.pod["spec"].get("securityContext") or {}
+    restricted = context.namespace.labels.get(PSA_ENFORCE_LABEL) == "restricted"
+    given = policy.spec.injection.security_context
+    if given is None:
+        ours = delivery.security_context(
+            restricted=restricted, pod_run_as_user=pod_context.get("runAsUser")
+        )
+        return ours, None
+    security_context = delivery.given_security_context(given)
+    failures = delivery.restricted_failures(security_context, pod=pod_context) if restricted else []
+    if not failures:
+        return security_context, None
+    why = (
+        "the policy's securityContext for the copy container would fail the namespace's "
+        f"restricted Pod Security: {'; '.join(failures)}"
+    )
+    return security_context, Reason(Code.SECURITY_CONTEXT_NOT_RESTRICTED, why)
 
 
 def _labels(pod: Mapping[str, Any]) -> Mapping[str, str]:
@@ -403,12 +427,16 @@ def _pod_level_skip(
     *,
     targets: list[Target],
     verdicts: list[ContainerVerdict],
-    too_small: Reason | None,
+    refusals: tuple[Reason | None, ...],
 ) -> Reason | None:
+    """Why the library cannot go in at all; `refusals` are the copy container's own, which
+    count only where there is one."""
     if not targets:
         return Reason(Code.NO_CONTAINER_SELECTED, _none_can_take(verdicts))
-    if plan.init_container is not None and too_small is not None:
-        return too_small
+    if plan.init_container is not None:
+        refused = next((reason for reason in refusals if reason is not None), None)
+        if refused is not None:
+            return refused
     name = plan.volume["name"]
     for volume in spec.get("volumes") or ():
         if volume.get("name") == name and not covers(volume, plan.volume):
