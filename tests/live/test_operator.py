@@ -138,6 +138,37 @@ def test_a_container_the_pod_excludes_gets_no_library(
     assert env_of(pod, "app")["PYTHONPATH"] == "/opt/libinject/python:/srv/app"
 
 
+@pytest.mark.usefixtures("running_operator")
+def test_a_pod_asks_for_a_delivery_mode_its_policy_allows(
+    admin: client.ApiClient, namespaces: NamespaceFactory, policies: PolicyFactory
+) -> None:
+    """An image-volume policy that lets pods ask for a copy: the pod asking for init-container
+    gets the copy container, the one asking for csi (not allowed) the image volume, and each
+    record says which request was granted or refused."""
+    namespace = namespaces(labels=ENABLED)
+    injection = {"mode": "image-volume", "allowedModes": ["init-container"]}
+    policies(python_policy("modes", [namespace], injection=injection))
+    wait_until_injecting(admin, namespace)
+    copied = create_pod(
+        admin,
+        namespace=namespace,
+        body=app_pod("copied", **{"libinject.dev/mode": "init-container"}),
+    )
+    (record,) = json.loads(copied["metadata"]["annotations"][INJECTED])
+    assert (record["mode"], record["modeRequested"]) == (
+        "init-container",
+        "libinject.dev/mode='init-container' is allowed",
+    )
+    assert init_names(copied) == ["libinject-python"]
+    mounted = create_pod(
+        admin, namespace=namespace, body=app_pod("mounted", **{"libinject.dev/mode": "csi"})
+    )
+    (record,) = json.loads(mounted["metadata"]["annotations"][INJECTED])
+    assert record["mode"] == "image-volume"
+    assert "allowedModes is [init-container]" in record["modeRefused"]
+    assert init_names(mounted) == []
+
+
 @pytest.fixture
 def operator_kind() -> str:
     """The webhook's tests run the operator from its image, as the Deployment defines it."""

@@ -402,6 +402,10 @@ def _resources_need_init_container(spec: InjectionSpec) -> bool:
     return spec.resources is None or spec.mode in (Mode.AUTO, Mode.INIT_CONTAINER)
 
 
+def _modes_are_concrete(spec: InjectionSpec) -> bool:
+    return Mode.AUTO not in spec.allowed_modes
+
+
 def _context_needs_init_container(spec: InjectionSpec) -> bool:
     return spec.security_context is None or spec.mode in (Mode.AUTO, Mode.INIT_CONTAINER)
 
@@ -440,6 +444,16 @@ class InjectionSpec:
         ),
     )
 
+    allowed_modes: tuple[Mode, ...] = field(
+        default=(),
+        metadata=describe(
+            "Modes a pod may ask for with the annotation libinject.dev/mode (init-container, "
+            "csi, image-volume), in place of mode; one the cluster cannot deliver is refused "
+            "and recorded. Empty: pods cannot choose.",
+            max_items=3,
+            list_type="set",
+        ),
+    )
     security_context: CopySecurityContext | None = field(
         default=None,
         metadata=describe(
@@ -455,6 +469,12 @@ class InjectionSpec:
             message="resources apply only to the init-container and auto modes",
             check=_resources_need_init_container,
             field_path=".resources",
+        ),
+        Rule(
+            cel="!has(self.allowedModes) || !('auto' in self.allowedModes)",
+            message="allowedModes names modes a pod may ask for: auto is not one",
+            check=_modes_are_concrete,
+            field_path=".allowedModes",
         ),
         Rule(
             cel="!has(self.securityContext) || self.mode in ['auto', 'init-container']",

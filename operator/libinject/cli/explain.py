@@ -55,6 +55,8 @@ def _choice_lines(choice: LibraryChoice) -> list[str]:
     lines = [f"    library: {choice.flavor} {choice.version} ({choice.image}), mode {choice.mode}"]
     if choice.mode_reason is not None:
         lines.append(f"    mode: auto, {choice.mode_reason}")
+    if choice.mode_request is not None:
+        lines.append(f"    mode: {choice.mode_request}")
     if choice.version_reason is not None:
         lines.append(f"    version: {choice.version_reason}")
     if choice.digest is not None:

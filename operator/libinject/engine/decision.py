@@ -35,6 +35,9 @@ class Code(StrEnum):
     VERSION_REQUESTED = "VersionRequested"
     VERSION_NOT_ALLOWED = "VersionNotAllowed"
     IMAGE_UNRESOLVED = "ImageUnresolved"  # no digest known for the library's image tag
+    # Delivery modes a pod asks for (libinject.dev/mode).
+    MODE_REQUESTED = "ModeRequested"
+    MODE_NOT_ALLOWED = "ModeNotAllowed"
     # Containers.
     CONTAINER_INSTRUMENTED = "ContainerInstrumented"
     CONTAINER_NOT_NAMED = "ContainerNotNamed"
@@ -95,6 +98,7 @@ class LibraryChoice:
     policy: str
     version_reason: Reason | None = None
     mode_reason: str | None = None  # why `auto` meant this mode; None for a mode the policy set
+    mode_request: Reason | None = None  # the pod's libinject.dev/mode, granted or refused
     digest: str | None = None  # the image's digest, when it is pinned
     digest_note: str | None = None  # why the image is not pinned to a current digest
     env: tuple[EnvVar, ...] = ()  # the winning policy's own variables

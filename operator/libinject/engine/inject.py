@@ -26,6 +26,7 @@ from libinject.engine.eligibility import namespace_reason, pod_reason
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.languages import OWN_TRACERS, load_rules
 from libinject.engine.limits import size_reason
+from libinject.engine.modes import requested_mode
 from libinject.engine.owners import Workload, workload_of
 from libinject.engine.patch import Operation
 from libinject.engine.resources import Resources, copy_resources, pod_share
@@ -230,7 +231,12 @@ def _choose_library(
     mode, mode_reason = resolve_mode(policy.spec.injection.mode, settings.libraries)
     image = image_for(library, version=version, registry=settings.libraries.registry)
     pin = pinned(image, settings.libraries.digests)
-    if mode is Mode.CSI and policy.spec.injection.mode is Mode.AUTO:
+    requested, mode_request = requested_mode(
+        policy.spec.injection, annotations, image=pin.image, libraries=settings.libraries
+    )
+    if requested is not None:
+        mode, mode_reason = requested, None
+    elif mode is Mode.CSI and policy.spec.injection.mode is Mode.AUTO:
         mode, mode_reason = _csi_or_copy(pin.image, why=mode_reason, libraries=settings.libraries)
     return LibraryChoice(
         language=language,
@@ -241,6 +247,7 @@ def _choose_library(
         policy=policy.name,
         version_reason=version_reason,
         mode_reason=mode_reason,
+        mode_request=mode_request,
         digest=pin.digest,
         digest_note=pin.note,
         env=policy.spec.env,
@@ -615,5 +622,12 @@ def _injected_record(decision: Decision) -> str:
             and choice.version_reason.code is Code.VERSION_NOT_ALLOWED
         ):
             record["versionRefused"] = choice.version_reason.message
+        if choice.mode_request is not None:
+            key = (
+                "modeRequested"
+                if choice.mode_request.code is Code.MODE_REQUESTED
+                else "modeRefused"
+            )
+            record[key] = choice.mode_request.message
         records.append(record)
     return json.dumps(records, separators=(",", ":"), sort_keys=True)

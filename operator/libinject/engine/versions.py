@@ -41,7 +41,7 @@ def resolve_version(
     requested = annotations[key]
     if not is_version(requested):
         why = (
-            f"{key}={_shown(requested)} refused: not a version (1, 1.2, 1.2.3, optionally with a "
+            f"{key}={shown(requested)} refused: not a version (1, 1.2, 1.2.3, optionally with a "
             f"suffix such as -rc.1; letters, digits, '.', '-'); using {library.version}"
         )
         return library.version, Reason(Code.VERSION_NOT_ALLOWED, why)
@@ -55,13 +55,13 @@ def resolve_version(
     return library.version, Reason(Code.VERSION_NOT_ALLOWED, why)
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     """A refused value as a message may repeat it: quoted (so whitespace and control characters
     show), cut short, and only its type when it is no string (a YAML 2.10 is the float 2.1)."""
     if not isinstance(value, str):
         return f"<{type(value).__name__} {str(value)[:_SHOWN]}> (quote it: versions are strings)"
-    shown = repr(value)
-    return shown if len(shown) <= _SHOWN else shown[: _SHOWN - 3] + "..."
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
 class InvalidVersionError(ValueError):
@@ -76,7 +76,7 @@ def library_image(*, registry: str, language: Language, flavor: Flavor, version:
     plugin's), so none can hold anything but a version of the grammar as its tag.
     """
     if not is_version(version):
-        raise InvalidVersionError(f"{_shown(version)} is not a library version")
+        raise InvalidVersionError(f"{shown(version)} is not a library version")
     return f"{registry}/{Language(language)}-{Flavor(flavor)}:{version}"
 
 
