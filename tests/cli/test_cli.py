@@ -320,3 +320,30 @@ def test_explain_says_why_a_copy_context_is_refused(capsys: pytest.CaptureFixtur
         "container would fail the namespace's restricted Pod Security: allowPrivilegeEscalation "
         "must be false; capabilities must drop ALL"
     ) in batch
+
+
+def test_explain_refuses_manifests_and_cluster_objects_at_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """-f with a KIND/NAME, -f without --policies, and a KIND explain does not read: each exits 2
+    with the reason, before any request reaches a cluster (the kubeconfig names none that
+    answers)."""
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: []}\n")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    cases = [
+        (["-f", str(manifest), "pod/a", "--policies", str(manifest)], "not both"),
+        (["-f", str(manifest)], "--policies: required with -f"),
+        (["secret/a", "--kubeconfig", str(kubeconfig)], "secret/a: expected KIND/NAME"),
+        (["deployment", "--kubeconfig", str(kubeconfig)], "expected KIND/NAME"),
+    ]
+    for args, message in cases:
+        code, out, err = run_cli(capsys, "explain", *args)
+        assert (code, out) == (2, ""), args
+        assert message in err, (args, err)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from libinject.api.crd import crd
 from libinject.api.types import Mode
-from libinject.cli import csi, images
+from libinject.cli import cluster, csi, images
 from libinject.cli import explain as render
 from libinject.cli.documents import dump_documents, load_documents, read_source
 from libinject.cli.errors import InputError
@@ -27,6 +28,7 @@ from libinject.engine.settings import (
     NamespaceSettings,
 )
 from libinject.runtime import config
+from libinject.runtime.kube import Api
 
 EXIT_BAD_INPUT = 2
 
@@ -66,8 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _offline_arguments(inject_cmd)
     inject_cmd.set_defaults(run=_run_inject)
-    explain_cmd = commands.add_parser("explain", help="say which policy wins for each pod, and why")
-    _offline_arguments(explain_cmd)
+    explain_cmd = commands.add_parser(
+        "explain",
+        help="say which policy wins for each pod, and why: for manifests (-f), or for objects "
+        "of a running cluster (KIND/NAME, a namespace's workloads, or -A for every namespace)",
+    )
+    _offline_arguments(explain_cmd, live=True)
     explain_cmd.add_argument("-o", "--output", choices=["text", "json"], default="text")
     explain_cmd.set_defaults(run=_run_explain)
     crd_cmd = commands.add_parser("crd", help="print the InstrumentationPolicy CRD")
@@ -80,10 +86,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _offline_arguments(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("-f", "--filename", required=True, help="manifests: a file, a directory or -")
-    cmd.add_argument("--policies", required=True, help="InstrumentationPolicy file or directory")
-    cmd.add_argument("--namespace", default="default", help="namespace of objects that name none")
+def _offline_arguments(cmd: argparse.ArgumentParser, *, live: bool = False) -> None:
+    cmd.add_argument(
+        "-f", "--filename", required=not live, help="manifests: a file, a directory or -"
+    )
+    cmd.add_argument(
+        "--policies",
+        required=not live,
+        help="InstrumentationPolicy file or directory"
+        + (" (with -f; a cluster's own are read from it)" if live else ""),
+    )
+    cmd.add_argument(
+        "-n", "--namespace", default="default", help="namespace of objects that name none"
+    )
+    if live:
+        _live_arguments(cmd)
     cmd.add_argument(
         "--namespace-labels",
         default="libinject.dev/inject=enabled",
@@ -115,6 +132,19 @@ def _offline_arguments(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def _live_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "object",
+        nargs="?",
+        help="KIND/NAME of the cluster (deployment/checkout, pod/web-1, cronjob/nightly); "
+        "without it and without -f, every workload of the namespace",
+    )
+    cmd.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="every workload of every namespace"
+    )
+    cmd.add_argument("--kubeconfig", help="the cluster's kubeconfig (default: $KUBECONFIG)")
+
+
 @dataclass
 class Outcome:
     documents: list[Any]
@@ -128,11 +158,64 @@ def _process(args: argparse.Namespace, *, explain: bool) -> Outcome:
     default_labels = _parse_labels(args.namespace_labels)
     sources = [(name, load_documents(name, data)) for name, data in read_source(args.filename)]
     namespaces = _declared_namespaces(doc for _, docs in sources for _, doc in docs)
+    return _decide(
+        sources,
+        index=index,
+        settings=settings,
+        namespaces=namespaces,
+        default_labels=default_labels,
+        default_namespace=args.namespace,
+        explain=explain,
+    )
+
+
+def _process_cluster(args: argparse.Namespace) -> Outcome:
+    """As _process, with the objects, policies, namespaces and `auto` read from the cluster."""
+    if args.filename is not None or args.policies is not None:
+        raise InputError(
+            "-f", "give manifests (-f and --policies) or a cluster's objects, not both"
+        )
+    settings = _settings(args)
+    api = Api(Path(args.kubeconfig) if args.kubeconfig else None)
+    view = cluster.read(
+        api,
+        target=args.object,
+        namespace=None if args.all_namespaces else args.namespace,
+        csi_driver=settings.libraries.csi_driver,
+    )
+    for why in view.invalid_policies:
+        print(f"libinject: left out, as the operator leaves it: {why}", file=sys.stderr)
+    libraries = replace(
+        settings.libraries,
+        csi_registered=settings.libraries.csi_registered or view.csi_registered,
+        image_volumes=view.image_volumes,
+    )
+    return _decide(
+        [(cluster.SOURCE, list(enumerate(view.documents, start=1)))],
+        index=PolicyIndex(view.policies),
+        settings=replace(settings, libraries=libraries),
+        namespaces=view.namespaces,
+        default_labels={},
+        default_namespace=args.namespace,
+        explain=True,
+    )
+
+
+def _decide(
+    sources: list[tuple[str, list[tuple[int, Any]]]],
+    *,
+    index: PolicyIndex,
+    settings: EngineSettings,
+    namespaces: dict[str, dict[str, str]],
+    default_labels: dict[str, str],
+    default_namespace: str,
+    explain: bool,
+) -> Outcome:
     outcome = Outcome([], [])
     for name, documents in sources:
         for number, doc in documents:
             for slot in list(pod_slots(doc, source=name, document=number)):
-                ns_name = namespace_of(slot.owner, args.namespace)
+                ns_name = namespace_of(slot.owner, default_namespace)
                 namespace = Namespace(ns_name, namespaces.get(ns_name, default_labels))
                 result = inject(
                     slot.pod,
@@ -208,7 +291,10 @@ def _run_inject(args: argparse.Namespace) -> str:
 
 
 def _run_explain(args: argparse.Namespace) -> str:
-    outcome = _process(args, explain=True)
+    live = args.object is not None or args.all_namespaces or args.filename is None
+    if not live and args.policies is None:
+        raise InputError("--policies", "required with -f (the policies the manifests meet)")
+    outcome = _process_cluster(args) if live else _process(args, explain=True)
     if args.output == "json":
         return render.dumps([render.to_json(label, d) for label, d in outcome.decisions]) + "\n"
     return "\n\n".join(render.to_text(label, d) for label, d in outcome.decisions) + "\n"

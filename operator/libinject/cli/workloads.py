@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libinject.cli.errors import InputError
-from libinject.engine.owners import Workload
+from libinject.engine.owners import Workload, workload_of
 
 # Where each kind keeps the pod (template) that the engine mutates.
 POD_PATHS: dict[str, tuple[str, ...]] = {
@@ -38,9 +38,12 @@ class PodSlot:
 
     @property
     def workload(self) -> Workload | None:
-        """The workload whose template this is (its pods' service name); None for a Pod."""
+        """The workload whose template this is (its pods' service name); for a Pod, the one its
+        controller's ownerReference stands for, as the webhook reads it."""
+        if not self.path:
+            return workload_of(self.pod)
         name = (self.owner.get("metadata") or {}).get("name")
-        if not self.path or not isinstance(name, str) or not name:
+        if not isinstance(name, str) or not name:
             return None
         return Workload(str(self.owner.get("kind")), name)
 
