@@ -15,6 +15,7 @@ import urllib.request
 from http import HTTPStatus
 from typing import Any
 
+from cluster import poll
 from cluster.csiplugin import CSIPlugin
 from cluster.podrunner import RunningPod
 from cluster.podrunner.csi import target_path
@@ -67,6 +68,16 @@ def get_as_sent(port: int, path: str, *, headers: dict[str, str]) -> str:
 B3_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 B3_SPAN_ID = "00f067aa0ba902b7"
 B3_HEADER = {"b3": f"{B3_TRACE_ID}-{B3_SPAN_ID}-1"}
+
+
+def assert_continues_b3(port: int, agent: TestAgent, *, answer: str) -> None:
+    """The app on `port` continues the caller's trace of B3_HEADER: its server span, and only
+    that span, is the caller's span's child in the caller's trace."""
+    assert get_as_sent(port, "/", headers=B3_HEADER) == answer
+    continued = poll.until(
+        lambda: continued_b3(agent.traces()), what="the span continuing the b3 trace", timeout=60
+    )
+    assert [span["meta"]["span.kind"] for span in continued] == ["server"]
 
 
 def continued_b3(traces: list[Any]) -> list[dict[str, Any]]:

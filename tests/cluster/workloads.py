@@ -53,6 +53,20 @@ def app_pod(name: str, **annotations: str) -> dict[str, Any]:
     }
 
 
+def deployment(name: str, *, replicas: int) -> dict[str, Any]:
+    """A Deployment of `app_pod`'s spec, its pods labelled app=<name>."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": app_pod(name)["spec"]},
+        },
+    }
+
+
 def create_pod(admin: client.ApiClient, *, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     """Creates the pod and returns it as stored, after admission."""
     core = client.CoreV1Api(admin)

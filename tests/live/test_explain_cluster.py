@@ -19,6 +19,7 @@ from cluster.workloads import (
     INJECTED,
     PolicyFactory,
     app_pod,
+    deployment,
     pod_names,
     python_policy,
     read_pod,
@@ -59,21 +60,11 @@ def test_explain_reads_the_cluster_and_agrees_with_the_webhook(
     namespace = namespaces(labels=ENABLED)
     policies(python_policy("explained", [namespace], libraries=[
         {"language": "python", "version": "4.16.0", "allowedVersions": ["4.*"]}]))  # fmt: skip
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "checkout"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "checkout"}},
-            "template": {"metadata": {"labels": {"app": "checkout"}}, "spec": app_pod("x")["spec"]},
-        },
-    }
     apps = client.AppsV1Api(admin)
     poll.until(
         lambda: _webhook_ready(admin, namespace), what="the policy in the webhook", timeout=30
     )
-    apps.create_namespaced_deployment(namespace, kubejson.body(deployment))
+    apps.create_namespaced_deployment(namespace, kubejson.body(deployment("checkout", replicas=1)))
     [name] = poll.until(lambda: pod_names(admin, namespace), what="the pod", timeout=60)
     pod = read_pod(admin, namespace=namespace, name=name)
     [record] = json.loads(pod["metadata"]["annotations"][INJECTED])

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import pytest
 from kubernetes import client
 
-from cluster import harness, kubejson, poll
+from cluster import harness, kubejson
 from cluster.csiplugin import CSIPlugin
 from cluster.libraries import NODE_VERSIONS
 from cluster.nodeapp import CJS, ESM, command, image_env, node_webapp
@@ -43,13 +43,11 @@ from cluster.podrunner import RunningPod
 from cluster.registry import Registry
 from cluster.testagent import TestAgent
 from cluster.traced import (
-    B3_HEADER,
     REQUESTS,
     TAGS,
+    assert_continues_b3,
     attributes,
-    continued_b3,
     get,
-    get_as_sent,
     is_server,
     library_volume,
     otlp_spans,
@@ -463,8 +461,4 @@ def test_ddtrace_continues_a_trace_from_the_b3_header_the_policy_names(
     namespace = injecting("nodejs", "ddtrace", tracing={"propagators": ["b3"]})
     pod = create_pod(admin, namespace=namespace, body=node_pod("b3"))
     _, port = serve(pod, image_env())
-    assert get_as_sent(port, "/", headers=B3_HEADER) == GREETING
-    continued = poll.until(
-        lambda: continued_b3(agent.traces()), what="the span continuing the b3 trace", timeout=60
-    )
-    assert [span["meta"]["span.kind"] for span in continued] == ["server"]
+    assert_continues_b3(port, agent, answer=GREETING)

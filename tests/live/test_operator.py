@@ -30,6 +30,7 @@ from cluster.workloads import (
     app_pod,
     condition,
     create_pod,
+    deployment,
     env_of,
     events_for,
     init_names,
@@ -59,17 +60,9 @@ def test_a_deployment_in_an_opted_in_namespace_is_injected_as_the_policy_says(
         what=f"{policy} Ready",
         timeout=30,
     )
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "checkout"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "checkout"}},
-            "template": {"metadata": {"labels": {"app": "checkout"}}, "spec": app_pod("x")["spec"]},
-        },
-    }
-    client.AppsV1Api(admin).create_namespaced_deployment(namespace, kubejson.body(deployment))
+    client.AppsV1Api(admin).create_namespaced_deployment(
+        namespace, kubejson.body(deployment("checkout", replicas=2))
+    )
     names = poll.until(
         lambda: pod_names(admin, namespace) if len(pod_names(admin, namespace)) == 2 else None,
         what="the Deployment's two pods",
