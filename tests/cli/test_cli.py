@@ -38,6 +38,15 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return code, captured.out, captured.err
 
 
+def explain_golden(capsys: pytest.CaptureFixture[str], case: str) -> str:
+    """`libinject explain` of a golden case file against the golden policies: its text."""
+    golden = ROOT / "tests" / "golden"
+    args = ["explain", "-f", str(golden / "cases" / case), "--policies", str(golden / "policies")]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    return out
+
+
 @pytest.fixture
 def policy_file(tmp_path: Path) -> Path:
     path = tmp_path / "policy.yaml"
@@ -250,11 +259,7 @@ def test_explain_says_a_service_name_came_from_the_workload(
     templates have no service label, name their pods' service; the StatefulSet's label names its
     own, and nothing is said.
     The written templates carry the same names (tests/golden/cases/workload-kinds.injected.yaml)."""
-    golden = ROOT / "tests" / "golden"
-    args = ["explain", "-f", str(golden / "cases" / "workload-kinds.yaml"),
-            "--policies", str(golden / "policies")]  # fmt: skip
-    code, out, _ = run_cli(capsys, *args)
-    assert code == 0
+    out = explain_golden(capsys, "workload-kinds.yaml")
     services = [line.strip() for line in out.splitlines() if line.strip().startswith("service:")]
     assert services == [
         "service: the name of its DaemonSet node-probe (no service label)",
@@ -267,11 +272,7 @@ def test_explain_says_a_service_name_came_from_the_workload(
 def test_explain_shows_a_container_the_pod_excludes(capsys: pytest.CaptureFixture[str]) -> None:
     """The golden pod `worker` excludes its log shipper by annotation: explain says so for that
     container, and the worker container is instrumented."""
-    golden = ROOT / "tests" / "golden"
-    args = ["explain", "-f", str(golden / "cases" / "pods.yaml"),
-            "--policies", str(golden / "policies")]  # fmt: skip
-    code, out, _ = run_cli(capsys, *args)
-    assert code == 0
+    out = explain_golden(capsys, "pods.yaml")
     worker = out.split("Pod web/worker")[1].split("\nPod ")[0]
     assert "container worker: ContainerInstrumented: instrumented" in worker
     assert (
@@ -286,18 +287,13 @@ def test_explain_shows_policy_env_sources_and_tracing_variables(
     """The golden policies' env sources and tracing blocks, as explain words them: the Node.js
     ddtrace spelling of the single b3 header, OpenTelemetry's propagator list, and each
     variable's source."""
-    golden = ROOT / "tests" / "golden"
-    args = ["explain", "-f", str(golden / "cases" / "pods.yaml"),
-            "--policies", str(golden / "policies")]  # fmt: skip
-    _, pods, _ = run_cli(capsys, *args)
+    pods = explain_golden(capsys, "pods.yaml")
     frontend = pods.split("Pod web/frontend")[1].split("\nPod ")[0]
     assert (
         '    tracing: DD_TRACE_SAMPLING_RULES=[{"sample_rate":0.1}], '
         "DD_TRACE_PROPAGATION_STYLE=b3 single header,tracecontext"
     ) in frontend
-    args = ["explain", "-f", str(golden / "cases" / "java-agents.yaml"),
-            "--policies", str(golden / "policies")]  # fmt: skip
-    _, jvm, _ = run_cli(capsys, *args)
+    jvm = explain_golden(capsys, "java-agents.yaml")
     assert "    tracing: OTEL_PROPAGATORS=tracecontext,b3multi" in jvm
     assert (
         "    env OTEL_EXPORTER_OTLP_HEADERS: key headers of Secret collector-auth "
@@ -310,10 +306,7 @@ def test_explain_shows_policy_env_sources_and_tracing_variables(
 def test_explain_says_why_a_copy_context_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     """The golden pod `batch` sits in a namespace that enforces restricted, and its policy's
     copy-container context lacks what restricted asks: explain names each missing piece."""
-    golden = ROOT / "tests" / "golden"
-    args = ["explain", "-f", str(golden / "cases" / "pods.yaml"),
-            "--policies", str(golden / "policies")]  # fmt: skip
-    _, out, _ = run_cli(capsys, *args)
+    out = explain_golden(capsys, "pods.yaml")
     batch = out.split("Pod web/batch")[1].split("\nPod ")[0]
     assert (
         "    skipped: SecurityContextNotRestricted: the policy's securityContext for the copy "
