@@ -116,3 +116,12 @@ def test_numbers_json_cannot_carry_are_refused_by_the_parser(rate: object, messa
 
 def test_an_integer_rate_is_a_rate() -> None:
     assert parse_policy(policy_object(tracing={"sampleRate": 1})).spec.tracing.sample_rate == 1.0
+
+
+def test_an_empty_value_beside_value_from_is_no_value() -> None:
+    """What Kubernetes allows in a container's env, and what policies stored while this CRD
+    defaulted value to "" hold: an edit that adds valueFrom is not refused for it."""
+    source = {"fieldRef": {"fieldPath": "metadata.name"}}
+    parsed = parse_policy(policy_object(env=[{"name": "A", "value": "", "valueFrom": source}]))
+    [var] = parsed.spec.env
+    assert var.value_from is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from cluster import kubejson, poll
@@ -51,11 +52,12 @@ def test_explain_reads_the_cluster_and_agrees_with_the_webhook(
     policies: PolicyFactory,
     kubectl: Kubectl,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     """A Deployment whose pods the webhook injected: `explain deployment/checkout -n NS` and
-    `explain pod/<one of them>` name the same library, version, mode and policy as the pods'
-    record, the Deployment as the service, and image volumes as the cluster's versions decide
-    them (not the offline "not known"); `-A` lists the Deployment once, not its ReplicaSet or
+    `explain pod/<one of them>` (its namespace from the kubeconfig's context) name the same
+    library, version, mode and policy as the pods' record, the Deployment as the service, and
+    image volumes as the cluster's versions decide them (not the offline "not known"); `-A` lists the Deployment once, not its ReplicaSet or
     pods; a name that does not exist is an error naming it."""
     namespace = namespaces(labels=ENABLED)
     policies(python_policy("explained", [namespace], libraries=[
@@ -77,7 +79,9 @@ def test_explain_reads_the_cluster_and_agrees_with_the_webhook(
     [python] = of_deployment["languages"]
     assert "not known" not in python["choice"]["mode_reason"], "image volumes judged here"
 
-    [of_pod] = _explain(capsys, kubectl.kubeconfig, f"pod/{name}", "-n", namespace)
+    # Without -n, the kubeconfig context's namespace, as kubectl has it.
+    in_context = _with_namespace(kubectl.kubeconfig, namespace, tmp_path / "kubeconfig")
+    [of_pod] = _explain(capsys, in_context, f"pod/{name}")
     assert _injected(of_pod) == webhook
     assert of_pod["service_from"] == "Deployment checkout"
 
@@ -89,6 +93,15 @@ def test_explain_reads_the_cluster_and_agrees_with_the_webhook(
                  str(kubectl.kubeconfig)])  # fmt: skip
     assert code == 2
     assert "deployments/absent" in capsys.readouterr().err
+
+
+def _with_namespace(kubeconfig: Path, namespace: str, path: Path) -> Path:
+    """A copy of `kubeconfig` whose current context names `namespace`."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    current = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    current["context"]["namespace"] = namespace
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def _webhook_ready(admin: client.ApiClient, namespace: str) -> bool:

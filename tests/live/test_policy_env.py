@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.live, pytest.mark.usefixtures("running_operator")]
 ENV = [
     {"name": "DD_ENV", "valueFrom": {"secretKeyRef": {"name": "tracing", "key": "env"}}},
     {"name": "DD_VERSION", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "version"}}},
-    {"name": "TEAM", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['team']"}}},
+    # An empty value beside valueFrom is no value, for the API server as for Kubernetes' env.
+    {"name": "TEAM", "value": "", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['team']"}}},
     {"name": "DD_TAGS", "value": "team:$(TEAM)"},
     {"name": "MEMORY_MI",
      "valueFrom": {"resourceFieldRef": {"resource": "requests.memory", "divisor": "1Mi"}}},

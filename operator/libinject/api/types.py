@@ -628,7 +628,7 @@ class EnvVarSource:
 
 
 def _value_or_source(var: EnvVar) -> bool:
-    return var.value is None or var.value_from is None
+    return not var.value or var.value_from is None
 
 
 @dataclass(frozen=True)
@@ -649,7 +649,8 @@ class EnvVar:
 
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(
-            cel="!(has(self.value) && has(self.valueFrom))",
+            # An empty value is no value, as Kubernetes has it (and as this CRD once defaulted).
+            cel="!(has(self.value) && self.value != '' && has(self.valueFrom))",
             message="value and valueFrom cannot both be set",
             check=_value_or_source,
         ),

@@ -97,7 +97,10 @@ def _offline_arguments(cmd: argparse.ArgumentParser, *, live: bool = False) -> N
         + (" (with -f; a cluster's own are read from it)" if live else ""),
     )
     cmd.add_argument(
-        "-n", "--namespace", default="default", help="namespace of objects that name none"
+        "-n",
+        "--namespace",
+        help="namespace of objects that name none (default: default"
+        + ("; of a cluster's objects, the kubeconfig context's)" if live else ")"),
     )
     if live:
         _live_arguments(cmd)
@@ -164,7 +167,7 @@ def _process(args: argparse.Namespace, *, explain: bool) -> Outcome:
         settings=settings,
         namespaces=namespaces,
         default_labels=default_labels,
-        default_namespace=args.namespace,
+        default_namespace=args.namespace or "default",
         explain=explain,
     )
 
@@ -177,10 +180,11 @@ def _process_cluster(args: argparse.Namespace) -> Outcome:
         )
     settings = _settings(args)
     api = Api(Path(args.kubeconfig) if args.kubeconfig else None)
+    namespace = args.namespace or api.namespace
     view = cluster.read(
         api,
         target=args.object,
-        namespace=None if args.all_namespaces else args.namespace,
+        namespace=None if args.all_namespaces else namespace,
         csi_driver=settings.libraries.csi_driver,
     )
     for why in view.invalid_policies:
@@ -196,7 +200,7 @@ def _process_cluster(args: argparse.Namespace) -> Outcome:
         settings=replace(settings, libraries=libraries),
         namespaces=view.namespaces,
         default_labels={},
-        default_namespace=args.namespace,
+        default_namespace=namespace,
         explain=True,
     )
 

@@ -60,6 +60,13 @@ class Api:
         self._lock = threading.Lock()
         self._http = self._connect()
 
+    @property
+    def namespace(self) -> str:
+        """The namespace of the configuration's current context ("default" when it names
+        none), as kubectl takes it when told no namespace."""
+        namespace: str = self._http.config.namespace
+        return namespace
+
     def get(self, path: str) -> dict[str, Any]:
         return self.request("GET", path)
 
