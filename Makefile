@@ -72,6 +72,7 @@ bench: testbin
 # Regenerates the CRD from the Python model (the one source of truth for the schema).
 crds: $(STAMP)
 	$(BIN)/libinject crd > crds/instrumentationpolicies.libinject.dev.yaml
+	cp crds/instrumentationpolicies.libinject.dev.yaml charts/libinject/crds/  # Helm installs its own copy
 
 # The operator image, without a Docker engine (tests/cluster/operatorimage.py): Debian bookworm's
 # Python, the locked wheels and this checkout, one OCI index for linux/amd64 and linux/arm64,
