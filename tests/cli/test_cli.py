@@ -318,9 +318,9 @@ def test_explain_says_why_a_copy_context_is_refused(capsys: pytest.CaptureFixtur
 def test_explain_refuses_manifests_and_cluster_objects_at_once(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """-f with a KIND/NAME, -f without --policies, and a KIND explain does not read: each exits 2
-    with the reason, before any request reaches a cluster (the kubeconfig names none that
-    answers)."""
+    """-f with a KIND/NAME, -f without --policies, a KIND explain does not read, a kubeconfig
+    that is missing or is no kubeconfig: each exits 2 with the reason (never a traceback),
+    before any request reaches a cluster (the kubeconfig names none that answers)."""
     manifest = tmp_path / "pod.yaml"
     manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: []}\n")
     kubeconfig = tmp_path / "kubeconfig"
@@ -335,6 +335,8 @@ def test_explain_refuses_manifests_and_cluster_objects_at_once(
         (["-f", str(manifest)], "--policies: required with -f"),
         (["secret/a", "--kubeconfig", str(kubeconfig)], "secret/a: expected KIND/NAME"),
         (["deployment", "--kubeconfig", str(kubeconfig)], "expected KIND/NAME"),
+        (["-A", "--kubeconfig", str(tmp_path / "absent")], "no usable kubeconfig in"),
+        (["-A", "--kubeconfig", str(manifest)], "it has no 'clusters'"),
     ]
     for args, message in cases:
         code, out, err = run_cli(capsys, "explain", *args)

@@ -28,7 +28,7 @@ from libinject.engine.settings import (
     NamespaceSettings,
 )
 from libinject.runtime import config
-from libinject.runtime.kube import Api
+from libinject.runtime.kube import Api, KubeconfigError
 
 EXIT_BAD_INPUT = 2
 
@@ -179,7 +179,10 @@ def _process_cluster(args: argparse.Namespace) -> Outcome:
             "-f", "give manifests (-f and --policies) or a cluster's objects, not both"
         )
     settings = _settings(args)
-    api = Api(Path(args.kubeconfig) if args.kubeconfig else None)
+    try:
+        api = Api(Path(args.kubeconfig) if args.kubeconfig else None)
+    except KubeconfigError as error:
+        raise InputError("--kubeconfig", str(error)) from None
     namespace = args.namespace or api.namespace
     view = cluster.read(
         api,

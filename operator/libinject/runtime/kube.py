@@ -16,6 +16,7 @@ from typing import Any
 
 import pykube
 import requests
+import yaml
 from urllib3.util.retry import Retry
 
 # (connect, read) seconds for every call: a hung connection must never hold a reconcile pass,
@@ -49,6 +50,10 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}" if status else message)
         self.status = status
+
+
+class KubeconfigError(ValueError):
+    """The credentials could not be read: no kubeconfig, or one that is not one."""
 
 
 class Api:
@@ -107,12 +112,21 @@ class Api:
             raise ApiError(0, f"{method} {path}: {error}") from None
 
     def _connect(self) -> pykube.HTTPClient:
-        if self._kubeconfig is not None:
-            config = pykube.KubeConfig.from_file(str(self._kubeconfig))
-        else:
-            config = pykube.KubeConfig.from_env()  # the ServiceAccount, else $KUBECONFIG
-        adapter = pykube.http.KubernetesHTTPAdapter(config, max_retries=THROTTLED)
-        return pykube.HTTPClient(config, http_adapter=adapter)
+        where = str(self._kubeconfig or "the ServiceAccount, $KUBECONFIG or ~/.kube/config")
+        try:
+            if self._kubeconfig is not None:
+                config = pykube.KubeConfig.from_file(str(self._kubeconfig))
+            else:
+                config = pykube.KubeConfig.from_env()  # the ServiceAccount, else $KUBECONFIG
+            adapter = pykube.http.KubernetesHTTPAdapter(config, max_retries=THROTTLED)
+            return pykube.HTTPClient(config, http_adapter=adapter)
+        # pykube-ng reads the file as it comes: a missing one, bad YAML or a missing section
+        # would otherwise surface as a traceback about its internals.
+        except KeyError as error:
+            raise KubeconfigError(f"no usable kubeconfig in {where}: it has no {error}") from None
+        except (pykube.exceptions.PyKubeError, yaml.YAMLError, TypeError) as error:
+            reason = " ".join(str(error).split())
+            raise KubeconfigError(f"no usable kubeconfig in {where}: {reason}") from None
 
 
 def server_version(api: Api) -> str:
