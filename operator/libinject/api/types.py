@@ -799,9 +799,6 @@ def _env_leaves_load_variables(spec: PolicySpec) -> bool:
     return not any(var.name in LOAD_VARIABLES for var in spec.env)
 
 
-_LOAD_VARIABLES_CEL = ", ".join(f"'{name}'" for name in LOAD_VARIABLES)
-
-
 @dataclass(frozen=True)
 class PolicySpec:
     """Which pods get which tracing libraries, and how."""
@@ -886,7 +883,7 @@ class PolicySpec:
 
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(
-            cel=f"!has(self.env) || self.env.all(e, !(e.name in [{_LOAD_VARIABLES_CEL}]))",
+            cel=f"!has(self.env) || self.env.all(e, !(e.name in {_cel_list(LOAD_VARIABLES)}))",
             message="env cannot set a variable that loads a library ("
             + ", ".join(LOAD_VARIABLES)
             + "): libinject builds those per container",

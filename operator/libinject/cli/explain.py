@@ -9,7 +9,7 @@ from typing import Any
 
 from libinject.api.types import EnvVar
 from libinject.engine.decision import Code, Decision, LanguageDecision, LibraryChoice
-from libinject.engine.environment import tracing_env
+from libinject.engine.environment import policy_entry, tracing_env
 
 
 def to_json(label: str, decision: Decision) -> dict[str, Any]:
@@ -74,23 +74,22 @@ def _choice_lines(choice: LibraryChoice) -> list[str]:
     return lines
 
 
+_KEYED = {"secretKeyRef": "Secret", "configMapKeyRef": "ConfigMap"}
+
+
 def _env_value(var: EnvVar) -> str:
-    source = var.value_from
-    if source is None:
-        return json.dumps(var.value or "")
-    if source.field_ref is not None:
-        return f"the pod's {source.field_ref.field_path}"
-    if source.resource_field_ref is not None:
-        ref = source.resource_field_ref
-        return f"the container's {ref.resource}" + (f" in {ref.divisor}" if ref.divisor else "")
-    kind, key = (
-        ("Secret", source.secret_key_ref)
-        if source.secret_key_ref
-        else ("ConfigMap", source.config_map_key_ref)
-    )
-    if key is None:
-        return "no source"
-    return f"key {key.key} of {kind} {key.name} (unset where the pod's namespace has none)"
+    """The entry the engine writes for `var` (environment.policy_entry), in words."""
+    entry = policy_entry(var)
+    if "value" in entry:
+        return json.dumps(entry["value"])
+    [(kind, ref)] = entry["valueFrom"].items()
+    if kind == "fieldRef":
+        return f"the pod's {ref['fieldPath']}"
+    if kind == "resourceFieldRef":
+        divisor = f" in {ref['divisor']}" if "divisor" in ref else ""
+        return f"the container's {ref['resource']}{divisor}"
+    where = f"key {ref['key']} of {_KEYED[kind]} {ref['name']}"
+    return f"{where} (unset where the pod's namespace has none)"
 
 
 def dumps(records: list[dict[str, Any]]) -> str:

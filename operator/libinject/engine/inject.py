@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from libinject.api.types import InstrumentationPolicy, Language, Mode
-from libinject.engine import containers, delivery, environment, patch, references, shape
+from libinject.engine import containers, delivery, environment, patch, shape
 from libinject.engine.choice import choose, explain_candidates, library_of
 from libinject.engine.decision import (
     Code,
@@ -26,7 +26,7 @@ from libinject.engine.eligibility import namespace_reason, pod_reason
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.languages import OWN_TRACERS, load_rules
 from libinject.engine.limits import size_reason
-from libinject.engine.modes import requested_mode
+from libinject.engine.modes import csi_pulls, requested_mode
 from libinject.engine.owners import Workload, workload_of
 from libinject.engine.patch import Operation
 from libinject.engine.resources import Resources, copy_resources, pod_share
@@ -275,11 +275,9 @@ def resolve_mode(mode: Mode, libraries: LibrarySettings) -> tuple[Mode, str | No
 
 
 def _csi_or_copy(image: str, *, why: str | None, libraries: LibrarySettings) -> tuple[Mode, str]:
-    """What `auto` means for an image the CSI plugin may not serve: its plugin pulls only under
-    the operator's registry (the manifests give it that one --allowed-repository), so a policy's
-    own image elsewhere would be published as an empty volume; a copy container serves it."""
-    # Policies' images are held to the reference grammar when parsed: this parse cannot fail.
-    if references.within(references.parse(image).repository, libraries.registry):
+    """What `auto` means for an image the CSI plugin may not serve (modes.csi_pulls): a copy
+    container serves it."""
+    if csi_pulls(image, libraries=libraries):
         return Mode.CSI, why or ""
     return Mode.INIT_CONTAINER, (
         f"{why}, but its plugin pulls only under {libraries.registry} and {image} is not there: "

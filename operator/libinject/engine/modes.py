@@ -47,13 +47,18 @@ def _unavailable(mode: Mode, *, image: str, libraries: LibrarySettings) -> str |
     """Why this cluster cannot deliver `image` in `mode`, or None."""
     if mode is Mode.CSI and not libraries.csi_registered:
         return f"the CSI driver {libraries.csi_driver} is not registered"
-    if mode is Mode.CSI and not references.within(
-        references.parse(image).repository, libraries.registry
-    ):
+    if mode is Mode.CSI and not csi_pulls(image, libraries=libraries):
         return f"the CSI plugin pulls only under {libraries.registry}"
     if mode is Mode.IMAGE_VOLUME and not libraries.image_volumes.available:
         return f"no image volumes: {libraries.image_volumes.reason}"
     return None
+
+
+def csi_pulls(image: str, *, libraries: LibrarySettings) -> bool:
+    """Whether the CSI plugin would pull `image`: the manifests give it one
+    --allowed-repository, the operator's registry; elsewhere it would publish an empty volume."""
+    # Policies' images are held to the reference grammar when parsed: this parse cannot fail.
+    return references.within(references.parse(image).repository, libraries.registry)
 
 
 def _refused(why: str) -> Reason:
