@@ -201,6 +201,29 @@ def running_operator(
 
 
 @pytest.fixture
+def own_operator(
+    _operators_now: list[tuple[str, Operator]], operator_processes: OperatorFactory
+) -> Iterator[OperatorFactory]:
+    """Starts one operator of this test's own: `own_operator(name, *flags)`, ready. The shared
+    one is stopped first (they would share the webhook's port), and this one after the test, so
+    the next test gets a fresh shared one."""
+    started: list[Operator] = []
+
+    def start(name: str, *flags: str) -> Operator:
+        for _, running in _operators_now:
+            if running.alive():
+                running.stop()
+        operator = operator_processes(name, *flags).wait_ready()
+        _operators_now.append((name, operator))
+        started.append(operator)
+        return operator
+
+    yield start
+    for operator in started:
+        operator.stop()
+
+
+@pytest.fixture
 def namespaces(
     admin: client.ApiClient, request: pytest.FixtureRequest
 ) -> Iterator[NamespaceFactory]:

@@ -63,6 +63,7 @@ TOGGLED: dict[str, Any] = {
     "rollout": True,
     "csi": True,
     "pinDigests": True,
+    "detectLanguages": True,
 }
 
 
@@ -124,6 +125,17 @@ def test_default_values_render_what_kustomize_installs(
         ({"csi": True}, {"resources": ["base"], "components": ["components/csi"]}),
         ({"pinDigests": True}, {"resources": ["base"], "components": ["components/pin-digests"]}),
         (
+            {"detectLanguages": True},
+            {"resources": ["base"], "components": ["components/detect-languages"]},
+        ),
+        (
+            {"pinDigests": True, "detectLanguages": True},
+            {
+                "resources": ["base"],
+                "components": ["components/pin-digests", "components/detect-languages"],
+            },
+        ),
+        (
             {"webhook": {"url": "https://127.0.0.1:9443/mutate-pods"}, "replicas": 0},
             {"resources": ["overlays/local"]},
         ),
@@ -135,7 +147,16 @@ def test_default_values_render_what_kustomize_installs(
             },
         ),
     ],
-    ids=["cert-manager", "rollout", "csi", "pin-digests", "local", "all-three"],
+    ids=[
+        "cert-manager",
+        "rollout",
+        "csi",
+        "pin-digests",
+        "detect-languages",
+        "pin-and-detect",
+        "local",
+        "all-three",
+    ],
 )
 def test_each_toggle_renders_what_its_overlay_or_component_installs(
     helm: Helm,
@@ -144,8 +165,9 @@ def test_each_toggle_renders_what_its_overlay_or_component_installs(
     values: dict[str, Any],
     kustomization: dict[str, list[str]],
 ) -> None:
-    """`certManager` is manifests/overlays/cert-manager, `rollout`, `csi` and `pinDigests` their
-    components added to the base, `webhook.url` with no replicas the local overlay (kustomize reads them
+    """`certManager` is manifests/overlays/cert-manager, `rollout`, `csi`, `pinDigests` and
+    `detectLanguages` their components added to the base (the last two each add DNS, as both
+    components do), `webhook.url` with no replicas the local overlay (kustomize reads them
     through a kustomization made here, as a user's would)."""
     manifests = os.path.relpath(REPO / "manifests", tmp_path)
     document = {

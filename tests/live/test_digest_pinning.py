@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,29 +36,16 @@ PREFIX = "pinning"  # the operator's default images: a repository of the tests' 
 
 
 @pytest.fixture
-def pinning_operator(
-    _operators_now: list[tuple[str, Operator]],
-    operator_processes: OperatorFactory,
-    registry: Registry,
-    crane: Path,
-) -> Iterator[Operator]:
+def pinning_operator(own_operator: OperatorFactory, registry: Registry, crane: Path) -> Operator:
     """An operator pinning digests, resolving every second, whose default images are under
-    PREFIX in the tests' registry (tags only these tests move); the shared one is stopped first
-    (they would share the webhook's port), and this one after the test, so the next test gets a
-    fresh shared one."""
-    for _, running in _operators_now:
-        if running.alive():
-            running.stop()
-    pinning = operator_processes(
+    PREFIX in the tests' registry (tags only these tests move)."""
+    return own_operator(
         "digests",
         "--pin-digests=true",
         f"--crane={crane}",
         "--digest-interval=1",
         f"--registry={registry.address}/{PREFIX}",
-    ).wait_ready()
-    _operators_now.append(("digests", pinning))
-    yield pinning
-    pinning.stop()
+    )
 
 
 def _crane(crane: Path, *args: str) -> str:

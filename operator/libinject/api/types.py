@@ -870,6 +870,16 @@ class PolicySpec:
         default=False,
         metadata=describe("A paused policy injects nothing; pods already injected keep it."),
     )
+    detect_languages: bool = field(
+        default=True,
+        metadata=describe(
+            "Where the operator detects languages (its --detect-languages), a container whose "
+            "image's config names other languages than a library's gets no copy of it (a JVM "
+            "pod no Python bundle); a config that names none, or one not fetched yet, changes "
+            "nothing, and the pod's record says so (notDetected). False: every container the "
+            "policy selects gets every library."
+        ),
+    )
     rollout_on_change: bool = field(
         default=False,
         metadata=describe(

@@ -68,7 +68,12 @@ def _choice_lines(choice: LibraryChoice) -> list[str]:
     if tracing:
         written = ", ".join(f"{entry['name']}={entry['value']}" for entry in tracing)
         lines.append(f"    tracing: {written}")
-    lines.extend(f"    container {v.container}: {v.reason}" for v in choice.containers)
+    undetected = dict(choice.not_detected)
+    for verdict in choice.containers:
+        line = f"    container {verdict.container}: {verdict.reason}"
+        if verdict.container in undetected:
+            line += f" (no language detected: {undetected[verdict.container]})"
+        lines.append(line)
     if choice.skipped is not None:
         lines.append(f"    skipped: {choice.skipped}")
     return lines

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,7 +29,8 @@ from libinject.engine.settings import (
     LibrarySettings,
     NamespaceSettings,
 )
-from libinject.runtime import config
+from libinject.runtime import config, logs
+from libinject.runtime.detection import Detector
 from libinject.runtime.kube import Api, KubeconfigError
 
 EXIT_BAD_INPUT = 2
@@ -129,6 +132,14 @@ def _offline_arguments(cmd: argparse.ArgumentParser, *, live: bool = False) -> N
         "image-volume where the CSI driver is not registered)",
     )
     cmd.add_argument(
+        "--detect-languages",
+        action="store_true",
+        help="read each container image's config from its registry (with crane), as the "
+        "operator's --detect-languages does, and give a container only the libraries of the "
+        "languages its image runs",
+    )
+    cmd.add_argument("--crane", default="crane", help="crane, for --detect-languages")
+    cmd.add_argument(
         "--mutate-unlabelled-namespaces",
         action="store_true",
         help="also inject into namespaces without the libinject.dev/inject label",
@@ -164,7 +175,7 @@ def _process(args: argparse.Namespace, *, explain: bool) -> Outcome:
     return _decide(
         sources,
         index=index,
-        settings=settings,
+        settings=_with_detection(args, sources, settings=settings),
         namespaces=namespaces,
         default_labels=default_labels,
         default_namespace=args.namespace or "default",
@@ -197,10 +208,11 @@ def _process_cluster(args: argparse.Namespace) -> Outcome:
         csi_registered=settings.libraries.csi_registered or view.csi_registered,
         image_volumes=view.image_volumes,
     )
+    sources = [(cluster.SOURCE, list(enumerate(view.documents, start=1)))]
     return _decide(
-        [(cluster.SOURCE, list(enumerate(view.documents, start=1)))],
+        sources,
         index=PolicyIndex(view.policies),
-        settings=replace(settings, libraries=libraries),
+        settings=_with_detection(args, sources, settings=replace(settings, libraries=libraries)),
         namespaces=view.namespaces,
         default_labels={},
         default_namespace=namespace,
@@ -236,6 +248,30 @@ def _decide(
                 outcome.decisions.append((slot.label, result.decision))
             outcome.documents.append(doc)
     return outcome
+
+
+def _with_detection(
+    args: argparse.Namespace,
+    sources: list[tuple[str, list[tuple[int, Any]]]],
+    *,
+    settings: EngineSettings,
+) -> EngineSettings:
+    """`settings` with what the configs of every image the pods name say (with
+    --detect-languages), read before any pod is decided: the operator learns them one admission
+    late, here nothing waits."""
+    if not args.detect_languages:
+        return settings
+    # The detector logs each read as the operator's does; here the output says it all, and
+    # stdout is the manifests'.
+    logs.configure("console", level=logging.WARNING)
+    detector = Detector(crane=Path(args.crane))
+    for name, documents in sources:
+        for number, doc in documents:
+            for slot in pod_slots(doc, source=name, document=number):
+                detector.want(slot.pod)
+    asyncio.run(detector.fetch_wanted())
+    libraries = replace(settings.libraries, detection=detector.table)
+    return replace(settings, libraries=libraries)
 
 
 def _declared_namespaces(documents: Any) -> dict[str, dict[str, str]]:

@@ -43,6 +43,7 @@ class Code(StrEnum):
     CONTAINER_NOT_NAMED = "ContainerNotNamed"
     CONTAINER_NAME_MISSING = "ContainerNameMissing"
     CONTAINER_EXCLUDED = "ContainerExcluded"  # named in the pod's exclude-containers annotation
+    LANGUAGE_NOT_DETECTED = "LanguageNotDetected"  # its image's config names other languages
     LOAD_VARIABLE_FROM_SOURCE = "LoadVariableFromSource"
     LOAD_VARIABLE_CONFLICT = "LoadVariableConflict"
     OWN_TRACER = "OwnTracer"  # the container already loads a tracer of its own
@@ -104,6 +105,8 @@ class LibraryChoice:
     env: tuple[EnvVar, ...] = ()  # the winning policy's own variables
     tracing: TracingSpec = field(default_factory=TracingSpec)  # and its tracing settings
     containers: tuple[ContainerVerdict, ...] = ()
+    # Containers it went into without a detection to go by, and why there was none.
+    not_detected: tuple[tuple[str, str], ...] = ()
     skipped: Reason | None = None
 
     @functools.cached_property

@@ -21,6 +21,7 @@ from libinject.engine.decision import (
     LibraryChoice,
     Reason,
 )
+from libinject.engine.detection import NOT_KNOWN, Detected
 from libinject.engine.digests import pinned
 from libinject.engine.eligibility import namespace_reason, pod_reason
 from libinject.engine.index import Namespace, PolicyIndex
@@ -311,8 +312,8 @@ def _deliver(
         settings=settings.libraries,
         token_mount=context.token_mount,
     )
-    targets, verdicts = _containers(context, choice, policy=policy, mount=plan.mount)
-    choice = replace(choice, containers=tuple(verdicts))
+    targets, verdicts, unsure = _containers(context, choice, policy=policy, mount=plan.mount)
+    choice = replace(choice, containers=tuple(verdicts), not_detected=tuple(unsure))
     skipped = _pod_level_skip(
         spec, plan, targets=targets, verdicts=verdicts, refusals=(too_small, not_restricted)
     )
@@ -366,13 +367,15 @@ def _containers(
     *,
     policy: InstrumentationPolicy,
     mount: Mapping[str, Any],
-) -> tuple[list[Target], list[ContainerVerdict]]:
-    """Which containers get the library (with their load values), and a verdict for each."""
+) -> tuple[list[Target], list[ContainerVerdict], list[tuple[str, str]]]:
+    """Which containers get the library (with their load values), a verdict for each, and
+    those it goes into without a detection of their language to go by (with why not)."""
     load = containers.prepare(load_rules(choice.language, choice.flavor), root=mount["mountPath"])
     own = OWN_TRACERS.get(choice.language)
     wanted = policy.spec.container_names
     verdicts = _unnamed(context, wanted) if wanted else list(context.unnamed)
     targets = []
+    unsure = []
     for name in wanted or context.apps:
         edit = context.apps.get(name) or context.inits.get(name)
         if name in context.excluded:
@@ -384,13 +387,40 @@ def _containers(
             )
             verdicts.append(ContainerVerdict(name, missing))
             continue
+        detected = _detected(context, edit.container, policy=policy)
+        if detected is not None and _runs_others(detected, choice.language):
+            verdicts.append(ContainerVerdict(name, _other_languages(detected)))
+            continue
         values = containers.load_values(edit, load=load, mount=mount, own=own)
         if isinstance(values, Reason):
             verdicts.append(ContainerVerdict(name, values))
         else:
             verdicts.append(context.instrumented.get(name) or _instrumented(context, name))
             targets.append((edit, values))
-    return targets, verdicts
+            if detected is not None and not detected.languages:
+                unsure.append((name, detected.evidence))
+    return targets, verdicts, unsure
+
+
+def _detected(
+    context: _PodContext, container: Mapping[str, Any], *, policy: InstrumentationPolicy
+) -> Detected | None:
+    """What the container's image config says, NOT_KNOWN when the operator has not read it
+    yet; None where nothing is detected (the operator's switch, or the policy's)."""
+    table = context.settings.libraries.detection
+    if table is None or not policy.spec.detect_languages:
+        return None
+    return table.get(str(container.get("image")), NOT_KNOWN)
+
+
+def _runs_others(detected: Detected, language: Language) -> bool:
+    """Whether the image names languages, and not this one (one that names none may run any)."""
+    return bool(detected.languages) and language not in detected.languages
+
+
+def _other_languages(detected: Detected) -> Reason:
+    languages = ", ".join(sorted(detected.languages))
+    return Reason(Code.LANGUAGE_NOT_DETECTED, f"its image runs {languages} ({detected.evidence})")
 
 
 def _unnamed(context: _PodContext, wanted: tuple[str, ...]) -> list[ContainerVerdict]:
@@ -615,6 +645,8 @@ def _injected_record(decision: Decision) -> str:
         }
         if skipped:
             record["skippedContainers"] = skipped
+        if choice.not_detected:
+            record["notDetected"] = dict(choice.not_detected)
         if (
             choice.version_reason is not None
             and choice.version_reason.code is Code.VERSION_NOT_ALLOWED

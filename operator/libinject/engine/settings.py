@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from libinject.api.types import Mode
+from libinject.engine.detection import Detected
 from libinject.engine.digests import Pin
 
 
@@ -71,6 +72,12 @@ class LibrarySettings:
     """Each policy image tag's digest as the operator last resolved it (libinject.engine.digests):
     pods get `<image>@<digest>`. None: images are not pinned (the operator's --pin-digests is
     off, or the offline CLI, which resolves nothing)."""
+
+    detection: Mapping[str, Detected] | None = field(default=None, repr=False, compare=False)
+    """What each app image's config says it runs (libinject.engine.detection), by the image
+    reference a pod names, as the operator has fetched them so far; an image not in it is not
+    known yet. None: the operator does not detect (its --detect-languages is off, or the offline
+    CLI), and every policy's libraries go in as they name them."""
 
     csi_key: bytes = field(default=b"", repr=False)
     """The key CSI volume attributes are signed with (libinject.engine.signature), shared with

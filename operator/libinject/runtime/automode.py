@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from libinject.engine import imagevolumes
+from libinject.engine.detection import Detected
 from libinject.engine.digests import Pin
 from libinject.engine.settings import EngineSettings, ImageVolumeSupport
 from libinject.runtime import logs
@@ -41,8 +42,15 @@ class AutoMode:
 
     def use_digests(self, digests: Mapping[str, Pin]) -> None:
         """The digests the operator resolved its policies' images to, from now on."""
+        self._use_libraries(digests=digests)
+
+    def use_detection(self, detection: Mapping[str, Detected]) -> None:
+        """What the app images fetched so far run, from now on."""
+        self._use_libraries(detection=detection)
+
+    def _use_libraries(self, **changes: Any) -> None:
         self._settings = replace(
-            self._settings, libraries=replace(self._settings.libraries, digests=digests)
+            self._settings, libraries=replace(self._settings.libraries, **changes)
         )
         self._apply(self.image_volumes)
 

@@ -69,7 +69,8 @@ class DigestSettings:
     `<image>@<digest>`; a tag that cannot be resolved makes its policy Ready=False."""
 
     crane: Path = Path("crane")
-    """go-containerregistry's crane, which resolves them (`crane digest`; the image has it)."""
+    """go-containerregistry's crane, which resolves them (`crane digest`; the image has it);
+    it also reads image configs for detect_languages."""
 
     interval: float = 60.0
     """Seconds between two resolutions of every tag: how soon a moved tag is followed."""
@@ -97,6 +98,12 @@ class RuntimeSettings:
     when unset. Equal priorities leave every replica active (Kopf warns), so a value shared by
     all replicas of a Deployment (its ConfigMap, its env) defeats the election: set it only for
     replicas run apart, such as a second Deployment that should take over last."""
+
+    detect_languages: bool = False
+    """Fetch the config of each image pods name, in the background, so that a container whose
+    image runs other languages than a library's gets no copy of it (policies may turn it off);
+    crane (DigestSettings.crane) reads the configs, and the operator then needs egress to the
+    registries of every app image."""
 
     csi_key_secret: str = "libinject-csi-key"
     """The Secret in the operator's namespace holding the key CSI volumes are signed with (made
@@ -289,7 +296,19 @@ OPTIONS: tuple[Option, ...] = (
         ("digests", "pin"),
         "resolve policy image tags to digests in the background and inject image@digest",
     ),
-    Option("crane", _path, ("digests", "crane"), "go-containerregistry crane, for --pin-digests"),
+    Option(
+        "detectLanguages",
+        _boolean,
+        ("detect_languages",),
+        "read the config of each image pods name in the background, and give a container only "
+        "the libraries of the languages its image runs",
+    ),
+    Option(
+        "crane",
+        _path,
+        ("digests", "crane"),
+        "go-containerregistry crane, for --pin-digests and --detect-languages",
+    ),
     Option(
         "digestInterval",
         _interval,

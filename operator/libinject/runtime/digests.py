@@ -6,8 +6,7 @@ its own webhook; the active reconciler's table also decides the policies' Ready 
 tags are those the policies' libraries name at their own versions; they are resolved when that
 set changes and again every interval, which is how a moved tag is followed. A failed resolution
 keeps the last known digest beside the error. `crane digest` asks the registry (plain HTTP for
-localhost registries, credentials from crane's Docker config), so no registry protocol is
-written here.
+localhost registries, credentials from crane's Docker config).
 """
 
 from __future__ import annotations
@@ -24,10 +23,10 @@ from libinject.engine import references
 from libinject.engine.digests import Pin
 from libinject.engine.versions import policy_images
 from libinject.runtime import logs
+from libinject.runtime.crane import ask
 
 log = logs.get(__name__)
 PARALLEL = 4  # registry requests at once: enough for hundreds of tags in one interval
-TIMEOUT_SECONDS = 20.0
 ERROR_LIMIT = 300  # characters of crane's message kept in a status and a pod's record
 
 Listener = Callable[[Mapping[str, Pin]], None]
@@ -91,35 +90,12 @@ class Resolver:
         known = self._pins.get(image)
         last = None if known is None else known.digest
         async with limit:
-            answer, error = await self._ask(image)
+            answer, error = await ask(self._crane, "digest", image)
         if error is not None:
             return Pin(last, error[:ERROR_LIMIT])
         if not references.DIGEST.fullmatch(answer):
             return Pin(last, f"the registry's answer is no sha256 digest: {answer[:80]!r}")
         return Pin(answer)
-
-    async def _ask(self, image: str) -> tuple[str, str | None]:
-        """crane's answer for `image`, or why there is none."""
-        try:
-            process = await asyncio.create_subprocess_exec(
-                str(self._crane),
-                "digest",
-                image,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as error:
-            return "", f"cannot run {self._crane}: {error.strerror or error}"
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), TIMEOUT_SECONDS)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            return "", f"the registry did not answer within {TIMEOUT_SECONDS:.0f} s"
-        if process.returncode != 0:
-            lines = err.decode(errors="replace").strip().splitlines() or ["no message"]
-            return "", lines[-1].removeprefix("Error: ")
-        return out.decode(errors="replace").strip(), None
 
 
 def _log_change(image: str, *, before: Pin | None, after: Pin) -> None:

@@ -27,6 +27,7 @@ from libinject.runtime import caches, csikey, kube, logs, peering, probes, recon
 from libinject.runtime.automode import AutoMode
 from libinject.runtime.certificates import Certificates
 from libinject.runtime.config import MAX_PRIORITY, RuntimeSettings
+from libinject.runtime.detection import Detector
 from libinject.runtime.digests import Listener, Resolver
 from libinject.runtime.webhook import WebhookServer
 
@@ -61,6 +62,7 @@ async def _operate(settings: RuntimeSettings) -> None:
     auto_mode = AutoMode(engine, server_version=await _server_version(api))
     picture = reconciling.Picture(engine, api)
     resolver = _resolver(settings, listeners=(auto_mode.use_digests, picture.use_digests))
+    detector = _detector(settings, auto_mode=auto_mode)
     existing = set(asyncio.all_tasks())
     tasks = [
         *await _serving_operator(
@@ -69,6 +71,7 @@ async def _operate(settings: RuntimeSettings) -> None:
             server=server,
             picture=picture,
             resolver=resolver,
+            detector=detector,
             stop=stop,
         ),
         *await _reconciling_operator(settings, picture=picture, stop=stop),
@@ -77,6 +80,8 @@ async def _operate(settings: RuntimeSettings) -> None:
         tasks.append(_task(certificates.keep_current(), "certificate keeper"))
     if resolver is not None:
         tasks.append(_task(resolver.keep_current(), "digest resolver"))
+    if detector is not None:
+        tasks.append(_task(detector.keep_current(), "language detector"))
     # Kopf installs signal handlers per operator, the last one replacing the others': one
     # handler of ours stops both.
     loop = asyncio.get_running_loop()
@@ -88,11 +93,13 @@ async def _operate(settings: RuntimeSettings) -> None:
 
 
 def _engine_settings(settings: RuntimeSettings) -> EngineSettings:
-    """The engine's settings; with digests pinned, an empty table until the first resolution
-    (pods get the tag meanwhile, and their record says so)."""
-    if not settings.digests.pin:
-        return settings.engine
-    libraries = replace(settings.engine.libraries, digests=MappingProxyType({}))
+    """The engine's settings; with digests pinned, or languages detected, empty tables until the
+    first are found (pods get the tag meanwhile, or every library, and their record says so)."""
+    libraries = replace(
+        settings.engine.libraries,
+        digests=MappingProxyType({}) if settings.digests.pin else None,
+        detection=MappingProxyType({}) if settings.detect_languages else None,
+    )
     return replace(settings.engine, libraries=libraries)
 
 
@@ -107,6 +114,14 @@ def _resolver(settings: RuntimeSettings, *, listeners: tuple[Listener, ...]) -> 
     for listener in listeners:
         resolver.listen(listener)
     return resolver
+
+
+def _detector(settings: RuntimeSettings, *, auto_mode: AutoMode) -> Detector | None:
+    if not settings.detect_languages:
+        return None
+    detector = Detector(crane=settings.digests.crane)
+    detector.listen(auto_mode.use_detection)
+    return detector
 
 
 async def _server_version(api: kube.Api) -> str | None:
@@ -128,6 +143,7 @@ async def _serving_operator(
     server: WebhookServer,
     picture: reconciling.Picture,
     resolver: Resolver | None,
+    detector: Detector | None,
     stop: asyncio.Event,
 ) -> list[asyncio.Task[Any]]:
     kopf_settings = _kopf_settings()
@@ -140,6 +156,7 @@ async def _serving_operator(
         in_flight=server.in_flight,
         deletions=picture,
         resolver=resolver,
+        detector=detector,
     )
     return [
         *await kopf.spawn_tasks(

@@ -38,7 +38,8 @@ POLICIES = Gauge(
 )
 INDEX_ENTRIES = Gauge(
     "libinject_index_entries",
-    "Objects in each in-memory index of the webhook (policies: the valid ones).",
+    "Objects in each in-memory index of the webhook (policies: the valid ones; image_configs: "
+    "the app images whose languages are known, with --detect-languages).",
     ["index"],
     registry=REGISTRY,
 )

@@ -17,6 +17,7 @@ from libinject.admission import Caches, admit
 from libinject.api.types import GROUP, PLURAL, VERSION, InstrumentationPolicy
 from libinject.runtime import caches, heap, logs, metrics, webhook
 from libinject.runtime.automode import AutoMode
+from libinject.runtime.detection import Detector
 from libinject.runtime.digests import Resolver
 from libinject.runtime.handoff import InFlight
 from libinject.runtime.probes import Readiness
@@ -41,12 +42,14 @@ def registry(
     in_flight: InFlight,
     deletions: Deletions,
     resolver: Resolver | None = None,
+    detector: Detector | None = None,
 ) -> kopf.OperatorRegistry:
     """The serving operator's handlers. Its watches never pause, so it also tells `deletions` of
     every deletion: the reconciler's own watches pause in a standby replica, and on resume Kopf
     lists what exists but says nothing of what was deleted meanwhile, so without this a replica
     active again would keep those (a deleted rival would keep a live policy Conflicting). With
-    digests pinned, `resolver` learns of every policy as it is indexed, and of its deletion."""
+    digests pinned, `resolver` learns of every policy as it is indexed, and of its deletion; with
+    languages detected, `detector` learns of every pod's images as it is admitted."""
     reg = kopf.OperatorRegistry()
 
     @kopf.index(GROUP, VERSION, PLURAL, id="policies", registry=reg)
@@ -108,6 +111,8 @@ def registry(
         # Kopf hands each index to handlers as a keyword argument named after its id.
         # The server runs the decision: here, only what to decide with.
         call = in_flight.call_for(headers)
+        if detector is not None:  # for the next pod: this one is decided with what is known
+            detector.want(call.pod)
         call.decide = functools.partial(
             admit,
             call.pod,
