@@ -10,7 +10,8 @@ script and Dockerfile. Test and benchmark code names
 images of its own (the CSI tests push stand-ins under numbered tags), which are no library's
 version.
 
-Left out: a version a pod requests by annotation (`libinject.dev/<language>.version`), in the
+Left out: a version a pod requests by annotation (`libinject.dev/<language>.version`, or
+`libinject.dev/<container>.<language>.version` for one container), in the
 file where it is requested, with the image and record it is granted: a request exists to differ
 from the policy's version, and each flavor has one version we build. Text that is not a version
 (`latest`, `x`: the refusal tests'), and languages that have no images/<language>/ yet: there
@@ -42,7 +43,10 @@ MAPPING = re.compile(r"\{[^{}]*\}")
 LANGUAGE = re.compile(rf"{_Q}language{_Q}\s*:\s*{_Q}({LANGUAGES}){_Q}\s*[,}}\n]")
 FLAVOR = re.compile(rf"{_Q}flavor{_Q}\s*:\s*{_Q}({FLAVORS}){_Q}\s*[,}}\n]")
 VERSION = re.compile(rf"(?<![\w./-]){_Q}version{_Q}\s*:\s*{_Q}([^\s\"',}}]+)")
-REQUESTED = re.compile(rf"libinject\.dev/({LANGUAGES})\.version{_Q}\s*:\s*{_Q}([^\s\"',}}]+)")
+# The pod's request, or one container's (libinject.dev/<container>.<language>.version).
+REQUESTED = re.compile(
+    rf"libinject\.dev/(?:[a-z0-9-]+\.)?({LANGUAGES})\.version{_Q}\s*:\s*{_Q}([^\s\"',}}]+)"
+)
 # A library of a YAML block sequence: `- language: java` and the keys indented under it.
 BLOCK = re.compile(r"^(\s*)- language: .*(?:\n\1  \w+: .*)*", re.MULTILINE)
 IMAGE = re.compile(rf"/({LANGUAGES})-({FLAVORS}):([\w.+-]+)")

@@ -281,6 +281,20 @@ def test_explain_shows_a_container_the_pod_excludes(capsys: pytest.CaptureFixtur
     ) in worker
 
 
+def test_explain_shows_each_containers_own_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """The golden pod `pipeline`: score asked for 4.15.0 (allowed by 4.*) and got it, in a copy
+    of its own; ingest asked for 5.0.0 and kept the pod's version. The written pod has both
+    copies (tests/golden/cases/pods.injected.yaml)."""
+    out = explain_golden(capsys, "pods.yaml")
+    pipeline = out.split("Pod web/pipeline")[1].split("\nPod ")[0]
+    assert "container score: ContainerInstrumented: instrumented, version 4.15.0" in pipeline
+    assert "container ingest: ContainerInstrumented: instrumented\n" in pipeline
+    assert (
+        "version for ingest: VersionNotAllowed: libinject.dev/ingest.python.version=5.0.0 "
+        "refused: allowedVersions is [4.*]; using 4.16.0"
+    ) in pipeline
+
+
 def test_explain_shows_policy_env_sources_and_tracing_variables(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

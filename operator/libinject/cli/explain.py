@@ -68,18 +68,31 @@ def _choice_lines(choice: LibraryChoice) -> list[str]:
     if tracing:
         written = ", ".join(f"{entry['name']}={entry['value']}" for entry in tracing)
         lines.append(f"    tracing: {written}")
-    undetected = dict(choice.not_detected)
-    for verdict in choice.containers:
-        line = f"    container {verdict.container}: {verdict.reason}"
-        if verdict.container in undetected:
-            line += f" (no language detected: {undetected[verdict.container]})"
-        lines.append(line)
+    lines.extend(_container_lines(choice))
     if choice.skipped is not None:
         lines.append(f"    skipped: {choice.skipped}")
     return lines
 
 
 _KEYED = {"secretKeyRef": "Secret", "configMapKeyRef": "ConfigMap"}
+
+
+def _container_lines(choice: LibraryChoice) -> list[str]:
+    """Each container's verdict, with the version it asked for and what detection found."""
+    undetected = dict(choice.not_detected)
+    own = dict(choice.container_versions)
+    lines = []
+    for verdict in choice.containers:
+        line = f"    container {verdict.container}: {verdict.reason}"
+        if verdict.container in own and verdict.container in choice.instrumented:
+            line += f", version {own[verdict.container]}"
+        if verdict.container in undetected:
+            line += f" (no language detected: {undetected[verdict.container]})"
+        lines.append(line)
+    lines.extend(
+        f"    version for {name}: {reason}" for name, reason in choice.container_version_reasons
+    )
+    return lines
 
 
 def _env_value(var: EnvVar) -> str:

@@ -98,6 +98,10 @@ class LibraryChoice:
     mode: Mode
     policy: str
     version_reason: Reason | None = None
+    # The versions the pod asks for single containers (libinject.dev/<container>.<language>.
+    # version) other than `version`, granted: each such version gets a copy of its own.
+    container_versions: tuple[tuple[str, str], ...] = ()
+    container_version_reasons: tuple[tuple[str, Reason], ...] = ()  # each request's, by container
     mode_reason: str | None = None  # why `auto` meant this mode; None for a mode the policy set
     mode_request: Reason | None = None  # the pod's libinject.dev/mode, granted or refused
     digest: str | None = None  # the image's digest, when it is pinned

@@ -1,12 +1,14 @@
 """How a library reaches the pod, written once per mode and shared by every language.
 
 Each mode yields the pod-level objects (a volume, and for init-container mode the copy container)
-and the mount that app containers get. Names are fixed per language, so a second pass finds the
-same objects and adds nothing.
+and the mount that app containers get. Names are fixed per language (and version, for a second
+one in a pod), so a second pass finds the same objects and adds nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,7 @@ COPY_TARGET = "/libinject-target"
 NONROOT_UID = 65532
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 TOKEN_VOLUME_PREFIX = "kube-api-access-"  # the volume the ServiceAccount plugin adds
+VERSION_LABEL_LENGTH = 32  # of a version in a name: with the rest, within a label's 63
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,21 @@ class Delivery:
     init_container: dict[str, Any] | None
 
 
-def object_name(language: Language) -> str:
-    return f"libinject-{language}"
+def object_name(language: Language, version: str | None = None) -> str:
+    """The volume's and copy container's name: libinject-<language>, and for another version
+    in the same pod (a container's own request) libinject-<language>-<version as a label>-<six
+    hex digits of its hash>, since two versions can read alike as labels (1.0-rc, 1-0.rc)."""
+    if version is None:
+        return f"libinject-{language}"
+    label = re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-")[:VERSION_LABEL_LENGTH]
+    digest = hashlib.sha256(version.encode()).hexdigest()[:6]
+    return f"libinject-{language}-{label}-{digest}"
 
 
 def delivery(
     *,
     language: Language,
+    version: str | None = None,
     image: str,
     mode: Mode,
     namespace: str,
@@ -50,10 +61,12 @@ def delivery(
     settings: LibrarySettings,
     token_mount: dict[str, Any] | None = None,
 ) -> Delivery:
-    name = object_name(language)
+    """What the library `image` adds to the pod in `mode`; with `version`, as a second version of
+    its language in the pod, under names and a path of its own."""
+    name = object_name(language, version)
     mount: dict[str, Any] = {
         "name": name,
-        "mountPath": f"{settings.mount_root}/{language}",
+        "mountPath": f"{settings.mount_root}/{name.removeprefix('libinject-')}",
         "readOnly": True,
     }
     init = None

@@ -5,12 +5,13 @@ Pure: no I/O, no clients, no Kopf. The webhook and the CLI are shells around `in
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from libinject.api.types import InstrumentationPolicy, Language, Mode
+from libinject.api.types import InstrumentationPolicy, Language, Mode, is_version
 from libinject.engine import containers, delivery, environment, patch, shape
 from libinject.engine.choice import choose, explain_candidates, library_of
 from libinject.engine.decision import (
@@ -32,7 +33,12 @@ from libinject.engine.owners import Workload, workload_of
 from libinject.engine.patch import Operation
 from libinject.engine.resources import Resources, copy_resources, pod_share
 from libinject.engine.settings import EngineSettings, LibrarySettings
-from libinject.engine.versions import image_for, resolve_version
+from libinject.engine.versions import (
+    container_version_annotation,
+    container_versions,
+    image_for,
+    resolve_version,
+)
 
 INJECTED_ANNOTATION = "libinject.dev/injected"
 EXCLUDE_CONTAINERS_ANNOTATION = "libinject.dev/exclude-containers"
@@ -135,8 +141,9 @@ def pod_name(pod: Mapping[str, Any]) -> str:
     return str(meta.get("name") or (meta.get("generateName") or "<pod template>"))
 
 
-# A container that takes the library: its edits, and its load variables' values.
-Target = tuple[containers.Edits, dict[str, str]]
+# A container that takes the library: its edits, its load variables' values, and the delivery
+# of its version.
+Target = tuple[containers.Edits, dict[str, str], delivery.Delivery]
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,9 @@ def _pod_context(
     workload: Workload | None,
 ) -> _PodContext:
     spec = pod["spec"]
-    ours = frozenset(delivery.object_name(language) for language in winners)
+    ours = frozenset(delivery.object_name(language) for language in winners) | _version_objects(
+        pod, languages=winners
+    )
     inits = {
         c["name"]: containers.Edits(c)
         for c in spec.get("initContainers") or ()
@@ -193,6 +202,24 @@ def _pod_context(
     )
 
 
+def _version_objects(pod: Mapping[str, Any], *, languages: Iterable[Language]) -> frozenset[str]:
+    """The names of the objects a container's own version of each language would have: ours
+    too, never a user's init container to instrument (a request refused still names one, which
+    no user's container has)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    if not annotations:
+        return frozenset()
+    names = [
+        c["name"] for kind in ("containers", "initContainers") for c in pod["spec"].get(kind) or ()
+    ]
+    return frozenset(
+        delivery.object_name(language, version)
+        for language in languages
+        for name in names
+        if is_version(version := annotations.get(container_version_annotation(name, language)))
+    )
+
+
 def _inject_all(
     pod: dict[str, Any],
     *,
@@ -211,7 +238,9 @@ def _inject_all(
     )
     decisions = []
     for language, policy in sorted(winners.items()):
-        choice = _choose_library(pod, policy, language, settings)
+        choice = _choose_library(
+            pod, policy, language, settings=settings, names=[*context.apps, *context.inits]
+        )
         if choice.skipped is None:
             choice = _deliver(context, choice, policy, ops=ops)
         decisions.append(LanguageDecision(language, choice))
@@ -224,11 +253,14 @@ def _choose_library(
     pod: Mapping[str, Any],
     policy: InstrumentationPolicy,
     language: Language,
+    *,
     settings: EngineSettings,
+    names: list[str],
 ) -> LibraryChoice:
     library = library_of(policy, language)
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     version, version_reason = resolve_version(library, annotations)
+    own, own_reasons = container_versions(library, annotations, names=names, default=version)
     mode, mode_reason = resolve_mode(policy.spec.injection.mode, settings.libraries)
     image = image_for(library, version=version, registry=settings.libraries.registry)
     pin = pinned(image, settings.libraries.digests)
@@ -247,6 +279,8 @@ def _choose_library(
         mode=mode,
         policy=policy.name,
         version_reason=version_reason,
+        container_versions=tuple(own.items()),
+        container_version_reasons=tuple(own_reasons.items()),
         mode_reason=mode_reason,
         mode_request=mode_request,
         digest=pin.digest,
@@ -301,9 +335,9 @@ def _deliver(
         context.share, override=policy.spec.injection.resources, minimums=settings.init_containers
     )
     security_context, not_restricted = _copy_security_context(context, policy)
-    plan = delivery.delivery(
+    plan_for = functools.partial(
+        delivery.delivery,
         language=choice.language,
-        image=choice.image,
         mode=choice.mode,
         namespace=context.namespace.name,
         size_limit=policy.spec.injection.size_limit,
@@ -312,14 +346,23 @@ def _deliver(
         settings=settings.libraries,
         token_mount=context.token_mount,
     )
-    targets, verdicts, unsure = _containers(context, choice, policy=policy, mount=plan.mount)
+    plans = {choice.version: plan_for(image=choice.image)}
+    own = dict(choice.container_versions)
+    for version in sorted(set(own.values())):
+        image = _version_image(policy, choice, version=version, libraries=settings.libraries)
+        plans[version] = plan_for(version=version, image=image)
+    targets, verdicts, unsure = _containers(
+        context, choice, policy=policy, plan_of=lambda name: plans[own.get(name, choice.version)]
+    )
     choice = replace(choice, containers=tuple(verdicts), not_detected=tuple(unsure))
+    used = [plan for plan in plans.values() if any(target[2] is plan for target in targets)]
     skipped = _pod_level_skip(
-        spec, plan, targets=targets, verdicts=verdicts, refusals=(too_small, not_restricted)
+        spec, used, targets=targets, verdicts=verdicts, refusals=(too_small, not_restricted)
     )
     if skipped is not None:
         return replace(choice, skipped=skipped)
-    _add_pod_objects(spec, plan, ours=context.ours, ops=ops)
+    for plan in used:
+        _add_pod_objects(spec, plan, ours=context.ours, ops=ops)
     env_for = environment.library_env(
         choice.flavor,
         language=choice.language,
@@ -327,9 +370,24 @@ def _deliver(
         defaults=settings.agent,
         tags=context.tags,
     )
-    for edit, values in targets:
+    for edit, values, plan in targets:
         edit.apply(values=values, mount=plan.mount, env=env_for(edit.container["name"]))
     return choice
+
+
+def _version_image(
+    policy: InstrumentationPolicy,
+    choice: LibraryChoice,
+    *,
+    version: str,
+    libraries: LibrarySettings,
+) -> str:
+    """The image of a version a container asked for: a default image (a policy that names its
+    own image grants no other version), pinned where the operator resolved it."""
+    library = library_of(policy, choice.language)
+    return pinned(
+        image_for(library, version=version, registry=libraries.registry), libraries.digests
+    ).image
 
 
 def _copy_security_context(
@@ -366,11 +424,13 @@ def _containers(
     choice: LibraryChoice,
     *,
     policy: InstrumentationPolicy,
-    mount: Mapping[str, Any],
+    plan_of: Callable[[str], delivery.Delivery],
 ) -> tuple[list[Target], list[ContainerVerdict], list[tuple[str, str]]]:
-    """Which containers get the library (with their load values), a verdict for each, and
-    those it goes into without a detection of their language to go by (with why not)."""
-    load = containers.prepare(load_rules(choice.language, choice.flavor), root=mount["mountPath"])
+    """Which containers get the library (with their load values and the delivery of their
+    version, `plan_of` them), a verdict for each, and those it goes into without a detection of
+    their language to go by (with why not)."""
+    rules = load_rules(choice.language, choice.flavor)
+    loads: dict[str, containers.Load] = {}  # by mount path: one per version in the pod
     own = OWN_TRACERS.get(choice.language)
     wanted = policy.spec.container_names
     verdicts = _unnamed(context, wanted) if wanted else list(context.unnamed)
@@ -391,12 +451,15 @@ def _containers(
         if detected is not None and _runs_others(detected, choice.language):
             verdicts.append(ContainerVerdict(name, _other_languages(detected)))
             continue
-        values = containers.load_values(edit, load=load, mount=mount, own=own)
+        plan = plan_of(name)
+        root = plan.mount["mountPath"]
+        load = loads.get(root) or loads.setdefault(root, containers.prepare(rules, root=root))
+        values = containers.load_values(edit, load=load, mount=plan.mount, own=own)
         if isinstance(values, Reason):
             verdicts.append(ContainerVerdict(name, values))
         else:
             verdicts.append(context.instrumented.get(name) or _instrumented(context, name))
-            targets.append((edit, values))
+            targets.append((edit, values, plan))
             if detected is not None and not detected.languages:
                 unsure.append((name, detected.evidence))
     return targets, verdicts, unsure
@@ -458,20 +521,26 @@ def _instrumented(context: _PodContext, name: str) -> ContainerVerdict:
 
 def _pod_level_skip(
     spec: Mapping[str, Any],
-    plan: delivery.Delivery,
+    plans: list[delivery.Delivery],
     *,
     targets: list[Target],
     verdicts: list[ContainerVerdict],
     refusals: tuple[Reason | None, ...],
 ) -> Reason | None:
-    """Why the library cannot go in at all; `refusals` are the copy container's own, which
-    count only where there is one."""
+    """Why the library cannot go in at all (in any of its versions `plans`); `refusals` are the
+    copy containers' own, which count only where there are some."""
     if not targets:
         return Reason(Code.NO_CONTAINER_SELECTED, _none_can_take(verdicts))
-    if plan.init_container is not None:
+    if plans[0].init_container is not None:  # every version comes the same way
         refused = next((reason for reason in refusals if reason is not None), None)
         if refused is not None:
             return refused
+    return next(filter(None, (_name_taken(spec, plan) for plan in plans)), None)
+
+
+def _name_taken(spec: Mapping[str, Any], plan: delivery.Delivery) -> Reason | None:
+    """NameTaken where the pod has a volume or container of the delivery's name that is not
+    the one it would add (a pod that comes back injected has exactly those)."""
     name = plan.volume["name"]
     for volume in spec.get("volumes") or ():
         if volume.get("name") == name and not covers(volume, plan.volume):
@@ -621,6 +690,23 @@ def _finish(pod: dict[str, Any], decision: Decision, ops: list[Operation]) -> Re
     return Result(pod, ops, decision)
 
 
+def _container_versions_record(choice: LibraryChoice) -> dict[str, dict[str, str]]:
+    """The versions containers asked for: those they got (containerVersions), those refused."""
+    instrumented = set(choice.instrumented)
+    got = {name: v for name, v in choice.container_versions if name in instrumented}
+    refused = {
+        name: reason.message
+        for name, reason in choice.container_version_reasons
+        if reason.code is Code.VERSION_NOT_ALLOWED
+    }
+    record = {}
+    if got:
+        record["containerVersions"] = got
+    if refused:
+        record["containerVersionsRefused"] = refused
+    return record
+
+
 def _injected_record(decision: Decision) -> str:
     records = []
     for choice in decision.injected:
@@ -652,6 +738,7 @@ def _injected_record(decision: Decision) -> str:
             and choice.version_reason.code is Code.VERSION_NOT_ALLOWED
         ):
             record["versionRefused"] = choice.version_reason.message
+        record.update(_container_versions_record(choice))
         if choice.mode_request is not None:
             key = (
                 "modeRequested"

@@ -4,12 +4,13 @@ the one place that turns a library and a version into an image reference."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from libinject.api.types import Flavor, InstrumentationPolicy, Language, LibrarySpec, is_version
 from libinject.engine.decision import Code, Reason
 
 _SHOWN = 80  # how much of a refused request a message repeats
+_ABSENT = object()  # no request (a manifest's null is one, and is refused as no version)
 
 
 def version_annotation(language: str) -> str:
@@ -26,33 +27,70 @@ def allows(pattern: str, version: str) -> bool:
     return version == pattern
 
 
+def container_version_annotation(container: str, language: str) -> str:
+    """A request for one container: libinject.dev/<container>.<language>.version (a container's
+    name is a DNS label, without dots, so the key reads back one way)."""
+    return f"libinject.dev/{container}.{language}.version"
+
+
 def resolve_version(
     library: LibrarySpec, annotations: Mapping[str, object]
 ) -> tuple[str, Reason | None]:
-    """(version, reason) where reason records a request granted or refused, else None.
+    """(version, reason) for the pod, where reason records a request granted or refused, else
+    None."""
+    key = version_annotation(library.language)
+    requested = annotations.get(key, _ABSENT)
+    return _judge(library, key=key, requested=requested, default=library.version)
+
+
+def container_versions(
+    library: LibrarySpec,
+    annotations: Mapping[str, object],
+    *,
+    names: Iterable[str],
+    default: str,
+) -> tuple[dict[str, str], dict[str, Reason]]:
+    """The versions the pod asks for its containers `names` other than `default` (the pod's),
+    those granted by container; and a reason for each request, granted or refused (a request
+    for `default` itself is none). Held to the same rules as the pod's own request."""
+    granted: dict[str, str] = {}
+    reasons: dict[str, Reason] = {}
+    for name in names:
+        key = container_version_annotation(name, library.language)
+        requested = annotations.get(key, _ABSENT)
+        version, reason = _judge(library, key=key, requested=requested, default=default)
+        if reason is not None:
+            reasons[name] = reason
+        if version != default:
+            granted[name] = version
+    return granted, reasons
+
+
+def _judge(
+    library: LibrarySpec, *, key: str, requested: object, default: str
+) -> tuple[str, Reason | None]:
+    """The version a request under `key` gives (`default` without one, or when refused) and why.
 
     A request must be a version in the grammar of spec.libraries[].version before it is
     compared with allowedVersions: a pattern such as 2.* or anything carrying a digest, a path
     or a second tag is no version, and would otherwise reach the image reference.
     """
-    key = version_annotation(library.language)
-    if key not in annotations or annotations[key] == library.version:
-        return library.version, None
-    requested = annotations[key]
+    if requested is _ABSENT or requested == default:
+        return default, None
     if not is_version(requested):
         why = (
             f"{key}={shown(requested)} refused: not a version (1, 1.2, 1.2.3, optionally with a "
-            f"suffix such as -rc.1; letters, digits, '.', '-'); using {library.version}"
+            f"suffix such as -rc.1; letters, digits, '.', '-'); using {default}"
         )
-        return library.version, Reason(Code.VERSION_NOT_ALLOWED, why)
+        return default, Reason(Code.VERSION_NOT_ALLOWED, why)
     if library.image:
         why = f"{key}={requested} refused: the policy pins the image {library.image}"
-        return library.version, Reason(Code.VERSION_NOT_ALLOWED, why)
+        return default, Reason(Code.VERSION_NOT_ALLOWED, why)
     if any(allows(pattern, requested) for pattern in library.allowed_versions):
         return requested, Reason(Code.VERSION_REQUESTED, f"{key}={requested} is allowed")
     allowed = ", ".join(library.allowed_versions) or "none"
-    why = f"{key}={requested} refused: allowedVersions is [{allowed}]; using {library.version}"
-    return library.version, Reason(Code.VERSION_NOT_ALLOWED, why)
+    why = f"{key}={requested} refused: allowedVersions is [{allowed}]; using {default}"
+    return default, Reason(Code.VERSION_NOT_ALLOWED, why)
 
 
 def shown(value: object) -> str:
