@@ -4,10 +4,12 @@ worth of objects, libinject beside the OpenTelemetry Operator on one local contr
 The population is the engine bench's (bench/engine.py): 10,000 namespaces with team, env, opt-in
 and Pod Security labels, and 1,000 policies of every selector kind. For each operator's process,
 its resident memory (VmRSS) when idle after start; once every namespace and policy exists and
-libinject's policy statuses have converged; and after 2,000 pod creates, half through each
-webhook. Also: how long after the last create the statuses converged (every policy's
-matchedNamespaces as `libinject.status.reconcile` derives it from the cluster's own listing).
-Goal: libinject under 150 MiB with everything in place.
+libinject's policy statuses have converged; and after 20,000 pod creates, 10,000 through each
+webhook, once libinject's coverage counts have converged (libinject watches every pod for them,
+the OpenTelemetry Operator none). Also: how long after the last create the statuses converged
+(every policy's matchedNamespaces as `libinject.status.reconcile` derives it from the cluster's
+own listing, then every policy's status.pods as `libinject.coverage` derives it from the
+listing of pods). Goal: libinject under 150 MiB with everything in place.
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ from cluster.fixtures import GROUP, PLURAL, VERSION
 from cluster.kubectl import Kubectl
 from cluster.workloads import app_pod
 from libinject.api.types import Flavor, Language
+from libinject.coverage import Tally, states, summarize, winners
+from libinject.engine.checks import usable_policy
+from libinject.engine.index import PolicyIndex
 from libinject.engine.settings import EngineSettings
 from libinject.engine.versions import library_image
 from libinject.status import PolicyObject, reconcile
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
-PODS = 2_000  # half through each webhook
+PODS = 20_000  # half through each webhook
 POD_NAMESPACES = 50  # of the population's opted-in ones, for libinject's half
 CREATORS = 8  # threads creating objects at once
 CONVERGENCE_TIMEOUT = 600.0
@@ -53,7 +58,7 @@ def main() -> None:
         report = measure(api, both.kubectl, pids=pids, namespaces=namespaces, policies=policies)
     report = {
         "benchmark": "Each operator's resident memory with 10,000 namespaces, 1,000 policies"
-        " and 2,000 pods on one local control plane",
+        " and 20,000 pods (10,000 through each webhook) on one local control plane",
         "timestamp": started.isoformat(timespec="seconds"),
         "environment": webhook.side_by_side_environment(
             memory="VmRSS of each operator's process",
@@ -92,6 +97,8 @@ def measure(
     rss["namespaces_and_policies"] = _rss(pids)
     print(f"namespaces and policies: {rss['namespaces_and_policies']}", flush=True)
     pods = create_pods(core, kubectl, namespaces=namespaces)
+    pods_created = time.perf_counter()
+    counted = wait_for_pod_counts(api)
     rss["with_pods"] = _rss(pids)
     return {
         "population": {
@@ -101,6 +108,7 @@ def measure(
         },
         "create_seconds": round(created - begun, 1),
         "status_convergence_seconds_after_last_create": round(convergence - created, 1),
+        "pod_counts_convergence_seconds_after_last_pod": round(counted - pods_created, 1),
         "rss_mib": rss,
         "goal": {
             "libinject_mib_under": GOAL_MIB,
@@ -155,6 +163,42 @@ def wait_for_statuses(api: client.ApiClient, count: int) -> float:
     return float(
         poll.until(
             caught_up, what="every policy's status", timeout=CONVERGENCE_TIMEOUT, interval=0.5
+        )
+    )
+
+
+def wait_for_pod_counts(api: client.ApiClient) -> float:
+    """When every policy's status.pods says what `libinject.coverage` derives from the
+    cluster's own listing of pods, namespaces and policies."""
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    labels = {
+        str(ns.metadata.name): dict(ns.metadata.labels or {})
+        for ns in core.list_namespace().items
+        if ns.metadata is not None
+    }
+    index = PolicyIndex(usable_policy(p) for p in _policies(custom))
+    listing = kubejson.json_of(core.list_pod_for_all_namespaces(_preload_content=False))
+    tally = Tally()
+    settings = EngineSettings().namespaces
+    for number, pod in enumerate(listing["items"]):
+        summary = summarize(pod)
+        if summary is not None:
+            chosen = winners(summary, index=index, namespaces=labels, settings=settings)
+            tally.judge(number, states(summary, chosen))
+    expected = {name: tally.status(name)["pods"] for name in (p.name for p in index.policies)}
+
+    def caught_up() -> float | None:
+        seen = {
+            p["metadata"]["name"]: (p.get("status") or {}).get("pods")
+            for p in _policies(custom)
+            if p["metadata"]["name"] in expected
+        }
+        return time.perf_counter() if seen == expected else None
+
+    return float(
+        poll.until(
+            caught_up, what="every policy's pod counts", timeout=CONVERGENCE_TIMEOUT, interval=1.0
         )
     )
 
@@ -217,6 +261,8 @@ def print_summary(report: dict[str, Any]) -> None:
         print(f"  {stage:<24} {shown}")
     seconds = report["status_convergence_seconds_after_last_create"]
     print(f"  statuses converged {seconds} s after the last create")
+    counted = report["pod_counts_convergence_seconds_after_last_pod"]
+    print(f"  pod counts converged {counted} s after the last pod create")
     print(
         f"  goal: libinject under {GOAL_MIB} MiB: {'met' if report['goal']['met'] else 'not met'}"
     )

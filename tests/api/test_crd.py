@@ -55,7 +55,7 @@ def test_crd_identity_and_printer_columns() -> None:
     assert version["name"] == "v1alpha1"
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Languages", "Mode", "Namespaces", "Ready", "Age"]
+    assert columns == ["Languages", "Mode", "Namespaces", "Instrumented", "Ready", "Age"]
 
 
 def test_defaults_in_the_crd() -> None:

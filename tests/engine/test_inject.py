@@ -83,6 +83,7 @@ def test_other_namespaces_get_a_hardened_but_root_tolerant_context() -> None:
 
 
 def test_outcome_is_recorded_on_the_pod() -> None:
+    """Down to the spec's hash, which says which spec of the policy the pod got."""
     result = run(pod(labels={"app": "web"}), policy("py"))
     meta = result.pod["metadata"]
     assert meta["labels"] == {"app": "web", "libinject.dev/instrumented": "true"}
@@ -95,6 +96,7 @@ def test_outcome_is_recorded_on_the_pod() -> None:
             "modeReason": "no CSI driver; no image volumes: not known (the cluster's versions "
             "are not read here); the default mode",
             "policy": "py",
+            "specHash": policy("py").spec_hash,
             "version": "4.16.0",
         }
     ]

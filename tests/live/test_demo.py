@@ -83,8 +83,8 @@ def test_demo_runs_twice_on_one_cluster_with_the_same_result(tmp_path: Path) -> 
         # pods were injected by the webhook with both libraries' copy containers.
         assert "ready" in first.split("/readyz")[1]
         table = first.split("$ kubectl get ipol\n")[1]
-        assert re.search(r"shop-otel\s+java,python\s+auto\s+1\s+True", table), table
-        assert re.search(r"java-default\s+java\s+auto\s+2\s+True", table), table
+        assert re.search(r"shop-otel\s+java,python\s+auto\s+1\s+\d+/\d+\s+True", table), table
+        assert re.search(r"java-default\s+java\s+auto\s+2\s+\d+/\d+\s+True", table), table
         assert "namespace/shop labeled" in first
         checkout = section(first, "app=checkout -o yaml  (the injected parts)")
         assert "libinject.dev/instrumented=true" in checkout

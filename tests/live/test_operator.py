@@ -52,7 +52,8 @@ def test_a_deployment_in_an_opted_in_namespace_is_injected_as_the_policy_says(
 ) -> None:
     """A Deployment's pods (created by the ReplicaSet controller: no namespace in their body)
     get the policy's library, and the Deployment's name as their service (they have no service
-    label); `kubectl get ipol` shows the policy Ready, its languages and its one namespace."""
+    label); `kubectl get ipol` shows the policy Ready, its languages, its one namespace and both
+    pods instrumented."""
     namespace = namespaces(labels=ENABLED)
     policy = policies(python_policy("deploy", [namespace]))
     poll.until(
@@ -80,8 +81,13 @@ def test_a_deployment_in_an_opted_in_namespace_is_injected_as_the_policy_says(
         # No service label: the ReplicaSet the pod names in its ownerReferences, less its
         # pod-template-hash, is the Deployment, whose name is the service.
         assert env_of(pod, "app")["DD_SERVICE"] == "checkout"
-    row = kubectl("get", "ipol", policy, "--no-headers").stdout.split()
-    assert row[:5] == [policy, "python", "auto", "1", "True"]
+
+    def counted() -> list[str] | None:  # the reconciler counts the pods once it has seen them
+        row = kubectl("get", "ipol", policy, "--no-headers").stdout.split()
+        return row if row[4] == "2/2" else None
+
+    row = poll.until(counted, what=f"{policy} counting its two pods", timeout=30)
+    assert row[:6] == [policy, "python", "auto", "1", "2/2", "True"]
 
 
 @pytest.mark.usefixtures("running_operator")

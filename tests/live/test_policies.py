@@ -110,7 +110,8 @@ def test_examples_are_accepted_with_defaults(admin: client.ApiClient, example: P
 @pytest.mark.usefixtures("installed")
 def test_kubectl_get_shows_what_the_status_says(admin: client.ApiClient, kubectl: Kubectl) -> None:
     """The printer columns read the fields the reconciler will write: with a status like the
-    one it writes, `kubectl get ipol` shows every language, the mode, the count and Ready."""
+    one it writes, `kubectl get ipol` shows every language, the mode, the count, the pods
+    instrumented of all it covers, and Ready."""
     api = client.CustomObjectsApi(admin)
     body = yaml.safe_load((REPO / "examples" / "policies" / "shop-otel.yaml").read_text())
     body["metadata"]["name"] = "columns-probe"
@@ -120,6 +121,8 @@ def test_kubectl_get_shows_what_the_status_says(admin: client.ApiClient, kubectl
             "observedGeneration": 1,
             "matchedNamespaces": 2,
             "languages": "java,python",
+            "pods": {"total": 9, "instrumented": 7, "outdated": 1, "skipped": {"PodOptedOut": 1}},
+            "instrumented": "7/9",
             "conditions": [
                 {
                     "type": "Ready",
@@ -133,7 +136,9 @@ def test_kubectl_get_shows_what_the_status_says(admin: client.ApiClient, kubectl
             GROUP, VERSION, PLURAL, "columns-probe", {"status": status}
         )
         header, row = kubectl("get", "ipol", "columns-probe").stdout.splitlines()
-        assert header.split() == ["NAME", "LANGUAGES", "MODE", "NAMESPACES", "READY", "AGE"]
-        assert row.split()[:5] == ["columns-probe", "java,python", "auto", "2", "True"]
+        assert header.split() == [
+            "NAME", "LANGUAGES", "MODE", "NAMESPACES", "INSTRUMENTED", "READY", "AGE"
+        ]  # fmt: skip
+        assert row.split()[:6] == ["columns-probe", "java,python", "auto", "2", "7/9", "True"]
     finally:
         api.delete_cluster_custom_object(GROUP, VERSION, PLURAL, "columns-probe")

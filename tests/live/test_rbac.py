@@ -124,6 +124,9 @@ ALLOWED: dict[str, Call] = {
     ),
     "write a policy's status": _status_patch,
     "watch namespaces": lambda api, _: client.CoreV1Api(api).list_namespace(),
+    "watch pods (the policies' coverage counts)": lambda api, _: client.CoreV1Api(
+        api
+    ).list_pod_for_all_namespaces(),
     "post an event": _event,
     "keep its serving certificate": _tls_secret,
     "read (or make) its CSI signing key": _csi_key,
@@ -157,7 +160,10 @@ DENIED: dict[str, Call] = {
         w.namespace, {"metadata": {"labels": {"libinject.dev/inject": "enabled"}}}
     ),
     "patch another webhook configuration": _label_patch("someone-else"),
-    "read pods": lambda api, w: client.CoreV1Api(api).list_namespaced_pod(w.namespace),
+    "read a pod's logs": lambda api, w: client.CoreV1Api(api).read_namespaced_pod_log("x", w.namespace),
+    "change a pod": lambda api, w: client.CoreV1Api(api).patch_namespaced_pod(
+        "x", w.namespace, {"metadata": {"labels": {"probe": "yes"}}}
+    ),
     "change a node": lambda api, _: client.CoreV1Api(api).patch_node(
         "kwok-node-0", {"metadata": {"labels": {"probe": "yes"}}}
     ),

@@ -11,6 +11,7 @@ PRINTER_COLUMNS = [
     {"name": "Languages", "type": "string", "jsonPath": ".status.languages"},
     {"name": "Mode", "type": "string", "jsonPath": ".spec.injection.mode"},
     {"name": "Namespaces", "type": "integer", "jsonPath": ".status.matchedNamespaces"},
+    {"name": "Instrumented", "type": "string", "jsonPath": ".status.instrumented"},
     {
         "name": "Ready",
         "type": "string",

@@ -7,6 +7,8 @@ in an object is reported, not only the first.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -72,7 +74,16 @@ def parse_policy(obj: Mapping[str, Any]) -> InstrumentationPolicy:
         spec = parse_object(PolicySpec, raw_spec, path="spec", errors=errors)
     if errors or spec is None:
         raise InvalidPolicyError(name, errors)
-    return InstrumentationPolicy(name=name, spec=spec, generation=generation or 0)
+    return InstrumentationPolicy(
+        name=name, spec=spec, generation=generation or 0, spec_hash=spec_hash(spec)
+    )
+
+
+def spec_hash(spec: PolicySpec) -> str:
+    """A short digest of a policy's spec as parsed, defaults filled in: the same for a policy as
+    written and as the API server stores it, so a pod's record says which spec it got."""
+    canonical = json.dumps(dataclasses.asdict(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def parse_object(cls: type[T], raw: Any, *, path: str, errors: list[FieldError]) -> T | None:

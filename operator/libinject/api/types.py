@@ -948,6 +948,33 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class PodCounts:
+    """The pods the policy wins a language of now (running or pending), by state."""
+
+    total: int = field(default=0, metadata=describe("Every pod the policy covers.", minimum=0))
+    instrumented: int = field(
+        default=0,
+        metadata=describe("Pods injected by this policy at the spec it has now.", minimum=0),
+    )
+    outdated: int = field(
+        default=0,
+        metadata=describe(
+            "Pods injected at an older spec of the policy, or admitted before it won them "
+            "(created before it, or while the webhook was not called): a restart brings them "
+            "the current spec.",
+            minimum=0,
+        ),
+    )
+    skipped: Mapping[str, int] = field(
+        default_factory=dict,
+        metadata=describe(
+            "Pods the webhook skipped, by the reason on them (libinject.dev/injection-skipped); "
+            "the 20 most frequent reasons, the others under Other.",
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class PolicyStatus:
     """What the operator observed about the policy."""
 
@@ -969,6 +996,17 @@ class PolicyStatus:
             max_length=128,
         ),
     )
+    pods: PodCounts | None = field(
+        default=None, metadata=describe("The pods the policy covers, by state.")
+    )
+    instrumented: str | None = field(
+        default=None,
+        metadata=describe(
+            "Instrumented pods of all it covers, as instrumented/total: the Instrumented column "
+            "of `kubectl get instrumentationpolicies`.",
+            max_length=32,
+        ),
+    )
     conditions: tuple[Condition, ...] = field(
         default=(),
         metadata=describe(
@@ -988,3 +1026,4 @@ class InstrumentationPolicy:
     name: str
     spec: PolicySpec
     generation: int = 0
+    spec_hash: str = ""  # of the parsed spec (api.parse.spec_hash): a pod's record names it

@@ -97,6 +97,7 @@ class LibraryChoice:
     image: str
     mode: Mode
     policy: str
+    spec_hash: str = ""  # of the policy's spec: the record's specHash says which spec it was
     version_reason: Reason | None = None
     # The versions the pod asks for single containers (libinject.dev/<container>.<language>.
     # version) other than `version`, granted: each such version gets a copy of its own.

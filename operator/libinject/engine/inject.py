@@ -278,6 +278,7 @@ def _choose_library(
         image=pin.image,
         mode=mode,
         policy=policy.name,
+        spec_hash=policy.spec_hash,
         version_reason=version_reason,
         container_versions=tuple(own.items()),
         container_version_reasons=tuple(own_reasons.items()),
@@ -715,6 +716,7 @@ def _injected_record(decision: Decision) -> str:
             "flavor": choice.flavor.value,
             "version": choice.version,
             "policy": choice.policy,
+            "specHash": choice.spec_hash,
             "mode": choice.mode.value,
             "containers": list(choice.instrumented),
         }

@@ -14,8 +14,9 @@ and Kopf's listing on resume says nothing of what was deleted meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -23,10 +24,14 @@ from typing import Any
 
 import kopf
 
-from libinject.api.types import GROUP, PLURAL, VERSION
+from libinject.api.parse import InvalidPolicyError
+from libinject.api.types import GROUP, PLURAL, VERSION, InstrumentationPolicy
+from libinject.engine.checks import usable_policy
 from libinject.engine.digests import Pin
+from libinject.engine.index import PolicyIndex
 from libinject.engine.settings import EngineSettings
 from libinject.runtime import caches, events, heap, kube, logs, metrics
+from libinject.runtime.covered import CoveredPods
 from libinject.runtime.rollouts import Rollouts
 from libinject.status import READY, PolicyObject, Verdict, reconcile
 
@@ -51,14 +56,24 @@ class Picture:
         self.version = 0
         self.reconciled = 0  # the version the last finished pass saw
         self.written: dict[str, dict[str, Any]] = {}
+        self.pods = CoveredPods()
+        # Policies, namespaces and digests make up the world verdicts and coverage are judged
+        # in; a pass after pod changes alone reuses its verdicts and judges those pods only.
+        self._world = 0
+        self._judged_world = -1
+        self._verdicts: dict[str, Verdict] = {}
+        self._index = PolicyIndex(())
         self._passes: asyncio.Future[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
 
-    def changed(self) -> None:
-        """Called after each change: one pass covers the whole burst. Handlers do not wait for
-        it: thousands of them waiting, each holding its watch event's body, would make the
-        process's peak (and, through the allocator, its resident size) grow with the burst."""
+    def changed(self, *, world: bool = True) -> None:
+        """Called after each change (`world`: of policies, namespaces or digests, not only of
+        pods): one pass covers the whole burst. Handlers do not wait for it: thousands of them
+        waiting, each holding its watch event's body, would make the process's peak (and,
+        through the allocator, its resident size) grow with the burst."""
         self.version += 1
+        if world:
+            self._world += 1
         if self._passes is None or self._passes.done():
             self._passes = asyncio.ensure_future(self._settle())  # kept: tasks are weakly held
 
@@ -94,9 +109,38 @@ class Picture:
         """Writes every policy whose status differs from what the picture derives; whether one
         of them failed."""
         namespaces = dict(self.namespaces)  # one snapshot: the watch keeps changing the dict
+        world, everything = self._world, self._world != self._judged_world
+        if everything:
+            self._verdicts = await self._reconcile(namespaces)
+            self._index = PolicyIndex(_usable(self.policies.values()))
+            verdicts = self._verdicts
+        else:  # the same verdicts, whose Events went out when they were new
+            verdicts = {name: replace(v, events=()) for name, v in self._verdicts.items()}
+        await asyncio.to_thread(
+            partial(
+                self.pods.judge,
+                self.pods.work(everything=everything),
+                everything=everything,
+                index=self._index,
+                namespaces=namespaces,
+                settings=self.settings.namespaces,
+            )
+        )
+        self._judged_world = world
+        failed = [
+            name
+            for name, verdict in verdicts.items()
+            if not await self._one(name, self._counted(name, verdict), namespaces=namespaces)
+        ]
+        _count(verdicts)
+        if failed:  # the retry derives them again, Events and all
+            self._world += 1
+        return bool(failed)
+
+    async def _reconcile(self, namespaces: Mapping[str, Mapping[str, str]]) -> dict[str, Verdict]:
         # In a thread: at thousands of policies and namespaces a pass takes a good part of a
         # second, which on the loop would stall this replica's admissions.
-        verdicts = await asyncio.to_thread(
+        return await asyncio.to_thread(
             partial(
                 reconcile,
                 [self._policy_object(name, body) for name, body in self.policies.items()],
@@ -106,13 +150,10 @@ class Picture:
                 libraries=self.settings.libraries,
             )
         )
-        failed = [
-            name
-            for name, verdict in verdicts.items()
-            if not await self._one(name, verdict, namespaces=namespaces)
-        ]
-        _count(verdicts)
-        return bool(failed)
+
+    def _counted(self, name: str, verdict: Verdict) -> Verdict:
+        """The verdict with the pods the policy covers (libinject.coverage)."""
+        return replace(verdict, status={**verdict.status, **self.pods.status(name)})
 
     def use_digests(self, digests: Mapping[str, Pin]) -> None:
         """The digests the operator now knows: statuses name the images it cannot resolve."""
@@ -127,6 +168,9 @@ class Picture:
 
     def forget_namespace(self, name: str) -> None:
         self.namespaces.pop(name, None)
+
+    def forget_pod(self, key: tuple[str | None, str]) -> None:
+        self.pods.forget(key)
 
     def _retry_now(self) -> None:
         self._retry = None
@@ -206,6 +250,13 @@ class Picture:
             events.post(body, type=event.type, reason=event.reason, message=event.message)
 
 
+def _usable(bodies: Iterable[Mapping[str, Any]]) -> Iterator[InstrumentationPolicy]:
+    """The policies the webhook would use (engine.checks.usable_policy), the others left out."""
+    for body in bodies:
+        with contextlib.suppress(InvalidPolicyError):
+            yield usable_policy(body)
+
+
 def _restore(written: dict[str, dict[str, Any]], name: str, before: dict[str, Any] | None) -> None:
     """Our record of a policy's status as it was before a write that failed."""
     if before is None:
@@ -261,6 +312,21 @@ def registry(picture: Picture) -> kopf.OperatorRegistry:
         elif not picture.saw(name, event["object"], listed=event.get("type") is None):
             return
         picture.changed()
+
+    # Every pod, for the counts of the policies that cover it: kept as a small summary, and
+    # only a change of what coverage reads asks for a pass (status updates do not).
+    @kopf.on.event("", "v1", "pods", id="pod-seen", registry=reg)
+    async def pod_seen(
+        event: Mapping[str, Any], namespace: str | None, name: str, **_: Any
+    ) -> None:
+        key = (namespace, name)
+        if event.get("type") == "DELETED":
+            # Perhaps forgotten already, by the serving operator's watch: the counts still
+            # wait for a pass.
+            picture.forget_pod(key)
+            picture.changed(world=False)
+        elif picture.pods.saw(key, event["object"]):
+            picture.changed(world=False)
 
     @kopf.on.event("", "v1", "namespaces", id="namespace-seen", registry=reg)
     async def namespace_seen(event: Mapping[str, Any], name: str, **_: Any) -> None:
