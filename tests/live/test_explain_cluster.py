@@ -25,6 +25,7 @@ from cluster.workloads import (
     python_policy,
     read_pod,
 )
+from libinject.api.types import GROUP, PLURAL, VERSION
 from libinject.cli.main import main
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("running_operator")]
@@ -58,9 +59,10 @@ def test_explain_reads_the_cluster_and_agrees_with_the_webhook(
     `explain pod/<one of them>` (its namespace from the kubeconfig's context) name the same
     library, version, mode and policy as the pods' record, the Deployment as the service, and
     image volumes as the cluster's versions decide them (not the offline "not known"); `-A` lists the Deployment once, not its ReplicaSet or
-    pods; a name that does not exist is an error naming it."""
+    pods; the pod's explanation says how the policy counts it (instrumented, then outdated once
+    the spec changed); a name that does not exist is an error naming it."""
     namespace = namespaces(labels=ENABLED)
-    policies(python_policy("explained", [namespace], libraries=[
+    explained = policies(python_policy("explained", [namespace], libraries=[
         {"language": "python", "version": "4.16.0", "allowedVersions": ["4.*"]}]))  # fmt: skip
     apps = client.AppsV1Api(admin)
     poll.until(
@@ -84,6 +86,20 @@ def test_explain_reads_the_cluster_and_agrees_with_the_webhook(
     [of_pod] = _explain(capsys, in_context, f"pod/{name}")
     assert _injected(of_pod) == webhook
     assert of_pod["service_from"] == "Deployment checkout"
+    # And how the policy counts the pod in its status: at the spec it has now; after a change
+    # of the spec, outdated, in words too.
+    assert of_pod["counted"] == {explained: "instrumented"}
+    assert "counted" not in of_deployment  # a template is no pod the status counts
+    change = {"spec": {"priority": 3}}
+    client.CustomObjectsApi(admin).patch_cluster_custom_object(
+        GROUP, VERSION, PLURAL, explained, change
+    )
+    [of_pod] = _explain(capsys, in_context, f"pod/{name}")
+    assert of_pod["counted"] == {explained: "outdated"}
+    assert main(["explain", f"pod/{name}", "--kubeconfig", str(in_context)]) == 0
+    assert (
+        f"  counted by {explained}: outdated: injected at an older spec" in capsys.readouterr().out
+    )
 
     everything = _explain(capsys, kubectl.kubeconfig, "-A")
     mine = [d["object"] for d in everything if f" {namespace}/" in d["object"]]

@@ -7,13 +7,28 @@ import json
 from enum import Enum
 from typing import Any
 
+from libinject import coverage
 from libinject.api.types import EnvVar
 from libinject.engine.decision import Code, Decision, LanguageDecision, LibraryChoice
 from libinject.engine.environment import policy_entry, tracing_env
 
+Counted = tuple[tuple[str, str], ...]  # (policy, state) as libinject.coverage judges a pod
 
-def to_json(label: str, decision: Decision) -> dict[str, Any]:
-    return {"object": label, **_plain(dataclasses.asdict(decision))}
+# What each state of a pod in a policy's status.pods means for the pod's owner.
+_STATES = {
+    coverage.INSTRUMENTED: "instrumented at the policy's current spec",
+    coverage.OUTDATED: (
+        "outdated: injected at an older spec of the policy, or admitted before it won the pod; "
+        "a restart brings the current spec"
+    ),
+}
+
+
+def to_json(label: str, decision: Decision, *, counted: Counted | None = None) -> dict[str, Any]:
+    rendered = {"object": label, **_plain(dataclasses.asdict(decision))}
+    if counted is not None:
+        rendered["counted"] = dict(counted)
+    return rendered
 
 
 def _plain(value: Any) -> Any:
@@ -26,8 +41,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def to_text(label: str, decision: Decision) -> str:
+def to_text(label: str, decision: Decision, *, counted: Counted | None = None) -> str:
     lines = [f"{label} (pod {decision.pod}, namespace {decision.namespace})"]
+    for policy, state in counted or ():
+        meaning = _STATES.get(state, f"skipped ({state}): a restart would change nothing")
+        lines.append(f"  counted by {policy}: {meaning}")
     lines.append(f"  result: {decision.reason}")
     if decision.service_from is not None:
         lines.append(f"  service: the name of its {decision.service_from} (no service label)")

@@ -7,10 +7,11 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from libinject import coverage
 from libinject.api.crd import crd
 from libinject.api.types import Mode
 from libinject.cli import cluster, csi, images
@@ -163,6 +164,8 @@ def _live_arguments(cmd: argparse.ArgumentParser) -> None:
 class Outcome:
     documents: list[Any]
     decisions: list[tuple[str, Decision]]
+    # A cluster's pods: how each policy that covers one counts it in its status, by label.
+    counted: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 def _process(args: argparse.Namespace, *, explain: bool) -> Outcome:
@@ -217,6 +220,7 @@ def _process_cluster(args: argparse.Namespace) -> Outcome:
         default_labels={},
         default_namespace=namespace,
         explain=True,
+        count=True,
     )
 
 
@@ -229,13 +233,20 @@ def _decide(
     default_labels: dict[str, str],
     default_namespace: str,
     explain: bool,
+    count: bool = False,
 ) -> Outcome:
+    """Each pod's decision; with `count`, also how the policies covering a Pod object count it
+    (read before the engine writes its own record on the copy)."""
     outcome = Outcome([], [])
     for name, documents in sources:
         for number, doc in documents:
             for slot in list(pod_slots(doc, source=name, document=number)):
                 ns_name = namespace_of(slot.owner, default_namespace)
                 namespace = Namespace(ns_name, namespaces.get(ns_name, default_labels))
+                if count and doc.get("kind") == "Pod":
+                    outcome.counted[slot.label] = _counted(
+                        slot.pod, namespace=namespace, index=index, settings=settings.namespaces
+                    )
                 result = inject(
                     slot.pod,
                     namespace=namespace,
@@ -248,6 +259,18 @@ def _decide(
                 outcome.decisions.append((slot.label, result.decision))
             outcome.documents.append(doc)
     return outcome
+
+
+def _counted(
+    pod: dict[str, Any], *, namespace: Namespace, index: PolicyIndex, settings: NamespaceSettings
+) -> tuple[tuple[str, str], ...]:
+    """(policy, state) as each policy covering the pod counts it (libinject.coverage)."""
+    summary = coverage.summarize(pod)  # a cluster's pod names its namespace
+    if summary is None:
+        return ()
+    labels = {namespace.name: dict(namespace.labels)}
+    chosen = coverage.winners(summary, index=index, namespaces=labels, settings=settings)
+    return coverage.states(summary, chosen)
 
 
 def _with_detection(
@@ -339,8 +362,20 @@ def _run_explain(args: argparse.Namespace) -> str:
         raise InputError("--policies", "required with -f (the policies the manifests meet)")
     outcome = _process_cluster(args) if live else _process(args, explain=True)
     if args.output == "json":
-        return render.dumps([render.to_json(label, d) for label, d in outcome.decisions]) + "\n"
-    return "\n\n".join(render.to_text(label, d) for label, d in outcome.decisions) + "\n"
+        return (
+            render.dumps(
+                [
+                    render.to_json(label, d, counted=outcome.counted.get(label))
+                    for label, d in outcome.decisions
+                ]
+            )
+            + "\n"
+        )
+    texts = (
+        render.to_text(label, d, counted=outcome.counted.get(label))
+        for label, d in outcome.decisions
+    )
+    return "\n\n".join(texts) + "\n"
 
 
 def _run_crd(args: argparse.Namespace) -> str:
