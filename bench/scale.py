@@ -4,7 +4,7 @@ worth of objects, libinject beside the OpenTelemetry Operator on one local contr
 The population is the engine bench's (bench/engine.py): 10,000 namespaces with team, env, opt-in
 and Pod Security labels, and 1,000 policies of every selector kind. For each operator's process,
 its resident memory (VmRSS) when idle after start; once every namespace and policy exists and
-libinject's policy statuses have converged; and after 20,000 pod creates, 10,000 through each
+libinject's policy statuses have converged; and after 10,000 pod creates, 5,000 through each
 webhook, once libinject's coverage counts have converged (libinject watches every pod for them,
 the OpenTelemetry Operator none). Also: how long after the last create the statuses converged
 (every policy's matchedNamespaces as `libinject.status.reconcile` derives it from the cluster's
@@ -40,7 +40,7 @@ from libinject.engine.versions import library_image
 from libinject.status import PolicyObject, reconcile
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
-PODS = 20_000  # half through each webhook
+PODS = 10_000  # half through each webhook
 POD_NAMESPACES = 50  # of the population's opted-in ones, for libinject's half
 CREATORS = 8  # threads creating objects at once
 CONVERGENCE_TIMEOUT = 600.0
@@ -58,7 +58,7 @@ def main() -> None:
         report = measure(api, both.kubectl, pids=pids, namespaces=namespaces, policies=policies)
     report = {
         "benchmark": "Each operator's resident memory with 10,000 namespaces, 1,000 policies"
-        " and 20,000 pods (10,000 through each webhook) on one local control plane",
+        " and 10,000 pods (5,000 through each webhook) on one local control plane",
         "timestamp": started.isoformat(timespec="seconds"),
         "environment": webhook.side_by_side_environment(
             memory="VmRSS of each operator's process",

@@ -172,6 +172,6 @@ def test_a_summary_keeps_only_what_coverage_reads() -> None:
     assert summary == PodSummary(
         namespace="apps",
         labels={"app": "web", "libinject.dev/instrumented": "true"},
-        injected=frozenset({("py", policy("py").spec_hash)}),
+        injected=(("py", policy("py").spec_hash),),
         skipped=None,
     )

@@ -4,44 +4,71 @@ Each pod is kept as its summary, a few hundred bytes, never its body. Its states
 again only when its summary changes (a pod's status updates change none), or all of them when
 policies or namespaces change, since those decide which policy wins a pod. Summaries change on
 the event loop; judging runs in a thread, on a list of work taken on the loop.
+
+A listing (Kopf's watch starting, or resuming in a replica that was standby) says nothing of the
+pods deleted while nobody watched: the pods a complete listing did not name are swept out, once
+a watch event shows the listing is over.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from libinject.coverage import PodSummary, Tally, states, summarize, winners
 from libinject.engine.index import PolicyIndex
 from libinject.engine.settings import NamespaceSettings
 
-Work = list[tuple[Hashable, PodSummary | None]]
+Work = list[tuple[str, PodSummary | None]]
 
 
 class CoveredPods:
     def __init__(self) -> None:
-        self.pods: dict[Hashable, PodSummary] = {}
-        self._changed: set[Hashable] = set()
+        self.pods: dict[str, PodSummary] = {}
+        self._changed: set[str] = set()
         self._tally = Tally()
+        self._listing: set[str] | None = None  # the pods named by a listing under way
 
-    def saw(self, key: Hashable, body: Mapping[str, Any]) -> bool:
+    def listed(self, key: str, body: Mapping[str, Any]) -> bool:
+        """A pod of a listing; whether any count may change."""
+        if self._listing is None:
+            self._listing = set()
+        self._listing.add(key)
+        return self.saw(key, body, listing=True)
+
+    def saw(self, key: str, body: Mapping[str, Any], *, listing: bool = False) -> bool:
         """Keeps the pod as it is now; whether any count may change."""
+        swept = False if listing else self._sweep()
         summary = summarize(body)
         if self.pods.get(key) == summary:
-            return False
+            return swept
         if summary is None:
-            del self.pods[key]
+            self.pods.pop(key, None)
         else:
             self.pods[key] = summary
         self._changed.add(key)
         return True
 
-    def forget(self, key: Hashable) -> bool:
+    def forget(self, key: str) -> bool:
         """The pod is gone; whether it counted."""
+        swept = self._sweep()
         if self.pods.pop(key, None) is None:
-            return False
+            return swept
         self._changed.add(key)
         return True
+
+    def _sweep(self) -> bool:
+        """After a listing, the pods it did not name are gone; whether there were any. (A pod
+        whose listing event comes after this, Kopf's workers being concurrent, is kept again
+        when it comes.)"""
+        if self._listing is None:
+            return False
+        gone = self.pods.keys() - self._listing
+        self._listing = None
+        for key in gone:
+            del self.pods[key]
+        self._changed |= gone
+        return bool(gone)
 
     def work(self, *, everything: bool) -> Work:
         """On the loop: the pods to judge, each changed one (or all, after policies or namespaces

@@ -111,8 +111,7 @@ class Picture:
         namespaces = dict(self.namespaces)  # one snapshot: the watch keeps changing the dict
         world, everything = self._world, self._world != self._judged_world
         if everything:
-            self._verdicts = await self._reconcile(namespaces)
-            self._index = PolicyIndex(_usable(self.policies.values()))
+            self._verdicts, self._index = await self._reconcile(namespaces)
             verdicts = self._verdicts
         else:  # the same verdicts, whose Events went out when they were new
             verdicts = {name: replace(v, events=()) for name, v in self._verdicts.items()}
@@ -137,19 +136,26 @@ class Picture:
             self._world += 1
         return bool(failed)
 
-    async def _reconcile(self, namespaces: Mapping[str, Mapping[str, str]]) -> dict[str, Verdict]:
-        # In a thread: at thousands of policies and namespaces a pass takes a good part of a
-        # second, which on the loop would stall this replica's admissions.
-        return await asyncio.to_thread(
-            partial(
-                reconcile,
-                [self._policy_object(name, body) for name, body in self.policies.items()],
+    async def _reconcile(
+        self, namespaces: Mapping[str, Mapping[str, str]]
+    ) -> tuple[dict[str, Verdict], PolicyIndex]:
+        """Each policy's verdict, and the engine's index of the usable ones (which decides the
+        pods each covers). In a thread: at thousands of policies and namespaces this takes a
+        good part of a second, which on the loop would stall this replica's admissions."""
+        objects = [self._policy_object(name, body) for name, body in self.policies.items()]
+        bodies = list(self.policies.values())
+
+        def derive() -> tuple[dict[str, Verdict], PolicyIndex]:
+            verdicts = reconcile(
+                objects,
                 namespaces=namespaces,
                 settings=self.settings.namespaces,
                 now=datetime.now(UTC),
                 libraries=self.settings.libraries,
             )
-        )
+            return verdicts, PolicyIndex(_usable(bodies))
+
+        return await asyncio.to_thread(derive)
 
     def _counted(self, name: str, verdict: Verdict) -> Verdict:
         """The verdict with the pods the policy covers (libinject.coverage)."""
@@ -168,9 +174,6 @@ class Picture:
 
     def forget_namespace(self, name: str) -> None:
         self.namespaces.pop(name, None)
-
-    def forget_pod(self, key: tuple[str | None, str]) -> None:
-        self.pods.forget(key)
 
     def _retry_now(self) -> None:
         self._retry = None
@@ -314,18 +317,22 @@ def registry(picture: Picture) -> kopf.OperatorRegistry:
         picture.changed()
 
     # Every pod, for the counts of the policies that cover it: kept as a small summary, and
-    # only a change of what coverage reads asks for a pass (status updates do not).
+    # only a change of what coverage reads asks for a pass (status updates do not). One watch,
+    # here: Kopf keeps a record of its own for every object it watches, a second watch would
+    # double it. Deletions missed in standby are swept when the listing on resume is complete.
     @kopf.on.event("", "v1", "pods", id="pod-seen", registry=reg)
     async def pod_seen(
         event: Mapping[str, Any], namespace: str | None, name: str, **_: Any
     ) -> None:
-        key = (namespace, name)
-        if event.get("type") == "DELETED":
-            # Perhaps forgotten already, by the serving operator's watch: the counts still
-            # wait for a pass.
-            picture.forget_pod(key)
-            picture.changed(world=False)
-        elif picture.pods.saw(key, event["object"]):
+        key = f"{namespace}/{name}"
+        kind = event.get("type")
+        if kind == "DELETED":
+            changed = picture.pods.forget(key)
+        elif kind is None:
+            changed = picture.pods.listed(key, event["object"])
+        else:
+            changed = picture.pods.saw(key, event["object"])
+        if changed:
             picture.changed(world=False)
 
     @kopf.on.event("", "v1", "namespaces", id="namespace-seen", registry=reg)

@@ -27,13 +27,11 @@ log = logs.get(__name__)
 
 
 class Deletions(Protocol):
-    """Told of every deleted policy, namespace and pod (the reconciler's picture)."""
+    """Told of every deleted policy and namespace (the reconciler's picture)."""
 
     def forget_policy(self, name: str) -> None: ...
 
     def forget_namespace(self, name: str) -> None: ...
-
-    def forget_pod(self, key: tuple[str | None, str]) -> None: ...
 
 
 def registry(
@@ -91,11 +89,6 @@ def registry(
             readiness.mark(INDEXES_PRIMED)
             log.info("indexes primed: the webhook now decides", frozen_objects=frozen)
             heap.release_free_memory()  # the listings' events are garbage now
-
-    @kopf.on.event("", "v1", "pods", id="pods-deleted", registry=reg)
-    async def pods_deleted(type: str, namespace: str | None, name: str, **_: Any) -> None:
-        if type == "DELETED":
-            deletions.forget_pod((namespace, name))
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="counted", registry=reg)
     async def counted(type: str, name: str, **kwargs: Any) -> None:
