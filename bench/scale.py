@@ -137,11 +137,7 @@ def wait_for_statuses(api: client.ApiClient, count: int) -> float:
     namespaces and policies (its matchedNamespaces): the moment the operator caught up."""
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
-    labels = {
-        str(ns.metadata.name): dict(ns.metadata.labels or {})
-        for ns in core.list_namespace().items
-        if ns.metadata is not None
-    }
+    labels = _namespace_labels(core)
     listed = _policies(custom)
     if len(listed) != count:
         raise RuntimeError(f"{len(listed)} policies listed, {count} created")
@@ -172,11 +168,7 @@ def wait_for_pod_counts(api: client.ApiClient) -> float:
     cluster's own listing of pods, namespaces and policies."""
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
-    labels = {
-        str(ns.metadata.name): dict(ns.metadata.labels or {})
-        for ns in core.list_namespace().items
-        if ns.metadata is not None
-    }
+    labels = _namespace_labels(core)
     index = PolicyIndex(usable_policy(p) for p in _policies(custom))
     listing = kubejson.json_of(core.list_pod_for_all_namespaces(_preload_content=False))
     tally = Tally()
@@ -201,6 +193,14 @@ def wait_for_pod_counts(api: client.ApiClient) -> float:
             caught_up, what="every policy's pod counts", timeout=CONVERGENCE_TIMEOUT, interval=1.0
         )
     )
+
+
+def _namespace_labels(core: client.CoreV1Api) -> dict[str, dict[str, str]]:
+    return {
+        str(ns.metadata.name): dict(ns.metadata.labels or {})
+        for ns in core.list_namespace().items
+        if ns.metadata is not None
+    }
 
 
 def _policies(custom: client.CustomObjectsApi) -> list[dict[str, Any]]:

@@ -11,6 +11,14 @@ from cluster import kubejson, poll
 from cluster.fixtures import GROUP, PLURAL, VERSION
 
 ENABLED = {"libinject.dev/inject": "enabled"}
+# An opted-in namespace that enforces Pod Security restricted, and a container context it admits.
+RESTRICTED = {**ENABLED, "pod-security.kubernetes.io/enforce": "restricted"}
+COMPLIANT = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 INJECTED = "libinject.dev/injected"
 SKIPPED = "libinject.dev/injection-skipped"
 INSTRUMENTED = "libinject.dev/instrumented"

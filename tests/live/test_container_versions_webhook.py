@@ -15,20 +15,20 @@ from kubernetes import client
 from cluster import kubejson
 from cluster.fixtures import NamespaceFactory
 from cluster.libraries import DDTRACE
-from cluster.workloads import ENABLED, INJECTED, PolicyFactory, python_policy, wait_until_injecting
+from cluster.workloads import (
+    COMPLIANT,
+    INJECTED,
+    RESTRICTED,
+    PolicyFactory,
+    python_policy,
+    wait_until_injecting,
+)
 from libinject.api.types import Language
 from libinject.engine.delivery import object_name
 
 pytestmark = pytest.mark.usefixtures("running_operator")
 
 OTHER = "4.15.0"  # requested, so never built: a dry run pulls nothing
-RESTRICTED = {**ENABLED, "pod-security.kubernetes.io/enforce": "restricted"}
-COMPLIANT = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "runAsNonRoot": True,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 def _pod(**annotations: str) -> dict[str, Any]:

@@ -12,17 +12,19 @@ from kubernetes import client
 
 from cluster import kubejson, poll
 from cluster.fixtures import NamespaceFactory
-from cluster.workloads import ENABLED, INJECTED, SKIPPED, PolicyFactory, app_pod, python_policy
+from cluster.workloads import (
+    COMPLIANT,
+    ENABLED,
+    INJECTED,
+    RESTRICTED,
+    SKIPPED,
+    PolicyFactory,
+    app_pod,
+    python_policy,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("running_operator")]
 
-RESTRICTED = {**ENABLED, "pod-security.kubernetes.io/enforce": "restricted"}
-COMPLIANT = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "runAsNonRoot": True,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 # What OpenShift's restricted-v2 asks, with a user id from a namespace's assigned range.
 GIVEN = {**COMPLIANT, "runAsUser": 1000710000}
 LAX = {"runAsNonRoot": True, "readOnlyRootFilesystem": True}
