@@ -5,8 +5,8 @@ The population is the engine bench's (bench/engine.py): 10,000 namespaces with t
 and Pod Security labels, and 1,000 policies of every selector kind. For each operator's process,
 its resident memory (VmRSS) when idle after start; once every namespace and policy exists and
 libinject's policy statuses have converged; and after 10,000 pod creates, 5,000 through each
-webhook, once libinject's coverage counts have converged (libinject watches every pod for them,
-the OpenTelemetry Operator none). Also: how long after the last create the statuses converged
+webhook, once libinject's coverage counts have converged (libinject watches every pod for
+them). Also: how long after the last create the statuses converged
 (every policy's matchedNamespaces as `libinject.status.reconcile` derives it from the cluster's
 own listing, then every policy's status.pods as `libinject.coverage` derives it from the
 listing of pods). Goal: libinject under 150 MiB with everything in place.

@@ -29,6 +29,7 @@ from libinject.engine.decision import Code
 from libinject.engine.eligibility import namespace_reason
 from libinject.engine.index import Namespace, PolicyIndex
 from libinject.engine.inject import INJECTED_ANNOTATION, SKIPPED_ANNOTATION
+from libinject.engine.selectors import interned
 from libinject.engine.settings import NamespaceSettings
 
 INSTRUMENTED = "instrumented"
@@ -63,16 +64,10 @@ def summarize(pod: Mapping[str, Any]) -> PodSummary | None:
     annotations = annotations if isinstance(annotations, Mapping) else {}
     return PodSummary(
         namespace=sys.intern(str(metadata.get("namespace") or "")),
-        labels=_interned(labels if isinstance(labels, Mapping) else {}),
+        labels=interned(labels if isinstance(labels, Mapping) else {}),
         injected=_record(annotations.get(INJECTED_ANNOTATION)),
         skipped=_skip_code(annotations.get(SKIPPED_ANNOTATION)),
     )
-
-
-def _interned(labels: Mapping[Any, Any]) -> dict[str, str]:
-    """Labels with every key and value interned: ten thousand pods of a few workloads share
-    them, and each watch event is parsed on its own."""
-    return {sys.intern(str(key)): sys.intern(str(value)) for key, value in labels.items()}
 
 
 def _record(text: Any) -> tuple[tuple[str, str], ...]:

@@ -123,12 +123,8 @@ def test_a_name_that_is_no_image_reference_never_reaches_crane(image: Any) -> No
     assert detector.pending == ("registry.example/ok:1",)
 
 
-def test_what_is_remembered_and_waiting_is_bounded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(detection, "PENDING_LIMIT", 3)
-    monkeypatch.setattr(detection, "CAPACITY", 2)
-    detector = Detector(crane=tmp_path / "no-crane")
+def test_what_is_remembered_and_waiting_is_bounded(tmp_path: Path) -> None:
+    detector = Detector(crane=tmp_path / "no-crane", capacity=2, pending_limit=3)
     images = [f"registry.example/app{number}:1" for number in range(5)]
     detector.want(_pod(*images))
     assert detector.pending == tuple(images[:3])  # the others wait for their next pod

@@ -287,7 +287,7 @@ def _with_detection(
     # The detector logs each read as the operator's does; here the output says it all, and
     # stdout is the manifests'.
     logs.configure("console", level=logging.WARNING)
-    detector = Detector(crane=Path(args.crane))
+    detector = Detector(crane=Path(args.crane), capacity=sys.maxsize, pending_limit=sys.maxsize)
     for name, documents in sources:
         for number, doc in documents:
             for slot in pod_slots(doc, source=name, document=number):
@@ -361,21 +361,10 @@ def _run_explain(args: argparse.Namespace) -> str:
     if not live and args.policies is None:
         raise InputError("--policies", "required with -f (the policies the manifests meet)")
     outcome = _process_cluster(args) if live else _process(args, explain=True)
+    rendered = [(label, d, outcome.counted.get(label)) for label, d in outcome.decisions]
     if args.output == "json":
-        return (
-            render.dumps(
-                [
-                    render.to_json(label, d, counted=outcome.counted.get(label))
-                    for label, d in outcome.decisions
-                ]
-            )
-            + "\n"
-        )
-    texts = (
-        render.to_text(label, d, counted=outcome.counted.get(label))
-        for label, d in outcome.decisions
-    )
-    return "\n\n".join(texts) + "\n"
+        return render.dumps([render.to_json(*r[:2], counted=r[2]) for r in rendered]) + "\n"
+    return "\n\n".join(render.to_text(*r[:2], counted=r[2]) for r in rendered) + "\n"
 
 
 def _run_crd(args: argparse.Namespace) -> str:

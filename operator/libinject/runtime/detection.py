@@ -48,8 +48,14 @@ class _Entry:
 
 
 class Detector:
-    def __init__(self, *, crane: Path) -> None:
+    def __init__(
+        self, *, crane: Path, capacity: int = CAPACITY, pending_limit: int = PENDING_LIMIT
+    ) -> None:
+        """The bounds are the operator's; the CLI, which reads what its input names once, has
+        none."""
         self._crane = crane
+        self._capacity = capacity
+        self._pending_limit = pending_limit
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently wanted first
         self._configs: OrderedDict[str, Detected] = OrderedDict()  # by digest
         self._pending: dict[str, None] = {}  # images to fetch, in the order they were wanted
@@ -69,7 +75,7 @@ class Detector:
                 self._entries.move_to_end(image)
                 if now < entry.due:
                     continue
-            if image not in self._pending and len(self._pending) < PENDING_LIMIT:
+            if image not in self._pending and len(self._pending) < self._pending_limit:
                 self._pending[image] = None
                 self._wake.set()
 
@@ -103,7 +109,7 @@ class Detector:
             del self._pending[image]
             self._entries[image] = entry
             self._entries.move_to_end(image)
-        _trim(self._entries)
+        _trim(self._entries, self._capacity)
 
     async def _fetch(self, image: str, limit: asyncio.Semaphore) -> _Entry:
         pinned = references.parse(image).digest  # _images took only what parses
@@ -116,7 +122,7 @@ class Detector:
         digest, detected = found
         self._configs[digest] = detected
         self._configs.move_to_end(digest)
-        _trim(self._configs)
+        _trim(self._configs, self._capacity)
         refresh = float("inf") if pinned else REFRESH_SECONDS
         return _Entry(detected, time.monotonic() + refresh)
 
@@ -181,6 +187,6 @@ def _parses(image: str) -> bool:
     return True
 
 
-def _trim(table: OrderedDict[str, Any]) -> None:
-    while len(table) > CAPACITY:
+def _trim(table: OrderedDict[str, Any], capacity: int) -> None:
+    while len(table) > capacity:
         table.popitem(last=False)

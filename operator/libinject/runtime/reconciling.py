@@ -1,14 +1,17 @@
 """The reconciling operator: policy status and Events, active in one replica (Kopf peering).
 
-Level-triggered: watch events of policies and namespaces update an in-memory picture of the
-cluster, then one pass (after a short settling pause, one at a time) writes every policy whose
+Level-triggered: watch events of policies, namespaces and pods update an in-memory picture of
+the cluster, then one pass (after a short settling pause, one at a time) writes every policy whose
 status differs from what `status.reconcile` derives from the whole picture: a relabelled namespace
 or a new rival policy changes other policies' status too. The work happens inside `on.event`
 handlers on purpose: Kopf pauses them in a standby peer, so only the active replica writes. (A
 daemon per policy would also do, but Kopf puts a finalizer on every object with a daemon, and a
 policy must stay deletable while the operator is down.) Deletions also reach the picture from the
 serving operator, whose watches never pause (serving.registry): a standby replica's watches do,
-and Kopf's listing on resume says nothing of what was deleted meanwhile.
+and Kopf's listing on resume says nothing of what was deleted meanwhile. Pods are the exception:
+a second watch of them would double Kopf's per-object memory, so the listing on resume sweeps out
+those it does not name (runtime.covered). A pass after pod changes alone reuses the last verdicts
+and judges only those pods for the coverage counts (libinject.coverage).
 """
 
 from __future__ import annotations
